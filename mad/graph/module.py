@@ -1,0 +1,278 @@
+"""to_module(): a runnable ``nn.Module`` built from an ArchGraph by construction.
+
+Parameters and buffers are registered under the state-dict names of the
+source model (``node.param_names``), inside standard ``torch.nn`` layers
+where a layer node maps onto one (so ``print(model)`` reads like the source),
+so ``load_state_dict(source.state_dict())`` works. ``forward`` walks the graph
+and runs each op; nothing is generated as text and executed.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from .arch_graph import ArchGraph, GraphError
+from .interpreter import param_dtype
+from .ops import get_op
+from .ops.call import call_op
+from .ops.values import dtype_from_name
+
+__all__ = ["ArchModule", "Container", "decode_tensor", "encode_tensor"]
+
+
+class Container(nn.Module):
+    """A plain module that holds children; ``c[0]`` reads child ``"0"``."""
+
+    def __getitem__(self, idx: int | str) -> nn.Module:
+        return getattr(self, str(idx))
+
+
+def encode_tensor(t: torch.Tensor) -> dict[str, Any]:
+    """A tensor's value as JSON (``dtype``, ``shape``, base64 ``b64``)."""
+    t = t.detach().cpu().contiguous()
+    raw = t.view(torch.uint8) if t.dtype != torch.bool else t.to(torch.uint8)
+    return {
+        "dtype": str(t.dtype).removeprefix("torch."),
+        "shape": list(t.shape),
+        "b64": base64.b64encode(raw.numpy().tobytes()).decode("ascii"),
+    }
+
+
+def decode_tensor(d: dict[str, Any]) -> torch.Tensor:
+    dtype = dtype_from_name(d["dtype"])
+    buf = bytearray(base64.b64decode(d["b64"]))
+    if dtype == torch.bool:
+        flat = torch.frombuffer(buf, dtype=torch.uint8).bool() if buf else torch.empty(0, dtype=torch.bool)
+    else:
+        flat = torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
+    return flat.reshape(d["shape"]).clone()
+
+
+def _init_tensor(role: str, fqn: str, shape: list[int], dtype: torch.dtype) -> torch.Tensor:
+    t = torch.empty(shape, dtype=dtype)
+    if t.device.type == "meta":
+        return t
+    if not dtype.is_floating_point:
+        return t.zero_()
+    leaf = fqn.rsplit(".", 1)[-1]
+    if "running_var" in leaf or (len(shape) == 1 and leaf == "weight"):
+        return t.fill_(1.0)
+    if len(shape) <= 1:
+        return t.zero_()
+    fan_in = math.prod(shape[1:])
+    return t.normal_(0.0, 1.0 / math.sqrt(max(fan_in, 1)))
+
+
+class ArchModule(nn.Module):
+    """Runs an :class:`ArchGraph`.
+
+    Args:
+        graph: the graph (validated structure; shapes are not needed).
+        device: where to create parameters (``"meta"`` allocates nothing).
+
+    Shapes:
+        inputs as in ``graph.inputs``; output a tensor, tuple or dict as in
+        ``graph.output_kind``.
+
+    Example:
+        >>> m = g.to_module()
+        >>> m.load_state_dict(source.state_dict())
+        >>> y = m(*g.example_inputs())
+    """
+
+    def __init__(self, graph: ArchGraph, device: Any = None) -> None:
+        super().__init__()
+        self.graph = graph
+        self._order = graph.topo_order()
+        self._ops = {nid: get_op(graph.nodes[nid].op) for nid in self._order}
+        self._preds = {nid: graph.predecessors(nid) for nid in self._order}
+        state_keys = set(graph.meta.get("state_keys", []))
+        with torch.device(device) if device is not None else _nullctx():
+            self._build_params(state_keys)
+        self._input_names = [s.name for s in graph.inputs]
+        self._input_node = {graph.nodes[n].attrs["name"]: n for n in self._order if graph.nodes[n].op == "input"}
+        last_use: dict[str, int] = {}
+        for i, nid in enumerate(self._order):
+            for p in self._preds[nid]:
+                last_use[p] = i
+        keep = set(graph.outputs)
+        self._free_after = [[] for _ in self._order]
+        for p, i in last_use.items():
+            if p not in keep:
+                self._free_after[i].append(p)
+
+    # ------------------------------------------------------------- params
+    def _container(self, path: str) -> nn.Module:
+        mod: nn.Module = self
+        if not path:
+            return mod
+        for part in path.split("."):
+            child = mod._modules.get(part)
+            if child is None:
+                if part in mod._parameters or part in mod._buffers:
+                    raise GraphError(f"parameter path {path!r} clashes with tensor {part!r}")
+                child = Container()
+                mod.add_module(part, child)
+            mod = child
+        return mod
+
+    def _exists(self, fqn: str) -> bool:
+        path, _, leaf = fqn.rpartition(".")
+        try:
+            mod = self.get_submodule(path) if path else self
+        except AttributeError:
+            return False
+        return leaf in mod._parameters or leaf in mod._buffers
+
+    def _register(self, fqn: str, tensor: torch.Tensor, buffer: bool, persistent: bool = True) -> None:
+        path, _, leaf = fqn.rpartition(".")
+        mod = self._container(path)
+        if leaf in mod._modules:
+            raise GraphError(f"parameter name {fqn!r} clashes with a submodule")
+        if buffer:
+            mod.register_buffer(leaf, tensor, persistent=persistent)
+        else:
+            mod.register_parameter(leaf, nn.Parameter(tensor, requires_grad=tensor.dtype.is_floating_point))
+
+    def _try_layer_module(self, node, op, fqns: dict[str, str], state_keys: set[str]) -> bool:
+        prefixes = {f.rpartition(".")[0] for f in fqns.values()}
+        if op.module is None or len(prefixes) != 1:
+            return False
+        prefix = prefixes.pop()
+        if not prefix or any(fqns[r] != f"{prefix}.{r}" for r in fqns) or any(self._exists(f) for f in fqns.values()):
+            return False
+        try:
+            self.get_submodule(prefix)
+            return False  # path already holds a module
+        except AttributeError:
+            pass
+        in_shapes = [self.graph.nodes[p].shape for p in self.graph.predecessors(node.id)]
+        try:
+            m = op.module(node.attrs, node.params, in_shapes)
+        except Exception:
+            return False
+        if m is None:
+            return False
+        tensors = dict(m.named_parameters(recurse=False)) | dict(m.named_buffers(recurse=False))
+        if any(r not in tensors or list(tensors[r].shape) != node.params[r] for r in node.params):
+            return False
+        if any(r not in node.params and name in m._parameters for r, name in ((n, n) for n in tensors)):
+            return False  # the layer would add parameters the graph lacks
+        for name in list(m._buffers):
+            if name not in node.params and state_keys and f"{prefix}.{name}" not in state_keys:
+                del m._buffers[name]  # e.g. num_batches_tracked the source never had
+        if any(t.dtype != param_dtype(self.graph, node, r) for r, t in tensors.items() if r in node.params):
+            m = m.to(param_dtype(self.graph, node, next(iter(node.params))))
+        path, _, leaf = prefix.rpartition(".")
+        self._container(path).add_module(leaf, m)
+        return True
+
+    def _build_params(self, state_keys: set[str]) -> None:
+        g = self.graph
+        self._param_refs: dict[str, dict[str, str]] = {}
+        for nid in self._order:
+            node = g.nodes[nid]
+            if not node.params:
+                continue
+            op = self._ops[nid]
+            fqns = {r: node.param_name(r) for r in node.params}
+            self._param_refs[nid] = fqns
+            if self._try_layer_module(node, op, fqns, state_keys):
+                continue
+            for role, fqn in fqns.items():
+                if self._exists(fqn):
+                    continue
+                dtype = param_dtype(g, node, role)
+                value = node.attrs.get("value") if node.op == "parameter" else None
+                if value is not None and torch.empty(0).device.type != "meta":
+                    t = decode_tensor(value).to(torch.empty(0).device)
+                else:
+                    t = _init_tensor(role, fqn, node.params[role], dtype)
+                kind = node.attrs.get("kind", "parameter") if node.op == "parameter" else None
+                buffer = role in op.buffer_args or kind in ("buffer", "constant")
+                persistent = node.attrs.get("persistent", True) and kind != "constant"
+                self._register(fqn, t, buffer=buffer, persistent=persistent)
+        for alias, target in g.meta.get("aliases", {}).items():
+            if self._exists(alias) or not self._exists(target):
+                continue
+            path, _, leaf = target.rpartition(".")
+            owner = self.get_submodule(path) if path else self
+            apath, _, aleaf = alias.rpartition(".")
+            amod = self._container(apath)
+            if leaf in owner._parameters:
+                amod.register_parameter(aleaf, owner._parameters[leaf])
+            else:
+                amod.register_buffer(aleaf, owner._buffers[leaf])
+        for extra in g.meta.get("extra_state", []):
+            if not self._exists(extra["name"]):
+                t = torch.zeros(extra["shape"], dtype=dtype_from_name(extra.get("dtype", "float32")))
+                self._register(extra["name"], t, buffer=extra.get("buffer", True))
+
+    def _tensor(self, fqn: str) -> torch.Tensor:
+        path, _, leaf = fqn.rpartition(".")
+        mod = self.get_submodule(path) if path else self
+        t = mod._parameters.get(leaf)
+        return t if t is not None else mod._buffers[leaf]
+
+    # ------------------------------------------------------------- forward
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if len(args) > len(self._input_names):
+            raise TypeError(f"{self.graph.name}: forward takes {len(self._input_names)} inputs, got {len(args)}")
+        values = dict(zip(self._input_names, args))
+        for k, v in kwargs.items():
+            if k not in self._input_names:
+                raise TypeError(f"{self.graph.name}: unexpected input {k!r}; inputs are {self._input_names}")
+            values[k] = v
+        missing = [n for n in self._input_names if n not in values]
+        if missing:
+            raise TypeError(f"{self.graph.name}: missing inputs {missing}")
+        device = _module_device(self, values)
+        env: dict[str, Any] = {}
+        nodes = self.graph.nodes
+        for i, nid in enumerate(self._order):
+            node = nodes[nid]
+            op = self._ops[nid]
+            if node.op == "input":
+                env[nid] = values[node.attrs["name"]]
+            elif node.op == "parameter":
+                env[nid] = self._tensor(self._param_refs[nid]["data"])
+            else:
+                params = {r: self._tensor(f) for r, f in self._param_refs.get(nid, {}).items()}
+                try:
+                    env[nid] = call_op(op, node.attrs, [env[p] for p in self._preds[nid]], params, device)
+                except Exception as e:
+                    raise RuntimeError(f"node {nid!r} ({node.op}, scope {node.scope!r}) failed: {e}") from e
+            for p in self._free_after[i]:
+                env.pop(p, None)
+        outs = [env[o] for o in self.graph.outputs]
+        if self.graph.output_kind == "tensor":
+            return outs[0]
+        if self.graph.output_kind == "dict":
+            return dict(zip(self.graph.output_keys or [], outs))
+        return tuple(outs)
+
+    def extra_repr(self) -> str:
+        return f"graph={self.graph.name!r}, nodes={len(self.graph.nodes)}"
+
+
+def _module_device(m: nn.Module, values: dict[str, Any]) -> torch.device:
+    for v in values.values():
+        if isinstance(v, torch.Tensor):
+            return v.device
+    for p in m.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+class _nullctx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
