@@ -33,10 +33,12 @@ def _check_node_schema(g: ArchGraph) -> None:
                 if a.kind in ("list", "optional_list"):
                     if not isinstance(value, list):
                         raise GraphError(f"{where}: attrs[{key!r}] must list its entries ('{PORT}' for a port)")
-                elif not (value is None or isinstance(value, (int, float, bool)) or value in ("inf", "-inf", "nan")):
+                elif not (
+                    value is None or isinstance(value, (int, float, bool)) or value in ("inf", "-inf", "nan", PORT)
+                ):
                     raise GraphError(f"{where}: attrs[{key!r}] must be a number or null, got {value!r}")
-                if value is None and a.kind == "one":
-                    raise GraphError(f"{where}: tensor argument {key!r} may not be null")
+                if (value is None or value == PORT) and a.kind == "one":
+                    raise GraphError(f"{where}: tensor argument {key!r} may not be null or '{PORT}'")
                 continue
             spec = op.attrs.get(key)
             if spec is None:

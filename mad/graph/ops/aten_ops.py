@@ -88,6 +88,7 @@ _NAMES = {
     "scatter.value": "scatter_value",
     "to.dtype": "to_dtype",
     "to.dtype_layout": "to_dtype_layout",
+    "to.device": "to_device",
     "clamp.default": "clamp",
     "clamp.Tensor": "clamp_tensor",
     "upsample_nearest2d.vec": "upsample_nearest2d",
@@ -154,6 +155,23 @@ _NAMES = {
     "pad.default": "pad",
     "expand.default": "expand",
     "view.default": "view",
+    "__and__.Tensor": "and",
+    "__or__.Tensor": "or",
+    "__xor__.Tensor": "xor",
+    "diff.default": "diff",
+    "add_.Tensor": "add_",
+    "sub_.Tensor": "sub_",
+    "mul_.Tensor": "mul_",
+    "div_.Tensor": "div_",
+    "masked_fill_.Scalar": "masked_fill_",
+    "copy_.default": "copy_",
+    "fill_.Scalar": "fill_",
+    "clamp_.default": "clamp_",
+    "relu_.default": "relu_",
+    "zero_.default": "zero_",
+    "index_put_.default": "index_put_",
+    "max.other": "max_other",
+    "min.other": "min_other",
 }
 
 # overloads whose output aliases or reindexes the input: zero FLOPs
@@ -241,7 +259,7 @@ def aten_op(
             default = encode_value(a.default_value)
             if t in ("dtype", "memory_format", "layout") and isinstance(a.default_value, int):
                 default = None
-        attrs[a.name] = AttrSpec(t, optional=optional, default=default, required=not a.has_default_value() and not optional)
+        attrs[a.name] = AttrSpec(t, optional=optional, default=default, required=not a.has_default_value() and not optional and t != "device")
         signature.append((a.name, False, a.kwarg_only))
     returns = schema.returns
     multi = len(returns) > 1 or (len(returns) == 1 and str(returns[0].type).startswith("List["))
@@ -275,7 +293,7 @@ PRIMITIVES: tuple[str, ...] = (
     "eq.Scalar", "eq.Tensor", "ne.Scalar", "ne.Tensor", "lt.Scalar", "lt.Tensor", "le.Scalar", "le.Tensor",
     "gt.Scalar", "gt.Tensor", "ge.Scalar", "ge.Tensor", "logical_and.default", "logical_or.default",
     "logical_not.default", "logical_xor.default", "bitwise_and.Tensor", "bitwise_or.Tensor",
-    "bitwise_xor.Tensor", "bitwise_not.default", "isnan.default", "isinf.default", "isfinite.default",
+    "bitwise_xor.Tensor", "bitwise_not.default", "__and__.Tensor", "__or__.Tensor", "__xor__.Tensor", "isnan.default", "isinf.default", "isfinite.default",
     "where.self", "where.ScalarSelf", "where.ScalarOther", "where.Scalar",
     # unary math
     "neg.default", "abs.default", "exp.default", "exp2.default", "expm1.default", "log.default",
@@ -295,7 +313,7 @@ PRIMITIVES: tuple[str, ...] = (
     "max.dim", "min.dim", "max.default", "min.default", "argmax.default", "argmin.default",
     "var.correction", "std.correction", "var_mean.correction", "prod.dim_int", "norm.ScalarOpt_dim",
     "linalg_vector_norm.default", "any.dim", "all.dim", "any.default", "all.default", "logsumexp.default",
-    "cumsum.default", "cumprod.default", "topk.default", "sort.default", "argsort.default",
+    "cumsum.default", "cumprod.default", "diff.default", "topk.default", "sort.default", "argsort.default",
     # linear algebra
     "matmul.default", "mm.default", "bmm.default", "addmm.default", "baddbmm.default", "einsum.default",
     "outer.default", "dot.default",
@@ -310,7 +328,7 @@ PRIMITIVES: tuple[str, ...] = (
     "index_put.default", "masked_fill.Scalar", "masked_fill.Tensor", "tril.default", "triu.default",
     "constant_pad_nd.default", "pad.default", "repeat.default", "repeat_interleave.self_int",
     "repeat_interleave.Tensor", "diagonal.default", "diag_embed.default", "alias.default", "detach.default",
-    "lift_fresh_copy.default", "_to_copy.default", "to.dtype", "to.dtype_layout", "type_as.default",
+    "lift_fresh_copy.default", "_to_copy.default", "to.dtype", "to.dtype_layout", "to.device", "type_as.default",
     "copy.default", "fill.Scalar", "fill.Tensor", "slice_scatter.default", "select_scatter.default",
     "unfold.default", "view_as_real.default", "view_as_complex.default", "one_hot.default",
     "bucketize.Tensor", "searchsorted.Tensor", "pixel_shuffle.default", "pixel_unshuffle.default",
@@ -325,6 +343,10 @@ PRIMITIVES: tuple[str, ...] = (
     "adaptive_avg_pool3d.default", "adaptive_max_pool1d.default", "adaptive_max_pool2d.default",
     "upsample_nearest1d.vec", "upsample_nearest2d.vec", "upsample_bilinear2d.vec", "upsample_bicubic2d.vec",
     "upsample_linear1d.vec", "grid_sampler.default", "im2col.default", "col2im.default",
+    # in-place forms the training IR keeps; they run in place, as in the source
+    "add_.Tensor", "sub_.Tensor", "mul_.Tensor", "div_.Tensor", "masked_fill_.Scalar", "copy_.default",
+    "fill_.Scalar", "clamp_.default", "relu_.default", "zero_.default", "index_put_.default",
+    "max.other", "min.other",
     # fft
     "fft_rfft.default", "fft_irfft.default", "fft_fft.default", "fft_ifft.default",
 )

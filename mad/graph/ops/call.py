@@ -21,6 +21,8 @@ def count_ports(op: OpDef, attrs: dict[str, Any], params: dict[str, Any]) -> int
         if a.kind in ("list", "optional_list"):
             spec = attrs.get(a.name)
             n += sum(1 for e in spec if e == PORT) if isinstance(spec, list) else 0
+        elif a.kind == "optional":
+            n += attrs.get(a.name) == PORT
         elif a.name not in attrs:
             n += 1
     return n
@@ -52,6 +54,8 @@ def call_op(
                 v = params[name]
             elif ta.kind in ("list", "optional_list"):
                 v = [next(it) if e == PORT else decode_value(e, "number") for e in attrs[name]]
+            elif ta.kind == "optional" and attrs.get(name, None) in (None, PORT):
+                v = next(it) if attrs.get(name) == PORT else None
             elif name in attrs:
                 v = decode_value(attrs[name], "number")
             else:
@@ -59,7 +63,7 @@ def call_op(
         else:
             spec = op.attrs[name]
             if spec.type == "device":
-                if not op.creates or device is None:
+                if device is None:
                     positional = False
                     continue
                 v = torch.device(device)

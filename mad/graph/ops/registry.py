@@ -103,8 +103,9 @@ class AttrSpec:
 class TensorArg:
     """A tensor argument of an op.
 
-    ``kind`` is ``one`` (a tensor, or a constant number held in attrs),
-    ``optional`` (a tensor or null), ``list`` (a list of tensors) or
+    ``kind`` is ``one`` (fed by the next port unless attrs hold a constant
+    number for it), ``optional`` (null unless attrs mark it ``"%"``: fed by the
+    next port, or hold a constant), ``list`` (a list of tensors) or
     ``optional_list`` (a list whose entries may be null). List arguments are
     described in the node's attrs by a list whose entries are ``"%"`` for a
     tensor fed through the next port and anything else for a constant.
