@@ -411,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from mad.code2graph import hf_zoo
 
+    hf_zoo.preload()
+    if not args.no_onnx:
+        import onnxscript  # noqa: F401
+        import torch.onnx  # noqa: F401
     capture = not args.no_capture
     if capture:
         try:

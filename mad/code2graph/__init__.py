@@ -7,7 +7,7 @@ __all__ = ["CaptureError", "CaptureStats", "flatten_output", "from_module", "fro
 
 def from_hf(model_type: str, device=None, **overrides):
     """Build the transformers model ``model_type`` small (random weights, no download) and capture it."""
-    from .hf import from_hf as _from_hf
+    from .hf import from_hf as _from_hf  # imports transformers only when asked
 
     return _from_hf(model_type, device=device, **overrides)
 

@@ -29,6 +29,7 @@ __all__ = [
     "build",
     "example_inputs",
     "model_types",
+    "preload",
     "small_config",
 ]
 
@@ -73,6 +74,15 @@ def model_types() -> list[str]:
     from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
     return sorted(t for t in CONFIG_MAPPING_NAMES if t in MODEL_MAPPING_NAMES)
+
+
+def preload() -> None:
+    """Import torch.export and transformers' auto/model machinery once (before forking workers)."""
+    import torch.export  # noqa: F401
+    import transformers.modeling_utils  # noqa: F401
+
+    model_types()
+    _model_class("bert")
 
 
 def _model_class(model_type: str):
@@ -163,6 +173,8 @@ FIXED = {
     "codebook_size": 64,
     "num_codevectors_per_group": 16,
     "num_mel_bins": 16,
+    "max_source_positions": 32,
+    "window_size": 4,
 }
 LIST_WIDTH_KEYS = {"hidden_sizes", "embed_dims", "dims", "channels", "neck_hidden_sizes", "embedding_dimension"}
 LIST_DEPTH_KEYS = {"depths", "num_layers_per_stage", "stage_num_blocks", "block_depths"}
@@ -252,6 +264,10 @@ def _shrink_items(items: dict[str, Any], token_map: dict[int, int]) -> dict[str,
     h = out.get("num_attention_heads", heads)
     if _is_int(h) and "head_dim" in items and (items.get("head_dim") is not None or "num_attention_heads" in out):
         out["head_dim"] = HEAD_DIM
+    if _is_int(items.get("qk_rope_head_dim")):  # multi-head latent attention: rotary part sets head_dim
+        out["head_dim"] = FIXED["qk_rope_head_dim"]
+        if "qk_head_dim" in items:
+            out["qk_head_dim"] = FIXED["qk_rope_head_dim"] + FIXED["qk_nope_head_dim"]
     if _is_int(items.get("num_key_value_heads")) and _is_int(h):
         old_kv, old_h = items["num_key_value_heads"], heads if _is_int(heads) else h
         out["num_key_value_heads"] = h if old_kv == old_h else (1 if old_kv == 1 else max(1, min(2, h)))

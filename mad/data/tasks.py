@@ -166,9 +166,8 @@ class ClassificationDataset(Dataset):
         return int(self._labels.shape[0])
 
     def _convert(self, x: torch.Tensor) -> torch.Tensor:
-        if self._divisor is None:
-            return x.to(torch.float32, copy=True)
-        return x.to(torch.float32) / self._divisor
+        x = x.to(torch.float32, copy=True)  # never a view of the stored inputs
+        return x if self._divisor is None else x.div_(self._divisor)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self._convert(self._inputs[i]), self._labels[i].clone()

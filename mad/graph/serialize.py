@@ -15,6 +15,7 @@ are rejected with a :class:`GraphError` that names the node or field.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def from_dict(d: Any) -> ArchGraph:
     g = ArchGraph(
         name=str(d.get("name", "graph")),
         source=str(d.get("source", "")),
-        meta=d.get("meta") or {},
+        meta=copy.deepcopy(d.get("meta") or {}),
     )
     for i, s in enumerate(_need(d, "inputs", list, "graph")):
         where = f"inputs[{i}]"
@@ -120,7 +121,7 @@ def from_dict(d: Any) -> ArchGraph:
         where = f"node {nid!r}"
         if nid in g.nodes:
             raise GraphError(f"{where}: duplicate node id")
-        attrs = n.get("attrs", {})
+        attrs = copy.deepcopy(n.get("attrs", {}))
         params = n.get("params", {})
         pnames = n.get("param_names", {})
         for key, val in (("attrs", attrs), ("params", params), ("param_names", pnames)):

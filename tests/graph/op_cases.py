@@ -12,7 +12,8 @@ aten schema names:
   port); when a list argument appears in ``inputs`` without attrs, every
   entry is a port.
 
-Optional tensor arguments a case leaves out are passed as null.
+An optional tensor argument in ``inputs`` is marked ``"%"`` in the node's
+attrs (fed by a port); one a case leaves out is null.
 
 Builders draw from a generator reset by :func:`build_cases`, so a case's
 tensors are the same whatever order tests run in.
@@ -45,7 +46,7 @@ class OpCase:
         inputs: schema name -> tensor (or list of tensors) fed through ports.
         attrs: node attrs (JSON values).
         params: role -> tensor owned by the node.
-        values: compare values with the eager aten call; False for random or
+        check_values: compare values with the eager aten call; False for random or
             uninitialised outputs (dropout in train mode, ``empty*``), where
             only shape and dtype are compared.
         tag: distinguishes several cases of one op in test ids.
@@ -55,7 +56,7 @@ class OpCase:
     inputs: dict[str, Any] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     params: dict[str, torch.Tensor] = field(default_factory=dict)
-    values: bool = True
+    check_values: bool = True
     tag: str = ""
 
     @property
@@ -99,10 +100,10 @@ def _complex(*shape: int) -> torch.Tensor:
     return torch.complex(_randn(*shape), _randn(*shape))
 
 
-def _c(op: str, values: bool = True, tag: str = "", params: dict | None = None, **kw: Any) -> OpCase:
+def _c(op: str, check_values: bool = True, tag: str = "", params: dict | None = None, **kw: Any) -> OpCase:
     """Short form: tensor arguments as keywords, ``attrs`` as a keyword dict."""
     attrs = kw.pop("attrs", {})
-    return OpCase(op, inputs=kw, attrs=attrs, params=params or {}, values=values, tag=tag)
+    return OpCase(op, inputs=kw, attrs=attrs, params=params or {}, check_values=check_values, tag=tag)
 
 
 CASES: dict[str, Callable[[], list[OpCase]]] = {}
@@ -154,15 +155,15 @@ _add("softmax", lambda: _c("softmax", self=_randn(2, 3, 4), attrs={"dim": -1}))
 _add("log_softmax", lambda: _c("log_softmax", self=_randn(2, 3, 4), attrs={"dim": 1, "dtype": "float64"}))
 _add("threshold", lambda: _c("threshold", self=_randn(3, 4), attrs={"threshold": 0.1, "value": 20}))
 _add("dropout", lambda: [
-    _c("dropout", input=_randn(4, 5), values=False, tag="train", attrs={"p": 0.5, "train": True}),
+    _c("dropout", input=_randn(4, 5), check_values=False, tag="train", attrs={"p": 0.5, "train": True}),
     _c("dropout", input=_randn(4, 5), tag="eval", attrs={"p": 0.5, "train": False}),
 ])
 _add("feature_dropout", lambda: [
-    _c("feature_dropout", input=_randn(2, 3, 4, 4), values=False, tag="train", attrs={"p": 0.5, "train": True}),
+    _c("feature_dropout", input=_randn(2, 3, 4, 4), check_values=False, tag="train", attrs={"p": 0.5, "train": True}),
     _c("feature_dropout", input=_randn(2, 3, 4, 4), tag="eval", attrs={"p": 0.5, "train": False}),
 ])
 _add("alpha_dropout", lambda: [
-    _c("alpha_dropout", input=_randn(4, 5), values=False, tag="train", attrs={"p": 0.3, "train": True}),
+    _c("alpha_dropout", input=_randn(4, 5), check_values=False, tag="train", attrs={"p": 0.3, "train": True}),
     _c("alpha_dropout", input=_randn(4, 5), tag="eval", attrs={"p": 0.3, "train": False}),
 ])
 
@@ -195,8 +196,10 @@ for _cmp in ("eq", "ne", "lt", "le", "gt", "ge"):
     _add(f"{_cmp}_tensor", lambda n=f"{_cmp}_tensor": _c(n, self=_ints(0, 3, 3, 4), other=_ints(0, 3, 4)))
 for _name in ("logical_and", "logical_or", "logical_xor"):
     _add(_name, lambda n=_name: _c(n, self=_bools(3, 4), other=_bools(3, 4)))
-for _name in ("bitwise_and", "bitwise_or", "bitwise_xor"):
+for _name in ("bitwise_and", "bitwise_or", "bitwise_xor", "and", "or", "xor"):
     _add(_name, lambda n=_name: _c(n, self=_ints(0, 64, 3, 4), other=_ints(0, 64, 3, 4)))
+for _name in ("max_other", "min_other"):
+    _add(_name, lambda n=_name: _c(n, self=_randn(3, 4), other=_randn(3, 4)))
 _add("where", lambda: _c("where", condition=_bools(3, 4), self=_randn(3, 4), other=_randn(4)))
 _add("where_scalar_self", lambda: _c("where_scalar_self", condition=_bools(3, 4), other=_randn(3, 4),
                                      attrs={"self": 1.5}))
@@ -226,6 +229,10 @@ _add("cumsum", lambda: _c("cumsum", self=_randn(2, 3, 4), attrs={"dim": 1}))
 _add("cumprod", lambda: _c("cumprod", self=_randn(2, 3, 4), attrs={"dim": 2, "dtype": "float64"}))
 _add("topk", lambda: _c("topk", self=_randn(2, 5), attrs={"k": 2, "largest": False}))
 _add("sort", lambda: _c("sort", self=_randn(2, 5), attrs={"descending": True}))
+_add("diff", lambda: [
+    _c("diff", self=_randn(2, 5), attrs={"n": 2}),
+    _c("diff", self=_randn(2, 5), prepend=_randn(2, 1), append=_randn(2, 3), tag="ends", attrs={"dim": 1}),
+])
 _add("argsort", lambda: _c("argsort", self=_randn(2, 5), attrs={"dim": 0}))
 
 # ----------------------------------------------------------------- linear algebra
@@ -302,6 +309,7 @@ _add("diag_embed", lambda: _c("diag_embed", self=_randn(2, 3), attrs={"offset": 
 _add("_to_copy", lambda: _c("_to_copy", self=_randn(3, 4), attrs={"dtype": "float64"}))
 _add("to_dtype", lambda: _c("to_dtype", self=_randn(3, 4) * 10, attrs={"dtype": "int32"}))
 _add("to_dtype_layout", lambda: _c("to_dtype_layout", self=_randn(3, 4), attrs={"dtype": "float16", "layout": "strided"}))
+_add("to_device", lambda: _c("to_device", self=_randn(3, 4), attrs={"dtype": "float64", "copy": True}))
 _add("type_as", lambda: _c("type_as", self=_randn(3, 4) * 10, other=_ints(0, 2, 2)))
 _add("copy", lambda: _c("copy", self=_randn(3, 4), src=_ints(0, 9, 4)))
 _add("fill", lambda: _c("fill", self=_randn(3, 4), attrs={"value": 2.5}))
@@ -320,6 +328,20 @@ _add("searchsorted_tensor", lambda: _c("searchsorted_tensor", sorted_sequence=to
 _add("pixel_shuffle", lambda: _c("pixel_shuffle", self=_randn(1, 8, 2, 3), attrs={"upscale_factor": 2}))
 _add("pixel_unshuffle", lambda: _c("pixel_unshuffle", self=_randn(1, 2, 4, 6), attrs={"downscale_factor": 2}))
 
+# ----------------------------------------------------------------- in-place forms (the result is the updated self)
+_add("add_", lambda: _c("add_", self=_randn(3, 4), other=_randn(4), attrs={"alpha": -1}))
+_add("sub_", lambda: _c("sub_", self=_randn(3, 4), other=_randn(3, 4), attrs={"alpha": 2}))
+_add("mul_", lambda: _c("mul_", self=_randn(3, 4), attrs={"other": 3}))
+_add("div_", lambda: _c("div_", self=_randn(3, 4), other=_pos(3, 1)))
+_add("masked_fill_", lambda: _c("masked_fill_", self=_randn(3, 4), mask=_bools(3, 4), attrs={"value": 0.0}))
+_add("copy_", lambda: _c("copy_", self=_randn(3, 4), src=_randn(4)))
+_add("fill_", lambda: _c("fill_", self=_randn(3, 4), attrs={"value": -3}))
+_add("clamp_", lambda: _c("clamp_", self=_randn(3, 4), attrs={"min": -0.2}))
+_add("relu_", lambda: _c("relu_", self=_randn(3, 4)))
+_add("zero_", lambda: _c("zero_", self=_randn(3, 4)))
+_add("index_put_", lambda: _c("index_put_", self=_randn(5, 3), indices=[_ints(0, 3, 4)], values=_randn(1),
+                              attrs={"indices": [None, "%"]}))
+
 # ----------------------------------------------------------------- creation
 _add("arange", lambda: _c("arange", attrs={"end": 5}))
 _add("arange_start", lambda: _c("arange_start", attrs={"start": 1, "end": 7, "dtype": "float32"}))
@@ -327,18 +349,18 @@ _add("arange_start_step", lambda: _c("arange_start_step", attrs={"start": 0, "en
 _add("zeros", lambda: _c("zeros", attrs={"size": [2, 3]}))
 _add("ones", lambda: _c("ones", attrs={"size": [2, 3], "dtype": "int64"}))
 _add("full", lambda: _c("full", attrs={"size": [2, 3], "fill_value": 1.5}))
-_add("empty", lambda: _c("empty", values=False, attrs={"size": [2, 3], "dtype": "float16"}))
+_add("empty", lambda: _c("empty", check_values=False, attrs={"size": [2, 3], "dtype": "float16"}))
 _add("scalar_tensor", lambda: _c("scalar_tensor", attrs={"s": 3.0}))
 _add("linspace", lambda: _c("linspace", attrs={"start": 0, "end": 1, "steps": 5}))
 _add("eye", lambda: _c("eye", attrs={"n": 3}))
 _add("zeros_like", lambda: _c("zeros_like", self=_randn(3, 4)))
 _add("ones_like", lambda: _c("ones_like", self=_randn(3, 4), attrs={"dtype": "bool"}))
 _add("full_like", lambda: _c("full_like", self=_randn(3, 4), attrs={"fill_value": 7}))
-_add("empty_like", lambda: _c("empty_like", self=_randn(3, 4), values=False))
+_add("empty_like", lambda: _c("empty_like", self=_randn(3, 4), check_values=False))
 _add("new_zeros", lambda: _c("new_zeros", self=_randn(3, 4), attrs={"size": [2]}))
 _add("new_ones", lambda: _c("new_ones", self=_ints(0, 3, 3), attrs={"size": [2, 2]}))
 _add("new_full", lambda: _c("new_full", self=_randn(3, 4), attrs={"size": [2], "fill_value": -2.0}))
-_add("new_empty", lambda: _c("new_empty", self=_randn(3, 4), values=False, attrs={"size": [5]}))
+_add("new_empty", lambda: _c("new_empty", self=_randn(3, 4), check_values=False, attrs={"size": [5]}))
 
 # ----------------------------------------------------------------- pooling and resampling
 _add("avg_pool1d", lambda: _c("avg_pool1d", self=_randn(1, 2, 8), attrs={"kernel_size": [3], "stride": [2],

@@ -10,7 +10,8 @@ tensors fed through ports, layer weights as owned params) must
   (multi-output ops are read through ``getitem`` nodes);
 - count as parameters exactly the numel of its owned (non-buffer) params;
 - report non-negative FLOPs, equal to ``FlopCounterMode``'s for the matrix
-  ops (linear, conv*, matmul, mm, bmm, addmm, baddbmm, einsum, sdpa);
+  ops (linear, conv*, matmul, mm, bmm, addmm, baddbmm, einsum, sdpa), plus
+  what the IR counts on top by convention (linear's bias add, sdpa's softmax);
 - survive a JSON round trip exactly.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from mad.graph import ArchGraph
@@ -92,16 +94,20 @@ class Built:
                 specs.append(_spec(a.name, case.inputs[a.name]))
                 self.inputs.append(case.inputs[a.name])
                 kwargs[a.name] = case.inputs[a.name]
+                if a.kind == "optional":  # an optional tensor is fed by a port only when marked
+                    attrs[a.name] = PORT
             elif a.name in attrs:
                 kwargs[a.name] = _reference_attr(attrs[a.name], "Scalar")
             else:
                 assert a.kind != "one", f"{case.id}: tensor argument {a.name!r} has no value"
-                attrs[a.name] = None  # an absent optional tensor is a null attr
-                kwargs[a.name] = None
-        schema_types = {x.name: str(x.real_type) for x in op.target._schema.arguments}
-        for name, value in attrs.items():
-            if name in op.attrs:
-                kwargs[name] = _reference_attr(value, schema_types[name])
+                kwargs[a.name] = None  # an optional tensor left out of attrs is null
+        for x in op.target._schema.arguments:
+            if x.name in attrs and x.name in op.attrs:
+                kwargs[x.name] = _reference_attr(attrs[x.name], str(x.real_type))
+            elif x.name in op.attrs and not x.has_default_value() and str(x.real_type).startswith("Optional["):
+                kwargs[x.name] = None  # optional without a default: the schema still wants it named
+            if "Device" in str(x.real_type):  # a graph is device-free; the module runs on the inputs' device
+                kwargs[x.name] = torch.device("cpu")
         self.kwargs = kwargs
         self.attrs = attrs
 
@@ -204,15 +210,29 @@ def test_op_conformance(name: str, index: int) -> None:
     expected = built.reference()
     built.finish(len(expected) if op.multi_output else None)
     n_params = sum(t.numel() for r, t in case.params.items() if r not in op.buffer_args)
-    summary = check_graph(built.graph, built.inputs, built.state, expected, case.values, n_params)
+    summary = check_graph(built.graph, built.inputs, built.state, expected, case.check_values, n_params)
     g = built.graph
     if op.multi_output:  # the multi-output node records one shape per element
         assert g.nodes["op"].shape == [list(t.shape) for t in expected]
         assert g.nodes["op"].dtype == [_dtype_name(t.dtype) for t in expected]
     if name in FLOP_COUNTED:
-        with FlopCounterMode(display=False) as counter:
+        # the math backend runs sdpa as bmm's, which FlopCounterMode sees (it misses the fused CPU kernel)
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             built.reference()
-        assert summary.node_flops["op"] == counter.get_total_flops() > 0, (summary.node_flops, counter.get_flop_counts())
+        counted = counter.get_total_flops()
+        assert counted > 0, counter.get_flop_counts()
+        assert summary.node_flops["op"] == counted + _ir_extra_flops(name, built, expected), counter.get_flop_counts()
+
+
+def _ir_extra_flops(name: str, built: Built, out: torch.Tensor) -> int:
+    """FLOPs the IR counts beyond FlopCounterMode's matrix products, by the IR's convention:
+    linear counts its bias add (one per output element), sdpa its softmax (3 per score)."""
+    if name == "linear" and "bias" in built.case.params:
+        return out.numel()
+    if name == "scaled_dot_product_attention":
+        q, k = built.case.inputs["query"], built.case.inputs["key"]
+        return 3 * q.shape[:-2].numel() * q.shape[-2] * k.shape[-2]
+    return 0
 
 
 def _structural(name: str) -> tuple[ArchGraph, list[torch.Tensor], dict, Any, int]:

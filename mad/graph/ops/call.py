@@ -67,6 +67,8 @@ def call_op(
                     positional = False
                     continue
                 v = torch.device(device)
+            elif name not in attrs and spec.optional and spec.default is None:
+                v = None  # e.g. upsample's output_size: optional, yet the schema gives it no default
             elif name not in attrs:
                 positional = False  # leave it to the schema default
                 continue
