@@ -245,6 +245,14 @@ def _getitem(n: Node) -> str:
     return f"[{n.attrs.get('index')}]"
 
 
+def _select(n: Node) -> str:
+    return f"dim={n.attrs.get('dim')} [{n.attrs.get('index')}]"
+
+
+def _none(n: Node) -> str:
+    return ""
+
+
 def _dropout(n: Node) -> str:
     return f"p={_num(n.attrs.get('p', 0.5))}"
 
@@ -267,6 +275,11 @@ _DETAILS: dict[str, Callable[[Node], str]] = {
     "getitem": _getitem,
     "dropout": _dropout,
     "to_dtype": _cast,
+    "select": _select,
+    "view": _none,  # the shape is on the outgoing edge
+    "reshape": _none,
+    "_unsafe_view": _none,
+    "expand": _none,
     "_to_copy": _cast,
 }
 for _name in ("conv1d", "conv2d", "conv3d", "conv1d_padding", "conv2d_padding", "conv_transpose1d",
@@ -274,7 +287,7 @@ for _name in ("conv1d", "conv2d", "conv3d", "conv1d_padding", "conv2d_padding", 
     _DETAILS[_name] = _conv
 for _name in ("softmax", "log_softmax", "cat", "stack", "mean", "sum", "amax", "amin", "argmax", "argmin",
               "cumsum", "logsumexp", "max_dim", "min_dim", "var", "std", "flatten", "unsqueeze", "squeeze",
-              "select", "slice", "chunk", "split", "unbind", "prod", "all", "any"):
+              "slice", "chunk", "split", "unbind", "prod", "all", "any"):
     _DETAILS[_name] = _dim
 for _name in ("avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d"):
     _DETAILS[_name] = _pool
@@ -458,51 +471,51 @@ def _picture(g: ArchGraph, depth: int | None) -> _Picture:
             prefix = tag + prefix
         return nid, prefix
 
-    for nid, n in g.nodes.items():
-        if nid in folded:
-            continue
-        block = _block_of(levels[nid], depth) if n.op != "input" else None
-        if block is not None:
-            key = "block:" + ".".join(block)
-            owner[nid] = key
-            members[key].append(n)
-            continue
-        kind = _kind(n)
-        shape, dtype = shapes.get(nid, (None, None))
+    def node_unit(n: Node, path: tuple[str, ...]) -> _Unit:
+        shape, dtype = shapes.get(n.id, (None, None))
         if n.op == "input":
-            title, detail = str(n.attrs.get("name", nid)), shape_text(shape, dtype)
+            title, detail = str(n.attrs.get("name", n.id)), shape_text(shape, dtype)
         elif n.op == "parameter":
             kind_attr = n.attrs.get("kind", "parameter")
-            title = levels[nid][-1] if levels[nid] else kind_attr
+            title = levels[n.id][-1] if levels[n.id] else kind_attr
             detail = shape_text(n.params.get("data"), n.attrs.get("dtype"))
             if kind_attr != "parameter":
                 detail += f" {kind_attr}"
         else:
             title, detail = _SHORT.get(n.op, n.op), op_detail(n)
-        units[nid] = _Unit(nid, kind, title, detail, path=levels[nid], tooltip=f"{nid} ({n.op}) {n.scope}")
-        owner[nid] = nid
+        return _Unit(n.id, _kind(n), title, detail, path=path, tooltip=f"{n.id} ({n.op}) {n.scope}".strip())
+
+    for nid, n in g.nodes.items():
+        if nid in folded:
+            continue
+        block = _block_of(levels[nid], depth) if n.op != "input" else None
+        if block is None:
+            units[nid] = node_unit(n, levels[nid])
+            owner[nid] = nid
+        else:
+            key = "block:" + ".".join(block)
+            owner[nid] = key
+            members[key].append(n)
 
     for key, nodes in members.items():
-        block = scope_levels(key.removeprefix("block:"))
-        real = [m for m in nodes if m.op != "parameter"]
-        if len(nodes) == 1 or (len(real) == 1 and len(nodes) <= 2 and False):
-            n = nodes[0]
-            units[n.id] = _Unit(n.id, _kind(n), _SHORT.get(n.op, n.op), op_detail(n), path=block,
-                                tooltip=f"{n.id} ({n.op}) {n.scope}")
-            owner[n.id] = n.id
+        block = levels[nodes[0].id][: depth or 0]
+        if len(nodes) == 1:  # a block of one node is drawn as the node
+            units[nodes[0].id] = node_unit(nodes[0], levels[nodes[0].id])
+            owner[nodes[0].id] = nodes[0].id
             continue
+        real = [m for m in nodes if m.op != "parameter"]
         counts = Counter(_SHORT.get(m.op, m.op) for m in real)
-        layers = sorted((c for c in counts if any(_kind(m) in ("layer", "attention") and _SHORT.get(m.op, m.op) == c
-                                                  for m in real)), key=lambda c: -counts[c])
-        rest = sorted((c for c in counts if c not in layers), key=lambda c: -counts[c])
-        shown = (layers + rest)[:4]
+        rank = {"layer": 0, "attention": 0, "activation": 1, "primitive": 1, "shape": 2}
+        kind_of = {_SHORT.get(m.op, m.op): rank.get(_kind(m), 1) for m in real}
+        shown = sorted(counts, key=lambda c: (kind_of[c], -counts[c], c))[:4]
         ops_text = ", ".join(f"{c}×{counts[c]}" if counts[c] > 1 else c for c in shown)
         if len(counts) > len(shown):
             ops_text += f", +{len(counts) - len(shown)} more"
-        params = cluster_params.get(block, 0)
+        params = cluster_params.get(block, 0) if block else sum(_own_params(m) for m in nodes)
         summary = f"{len(real)} ops" + (f" · {human(params)} params" if params else "")
-        units[key] = _Unit(key, "block", block[-1], ops_text, note=summary, path=block[:-1],
-                           tooltip=".".join(block))
+        title = block[-1] if block else g.name
+        units[key] = _Unit(key, "block", title, ops_text, note=summary, path=block[:-1],
+                           tooltip=".".join(block) or g.name)
         for m in nodes:
             owner[m.id] = key
 
@@ -536,7 +549,10 @@ def _picture(g: ArchGraph, depth: int | None) -> _Picture:
         label = (tag + " " if tag else "") + shape_text(shape, dtype)
         links[(owner[src], key)] = _Link(owner[src], key, [label] if label else [])
 
-    total = sum(_own_params(n) for n in g.nodes.values())
+    try:
+        total = g.num_params
+    except UnknownOpError:
+        total = sum(_own_params(n) for n in g.nodes.values())
     title = f"{g.name}" + (f" ({g.source})" if g.source else "") + f" · {len(g.nodes)} nodes · {human(total)} params"
     if depth is not None:
         title += f" · depth {depth}"
@@ -544,33 +560,38 @@ def _picture(g: ArchGraph, depth: int | None) -> _Picture:
 
 
 def _prune_clusters(pic: _Picture) -> dict[tuple[str, ...], list[str]]:
-    """Cluster path -> unit keys placed directly in it; single-unit clusters fold into their parent."""
+    """Cluster path -> unit keys placed directly in it, clusters in first-seen order.
+
+    A cluster that would hold one box and no sub-cluster is dropped: its box
+    moves to the parent cluster and carries the cluster's name as a note.
+    """
     direct: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    children: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
+    seen: set[tuple[str, ...]] = {()}
     for u in pic.units.values():
         direct[u.path].append(u.key)
-    paths = set(direct)
-    for p in list(paths):
-        for i in range(len(p)):
-            paths.add(p[:i])
-    children: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
-    for p in paths:
-        if p:
-            children[p[:-1]].append(p)
+        for i in range(1, len(u.path) + 1):
+            p = u.path[:i]
+            if p not in seen:
+                seen.add(p)
+                children[p[:-1]].append(p)
 
     def fold(p: tuple[str, ...]) -> None:
-        for c in sorted(children[p]):
+        for c in list(children[p]):
             fold(c)
-        kids = children[p]
-        if p and not kids and len(direct[p]) == 1:
-            key = direct.pop(p)[0]
-            u = pic.units[key]
-            name = p[-1]
-            u.note = name if not u.note else f"{name}.{u.note}"
-            direct[p[:-1]].append(key)
-            children[p[:-1]].remove(p)
-        elif p and not kids and not direct.get(p):
-            direct.pop(p, None)
-            children[p[:-1]].remove(p)
+        if not p or children[p]:
+            return
+        parent = p[:-1]
+        keys = direct.pop(p, [])
+        if len(keys) == 1:
+            u = pic.units[keys[0]]
+            if p[-1] != u.title:
+                u.note = p[-1] if not u.note else f"{p[-1]}.{u.note}"
+            direct[parent].append(keys[0])
+        elif keys:
+            direct[p] = keys
+            return
+        children[parent].remove(p)
 
     fold(())
     placement: dict[tuple[str, ...], list[str]] = {}
@@ -596,8 +617,11 @@ def _h(s: str) -> str:
 def _unit_dot(u: _Unit, ident: str) -> str:
     fill, border, size = _STYLE[u.kind]
     small = max(size - 2, 7)
-    rows = [f"<B>{_h(u.title)}</B>" if u.kind != "parameter" else _h(u.title)]
-    if u.detail:
+    if u.kind == "parameter":  # one compact line
+        rows = [_h(u.title) + (f' <FONT COLOR="#6b5a12">{_h(u.detail)}</FONT>' if u.detail else "")]
+    else:
+        rows = [f"<B>{_h(u.title)}</B>"]
+    if u.detail and u.kind != "parameter":
         rows.append(f'<FONT POINT-SIZE="{small}">{_h(u.detail)}</FONT>')
     if u.note:
         rows.append(f'<FONT POINT-SIZE="{small}" COLOR="#5f6b7a"><I>{_h(u.note)}</I></FONT>')
@@ -605,7 +629,7 @@ def _unit_dot(u: _Unit, ident: str) -> str:
     attrs = [f"label={label}", f'fillcolor="{fill}"', f'color="{border}"', f"fontsize={size}",
              f"tooltip={_q(u.tooltip or u.title)}"]
     if u.kind == "parameter":
-        attrs += ["shape=box", 'style="filled"', "height=0.15", "width=0.3", 'margin="0.04,0.02"']
+        attrs += ["shape=box", 'style="filled"', "height=0.15", "width=0.3", 'margin="0.09,0.03"']
     elif u.kind == "shape":
         attrs += ['style="rounded,filled"', "height=0.25", 'margin="0.06,0.02"']
     elif u.kind in ("input", "output"):
@@ -661,8 +685,7 @@ def to_dot(g: ArchGraph, depth: int | None = None, *, max_units: int = MAX_UNITS
     def emit(path: tuple[str, ...], indent: str) -> None:
         for key in placement.get(path, []):
             lines.append(indent + _unit_dot(pic.units[key], ident[key]).lstrip())
-        kids = sorted((p for p in placement if len(p) == len(path) + 1 and p[: len(path)] == path),
-                      key=lambda p: _natural(p[-1]))
+        kids = [p for p in placement if len(p) == len(path) + 1 and p[: len(path)] == path]
         for c in kids:
             counter[0] += 1
             fill = _CLUSTER_FILLS[(len(c) - 1) % len(_CLUSTER_FILLS)]
@@ -686,13 +709,6 @@ def to_dot(g: ArchGraph, depth: int | None = None, *, max_units: int = MAX_UNITS
         lines.append(f"  {ident[link.src]} -> {ident[link.dst]}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def _natural(s: str) -> tuple:
-    """Sort key that puts ``layer.2`` before ``layer.10``."""
-    import re
-
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
 
 
 # ----------------------------------------------------------------- output
@@ -796,8 +812,3 @@ def _render_matplotlib(g: ArchGraph, path: Path, fmt: str, depth: int | None) ->
     ax.set_ylim(min(ys) - 0.6, max(ys) + 0.8)
     ax.text((min(xs) + max(xs)) / 2, max(ys) + 0.55, pic.title, ha="center", fontsize=9)
     fig.savefig(path, format=fmt, dpi=100)
-
-
-def _check_graph(g: Any) -> None:  # pragma: no cover - helper for type checkers
-    if not isinstance(g, ArchGraph):
-        raise GraphError("render needs an ArchGraph")

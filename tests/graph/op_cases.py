@@ -19,7 +19,7 @@ Builders draw from a generator reset by :func:`build_cases`, so a case's
 tensors are the same whatever order tests run in.
 
 Example:
-    >>> [case] = build_cases("add")
+    >>> [case] = build_cases("sub")
     >>> sorted(case.inputs)
     ['other', 'self']
 """
@@ -308,7 +308,8 @@ _add("diagonal", lambda: _c("diagonal", self=_randn(2, 4, 4), attrs={"offset": 1
 _add("diag_embed", lambda: _c("diag_embed", self=_randn(2, 3), attrs={"offset": -1}))
 _add("_to_copy", lambda: _c("_to_copy", self=_randn(3, 4), attrs={"dtype": "float64"}))
 _add("to_dtype", lambda: _c("to_dtype", self=_randn(3, 4) * 10, attrs={"dtype": "int32"}))
-_add("to_dtype_layout", lambda: _c("to_dtype_layout", self=_randn(3, 4), attrs={"dtype": "float16", "layout": "strided"}))
+_add("to_dtype_layout", lambda: _c("to_dtype_layout", self=_randn(3, 4),
+                                   attrs={"dtype": "float16", "layout": "strided"}))
 _add("to_device", lambda: _c("to_device", self=_randn(3, 4), attrs={"dtype": "float64", "copy": True}))
 _add("type_as", lambda: _c("type_as", self=_randn(3, 4) * 10, other=_ints(0, 2, 2)))
 _add("copy", lambda: _c("copy", self=_randn(3, 4), src=_ints(0, 9, 4)))
@@ -440,7 +441,8 @@ _add("batch_norm", lambda: [
        params={"weight": _randn(3), "bias": _randn(3), "running_mean": _randn(3), "running_var": _pos(3)},
        attrs={"training": True, "momentum": 0.1, "eps": 1e-5, "cudnn_enabled": False}),
 ])
-_add("instance_norm", lambda: _c("instance_norm", input=_randn(2, 3, 5), params={"weight": _randn(3), "bias": _randn(3)},
+_add("instance_norm", lambda: _c("instance_norm", input=_randn(2, 3, 5),
+                                 params={"weight": _randn(3), "bias": _randn(3)},
                                  attrs={"use_input_stats": True, "momentum": 0.1, "eps": 1e-5,
                                         "cudnn_enabled": False}))
 _add("embedding", lambda: _c("embedding", indices=_ints(0, 10, 2, 3), params={"weight": _randn(10, 4)},

@@ -113,8 +113,8 @@ class Built:
 
         g = ArchGraph(f"one_{case.op}", source="test", inputs=specs)
         ports = [g.add_node("input", attrs={"name": s.name}, id=f"in_{s.name}") for s in specs]
-        self.node = g.add_node(case.op, ports, id="op", attrs=attrs, params={r: list(t.shape) for r, t in case.params.items()},
-                               scope=SCOPE if case.params else "")
+        params = {r: list(t.shape) for r, t in case.params.items()}
+        self.node = g.add_node(case.op, ports, id="op", attrs=attrs, params=params, scope=SCOPE if params else "")
         self.graph = g
         self.state = {g.nodes[self.node].param_name(r): t for r, t in case.params.items()}
 

@@ -1,0 +1,1606 @@
+"""to_code(): readable PyTorch source of an ``nn.Module`` equivalent to an ArchGraph.
+
+The emitted file imports only ``torch`` (plus ``base64`` when it carries
+tensor values) and defines one ``nn.Module`` subclass:
+
+- ``__init__`` builds the parameter/buffer tree that
+  :class:`~mad.graph.module.ArchModule` builds (it is read off an ArchModule
+  made on the ``meta`` device), so ``state_dict()`` keys and shapes are
+  identical and ``load_state_dict(source.state_dict())`` works. Standard
+  layers are literal constructor calls (``nn.Linear(64, 256)``), scopes are
+  ``nn.Module()`` containers, numbered children sit in an ``nn.ModuleList``
+  (``self.encoder.layer[0].attention``), free tensors are ``nn.Parameter`` /
+  ``register_buffer``, tied weights are aliases, and buffers that no state
+  dict restores get their values back (a literal, ``torch.arange(...)``, or
+  base64 text decoded by a small helper).
+- ``forward`` has one line per node, in topological order, grouped by scope
+  under ``# scope`` comments and ending in ``# (shape)`` comments. Layers are
+  called as modules, elementwise ops read as operators where that is exact
+  (``a + b``, ``x * 0.5``, ``a @ b``), common ops as ``torch``/``F``/tensor
+  methods (``x.view(2, 8, 4)``, ``F.gelu(x)``, ``torch.cat([a, b], dim=1)``)
+  and every other op as ``torch.ops.aten.<packet>.<overload>(...)``, which is
+  the op itself and therefore always exact.
+
+Differences from ArchModule, on purpose: dropout ops and batch-norm layers
+follow the module's ``train()``/``eval()`` mode, as hand-written code would
+(they agree with the graph in ``eval()`` mode for graphs captured in eval
+mode).
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .arch_graph import ArchGraph, GraphError, Node
+from .module import ArchModule, Container, decode_tensor
+from .ops import get_op
+from .ops.registry import PORT, OpDef
+from .ops.values import decode_value
+
+__all__ = ["to_code"]
+
+log = logging.getLogger(__name__)
+
+_INT_MAX = 2**62  # slice ends at or beyond this read as "to the end"
+_LITERAL_NUMEL = 16  # tensors up to this size are written out as literals
+_B64_LINE = 100
+
+
+# ===================================================================== literals
+def _lit(v: Any) -> str:
+    """Python source of a decoded attribute value."""
+    if v is None or isinstance(v, bool):
+        return repr(v)
+    if isinstance(v, int):
+        return repr(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return 'float("nan")'
+        if math.isinf(v):
+            return 'float("inf")' if v > 0 else 'float("-inf")'
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, torch.dtype):
+        return "torch." + str(v).removeprefix("torch.")
+    if isinstance(v, torch.memory_format):
+        return "torch." + str(v).removeprefix("torch.")
+    if isinstance(v, torch.layout):
+        return "torch." + str(v).removeprefix("torch.")
+    if isinstance(v, torch.device):
+        return f'torch.device("{v}")'
+    if isinstance(v, tuple):
+        inner = ", ".join(_lit(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, list):
+        return "[" + ", ".join(_lit(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} {v!r} as Python source")
+
+
+def _ints(v: Any) -> str:
+    """``[2, 8]`` -> ``2, 8`` (for ``x.view(2, 8)``); ``[]`` -> ``()``."""
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_lit(x) for x in v) if v else "()"
+    return _lit(v)
+
+
+def _compact(v: Any) -> str:
+    """An int list whose entries are equal as one int (``[3, 3]`` -> ``3``), else a tuple."""
+    if isinstance(v, (list, tuple)):
+        if len(v) >= 1 and all(x == v[0] for x in v):
+            return _lit(v[0])
+        return _lit(tuple(v))
+    return _lit(v)
+
+
+def _dim_arg(v: Any) -> str:
+    """A reduction ``dim`` list: one entry as an int, several as a list."""
+    if isinstance(v, list) and len(v) == 1:
+        return _lit(v[0])
+    return _lit(v)
+
+
+# ===================================================================== argument binding
+@dataclass
+class _Arg:
+    """One schema argument of a node, as Python source."""
+
+    name: str
+    tensor: bool
+    given: bool
+    expr: str | None = None
+    value: Any = None  # decoded value for attrs and constant tensor args
+    const: bool = False  # a tensor argument given as a number in attrs
+    kwarg_only: bool = False
+    kind: str = "one"
+
+
+class _Bound:
+    """The arguments of one node, ready to print (see :func:`_bind`)."""
+
+    def __init__(self, op: OpDef, node: Node, args: dict[str, _Arg], device_expr: str) -> None:
+        self.op = op
+        self.node = node
+        self.args = args
+        self.device_expr = device_expr
+
+    def t(self, name: str) -> str:
+        """Source of a tensor argument (a variable, a parameter path or a constant)."""
+        a = self.args[name]
+        return a.expr if a.given else "None"
+
+    def tensor_var(self, name: str) -> bool:
+        """True when the argument is a tensor (not a constant number, not absent)."""
+        a = self.args.get(name)
+        return bool(a and a.given and not a.const and a.expr != "None")
+
+    def v(self, name: str) -> Any:
+        """Decoded value of an attribute: the given one, else the schema default."""
+        a = self.args[name]
+        if a.given:
+            return a.value
+        spec = self.op.attrs.get(name)
+        return decode_value(spec.default, spec.type) if spec is not None else None
+
+    def nondefault(self, name: str) -> bool:
+        a = self.args.get(name)
+        if a is None or not a.given or a.tensor:
+            return False
+        spec = self.op.attrs.get(name)
+        if spec is None:
+            return True
+        return a.value != decode_value(spec.default, spec.type) and not (spec.type == "device")
+
+    def extra(self, *handled: str) -> bool:
+        """True when an attribute outside ``handled`` is set to a non-default value."""
+        return any(self.nondefault(n) for n in self.op.attrs if n not in handled)
+
+    def kw(self, *names: str, rename: dict[str, str] | None = None) -> list[str]:
+        """``name=value`` for each of ``names`` set to a non-default value."""
+        out = []
+        for n in names:
+            if self.nondefault(n):
+                out.append(f"{(rename or {}).get(n, n)}={_lit(self.v(n))}")
+        return out
+
+    def x(self) -> str:
+        """Source of the first tensor argument."""
+        return self.t(self.op.args[0].name)
+
+
+def _bind(op: OpDef, node: Node, inputs: list[str], param_exprs: dict[str, str], device_expr: str) -> _Bound:
+    """Assign ports, owned params and attrs to the op's schema arguments, as call_op does."""
+    it = iter(inputs)
+    args: dict[str, _Arg] = {}
+    attrs = node.attrs
+    for name, is_tensor, kwarg_only in op.signature:
+        if is_tensor:
+            ta = op.arg(name)
+            if name in param_exprs:
+                args[name] = _Arg(name, True, True, param_exprs[name], kwarg_only=kwarg_only, kind=ta.kind)
+            elif ta.kind in ("list", "optional_list"):
+                entries = []
+                for e in attrs.get(name, []):
+                    entries.append(next(it) if e == PORT else _lit(decode_value(e, "number")))
+                args[name] = _Arg(name, True, True, "[" + ", ".join(entries) + "]", value=list(attrs.get(name, [])),
+                                  kwarg_only=kwarg_only, kind=ta.kind)
+            elif name in attrs:
+                value = decode_value(attrs[name], "number")
+                args[name] = _Arg(name, True, True, _lit(value), value=value, const=True, kwarg_only=kwarg_only,
+                                  kind=ta.kind)
+            else:
+                args[name] = _Arg(name, True, True, next(it), kwarg_only=kwarg_only, kind=ta.kind)
+        else:
+            spec = op.attrs[name]
+            if spec.type == "device":
+                if _is_device_arg(op, name):
+                    args[name] = _Arg(name, False, True, device_expr, kwarg_only=kwarg_only)
+                else:
+                    args[name] = _Arg(name, False, False, kwarg_only=kwarg_only)
+            elif name in attrs:
+                value = decode_value(attrs[name], spec.type)
+                args[name] = _Arg(name, False, True, _lit(value), value=value, kwarg_only=kwarg_only)
+            else:
+                args[name] = _Arg(name, False, False, kwarg_only=kwarg_only)
+    return _Bound(op, node, args, device_expr)
+
+
+def _is_device_arg(op: OpDef, name: str) -> bool:
+    """A ``device`` attribute that takes a real device (not a ``Generator``)."""
+    schema = getattr(op.target, "_schema", None)
+    if schema is None:
+        return True
+    for a in schema.arguments:
+        if a.name == name:
+            return "Device" in str(a.real_type)
+    return False
+
+
+def _aten_call(b: _Bound) -> str:
+    """``torch.ops.aten.<packet>.<overload>(...)``, arguments as call_op passes them."""
+    packet, overload = str(b.op.target).split(".")[1:3]
+    head = f"torch.ops.aten.{packet}.{overload}" if packet.isidentifier() else f'getattr(torch.ops.aten, "{packet}").{overload}'
+    pos: list[str] = []
+    kws: list[str] = []
+    positional = True
+    for name, _, kwarg_only in b.op.signature:
+        a = b.args[name]
+        if not a.given:
+            positional = False
+            continue
+        if positional and not kwarg_only:
+            pos.append(a.expr)
+        else:
+            positional = False
+            kws.append(f"{name}={a.expr}")
+    return f"{head}({', '.join(pos + kws)})"
+
+
+# ===================================================================== readable forms of common ops
+# Each emitter returns source for the node, or None to fall back to the aten call.
+# Every form here is checked against the aten op by tests/graph/test_codegen.py.
+Emitter = Callable[[_Bound], "str | None"]
+_EMITTERS: dict[str, Emitter] = {}
+
+
+def _emits(*names: str) -> Callable[[Emitter], Emitter]:
+    def deco(fn: Emitter) -> Emitter:
+        for n in names:
+            _EMITTERS[n] = fn
+        return fn
+
+    return deco
+
+
+def _call(head: str, *parts: str) -> str:
+    return f"{head}({', '.join(p for p in parts if p)})"
+
+
+def _binary(sym: str, func: str, swap_ok: bool) -> Emitter:
+    def emit(b: _Bound) -> str | None:
+        a, c = b.args["self"], b.args["other"]
+        if a.const and c.const:
+            return None
+        if "alpha" in b.args and b.nondefault("alpha"):
+            return _call(func, a.expr, c.expr, *b.kw("alpha")) if not a.const else None
+        if a.const and not swap_ok:
+            return None
+        return f"{a.expr} {sym} {c.expr}"
+
+    return emit
+
+
+for _name, _sym, _func, _swap in (
+    ("add", "+", "torch.add", True),
+    ("sub", "-", "torch.sub", True),
+    ("mul", "*", "torch.mul", True),
+    ("div", "/", "torch.div", False),
+):
+    _EMITTERS[_name] = _binary(_sym, _func, _swap)
+for _name, _sym in (
+    ("remainder", "%"), ("remainder_tensor", "%"), ("floor_divide", "//"), ("matmul", "@"),
+    ("pow", "**"), ("pow_tensor", "**"), ("and", "&"), ("or", "|"), ("xor", "^"),
+    ("eq_scalar", "=="), ("eq_tensor", "=="), ("ne_scalar", "!="), ("ne_tensor", "!="),
+    ("lt_scalar", "<"), ("lt_tensor", "<"), ("le_scalar", "<="), ("le_tensor", "<="),
+    ("gt_scalar", ">"), ("gt_tensor", ">"), ("ge_scalar", ">="), ("ge_tensor", ">="),
+):
+    def _op_emit(b: _Bound, sym=_sym) -> str | None:
+        names = [a.name for a in b.op.args] + [n for n in b.op.attrs if n in ("other", "exponent")]
+        lhs, rhs = b.args[names[0]], b.args[names[1]]
+        if lhs.const:
+            return None
+        return f"{lhs.expr} {sym} {rhs.expr}"
+
+    _EMITTERS[_name] = _op_emit
+
+
+@_emits("rsub", "rsub_tensor")
+def _rsub(b: _Bound) -> str | None:
+    if b.nondefault("alpha") or b.args["self"].const:
+        return None
+    return f"{b.t('other')} - {b.t('self')}"
+
+
+@_emits("pow_scalar_base")
+def _pow_base(b: _Bound) -> str | None:
+    base = b.t("self")
+    return f"({base}) ** {b.t('exponent')}" if base.startswith("-") else f"{base} ** {b.t('exponent')}"
+
+
+@_emits("div_mode")
+def _div_mode(b: _Bound) -> str | None:
+    if b.args["self"].const:
+        return None
+    return _call("torch.div", b.t("self"), b.t("other"), *b.kw("rounding_mode"))
+
+
+@_emits("neg")
+def _neg(b: _Bound) -> str:
+    return f"-{b.x()}"
+
+
+@_emits("bitwise_not")
+def _invert(b: _Bound) -> str:
+    return f"~{b.x()}"
+
+
+_TORCH_FUNCS = (
+    "abs", "exp", "exp2", "expm1", "log", "log2", "log1p", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tan",
+    "atan", "asin", "acos", "sinh", "cosh", "erf", "erfinv", "sign", "sgn", "floor", "ceil", "round", "trunc",
+    "frac", "square", "sigmoid", "tanh", "isnan", "isinf", "isfinite", "logical_not", "logical_and", "logical_or",
+    "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "maximum", "minimum", "atan2", "mm", "bmm",
+    "outer", "dot", "where", "fmod", "fmod_tensor", "where_scalar_self", "where_scalar_other", "where_scalars",
+    "lerp", "lerp_tensor", "addcmul", "addcdiv", "addmm", "baddbmm", "nan_to_num", "round_decimals", "clamp",
+    "clamp_tensor", "diag_embed", "var_mean", "repeat_interleave_tensor", "zeros_like", "ones_like",
+    "full_like", "empty_like",
+)
+
+
+def _torch_func(b: _Bound) -> str | None:
+    """``torch.<packet>(tensor args..., attrs as keywords)``."""
+    if b.args[b.op.args[0].name].const:
+        return None
+    if b.op.creates and (b.extra("dtype", "fill_value", "device") or b.v("layout") not in (None, torch.strided)):
+        return None
+    packet = str(b.op.target).split(".")[1]
+    pos = [b.args[a.name].expr for a in b.op.args if b.args[a.name].given]
+    if b.op.name in ("where_scalar_self", "where_scalar_other", "where_scalars"):
+        pos = [b.t("condition"), b.t("self"), b.t("other")]
+    kws = [f"{n}={_lit(b.v(n))}" for n in b.op.attrs if b.nondefault(n) and n not in ("self", "other")]
+    if b.op.name == "full_like":
+        pos.append(_lit(b.v("fill_value")))
+        kws = [k for k in kws if not k.startswith("fill_value=")]
+    return _call(f"torch.{packet}", *pos, *kws)
+
+
+for _name in _TORCH_FUNCS:
+    _EMITTERS[_name] = _torch_func
+
+
+def _functional(fname: str, *attrs: str, positional: tuple[str, ...] = ()) -> Emitter:
+    """``F.<fname>(x, <positional attrs>, <keyword attrs>)``; falls back when other attrs are set."""
+
+    def emit(b: _Bound) -> str | None:
+        if b.extra(*attrs, *positional):
+            return None
+        pos = [_lit(b.v(p)) for p in positional]
+        return _call(f"F.{fname}", b.x(), *pos, *b.kw(*attrs))
+
+    return emit
+
+
+_EMITTERS.update({
+    "relu": _functional("relu"),
+    "relu6": _functional("relu6"),
+    "gelu": _functional("gelu", "approximate"),
+    "silu": _functional("silu"),
+    "mish": _functional("mish"),
+    "hardswish": _functional("hardswish"),
+    "hardsigmoid": _functional("hardsigmoid"),
+    "hardtanh": _functional("hardtanh", "min_val", "max_val"),
+    "elu": _functional("elu", "alpha"),
+    "selu": _functional("selu"),
+    "celu": _functional("celu", "alpha"),
+    "leaky_relu": _functional("leaky_relu", "negative_slope"),
+    "softplus": _functional("softplus", "beta", "threshold"),
+    "glu": _functional("glu", "dim"),
+    "softmax": _functional("softmax", "dtype", positional=("dim",)),
+    "log_softmax": _functional("log_softmax", "dtype", positional=("dim",)),
+    "threshold": _functional("threshold", positional=("threshold", "value")),
+    "one_hot": _functional("one_hot", "num_classes"),
+    "pixel_shuffle": _functional("pixel_shuffle", positional=("upscale_factor",)),
+    "pixel_unshuffle": _functional("pixel_unshuffle", positional=("downscale_factor",)),
+    "adaptive_avg_pool1d": _functional("adaptive_avg_pool1d", positional=("output_size",)),
+    "adaptive_avg_pool2d": _functional("adaptive_avg_pool2d", positional=("output_size",)),
+    "adaptive_avg_pool3d": _functional("adaptive_avg_pool3d", positional=("output_size",)),
+})
+
+
+@_emits("adaptive_max_pool1d", "adaptive_max_pool2d")
+def _adaptive_max(b: _Bound) -> str:
+    return _call(f"F.{b.op.name}", b.x(), _compact(b.v("output_size")), "return_indices=True")
+
+
+@_emits("dropout", "alpha_dropout")
+def _dropout(b: _Bound) -> str:
+    return _call(f"F.{b.op.name}", b.x(), f"p={_lit(b.v('p'))}", "training=self.training")
+
+
+@_emits("feature_dropout")
+def _feature_dropout(b: _Bound) -> str:
+    return _call("torch.feature_dropout", b.x(), _lit(b.v("p")), "self.training")
+
+
+def _pool(kind: str) -> Emitter:
+    names = ("stride", "padding", "dilation", "ceil_mode", "count_include_pad", "divisor_override")
+
+    def emit(b: _Bound) -> str | None:
+        kws = [f"{n}={_compact(b.v(n))}" for n in names if n in b.op.attrs and b.nondefault(n)]
+        if b.nondefault("stride") and not b.v("stride"):
+            kws = [k for k in kws if not k.startswith("stride=")]
+        return _call(f"F.{b.op.name}", b.x(), _compact(b.v("kernel_size")), *kws)
+
+    return emit
+
+
+for _name in ("avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d"):
+    _EMITTERS[_name] = _pool(_name)
+
+
+@_emits("upsample_nearest1d", "upsample_nearest2d", "upsample_linear1d", "upsample_bilinear2d",
+        "upsample_bicubic2d")
+def _upsample(b: _Bound) -> str | None:
+    mode = {"nearest": "nearest", "linear": "linear", "bilinear": "bilinear", "bicubic": "bicubic"}[
+        b.op.name.removeprefix("upsample_")[:-2]
+    ]
+    size, scales = b.v("output_size"), b.v("scale_factors")
+    if (size is None) == (scales is None):
+        return None
+    parts = [f"size={_compact(size)}" if size is not None else f"scale_factor={_lit(tuple(scales))}"]
+    parts.append(f'mode="{mode}"')
+    if "align_corners" in b.op.attrs:
+        parts.append(f"align_corners={_lit(b.v('align_corners'))}")
+    return _call("F.interpolate", b.x(), *parts)
+
+
+@_emits("scaled_dot_product_attention")
+def _sdpa(b: _Bound) -> str:
+    parts = [b.t("query"), b.t("key"), b.t("value")]
+    if b.tensor_var("attn_mask"):
+        parts.append(f"attn_mask={b.t('attn_mask')}")
+    parts += b.kw("dropout_p", "is_causal", "scale", "enable_gqa")
+    return _call("F.scaled_dot_product_attention", *parts)
+
+
+# ----------------------------------------------------------------- reductions (tensor methods)
+def _method(meth: str, positional: tuple[str, ...] = (), keywords: tuple[str, ...] = (),
+            dims: tuple[str, ...] = ()) -> Emitter:
+    """``x.<meth>(<positional attrs>, <keyword attrs>)``; falls back when other attrs are set."""
+
+    def emit(b: _Bound) -> str | None:
+        if b.extra(*positional, *keywords) or not b.tensor_var(b.op.args[0].name):
+            return None
+        pos = []
+        for p in positional:
+            if b.v(p) is None:
+                return None
+            pos.append(_dim_arg(b.v(p)) if p in dims else _lit(b.v(p)))
+        extra_tensors = [b.t(a.name) for a in b.op.args[1:]]
+        return _call(f"{b.x()}.{meth}", *extra_tensors, *pos, *b.kw(*keywords))
+
+    return emit
+
+
+_EMITTERS.update({
+    "mean": _method("mean", ("dim",), ("keepdim", "dtype"), dims=("dim",)),
+    "mean_all": _method("mean", (), ("dtype",)),
+    "sum": _method("sum", ("dim",), ("keepdim", "dtype"), dims=("dim",)),
+    "sum_all": _method("sum", (), ("dtype",)),
+    "amax": _method("amax", ("dim",), ("keepdim",), dims=("dim",)),
+    "amin": _method("amin", ("dim",), ("keepdim",), dims=("dim",)),
+    "max_dim": _method("max", ("dim",), ("keepdim",)),
+    "min_dim": _method("min", ("dim",), ("keepdim",)),
+    "max_all": _method("max"),
+    "min_all": _method("min"),
+    "var": _method("var", ("dim",), ("correction", "keepdim"), dims=("dim",)),
+    "std": _method("std", ("dim",), ("correction", "keepdim"), dims=("dim",)),
+    "prod": _method("prod", ("dim",), ("keepdim", "dtype")),
+    "logsumexp": _method("logsumexp", ("dim",), ("keepdim",), dims=("dim",)),
+    "cumsum": _method("cumsum", ("dim",), ("dtype",)),
+    "cumprod": _method("cumprod", ("dim",), ("dtype",)),
+    "any": _method("any", ("dim",), ("keepdim",)),
+    "all": _method("all", ("dim",), ("keepdim",)),
+    "any_all": _method("any"),
+    "all_all": _method("all"),
+    "topk": _method("topk", ("k",), ("dim", "largest", "sorted")),
+    "sort": _method("sort", (), ("dim", "descending")),
+    "argsort": _method("argsort", (), ("dim", "descending")),
+    "tril": _method("tril", (), ("diagonal",)),
+    "triu": _method("triu", (), ("diagonal",)),
+    "transpose": _method("transpose", ("dim0", "dim1")),
+    "t": _method("t"),
+    "unsqueeze": _method("unsqueeze", ("dim",)),
+    "squeeze": _method("squeeze", ("dim",)),
+    "squeeze_all": _method("squeeze"),
+    "movedim": _method("movedim", ("source", "destination")),
+    "narrow": _method("narrow", ("dim", "start", "length")),
+    "unfold": _method("unfold", ("dimension", "size", "step")),
+    "diagonal": _method("diagonal", (), ("offset", "dim1", "dim2")),
+    "detach": _method("detach"),
+    "contiguous": _method("contiguous"),
+    "clone": _method("clone"),
+    "lift_fresh_copy": _method("clone"),
+    "expand_as": _method("expand_as"),
+    "type_as": _method("type_as"),
+    "index_select": _method("index_select", ("dim",)),
+    "masked_fill": _method("masked_fill", ("value",)),
+    "masked_fill_tensor": _method("masked_fill"),
+    "unbind": _method("unbind", ("dim",)),
+    "split": _method("split", ("split_size",), ("dim",)),
+    "split_with_sizes": _method("split", ("split_sizes",), ("dim",)),
+    "chunk": _method("chunk", ("chunks",), ("dim",)),
+    "tensor_split": _method("tensor_split", ("sections",), ("dim",)),
+    "tensor_split_indices": _method("tensor_split", ("indices",), ("dim",)),
+    "repeat_interleave": _method("repeat_interleave", ("repeats",), ("dim", "output_size")),
+    "flip": _method("flip", ("dims",)),
+    "roll": _method("roll", ("shifts",), ("dims",)),
+    "argmax": _method("argmax", (), ("dim", "keepdim")),
+    "argmin": _method("argmin", (), ("dim", "keepdim")),
+    "clamp_min": _method("clamp_min", ("min",)),
+    "clamp_max": _method("clamp_max", ("max",)),
+})
+
+
+@_emits("gather", "scatter", "scatter_add", "scatter_value")
+def _dim_first(b: _Bound) -> str | None:
+    """``x.gather(dim, index)``: the dim goes before the tensor arguments."""
+    if b.extra("dim", "value") or not b.tensor_var("self"):
+        return None
+    meth = b.op.name.removesuffix("_value")
+    rest = [b.t(a.name) for a in b.op.args[1:]] + ([_lit(b.v("value"))] if "value" in b.op.attrs else [])
+    return _call(f"{b.x()}.{meth}", _lit(b.v("dim")), *rest)
+
+
+@_emits("view", "reshape", "_unsafe_view", "permute", "expand", "repeat")
+def _shape_method(b: _Bound) -> str | None:
+    attr = {"view": "size", "reshape": "shape", "_unsafe_view": "size", "permute": "dims", "expand": "size",
+            "repeat": "repeats"}[b.op.name]
+    if b.extra(attr) or not b.tensor_var("self"):
+        return None
+    meth = "reshape" if b.op.name == "_unsafe_view" else b.op.name
+    return f"{b.x()}.{meth}({_ints(b.v(attr))})"
+
+
+@_emits("squeeze_dims")
+def _squeeze_dims(b: _Bound) -> str:
+    return f"{b.x()}.squeeze({_lit(tuple(b.v('dim')))})"
+
+
+@_emits("flatten")
+def _flatten(b: _Bound) -> str:
+    start, end = b.v("start_dim"), b.v("end_dim")
+    return _call(f"{b.x()}.flatten", *([_lit(start)] if start or end != -1 else []),
+                 *([_lit(end)] if end != -1 else []))
+
+
+@_emits("unflatten")
+def _unflatten(b: _Bound) -> str:
+    return f"{b.x()}.unflatten({_lit(b.v('dim'))}, {_lit(tuple(b.v('sizes')))})"
+
+
+@_emits("alias")
+def _alias(b: _Bound) -> str:
+    return b.x()
+
+
+def _index_prefix(dim: int) -> list[str]:
+    return [":"] * dim if dim >= 0 else ["..."]
+
+
+def _index_suffix(dim: int) -> list[str]:
+    return [] if dim >= 0 else [":"] * (-dim - 1)
+
+
+@_emits("slice")
+def _slice(b: _Bound) -> str | None:
+    if not b.tensor_var("self"):
+        return None
+    dim, start, end, step = b.v("dim"), b.v("start"), b.v("end"), b.v("step")
+    s = "" if start in (None, 0) else _lit(start)
+    e = "" if end is None or end >= _INT_MAX else _lit(end)
+    item = f"{s}:{e}" + ("" if step in (None, 1) else f":{_lit(step)}")
+    if item == ":":
+        return f"{b.x()}[{', '.join(_index_prefix(dim) + [':'] + _index_suffix(dim))}]"
+    return f"{b.x()}[{', '.join(_index_prefix(dim) + [item] + _index_suffix(dim))}]"
+
+
+@_emits("select")
+def _select(b: _Bound) -> str | None:
+    if not b.tensor_var("self"):
+        return None
+    dim = b.v("dim")
+    return f"{b.x()}[{', '.join(_index_prefix(dim) + [_lit(b.v('index'))] + _index_suffix(dim))}]"
+
+
+@_emits("index")
+def _index(b: _Bound) -> str | None:
+    spec = b.args["indices"].value or []
+    if not b.tensor_var("self") or any(e not in (None, PORT) for e in spec) or PORT not in spec:
+        return None
+    exprs = b.args["indices"].expr[1:-1].split(", ")
+    items, k = [], 0
+    for e in spec:
+        if e == PORT:
+            items.append(exprs[k])
+            k += 1
+        else:
+            items.append(":")
+    while items and items[-1] == ":":
+        items.pop()
+    return f"{b.x()}[{', '.join(items)}]"
+
+
+@_emits("cat", "stack")
+def _cat(b: _Bound) -> str:
+    dim = b.v("dim")
+    return _call(f"torch.{b.op.name}", b.t("tensors"), f"dim={dim}" if dim else "")
+
+
+@_emits("einsum")
+def _einsum(b: _Bound) -> str | None:
+    if b.v("path") is not None:
+        return None
+    return _call("torch.einsum", _lit(b.v("equation")), b.t("tensors")[1:-1])
+
+
+@_emits("constant_pad_nd")
+def _constant_pad(b: _Bound) -> str:
+    return _call("F.pad", b.x(), _lit(b.v("pad")), *b.kw("value"))
+
+
+@_emits("pad")
+def _pad(b: _Bound) -> str:
+    return _call("F.pad", b.x(), _lit(b.v("pad")), *b.kw("mode", "value"))
+
+
+@_emits("to_dtype", "_to_copy", "to_dtype_layout")
+def _to(b: _Bound) -> str | None:
+    allowed = ("dtype", "non_blocking", "copy") if b.op.name == "to_dtype" else ("dtype", "layout")
+    if b.extra(*allowed) or b.v("dtype") is None or b.v("non_blocking") or b.v("copy") is True:
+        return None
+    if b.op.name != "to_dtype" and b.v("layout") not in (None, torch.strided):
+        return None
+    return f"{b.x()}.to({_lit(b.v('dtype'))})"
+
+
+_PURE_CREATION = {"arange": ("end",), "arange_start": ("start", "end"), "arange_start_step": ("start", "end", "step"),
+                  "linspace": ("start", "end", "steps"), "eye": ("n",), "scalar_tensor": ("s",)}
+
+
+@_emits(*_PURE_CREATION, "zeros", "ones", "empty", "full")
+def _creation(b: _Bound) -> str | None:
+    if b.v("layout") not in (None, torch.strided) or b.v("pin_memory"):
+        return None
+    if "memory_format" in b.op.attrs and b.v("memory_format") is not None:
+        return None
+    packet = str(b.op.target).split(".")[1]
+    if b.op.name in _PURE_CREATION:
+        pos = [_lit(b.v(n)) for n in _PURE_CREATION[b.op.name] if not (n == "step" and not b.args[n].given)]
+    elif b.op.name == "full":
+        pos = [_lit(tuple(b.v("size"))), _lit(b.v("fill_value"))]
+    else:
+        pos = [_ints(b.v("size"))]
+    return _call(f"torch.{packet}", *pos, *b.kw("dtype"), f"device={b.device_expr}")
+
+
+@_emits("new_zeros", "new_ones", "new_empty", "new_full")
+def _new(b: _Bound) -> str | None:
+    if b.extra("size", "fill_value", "dtype") or not b.tensor_var("self"):
+        return None
+    fill = [_lit(b.v("fill_value"))] if b.op.name == "new_full" else []
+    return _call(f"{b.x()}.{b.op.name}", _lit(tuple(b.v("size"))), *fill, *b.kw("dtype"))
+
+
+@_emits("vector_norm")
+def _vector_norm(b: _Bound) -> str:
+    return _call("torch.linalg.vector_norm", b.x(), *b.kw("ord", "dim", "keepdim", "dtype"))
+
+
+# ----------------------------------------------------------------- layers in functional form (not module calls)
+@_emits("linear")
+def _f_linear(b: _Bound) -> str:
+    return _call("F.linear", b.t("input"), b.t("weight"), b.t("bias") if b.tensor_var("bias") else "")
+
+
+def _f_conv(fname: str, names: tuple[str, ...]) -> Emitter:
+    def emit(b: _Bound) -> str:
+        parts = [b.t("input"), b.t("weight")]
+        if b.tensor_var("bias"):
+            parts.append(b.t("bias"))
+        return _call(f"F.{fname}", *parts, *[f"{n}={_compact(b.v(n)) if not isinstance(b.v(n), str) else _lit(b.v(n))}"
+                                            for n in names if b.nondefault(n)])
+
+    return emit
+
+
+for _name, _fname, _names in (
+    ("conv1d", "conv1d", ("stride", "padding", "dilation", "groups")),
+    ("conv2d", "conv2d", ("stride", "padding", "dilation", "groups")),
+    ("conv3d", "conv3d", ("stride", "padding", "dilation", "groups")),
+    ("conv1d_padding", "conv1d", ("stride", "padding", "dilation", "groups")),
+    ("conv2d_padding", "conv2d", ("stride", "padding", "dilation", "groups")),
+    ("conv_transpose1d", "conv_transpose1d", ("stride", "padding", "output_padding", "groups", "dilation")),
+    ("conv_transpose2d", "conv_transpose2d", ("stride", "padding", "output_padding", "groups", "dilation")),
+    ("conv_transpose3d", "conv_transpose3d", ("stride", "padding", "output_padding", "groups", "dilation")),
+):
+    _EMITTERS[_name] = _f_conv(_fname, _names)
+
+
+@_emits("layer_norm")
+def _f_layer_norm(b: _Bound) -> str:
+    parts = [b.t("input"), _lit(tuple(b.v("normalized_shape")))]
+    parts += [f"weight={b.t('weight')}"] if b.tensor_var("weight") else []
+    parts += [f"bias={b.t('bias')}"] if b.tensor_var("bias") else []
+    return _call("F.layer_norm", *parts, f"eps={_lit(b.v('eps'))}")
+
+
+@_emits("rms_norm")
+def _f_rms_norm(b: _Bound) -> str:
+    parts = [b.t("input"), _lit(tuple(b.v("normalized_shape")))]
+    parts += [f"weight={b.t('weight')}"] if b.tensor_var("weight") else []
+    return _call("F.rms_norm", *parts, *b.kw("eps"))
+
+
+@_emits("group_norm")
+def _f_group_norm(b: _Bound) -> str:
+    parts = [b.t("input"), _lit(b.v("num_groups"))]
+    parts += [f"weight={b.t('weight')}"] if b.tensor_var("weight") else []
+    parts += [f"bias={b.t('bias')}"] if b.tensor_var("bias") else []
+    return _call("F.group_norm", *parts, f"eps={_lit(b.v('eps'))}")
+
+
+@_emits("embedding")
+def _f_embedding(b: _Bound) -> str | None:
+    if b.nondefault("scale_grad_by_freq") or b.nondefault("sparse"):
+        return None
+    pad = b.v("padding_idx")
+    return _call("F.embedding", b.t("indices"), b.t("weight"), f"padding_idx={pad}" if pad is not None and pad >= 0 else "")
+
+
+@_emits("prelu")
+def _f_prelu(b: _Bound) -> str:
+    return _call("F.prelu", b.t("self"), b.t("weight"))
+
+
+# ===================================================================== constructor source of standard layers
+def _ctor_linear(m: nn.Linear) -> str:
+    return _call("nn.Linear", str(m.in_features), str(m.out_features), "" if m.bias is not None else "bias=False")
+
+
+def _ctor_conv(m: nn.modules.conv._ConvNd) -> str | None:
+    if m.padding_mode != "zeros":
+        return None
+    n = len(m.kernel_size)
+    parts = [str(m.in_channels), str(m.out_channels), _compact(m.kernel_size)]
+    if tuple(m.stride) != (1,) * n:
+        parts.append(f"stride={_compact(m.stride)}")
+    if isinstance(m.padding, str):
+        if m.padding != "valid":
+            parts.append(f"padding={_lit(m.padding)}")
+    elif tuple(m.padding) != (0,) * n:
+        parts.append(f"padding={_compact(m.padding)}")
+    if m.transposed and tuple(m.output_padding) != (0,) * n:
+        parts.append(f"output_padding={_compact(m.output_padding)}")
+    if m.groups != 1:
+        parts.append(f"groups={m.groups}")
+    if m.bias is None:
+        parts.append("bias=False")
+    if tuple(m.dilation) != (1,) * n:
+        parts.append(f"dilation={_compact(m.dilation)}")
+    return _call(f"nn.{type(m).__name__}", *parts)
+
+
+def _ctor_layer_norm(m: nn.LayerNorm) -> str:
+    shape = m.normalized_shape
+    parts = [str(shape[0]) if len(shape) == 1 else _lit(tuple(shape))]
+    if m.eps != 1e-5:
+        parts.append(f"eps={_lit(m.eps)}")
+    if not m.elementwise_affine:
+        parts.append("elementwise_affine=False")
+    elif m.bias is None:
+        parts.append("bias=False")
+    return _call("nn.LayerNorm", *parts)
+
+
+def _ctor_rms_norm(m: nn.RMSNorm) -> str:
+    shape = m.normalized_shape
+    parts = [str(shape[0]) if len(shape) == 1 else _lit(tuple(shape))]
+    if m.eps is not None:
+        parts.append(f"eps={_lit(m.eps)}")
+    if not m.elementwise_affine:
+        parts.append("elementwise_affine=False")
+    return _call("nn.RMSNorm", *parts)
+
+
+def _ctor_group_norm(m: nn.GroupNorm) -> str:
+    parts = [str(m.num_groups), str(m.num_channels)]
+    if m.eps != 1e-5:
+        parts.append(f"eps={_lit(m.eps)}")
+    if not m.affine:
+        parts.append("affine=False")
+    elif m.bias is None:
+        parts.append("bias=False")
+    return _call("nn.GroupNorm", *parts)
+
+
+def _ctor_batch_norm(m: nn.modules.batchnorm._BatchNorm) -> str:
+    parts = [str(m.num_features)]
+    if m.eps != 1e-5:
+        parts.append(f"eps={_lit(m.eps)}")
+    if m.momentum != 0.1:
+        parts.append(f"momentum={_lit(m.momentum)}")
+    if not m.affine:
+        parts.append("affine=False")
+    elif m.bias is None:
+        parts.append("bias=False")
+    if not m.track_running_stats:
+        parts.append("track_running_stats=False")
+    return _call(f"nn.{type(m).__name__}", *parts)
+
+
+def _ctor_embedding(m: nn.Embedding) -> str | None:
+    if m.max_norm is not None or m.scale_grad_by_freq or m.sparse:
+        return None
+    pad = "" if m.padding_idx is None else f"padding_idx={m.padding_idx}"
+    return _call("nn.Embedding", str(m.num_embeddings), str(m.embedding_dim), pad)
+
+
+def _ctor_prelu(m: nn.PReLU) -> str:
+    return _call("nn.PReLU", "" if m.num_parameters == 1 else str(m.num_parameters))
+
+
+_CTORS: dict[type, Callable[[Any], str | None]] = {
+    nn.Linear: _ctor_linear,
+    nn.Conv1d: _ctor_conv, nn.Conv2d: _ctor_conv, nn.Conv3d: _ctor_conv,
+    nn.ConvTranspose1d: _ctor_conv, nn.ConvTranspose2d: _ctor_conv, nn.ConvTranspose3d: _ctor_conv,
+    nn.LayerNorm: _ctor_layer_norm,
+    nn.RMSNorm: _ctor_rms_norm,
+    nn.GroupNorm: _ctor_group_norm,
+    nn.BatchNorm1d: _ctor_batch_norm, nn.BatchNorm2d: _ctor_batch_norm, nn.BatchNorm3d: _ctor_batch_norm,
+    nn.Embedding: _ctor_embedding,
+    nn.PReLU: _ctor_prelu,
+}
+
+
+def _ctor(m: nn.Module) -> str | None:
+    fn = _CTORS.get(type(m))
+    return fn(m) if fn is not None else None
+
+
+# ===================================================================== names
+_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"self", "torch", "nn", "F", "base64", "math"}
+_GENERIC = {"dense", "proj", "fc", "linear", "conv", "norm", "output", "out", "layer", "lin", "weight", "bias",
+            "act", "mlp", "ffn", "block", "module", "net", "head", "layers", "attention", "attn"}
+_OP_STEMS = {
+    "scaled_dot_product_attention": "attn", "_unsafe_view": "view", "_to_copy": "to", "to_dtype": "to",
+    "to_dtype_layout": "to", "to_device": "to", "lift_fresh_copy": "clone", "getitem": "item",
+    "constant_pad_nd": "pad", "split_with_sizes": "split", "tensor_split_indices": "split",
+    "tensor_split": "split", "arange_start": "arange", "arange_start_step": "arange", "max_dim": "max",
+    "min_dim": "min", "pow_scalar_base": "pow", "pow_tensor": "pow", "masked_fill_tensor": "masked_fill",
+    "repeat_interleave_tensor": "repeat_interleave", "div_mode": "div", "rsub_tensor": "rsub",
+}
+_TUPLE_NAMES = {"max_dim": ("values", "indices"), "min_dim": ("values", "indices"), "sort": ("values", "indices"),
+                "topk": ("values", "indices"), "var_mean": ("var", "mean")}
+
+
+def _snake(s: str) -> str:
+    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", s)
+    s = re.sub(r"\W+", "_", s).strip("_").lower()
+    return s or "v"
+
+
+def _scope_stem(path: str) -> str:
+    """Variable stem of a module path: its last part, with the parent when that part says little."""
+    parts = [p for p in path.split(".") if p]
+    if not parts:
+        return ""
+    last = parts[-1]
+    if (last.isdigit() or _snake(last) in _GENERIC or len(last) <= 2) and len(parts) > 1:
+        parent = parts[-2]
+        if parent.isdigit() and len(parts) > 2:
+            parent = parts[-3] + parent
+        return _snake(f"{parent}_{last}")
+    return _snake(last)
+
+
+def _op_stem(op: str) -> str:
+    stem = _OP_STEMS.get(op, op)
+    for suffix in ("_scalar", "_tensor", "_all"):
+        stem = stem.removesuffix(suffix)
+    return stem.lstrip("_") or "v"
+
+
+class _Namer:
+    """Unique Python identifiers for forward's variables."""
+
+    def __init__(self, taken: set[str]) -> None:
+        self.used = set(_RESERVED) | taken
+
+    def __call__(self, stem: str) -> str:
+        stem = _snake(stem)
+        if not stem[0].isalpha():
+            stem = "v_" + stem
+        if stem not in self.used:
+            self.used.add(stem)
+            return stem
+        i = 1
+        while f"{stem}_{i}" in self.used:
+            i += 1
+        self.used.add(f"{stem}_{i}")
+        return f"{stem}_{i}"
+
+
+def _class_name(name: str) -> str:
+    parts = re.split(r"[^0-9A-Za-z]+", name)
+    out = "".join(p[:1].upper() + p[1:] for p in parts if p)
+    if not out or not out[0].isalpha():
+        out = "Model" + out
+    return out if not keyword.iskeyword(out) else out + "Model"
+
+
+def _safe_attr(owner_kind: str, name: str) -> bool:
+    """``name`` can be read and written as ``module.name`` on a module of ``owner_kind``."""
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
+        return False
+    fresh = {"plain": nn.Module(), "list": nn.ModuleList(), "dict": nn.ModuleDict()}[owner_kind]
+    return not hasattr(fresh, name)
+
+
+# ===================================================================== the module tree
+@dataclass
+class _Mod:
+    """One module of the tree read off a meta ArchModule."""
+
+    path: str
+    module: nn.Module
+    kind: str  # "plain", "list", "dict" (containers) or "layer"
+    expr: str = ""
+    ctor: str | None = None
+    children: dict[str, "_Mod"] = field(default_factory=dict)
+    gaps: list[int] = field(default_factory=list)  # ModuleList slots filled with nn.Identity()
+    own: set[str] = field(default_factory=set)  # tensors the layer constructor makes
+    dropped: list[str] = field(default_factory=list)  # constructor buffers the graph does not have
+    dtype: torch.dtype | None = None
+
+
+def _container_kind(module: nn.Module) -> tuple[str, list[int]]:
+    names = list(module._modules)
+    if names and all(n.isdigit() and (n == "0" or not n.startswith("0")) for n in names):
+        idx = sorted(int(n) for n in names)
+        if idx[-1] + 1 <= max(2 * len(idx), len(idx) + 8):
+            return "list", [i for i in range(idx[-1] + 1) if i not in set(idx)]
+    if any(not _safe_attr("plain", n) for n in names) and all("." not in n and n for n in names):
+        return "dict", []
+    return "plain", []
+
+
+def _child_expr(parent: _Mod, name: str) -> str:
+    if parent.kind == "list":
+        return f"{parent.expr}[{name}]"
+    if parent.kind == "dict":
+        return f'{parent.expr}["{name}"]' if not _safe_attr("dict", name) else f"{parent.expr}.{name}"
+    if parent.kind == "layer" or not _safe_attr(parent.kind, name):
+        return f'{parent.expr}._modules["{name}"]'
+    return f"{parent.expr}.{name}"
+
+
+# ===================================================================== tensor values
+def _value_expr(t: torch.Tensor) -> tuple[str, str | None]:
+    """Source that rebuilds ``t`` exactly; second item is base64 text when a helper is needed."""
+    dtype = t.dtype
+    dt = "" if dtype == torch.float32 else f", dtype={_lit(dtype)}"
+    shape = list(t.shape)
+    n = t.numel()
+    if dtype.is_complex:
+        return "", _b64(t)
+    if n and n <= _LITERAL_NUMEL:
+        return f"torch.tensor({_lit(t.tolist())}{dt})", None
+    if n == 0:
+        return f"torch.empty({_ints(shape)}{dt})", None
+    flat = t.reshape(-1)
+    if dtype != torch.bool and torch.equal(flat, torch.arange(n, dtype=dtype)):
+        base = f"torch.arange({n}{dt})"
+        return (base if len(shape) == 1 else f"{base}.view({_ints(shape)})"), None
+    first = flat[0]
+    if bool((flat == first).all()) or (dtype.is_floating_point and bool(torch.isnan(flat).all())):
+        return f"torch.full({_lit(tuple(shape))}, {_lit(first.item())}{dt})", None
+    if len(shape) >= 2:
+        ones = torch.ones(shape, dtype=dtype)
+        for name in ("tril", "triu"):
+            if torch.equal(t, getattr(ones, name)()):
+                return f"torch.ones({_ints(shape)}{dt}).{name}()", None
+    return "", _b64(t)
+
+
+def _b64(t: torch.Tensor) -> str:
+    from .module import encode_tensor
+
+    return encode_tensor(t)["b64"]
+
+
+_B64_HELPER = '''
+
+def _tensor_from_base64(text: str, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
+    """A tensor from its raw bytes, base64-encoded (buffers that no state dict restores)."""
+    raw = bytearray(base64.b64decode(text))
+    if not raw:
+        return torch.empty(shape, dtype=dtype)
+    if dtype == torch.bool:
+        return torch.frombuffer(raw, dtype=torch.uint8).bool().reshape(shape).clone()
+    return torch.frombuffer(raw, dtype=dtype).reshape(shape).clone()
+'''
+
+
+# ===================================================================== the writer
+class _Writer:
+    """Builds the source text of one graph; see :func:`to_code`."""
+
+    def __init__(self, g: ArchGraph, class_name: str | None) -> None:
+        self.g = g
+        self.class_name = class_name or _class_name(g.name)
+        if not self.class_name.isidentifier() or keyword.iskeyword(self.class_name):
+            raise ValueError(f"to_code: class_name {self.class_name!r} is not a Python identifier")
+        self.shapes = self._shapes()
+        self.meta = ArchModule(g, device="meta")
+        self.order = self.meta._order
+        self.constants: list[str] = []  # module-level base64 constants
+        self.uses_b64 = False
+        self.extra_imports: list[str] = []
+        # tensors: fqn -> (owner _Mod, leaf, is_param)
+        self.tensor_owner: dict[str, tuple[_Mod, str]] = {}
+        self.tensor_expr: dict[str, str] = {}
+        self.root = self._read_tree()
+        self.module_calls = self._module_calls()
+        self._scope_cache: dict[str, str] = {}
+
+    # ------------------------------------------------------------ preparation
+    def _shapes(self) -> dict[str, Any]:
+        """Output shape/dtype of every node (inferred on a copy; recorded ones where inference fails)."""
+        try:
+            h = self.g.copy()
+            h.infer()
+            return {n.id: (n.shape, n.dtype) for n in h.nodes.values()}
+        except Exception as e:  # data-dependent graphs keep their recorded shapes
+            log.debug("to_code: shape inference failed (%s); using recorded shapes", e)
+            return {n.id: (n.shape, n.dtype) for n in self.g.nodes.values()}
+
+    def _read_tree(self) -> _Mod:
+        root = _Mod("", self.meta, "plain", expr="self")
+        root.kind, root.gaps = _container_kind(self.meta)
+        if root.kind == "dict":  # the class itself: numbered children make it an nn.ModuleList subclass
+            root.kind = "plain"
+        self._walk(root)
+        return root
+
+    def _walk(self, mod: _Mod) -> None:
+        for leaf, t in list(mod.module._parameters.items()) + list(mod.module._buffers.items()):
+            if t is None:
+                continue
+            fqn = f"{mod.path}.{leaf}" if mod.path else leaf
+            self.tensor_owner[fqn] = (mod, leaf)
+            if mod.kind == "layer" or _safe_attr(mod.kind, leaf):
+                self.tensor_expr[fqn] = f"{mod.expr}.{leaf}"
+            else:
+                where = "_parameters" if leaf in mod.module._parameters else "_buffers"
+                self.tensor_expr[fqn] = f'{mod.expr}.{where}["{leaf}"]'
+        for name, child in mod.module._modules.items():
+            path = f"{mod.path}.{name}" if mod.path else name
+            c = _Mod(path, child, "plain")
+            c.expr = _child_expr(mod, name)
+            if isinstance(child, (Container, ArchModule)):
+                c.kind, c.gaps = _container_kind(child)
+            else:
+                self._layer(c)
+            mod.children[name] = c
+            self._walk(c)
+
+    def _layer(self, c: _Mod) -> None:
+        """Fill constructor source, the tensors it makes and the buffers to drop for a layer module."""
+        c.kind = "layer"
+        ctor = _ctor(c.module)
+        if ctor is None:
+            raise GraphError(f"to_code: no constructor source for layer {type(c.module).__name__} at {c.path!r}")
+        with torch.device("meta"):
+            fresh = _reconstruct(c.module)
+        fresh_tensors = {n: t for n, t in list(fresh._parameters.items()) + list(fresh._buffers.items())
+                         if t is not None}
+        have = {n for n, t in list(c.module._parameters.items()) + list(c.module._buffers.items()) if t is not None}
+        c.own = have & set(fresh_tensors)
+        c.dropped = [n for n in fresh_tensors if n not in have]
+        dtypes = {c.module._parameters.get(n, c.module._buffers.get(n)).dtype for n in c.own
+                  if fresh_tensors[n].dtype.is_floating_point}
+        fresh_dtypes = {fresh_tensors[n].dtype for n in c.own if fresh_tensors[n].dtype.is_floating_point}
+        if dtypes and dtypes != fresh_dtypes:
+            c.dtype = next(iter(dtypes))
+        c.ctor = ctor
+
+    def _module_calls(self) -> dict[str, _Mod]:
+        """Layer nodes that read as ``self.<path>(x)``: node id -> the module."""
+        out: dict[str, _Mod] = {}
+        g = self.g
+        for nid in self.order:
+            node = g.nodes[nid]
+            op = get_op(node.op)
+            if op.module is None or not node.params or node.op == "parameter":
+                continue
+            fqns = {r: node.param_name(r) for r in node.params}
+            prefixes = {f.rpartition(".")[0] for f in fqns.values()}
+            if len(prefixes) != 1:
+                continue
+            prefix = prefixes.pop()
+            mod = self._find(prefix)
+            if mod is None or mod.kind != "layer" or any(fqns[r] != f"{prefix}.{r}" for r in fqns):
+                continue
+            if not set(fqns) <= mod.own or any(n not in fqns for n in mod.own if n in mod.module._parameters):
+                continue
+            if len(g.in_edges(nid)) != 1 or not self._port_is_input(op, node):
+                continue
+            in_shapes = [g.nodes[p].shape for p in g.predecessors(nid)]
+            try:
+                with torch.device("meta"):
+                    built = op.module(node.attrs, node.params, in_shapes)
+            except Exception:
+                continue
+            if built is None or type(built) is not type(mod.module) or _ctor(built) != mod.ctor:
+                continue
+            if not self._module_equivalent(op, node):
+                continue
+            out[nid] = mod
+        return out
+
+    @staticmethod
+    def _port_is_input(op: OpDef, node: Node) -> bool:
+        """The node's one port feeds the layer's data argument; other tensor args are params or null."""
+        data = "indices" if op.name == "embedding" else op.args[0].name
+        for a in op.args:
+            if a.name == data:
+                if a.name in node.params or a.name in node.attrs:
+                    return False
+            elif a.name not in node.params and node.attrs.get(a.name, "missing") is not None:
+                return False
+        return True
+
+    @staticmethod
+    def _module_equivalent(op: OpDef, node: Node) -> bool:
+        """Attrs that the module call does not reproduce keep the functional form."""
+        a = node.attrs
+        if op.name == "batch_norm":
+            return bool(a.get("training")) == ("running_mean" not in node.params)
+        if op.name == "embedding":
+            return not a.get("scale_grad_by_freq") and not a.get("sparse")
+        return True
+
+    def _find(self, path: str) -> _Mod | None:
+        mod = self.root
+        if not path:
+            return mod
+        for part in path.split("."):
+            mod = mod.children.get(part)
+            if mod is None:
+                return None
+        return mod
+
+    # ------------------------------------------------------------ __init__
+    def init_lines(self) -> list[str]:
+        """Body of ``__init__``, starting with the ``super().__init__(...)`` call."""
+        aliases = self._aliases()
+        if self.root.kind == "list":
+            items = self._list_items(self.root)
+            lines = ["super().__init__(["] + [f"    {it}," for it in items] + ["])"]
+            lines += self._dropped_lines(self.root)
+            self._emit_tensors(self.root, lines, aliases)
+            self._emit_list_members(self.root, lines, aliases)
+        else:
+            lines = ["super().__init__()"]
+            self._emit_tensors(self.root, lines, aliases)
+            prev_container = False
+            for child in self.root.children.values():
+                container = child.kind != "layer" or bool(child.children)
+                if (container or prev_container) and len(lines) > 1 and lines[-1] != "":
+                    lines.append("")
+                prev_container = container
+                self._emit_module(child, lines, aliases)
+        if aliases:
+            lines += ["", "# tied weights: one tensor under several names"]
+            for alias, target in aliases.items():
+                owner, leaf = self.tensor_owner[alias]
+                t = self._tensor(alias)
+                src = self.tensor_expr[target]
+                if isinstance(t, nn.Parameter):
+                    if owner.kind != "layer" and _safe_attr(owner.kind, leaf):
+                        lines.append(f"{owner.expr}.{leaf} = {src}")
+                    else:
+                        lines.append(f'{owner.expr}.register_parameter("{leaf}", {src})')
+                else:
+                    lines.append(f'{owner.expr}.register_buffer("{leaf}", {src})')
+        return lines
+
+    def _aliases(self) -> dict[str, str]:
+        """fqn -> fqn of the tensor registered first under another name (tied weights)."""
+        seen: dict[int, str] = {}
+        out: dict[str, str] = {}
+        declared = {a: t for a, t in self.g.meta.get("aliases", {}).items() if a in self.tensor_owner}
+        for fqn in self.tensor_owner:
+            if fqn in declared and declared[fqn] in self.tensor_owner and \
+                    self._tensor(fqn) is self._tensor(declared[fqn]):
+                out[fqn] = declared[fqn]
+        for fqn in self.tensor_owner:
+            if fqn in out:
+                continue
+            key = id(self._tensor(fqn))
+            if key in seen:
+                out[fqn] = seen[key]
+            else:
+                seen[key] = fqn
+        return out
+
+    def _tensor(self, fqn: str) -> torch.Tensor:
+        owner, leaf = self.tensor_owner[fqn]
+        t = owner.module._parameters.get(leaf)
+        return t if t is not None else owner.module._buffers[leaf]
+
+    def _emit_module(self, mod: _Mod, lines: list[str], aliases: dict[str, str]) -> None:
+        if mod.kind == "layer":
+            ctor = mod.ctor + (f".to({_lit(mod.dtype)})" if mod.dtype is not None else "")
+            lines.append(self._assign_module(mod, ctor))
+            for leaf in mod.dropped:
+                lines.append(f"{mod.expr}.{leaf} = None  # not in the source model's state dict")
+        elif mod.kind == "list":
+            items = self._list_items(mod)
+            n = len(items)
+            if all(it == "nn.Module()" for it in items):
+                lines.append(self._assign_module(mod, f"nn.ModuleList([nn.Module() for _ in range({n})])"))
+            elif sum(len(it) + 2 for it in items) < 80:
+                lines.append(self._assign_module(mod, f"nn.ModuleList([{', '.join(items)}])"))
+            else:
+                lines.append(self._assign_module(mod, "nn.ModuleList(["))
+                lines += [f"    {it}," for it in items]
+                lines.append("])")
+            lines += self._dropped_lines(mod)
+        else:
+            lines.append(self._assign_module(mod, _container_ctor(mod.kind)))
+        self._emit_tensors(mod, lines, aliases)
+        if mod.kind == "list":
+            self._emit_list_members(mod, lines, aliases)
+        else:
+            for c in mod.children.values():
+                self._emit_module(c, lines, aliases)
+
+    @staticmethod
+    def _list_items(mod: _Mod) -> list[str]:
+        """Constructor source of each slot of an ``nn.ModuleList`` (``nn.Identity()`` in gaps)."""
+        n = max([int(k) for k in mod.children] + [-1]) + 1
+        items = []
+        for i in range(n):
+            c = mod.children.get(str(i))
+            if c is None:
+                items.append("nn.Identity()")
+            elif c.kind == "layer":
+                items.append(c.ctor + (f".to({_lit(c.dtype)})" if c.dtype is not None else ""))
+            else:
+                items.append(_container_ctor(c.kind))
+        return items
+
+    @staticmethod
+    def _dropped_lines(mod: _Mod) -> list[str]:
+        return [f"{c.expr}.{leaf} = None  # not in the source model's state dict"
+                for c in mod.children.values() if c.kind == "layer" for leaf in c.dropped]
+
+    def _emit_list_members(self, mod: _Mod, lines: list[str], aliases: dict[str, str]) -> None:
+        """What goes inside the elements of a list (the list made the elements themselves)."""
+        for c in mod.children.values():
+            self._emit_tensors(c, lines, aliases)
+            for cc in c.children.values():
+                self._emit_module(cc, lines, aliases)
+
+    def _assign_module(self, mod: _Mod, ctor: str) -> str:
+        parent_path, _, name = mod.path.rpartition(".")
+        parent = self._find(parent_path)
+        assert parent is not None
+        if parent.kind in ("plain",) and _safe_attr("plain", name):
+            return f"{parent.expr}.{name} = {ctor}"
+        if parent.kind == "dict":
+            return f'{parent.expr}["{name}"] = {ctor}'
+        return f'{parent.expr}.add_module("{name}", {ctor})'
+
+    def _emit_tensors(self, mod: _Mod, lines: list[str], aliases: dict[str, str]) -> None:
+        for leaf in list(mod.module._parameters) + list(mod.module._buffers):
+            fqn = f"{mod.path}.{leaf}" if mod.path else leaf
+            if fqn not in self.tensor_owner or fqn in aliases or leaf in mod.own:
+                continue
+            t = self._tensor(fqn)
+            init = self._init_expr(fqn, t)
+            if leaf in mod.module._parameters:
+                grad = "" if t.requires_grad else ", requires_grad=False"
+                value = f"nn.Parameter({init}{grad})"
+                if mod.kind != "layer" and _safe_attr(mod.kind, leaf):
+                    lines.append(f"{mod.expr}.{leaf} = {value}")
+                else:
+                    lines.append(f'{mod.expr}.register_parameter("{leaf}", {value})')
+            else:
+                persistent = "" if leaf not in mod.module._non_persistent_buffers_set else ", persistent=False"
+                lines.append(f'{mod.expr}.register_buffer("{leaf}", {init}{persistent})')
+
+    def _init_expr(self, fqn: str, t: torch.Tensor) -> str:
+        """Source of a tensor's initial value: its stored value, else ArchModule's initialisation rule."""
+        value = self._stored_value(fqn)
+        if value is not None:
+            expr, b64 = _value_expr(value)
+            if b64 is None:
+                return expr
+            self.uses_b64 = True
+            const = f"_{_snake(fqn).upper()}"
+            while any(c.startswith(f"{const} =") for c in self.constants):
+                const += "_"
+            chunks = [b64[i:i + _B64_LINE] for i in range(0, len(b64), _B64_LINE)] or [""]
+            body = "\n".join(f'    "{c}"' for c in chunks)
+            self.constants.append(f"{const} = (\n{body}\n)")
+            return f"_tensor_from_base64({const}, {_lit(value.dtype)}, {_lit(tuple(value.shape))})"
+        shape = _ints(list(t.shape))
+        dt = "" if t.dtype == torch.float32 else f", dtype={_lit(t.dtype)}"
+        leaf = fqn.rsplit(".", 1)[-1]
+        if not t.dtype.is_floating_point or self._is_extra(fqn):
+            return f"torch.zeros({shape}{dt})"
+        if "running_var" in leaf or (t.dim() == 1 and leaf == "weight"):
+            return f"torch.ones({shape}{dt})"
+        if t.dim() <= 1:
+            return f"torch.zeros({shape}{dt})"
+        std = 1.0 / math.sqrt(max(math.prod(t.shape[1:]), 1))
+        return f"torch.randn({shape}{dt}) * {std:.4g}"
+
+    def _stored_value(self, fqn: str) -> torch.Tensor | None:
+        for n in self.g.nodes.values():
+            if n.op == "parameter" and n.attrs.get("value") is not None and n.param_name("data") == fqn:
+                return decode_tensor(n.attrs["value"])
+        return None
+
+    def _is_extra(self, fqn: str) -> bool:
+        return any(e.get("name") == fqn for e in self.g.meta.get("extra_state", []))
+
+    # ------------------------------------------------------------ forward
+    def forward_lines(self, arg_names: dict[str, str]) -> list[str]:
+        g = self.g
+        namer = _Namer(set(arg_names.values()))
+        env: dict[str, str] = {}
+        unpacked: dict[str, list[str]] = {}
+        getitems: dict[str, list[str]] = {}
+        for nid in self.order:
+            if g.nodes[nid].op == "getitem":
+                getitems.setdefault(g.predecessors(nid)[0], []).append(nid)
+        device_expr = self._device_expr(arg_names)
+        lines: list[str] = []
+        scope = ""
+        for nid in self.order:
+            node = g.nodes[nid]
+            op = get_op(node.op)
+            if node.op == "input":
+                env[nid] = arg_names[node.attrs["name"]]
+                continue
+            if node.op == "parameter":
+                env[nid] = self.tensor_expr[self.meta._param_refs[nid]["data"]]
+                continue
+            if node.op == "getitem":
+                src = g.predecessors(nid)[0]
+                if src in unpacked:
+                    env[nid] = unpacked[src][node.attrs["index"]]
+                    continue
+                expr = f"{env[src]}[{node.attrs['index']}]"
+            else:
+                expr = self._expr(node, op, [env[p] for p in g.predecessors(nid)], device_expr)
+            shown = self._display_scope(node.scope)
+            if shown != scope:
+                scope = shown
+                if lines:
+                    lines.append("")
+                lines.append(f"# {scope}" if scope else "# (top level)")
+            shape, dtype = self.shapes.get(nid, (None, None))
+            count = len(shape) if op.multi_output and isinstance(shape, list) else None
+            users = getitems.get(nid, [])
+            if count and users and len(g.successors(nid)) == len(users) and \
+                    all(0 <= g.nodes[u].attrs["index"] < count for u in users):
+                names = ["_"] * count
+                stems = _TUPLE_NAMES.get(node.op)
+                for u in users:
+                    i = g.nodes[u].attrs["index"]
+                    if names[i] == "_":
+                        names[i] = namer(stems[i] if stems and i < len(stems) else f"{self._stem(node, op)}_{i}")
+                unpacked[nid] = names
+                target = ", ".join(names) + ("," if count == 1 else "")
+                lines.append(f"{target} = {expr}" + _shape_comment([s for s, nm in zip(shape, names) if nm != "_"],
+                                                                     _pick(dtype, names)))
+                continue
+            var = namer(self._stem(node, op))
+            env[nid] = var
+            lines.append(f"{var} = {expr}" + ("" if op.multi_output else _shape_comment(shape, dtype)))
+        outs = [env[o] for o in g.outputs]
+        lines.append("")
+        if g.output_kind == "tensor":
+            lines.append(f"return {outs[0]}")
+        elif g.output_kind == "dict":
+            items = ", ".join(f"{_lit(k)}: {v}" for k, v in zip(g.output_keys or [], outs))
+            lines.append(f"return {{{items}}}")
+        else:
+            lines.append(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+        return lines
+
+    def _device_expr(self, arg_names: dict[str, str]) -> str:
+        if self.g.inputs:
+            return f"{arg_names[self.g.inputs[0].name]}.device"
+        if any(True for _ in self.meta.parameters()):
+            return "next(self.parameters()).device"
+        return 'torch.device("cpu")'
+
+    def _display_scope(self, scope: str) -> str:
+        """The deepest container on ``scope``'s path: ops of a layer or a parameter-free leaf
+        module (an activation, a dropout) are listed with the module that holds it."""
+        if scope not in self._scope_cache:
+            parts = scope.split(".") if scope else []
+            best = ""
+            for i in range(1, len(parts) + 1):
+                mod = self._find(".".join(parts[:i]))
+                if mod is None or mod.kind == "layer":
+                    break
+                best = mod.path
+            self._scope_cache[scope] = best
+        return self._scope_cache[scope]
+
+    def _stem(self, node: Node, op: OpDef) -> str:
+        if node.id in self.module_calls:
+            return _scope_stem(self.module_calls[node.id].path) or _op_stem(node.op)
+        if node.scope and (op.category == "layer" or self._display_scope(node.scope) != node.scope):
+            return _scope_stem(node.scope) or _op_stem(node.op)
+        return _op_stem(node.op)
+
+    def _expr(self, node: Node, op: OpDef, inputs: list[str], device_expr: str) -> str:
+        if node.id in self.module_calls:
+            return f"{self.module_calls[node.id].expr}({inputs[0]})"
+        if op.target is None or not op.signature:
+            return self._custom_call(node, op, inputs)
+        params = {r: self.tensor_expr[f] for r, f in self.meta._param_refs.get(node.id, {}).items()}
+        b = _bind(op, node, inputs, params, device_expr)
+        emit = _EMITTERS.get(node.op)
+        if emit is not None:
+            try:
+                expr = emit(b)
+            except Exception as e:  # a form that does not fit these attrs: the aten call is always right
+                log.debug("to_code: readable form of %s failed (%s); using the aten call", node.id, e)
+                expr = None
+            if expr is not None:
+                return expr
+        return _aten_call(b)
+
+    def _custom_call(self, node: Node, op: OpDef, inputs: list[str]) -> str:
+        """An op defined by a Python function: imported from its module."""
+        fn = op.fn
+        mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+        if not mod or "<" in qual or "." in qual:
+            raise GraphError(f"to_code: node {node.id!r} ({node.op}): op has no aten target and its function "
+                             f"{qual or fn!r} cannot be imported; register it with a named module-level function")
+        alias = f"_{_snake(node.op)}_op"
+        line = f"from {mod} import {qual} as {alias}"
+        if line not in self.extra_imports:
+            self.extra_imports.append(line)
+        kws = [f"{k}={_lit(v)}" for k, v in node.attrs.items()]
+        return _call(alias, *inputs, *kws)
+
+
+def _container_ctor(kind: str) -> str:
+    return {"plain": "nn.Module()", "dict": "nn.ModuleDict()", "list": "nn.ModuleList()"}[kind]
+
+
+def _reconstruct(m: nn.Module) -> nn.Module:
+    """Build the layer again from its constructor arguments (mirrors the _ctor_* printers)."""
+    if isinstance(m, nn.Linear):
+        return nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+    if isinstance(m, nn.modules.conv._ConvNd):
+        kw = dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups, bias=m.bias is not None)
+        if m.transposed:
+            kw["output_padding"] = m.output_padding
+        return type(m)(m.in_channels, m.out_channels, m.kernel_size, **kw)
+    if isinstance(m, nn.LayerNorm):
+        return nn.LayerNorm(m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine,
+                            bias=m.bias is not None or not m.elementwise_affine)
+    if isinstance(m, nn.RMSNorm):
+        return nn.RMSNorm(m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine)
+    if isinstance(m, nn.GroupNorm):
+        return nn.GroupNorm(m.num_groups, m.num_channels, eps=m.eps, affine=m.affine,
+                            bias=m.bias is not None or not m.affine)
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return type(m)(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
+                       track_running_stats=m.track_running_stats, bias=m.bias is not None or not m.affine)
+    if isinstance(m, nn.Embedding):
+        return nn.Embedding(m.num_embeddings, m.embedding_dim, padding_idx=m.padding_idx)
+    if isinstance(m, nn.PReLU):
+        return nn.PReLU(m.num_parameters)
+    raise GraphError(f"to_code: cannot rebuild layer {type(m).__name__}")
+
+
+def _shape_comment(shape: Any, dtype: Any) -> str:
+    if shape is None:
+        return ""
+    if shape and isinstance(shape[0], list):
+        parts = [_shape_text(s) for s in shape]
+        return "  # " + ", ".join(parts)
+    dt = f" {dtype}" if isinstance(dtype, str) and dtype != "float32" else ""
+    return f"  # {_shape_text(shape)}{dt}"
+
+
+def _shape_text(shape: list) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _pick(dtype: Any, names: list[str]) -> Any:
+    if isinstance(dtype, list):
+        return [d for d, n in zip(dtype, names) if n != "_"]
+    return dtype
+
+
+# ===================================================================== entry point
+def to_code(g: ArchGraph, class_name: str | None = None) -> str:
+    """Readable PyTorch source of an ``nn.Module`` class that computes ``g``.
+
+    Args:
+        g: the graph (validated; shapes are inferred on a copy for comments).
+        class_name: name of the class; default: the graph name in CamelCase.
+
+    Returns:
+        The text of a Python file that imports ``torch`` and defines the
+        class. Its ``state_dict()`` has the keys and shapes of
+        ``g.to_module().state_dict()``, so that state dict loads strictly,
+        and with it ``forward(*inputs)`` returns what ``g.to_module()``
+        returns (in ``eval()`` mode; see the module docstring).
+
+    Example:
+        >>> src = g.to_code()
+        >>> ns = {}
+        >>> exec(compile(src, "mlp.py", "exec"), ns)  # or write it to a file and import it
+        >>> m = ns["Mlp"]()
+        >>> m.load_state_dict(g.to_module().state_dict())
+    """
+    w = _Writer(g, class_name)
+    arg_names: dict[str, str] = {}
+    taken: set[str] = set()
+    for s in g.inputs:
+        name = s.name if s.name.isidentifier() and s.name not in _RESERVED else _snake(s.name) + "_in"
+        while name in taken or name in _RESERVED:
+            name += "_"
+        taken.add(name)
+        arg_names[s.name] = name
+    init = w.init_lines()
+    fwd = w.forward_lines(arg_names)
+    return _assemble(g, w, arg_names, init, fwd)
+
+
+def _assemble(g: ArchGraph, w: _Writer, arg_names: dict[str, str], init: list[str], fwd: list[str]) -> str:
+    summary_inputs = [f"{arg_names[s.name]}: {_shape_text(list(s.shape))} {s.dtype}" for s in g.inputs]
+    out: list[str] = [f'"""{w.class_name}: PyTorch module generated from the architecture graph {g.name!r}.', ""]
+    if g.source:
+        out += [f"Source: {g.source}.", ""]
+    out += ["Its state_dict() matches ArchGraph.to_module(); load weights with load_state_dict().", '"""', ""]
+    if w.uses_b64:
+        out.append("import base64")
+        out.append("")
+    out += ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
+    out += w.extra_imports
+    if w.uses_b64:
+        out.append(_B64_HELPER.rstrip("\n"))
+        out.append("")
+        out += ["", "# values of buffers that no state dict restores (raw bytes, base64)"]
+        out += w.constants
+    base = "nn.ModuleList" if w.root.kind == "list" else "nn.Module"
+    out += ["", "", f"class {w.class_name}({base}):"]
+    doc = [f'    """The {g.name!r} architecture ({len(g.nodes)} graph nodes).', "", "    Shapes:"]
+    doc += [f"        {s}" for s in summary_inputs] or ["        (no inputs)"]
+    outs_desc = ", ".join(
+        _shape_text(w.shapes.get(o, (None,))[0]) if isinstance(w.shapes.get(o, (None,))[0], list)
+        and (not w.shapes[o][0] or not isinstance(w.shapes[o][0][0], list)) else "?" for o in g.outputs
+    )
+    kind = {"tensor": "a tensor", "tuple": "a tuple", "dict": "a dict"}[g.output_kind]
+    doc += [f"        output: {kind} {outs_desc}".rstrip(), '    """', ""]
+    out += doc
+    out.append("    def __init__(self) -> None:")
+    out += [("        " + ln) if ln else "" for ln in init]
+    out.append("")
+    params = ", ".join(["self", *arg_names.values()])
+    out.append(f"    def forward({params}):")
+    out += [("        " + ln) if ln else "" for ln in fwd]
+    return "\n".join(out) + "\n"
