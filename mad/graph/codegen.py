@@ -30,6 +30,7 @@ mode).
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import keyword
 import logging
 import math
@@ -43,6 +44,7 @@ from torch import nn
 from .arch_graph import ArchGraph, GraphError, Node
 from .module import ArchModule, Container, decode_tensor
 from .ops import get_op
+from .ops.call import call_op
 from .ops.registry import PORT, OpDef
 from .ops.values import decode_value
 
@@ -127,11 +129,15 @@ class _Arg:
 class _Bound:
     """The arguments of one node, ready to print (see :func:`_bind`)."""
 
-    def __init__(self, op: OpDef, node: Node, args: dict[str, _Arg], device_expr: str) -> None:
+    def __init__(self, op: OpDef, node: Node, args: dict[str, _Arg], device_expr: str,
+                 order: list[str] | None = None, n_pos: int = 0, raw: tuple | None = None) -> None:
         self.op = op
         self.node = node
         self.args = args
         self.device_expr = device_expr
+        self.order = order or []  # argument names in the order call_op passes them
+        self.raw = raw  # (args, kwargs) of an op without a schema
+        self.n_pos = n_pos  # how many of them go positionally
 
     def t(self, name: str) -> str:
         """Source of a tensor argument (a variable, a parameter path or a constant)."""
@@ -177,71 +183,78 @@ class _Bound:
         return self.t(self.op.args[0].name)
 
 
+class _Src:
+    """Stands for a tensor in a recorded call: prints as its Python source."""
+
+    def __init__(self, expr: str) -> None:
+        self.expr = expr
+
+
+class _Recorded(Exception):
+    def __init__(self, args: tuple, kwargs: dict[str, Any]) -> None:
+        super().__init__("recorded")
+        self.args_, self.kwargs = args, kwargs
+
+
+def _record(*args: Any, **kwargs: Any) -> None:
+    raise _Recorded(args, kwargs)
+
+
+_DEVICE = torch.device("meta")  # stands for "the device of the inputs" in a recorded call
+
+
+def _src(v: Any, device_expr: str) -> str:
+    if isinstance(v, _Src):
+        return v.expr
+    if isinstance(v, torch.device):
+        return device_expr
+    if isinstance(v, (list, tuple)) and any(isinstance(x, _Src) for x in v):
+        return "[" + ", ".join(_src(x, device_expr) for x in v) + "]"
+    return _lit(v)
+
+
 def _bind(op: OpDef, node: Node, inputs: list[str], param_exprs: dict[str, str], device_expr: str) -> _Bound:
-    """Assign ports, owned params and attrs to the op's schema arguments, as call_op does."""
-    it = iter(inputs)
+    """The arguments ``call_op`` would pass for this node, as Python source.
+
+    ``call_op`` itself assigns ports, owned params and attrs to the op's
+    arguments (with a run function that only records them), so the source
+    always calls the op exactly as :class:`~mad.graph.module.ArchModule` does.
+    """
+    recorder = dataclasses.replace(op, fn=_record)
+    try:
+        call_op(recorder, node.attrs, [_Src(e) for e in inputs], {r: _Src(e) for r, e in param_exprs.items()},
+                device=_DEVICE)
+    except _Recorded as rec:
+        pos, kws = rec.args_, rec.kwargs
+    else:  # pragma: no cover - call_op always calls fn
+        raise GraphError(f"to_code: node {node.id!r} ({node.op}): the op was not called")
+    if not op.signature:
+        return _Bound(op, node, {}, device_expr, raw=(pos, kws))
     args: dict[str, _Arg] = {}
-    attrs = node.attrs
+    given = dict(zip([n for n, _, _ in op.signature], pos)) | kws
     for name, is_tensor, kwarg_only in op.signature:
-        if is_tensor:
-            ta = op.arg(name)
-            if name in param_exprs:
-                args[name] = _Arg(name, True, True, param_exprs[name], kwarg_only=kwarg_only, kind=ta.kind)
-            elif ta.kind in ("list", "optional_list"):
-                entries = []
-                for e in attrs.get(name, []):
-                    entries.append(next(it) if e == PORT else _lit(decode_value(e, "number")))
-                args[name] = _Arg(name, True, True, "[" + ", ".join(entries) + "]", value=list(attrs.get(name, [])),
-                                  kwarg_only=kwarg_only, kind=ta.kind)
-            elif name in attrs:
-                value = decode_value(attrs[name], "number")
-                args[name] = _Arg(name, True, True, _lit(value), value=value, const=True, kwarg_only=kwarg_only,
-                                  kind=ta.kind)
-            else:
-                args[name] = _Arg(name, True, True, next(it), kwarg_only=kwarg_only, kind=ta.kind)
-        else:
-            spec = op.attrs[name]
-            if spec.type == "device":
-                if _is_device_arg(op, name):
-                    args[name] = _Arg(name, False, True, device_expr, kwarg_only=kwarg_only)
-                else:
-                    args[name] = _Arg(name, False, False, kwarg_only=kwarg_only)
-            elif name in attrs:
-                value = decode_value(attrs[name], spec.type)
-                args[name] = _Arg(name, False, True, _lit(value), value=value, kwarg_only=kwarg_only)
-            else:
-                args[name] = _Arg(name, False, False, kwarg_only=kwarg_only)
-    return _Bound(op, node, args, device_expr)
-
-
-def _is_device_arg(op: OpDef, name: str) -> bool:
-    """A ``device`` attribute that takes a real device (not a ``Generator``)."""
-    schema = getattr(op.target, "_schema", None)
-    if schema is None:
-        return True
-    for a in schema.arguments:
-        if a.name == name:
-            return "Device" in str(a.real_type)
-    return False
+        kind = op.arg(name).kind if is_tensor else "attr"
+        if name not in given:
+            args[name] = _Arg(name, is_tensor, False, kwarg_only=kwarg_only, kind=kind)
+            continue
+        v = given[name]
+        const = is_tensor and not isinstance(v, (_Src, list, tuple)) and v is not None
+        value = None if isinstance(v, _Src) else v
+        if isinstance(v, (list, tuple)) and any(isinstance(x, _Src) for x in v):
+            value = [PORT if isinstance(x, _Src) else x for x in v]
+        args[name] = _Arg(name, is_tensor, True, _src(v, device_expr), value=value, const=const,
+                          kwarg_only=kwarg_only, kind=kind)
+    return _Bound(op, node, args, device_expr, order=list(given), n_pos=len(pos))
 
 
 def _aten_call(b: _Bound) -> str:
-    """``torch.ops.aten.<packet>.<overload>(...)``, arguments as call_op passes them."""
+    """``torch.ops.aten.<packet>.<overload>(...)`` with the arguments call_op passes, in its order."""
     packet, overload = str(b.op.target).split(".")[1:3]
-    head = f"torch.ops.aten.{packet}.{overload}" if packet.isidentifier() else f'getattr(torch.ops.aten, "{packet}").{overload}'
-    pos: list[str] = []
-    kws: list[str] = []
-    positional = True
-    for name, _, kwarg_only in b.op.signature:
-        a = b.args[name]
-        if not a.given:
-            positional = False
-            continue
-        if positional and not kwarg_only:
-            pos.append(a.expr)
-        else:
-            positional = False
-            kws.append(f"{name}={a.expr}")
+    head = f"torch.ops.aten.{packet}.{overload}"
+    if not packet.isidentifier() or keyword.iskeyword(packet):
+        head = f'getattr(torch.ops.aten, "{packet}").{overload}'
+    pos = [b.args[n].expr for n in b.order[:b.n_pos]]
+    kws = [f"{n}={b.args[n].expr}" for n in b.order[b.n_pos:]]
     return f"{head}({', '.join(pos + kws)})"
 
 
@@ -1453,7 +1466,7 @@ class _Writer:
     def _expr(self, node: Node, op: OpDef, inputs: list[str], device_expr: str) -> str:
         if node.id in self.module_calls:
             return f"{self.module_calls[node.id].expr}({inputs[0]})"
-        if op.target is None or not op.signature:
+        if not op.signature:
             return self._custom_call(node, op, inputs)
         params = {r: self.tensor_expr[f] for r, f in self.meta._param_refs.get(node.id, {}).items()}
         b = _bind(op, node, inputs, params, device_expr)
