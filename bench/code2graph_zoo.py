@@ -207,6 +207,9 @@ def _child(kind: str, model_type: str, opts: dict[str, Any], conn) -> None:
     import torch
 
     torch.set_num_threads(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # export failures print whole graphs: keep the parent's terminal and log readable
+    os.dup2(devnull, 2)
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")
     try:

@@ -166,13 +166,14 @@ def _setup_logging(verbose: int) -> None:
     handler.setLevel(level)
     logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False
 
 
 @app.callback()
 def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More logging (-vv for debug)."),
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, show_default=False, help="More logging (-vv for debug)."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
 ) -> None:
     """mad: model architectures as graphs. Convert models, inspect, draw and print them."""
@@ -193,7 +194,8 @@ def _load_graph(path: Path, shapes: bool = True):
     try:
         g = ArchGraph.from_json(path)
     except GraphError as e:
-        raise CliError(f"{path}: {_first_line(e)}") from None
+        message = _first_line(e)
+        raise CliError(message if message.startswith(str(path)) else f"{path}: {message}") from None
     except UnicodeDecodeError:
         raise CliError(f"{path}: not a text file; expected a graph JSON written by `mad convert`") from None
     try:
@@ -251,7 +253,7 @@ def info(
     head.add_row("FLOPs", f"{_human(s.flops)}  [dim]({s.flops:,} per forward)[/dim]")
     head.add_row("depth", f"{s.depth}  [dim](longest path, in ops)[/dim]")
     for i in g.inputs:
-        head.add_row("input", f"{i.name}  {shape_text(i.shape, i.dtype) or 'scalar'}  [dim]{i.dtype}[/dim]")
+        head.add_row("input", f"{i.name}  {shape_text(i.shape, i.dtype) or 'scalar'}")
     for o, k in zip(g.outputs, keys):
         node = g.nodes[o]
         head.add_row("output", f"{k or o}  {shape_text(node.shape, node.dtype)}")
@@ -361,13 +363,17 @@ def ops(
     if as_json:
         _emit_json({"vocab_version": VOCAB_VERSION, "count": len(rows), "ops": rows})
         return
-    table = Table(title=f"op vocabulary v{VOCAB_VERSION}: {len(rows)} ops", title_justify="left")
-    for col, style in (("op", "bold"), ("category", "cyan"), ("inputs", ""), ("params", "dim"), ("attrs", "dim"),
-                       ("doc", "")):
-        table.add_column(col, style=style or None, overflow="fold")
+    table = Table(title=f"op vocabulary v{VOCAB_VERSION}: {len(rows)} ops", title_justify="left", box=None,
+                  header_style="bold", pad_edge=False)
+    table.add_column("op", style="bold", no_wrap=True)
+    table.add_column("category", style="cyan", no_wrap=True)
+    table.add_column("inputs / params; attrs", overflow="fold", ratio=2)
+    table.add_column("doc", overflow="fold", ratio=1)
     for r in rows:
-        table.add_row(r["name"], r["category"], ", ".join(r["inputs"]), ", ".join(r["params"]),
-                      ", ".join(r["attrs"]), r["doc"])
+        sig = ", ".join(r["inputs"] + [f"[dim]{p}[/dim]" for p in r["params"]])
+        if r["attrs"]:
+            sig += "; [dim]" + ", ".join(r["attrs"]) + "[/dim]"
+        table.add_row(r["name"], r["category"], sig, r["doc"].removeprefix("torch.ops."))
     _stdout().print(table)
 
 
@@ -556,12 +562,13 @@ def _convert_hf(model_type: str, overrides: dict[str, Any], device: str | None):
     known = model_types()
     if model_type not in known:
         close = difflib.get_close_matches(model_type, known, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `mad convert` takes any transformers model type"
+        hint = (f"; did you mean {', '.join(close)}?" if close
+                else f"; use one of the {len(known)} transformers model types with a base model, e.g. bert, gpt2, llama")
         raise CliError(f"unsupported model type {model_type!r}{hint}")
     try:
         return from_hf(model_type, device=device, **overrides)
     except ZooError as e:
-        if e.stage == "config":
+        if e.stage == "config" or (overrides and e.stage == "instantiate"):
             raise CliError(f"cannot configure {model_type}: {e.reason}") from e
         raise CliError(f"cannot convert {model_type}: {e.stage} failed: {e.reason}", code=1) from e
 
@@ -601,11 +608,14 @@ def convert(
         if not parts["path"].exists():
             raise CliError(f"file not found: {parts['path']}")
         try:
-            from mad.graph.onnx_io import from_onnx
+            from mad.graph.onnx_io import OnnxImportError, from_onnx
         except ImportError as e:
             raise CliError(f"ONNX import is not available in this install ({_first_line(e)})", code=1) from None
         with _busy(f"Reading {parts['path']}…"):
-            g = from_onnx(parts["path"])
+            try:
+                g = from_onnx(parts["path"])
+            except OnnxImportError as e:
+                raise CliError(f"{parts['path']}: {_first_line(e)}") from e
     seconds = time.perf_counter() - t0
     if name:
         g.name = name

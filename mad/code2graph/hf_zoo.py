@@ -14,9 +14,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import logging
 import math
+import sys
 from typing import Any, Callable
 
 import torch
@@ -102,7 +104,7 @@ WIDTH_KEYS = {
     "hidden_dim", "encoder_hidden_size", "decoder_hidden_size", "text_hidden_size", "projection_dim",
     "out_hidden_size", "output_hidden_size", "projector_hidden_size", "embedding_size", "embedding_dim",
     "vision_hidden_size", "audio_hidden_size", "pooler_hidden_size", "pooler_output_size", "fusion_hidden_size",
-    "image_text_hidden_size", "encoder_hidden_dim", "attention_hidden_size", "classifier_proj_size",
+    "image_text_hidden_size", "encoder_hidden_dim", "classifier_proj_size",
     "memory_attention_hidden_size", "memory_encoder_hidden_size", "memory_encoder_output_channels",
     "mask_downsampler_embed_dim", "memory_fuser_embed_dim", "fpn_hidden_size", "hidden_size_per_layer_input",
     "latent_dim", "codebook_dim", "codevector_dim", "proj_codevector_dim", "xvector_output_dim",
@@ -174,8 +176,10 @@ FIXED = {
     "num_codevectors_per_group": 16,
     "num_mel_bins": 16,
     "max_source_positions": 32,
-    "window_size": 4,
+    "rotary_dim": 8,
 }
+# Flags that would need optional packages or downloads, and their safe values.
+FLAGS = {"use_timm_backbone": False, "use_pretrained_backbone": False}
 LIST_WIDTH_KEYS = {"hidden_sizes", "embed_dims", "dims", "channels", "neck_hidden_sizes", "embedding_dimension"}
 LIST_DEPTH_KEYS = {"depths", "num_layers_per_stage", "stage_num_blocks", "block_depths"}
 LIST_HEAD_KEYS = {"num_heads", "num_attention_heads", "heads"}
@@ -228,8 +232,11 @@ def _scale_list(values: list[int], cap: int, multiple: int = 8) -> list[int]:
     return [max(multiple, int(round(v / factor / multiple)) * multiple) for v in values]
 
 
-def _shrink_items(items: dict[str, Any], token_map: dict[int, int]) -> dict[str, Any]:
-    """Changed keyword arguments for one config level (sub-configs become nested dicts)."""
+def _shrink_items(items: dict[str, Any], token_map: dict[int, int], mrope: bool = False) -> dict[str, Any]:
+    """Changed keyword arguments for one config level (sub-configs become nested dicts).
+
+    ``mrope``: the model reads ``rope_parameters["mrope_section"]`` (set even when the default omits it).
+    """
     out: dict[str, Any] = {}
     old_layers = _layer_count(items)
     n_layers = LAYERS
@@ -264,6 +271,20 @@ def _shrink_items(items: dict[str, Any], token_map: dict[int, int]) -> dict[str,
     h = out.get("num_attention_heads", heads)
     if _is_int(h) and "head_dim" in items and (items.get("head_dim") is not None or "num_attention_heads" in out):
         out["head_dim"] = HEAD_DIM
+    for k, v in FLAGS.items():
+        if k in items and items[k] != v:
+            out[k] = v
+    if "depths" in items and _is_int(items.get("window_size")) and items["window_size"] > 4:
+        out["window_size"] = 4  # hierarchical vision transformers: windows must fit the small image
+    hd = out.get("head_dim", items.get("head_dim"))
+    if not _is_int(hd) and _is_int(out.get("hidden_size")) and _is_int(h) and h:
+        hd = out["hidden_size"] // h
+    for rk in ("rope_parameters", "rope_scaling"):
+        rope = items.get(rk)
+        if isinstance(rope, dict) and _is_int(hd) and (isinstance(rope.get("mrope_section"), list) or mrope):
+            partial = rope.get("partial_rotary_factor", items.get("partial_rotary_factor")) or 1.0
+            sections = rope.get("mrope_section") or [16, 24, 24]
+            out[rk] = dict(rope, mrope_section=_split_sections(sections, int(hd * partial) // 2))
     if _is_int(items.get("qk_rope_head_dim")):  # multi-head latent attention: rotary part sets head_dim
         out["head_dim"] = FIXED["qk_rope_head_dim"]
         if "qk_head_dim" in items:
@@ -273,14 +294,44 @@ def _shrink_items(items: dict[str, Any], token_map: dict[int, int]) -> dict[str,
         out["num_key_value_heads"] = h if old_kv == old_h else (1 if old_kv == 1 else max(1, min(2, h)))
     # token ids beyond the small vocabulary move to its top end
     vocab = out.get("vocab_size", items.get("vocab_size"))
+    if not _is_int(vocab) or vocab > token_map.get(-1, VOCAB):
+        vocab = token_map.get(-1, VOCAB)
     for k, v in items.items():
         if not k.endswith(TOKEN_SUFFIXES) and k not in ("bos_token_id", "eos_token_id", "pad_token_id"):
             continue
         if _is_int(v) and _is_int(vocab) and v >= vocab:
-            out[k] = token_map.setdefault(v, vocab - 1 - len(token_map))
+            out[k] = _remap_token(token_map, v, vocab)
         elif isinstance(v, list) and _is_int(vocab) and any(_is_int(x) and x >= vocab for x in v):
-            out[k] = [token_map.setdefault(x, vocab - 1 - len(token_map)) if _is_int(x) and x >= vocab else x for x in v]
+            out[k] = [_remap_token(token_map, x, vocab) if _is_int(x) and x >= vocab else x for x in v]
     return out
+
+
+def _split_sections(sections: list[int], total: int) -> list[int]:
+    """Scale ``sections`` to sum to ``total`` keeping their proportions (each at least 1)."""
+    whole = sum(sections) or 1
+    out = [max(1, int(x * total / whole)) for x in sections]
+    i = 0
+    while sum(out) != total:
+        j = i % len(out)
+        if sum(out) < total:
+            out[j] += 1
+        elif out[j] > 1:
+            out[j] -= 1
+        i += 1
+    return out
+
+
+def _remap_token(token_map: dict[int, int], token: int, vocab: int) -> int:
+    """A stable new id (counting down from the top of the small vocabulary) for an out-of-vocabulary token id."""
+    if token not in token_map:
+        token_map[token] = vocab - 1 - sum(1 for k in token_map if k >= 0)
+    return token_map[token]
+
+
+def _min_vocab(cfg) -> int:
+    """The smallest vocabulary of the shrunk config tree (token ids must fit all of them)."""
+    sizes = [min(v, VOCAB) for v in _all_values(cfg, "vocab_size") if _is_int(v) and v > 16]
+    return min(sizes) if sizes else VOCAB
 
 
 def _shrink_int(k: str, v: int, items: dict[str, Any], n_layers: int) -> int | None:
@@ -326,9 +377,22 @@ def _shrink_int_list(k: str, v: list[int], items: dict[str, Any]) -> list[int] |
     return None
 
 
+def _uses_mrope(cfg) -> bool:
+    """Whether the modeling code of ``cfg``'s family reads an ``mrope_section`` (multimodal rotary sections)."""
+    mod = sys.modules.get(type(cfg).__module__)
+    if mod is None:
+        return False
+    name = mod.__name__.replace(".configuration_", ".modeling_")
+    try:
+        modeling = importlib.import_module(name)
+        return "mrope_section" in inspect.getsource(modeling)
+    except Exception:  # noqa: BLE001 - no modeling file: no mrope
+        return False
+
+
 def _shrink_config(cfg, token_map: dict[int, int]) -> dict[str, Any]:
     """Shrunk keyword arguments of a sub-config, as the dict its parent accepts."""
-    kwargs = _shrink_items(_config_items(cfg), token_map)
+    kwargs = _shrink_items(_config_items(cfg), token_map, _uses_mrope(cfg))
     kwargs["model_type"] = cfg.model_type
     return kwargs
 
@@ -390,8 +454,8 @@ def small_config(model_type: str, **overrides: Any):
     cls = CONFIG_MAPPING[model_type]
     try:
         default = cls()
-        token_map: dict[int, int] = {}
-        kwargs = _shrink_items(_config_items(default), token_map)
+        token_map: dict[int, int] = {-1: _min_vocab(default)}
+        kwargs = _shrink_items(_config_items(default), token_map, _uses_mrope(default))
         fix = CONFIG_OVERRIDES.get(model_type)
         if callable(fix):
             kwargs = fix(kwargs)
@@ -422,13 +486,50 @@ def _get(cfg, *names: str, default: Any = None) -> Any:
     return default
 
 
+def _all_values(cfg, *names: str) -> list[Any]:
+    """Every value of the attributes ``names`` over ``cfg`` and all nested sub-configs (outermost first)."""
+    found: list[Any] = []
+
+    def walk(c):
+        for n in names:
+            v = getattr(c, n, None)
+            if v is not None and v not in found:
+                found.append(v)
+        for v in vars(c).values():
+            if _is_config(v):
+                walk(v)
+
+    walk(cfg)
+    return found
+
+
+SUBCONFIG_KEYS = ("text_config", "vision_config", "audio_config", "encoder", "decoder", "backbone_config",
+                  "encoder_config", "decoder_config", "speech_config", "audio_encoder_config", "vision_encoder_config")
+
+
 def _config_chain(cfg) -> list:
     chain = [cfg]
-    for k in ("text_config", "vision_config", "audio_config", "encoder", "decoder", "backbone_config"):
+    for k in SUBCONFIG_KEYS:
         sub = getattr(cfg, k, None)
         if _is_config(sub):
             chain.append(sub)
     return chain
+
+
+def _vision_config(cfg):
+    for k in ("vision_config", "vision_encoder_config", "image_config", "backbone_config"):
+        sub = getattr(cfg, k, None)
+        if _is_config(sub):
+            return sub
+    return cfg
+
+
+def _text_config(cfg):
+    for k in ("text_config", "language_config", "llm_config", "decoder"):
+        sub = getattr(cfg, k, None)
+        if _is_config(sub) and _is_int(getattr(sub, "vocab_size", None)):
+            return sub
+    return cfg
 
 
 def _vocab(cfg) -> int:
@@ -463,8 +564,10 @@ def _text_ids(cfg, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor
     return allowed[idx]
 
 
-def _image_size(cfg) -> tuple[int, int]:
-    size = _get(cfg, "image_size", "img_size", default=IMAGE)
+def _image_hw(cfg) -> tuple[int, int]:
+    size = _get(_vision_config(cfg), "image_size", "img_size", default=None)
+    if size is None:
+        size = _get(cfg, "image_size", "img_size", default=IMAGE)
     if isinstance(size, (list, tuple)):
         return int(size[0]), int(size[-1])
     if isinstance(size, dict):
@@ -473,16 +576,178 @@ def _image_size(cfg) -> tuple[int, int]:
 
 
 def _channels(cfg) -> int:
-    return int(_get(cfg, "num_channels", "in_channels", "in_chans", default=3))
+    return int(_get(_vision_config(cfg), "num_channels", "in_channels", "in_chans", "num_input_channels",
+                    default=_get(cfg, "num_channels", "in_channels", default=3)))
 
 
 def _params(model) -> dict[str, inspect.Parameter]:
     return dict(inspect.signature(model.forward).parameters)
 
 
-def generic_inputs(model, cfg, batch: int, seq: int, gen: torch.Generator) -> dict[str, Any]:
-    """Inputs chosen from the forward signature and the config (text, image, audio, encoder-decoder)."""
-    params = _params(model)
+def _first_int(v: Any, default: int) -> int:
+    if isinstance(v, (list, tuple)) and v:
+        v = v[0]
+    return int(v) if _is_int(v) else default
+
+
+def _pixel_variants(cfg, params: dict, batch: int, gen: torch.Generator) -> list[dict[str, Any]]:
+    """Image inputs in the layouts models use: patch sequences with a grid, (B,C,H,W), (B,N,C,H,W)."""
+    vc = _vision_config(cfg)
+    c = _channels(cfg)
+    h, w = _image_hw(cfg)
+    out: list[dict[str, Any]] = []
+    grid_key = next((k for k in ("image_grid_thw", "grid_thw") if k in params), None)
+    pixel_key = "pixel_values" if "pixel_values" in params else ("hidden_states" if grid_key else None)
+    if grid_key and pixel_key:
+        p = _first_int(_get(vc, "patch_size", default=PATCH), PATCH)
+        tp = _first_int(getattr(vc, "temporal_patch_size", 1), 1) or 1
+        merge = _first_int(getattr(vc, "spatial_merge_size", 1), 1) or 1
+        g = max(merge, (max(h, IMAGE) // p) // merge * merge)
+        n = batch * g * g
+        out.append({pixel_key: torch.randn(n, c * tp * p * p, generator=gen),
+                    grid_key: torch.tensor([[1, g, g]] * batch)})
+        out.append({pixel_key: torch.randn(n, c, tp, p, p, generator=gen).flatten(1),
+                    grid_key: torch.tensor([[1, g, g]] * batch)})
+    if "pixel_values" in params and not grid_key:
+        px = torch.randn(batch, c, h, w, generator=gen)
+        base: dict[str, Any] = {"pixel_values": px}
+        if "pixel_mask" in params:
+            base["pixel_mask"] = torch.ones(batch, h, w, dtype=torch.long)
+        out.append(base)
+        if "image_sizes" in params:
+            out.append(dict(base, image_sizes=torch.tensor([[h, w]] * batch)))
+        five = {"pixel_values": px[:, None]}
+        if "pixel_attention_mask" in params:
+            five["pixel_attention_mask"] = torch.ones(batch, 1, h, w, dtype=torch.bool)
+        if "image_sizes" in params:
+            five["image_sizes"] = torch.tensor([[h, w]] * batch)
+        out.append(five)
+    return out
+
+
+def _audio_variants(cfg, params: dict, batch: int, gen: torch.Generator) -> list[dict[str, Any]]:
+    """Audio inputs: log-mel features in both (B, mel, T) and (B, T, mel) layouts, or raw waveforms."""
+    out: list[dict[str, Any]] = []
+    if "input_features" in params:
+        mels = [m for m in _all_values(cfg, "num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels",
+                                        "num_mel_filters", "mel_bins", "input_dim", "feature_dim", "input_size")
+                if _is_int(m) and 1 < m <= 512][:3] or [16]
+        src = _get(cfg, "max_source_positions", default=None)
+        frames = 2 * src if _is_int(src) and src <= 64 else 64
+        mask_key = next((k for k in ("input_features_mask", "feature_attention_mask", "input_features_attention_mask")
+                         if k in params), None)
+        for m in mels:
+            for layout in ("mel_first", "time_first"):
+                x = torch.randn(batch, m, frames, generator=gen)
+                d = {"input_features": x if layout == "mel_first" else x.transpose(1, 2).contiguous()}
+                if mask_key:
+                    d[mask_key] = torch.ones(batch, frames, dtype=torch.long)
+                out.append(d)
+    if "input_values" in params:
+        samples = 1600
+        out.append({"input_values": torch.randn(batch, samples, generator=gen)})
+        out.append({"input_values": torch.randn(batch, 1, samples, generator=gen)})
+    return out
+
+
+MM_TOKEN_KEYS = {
+    "image": ("image_token_id", "image_token_index", "image_token"),
+    "audio": ("audio_token_id", "audio_token_index"),
+}
+MM_WRAP_KEYS = {
+    "image": (("vision_start_token_id", "image_start_token_id", "boi_token_id", "boi_token_index"),
+              ("vision_end_token_id", "image_end_token_id", "eoi_token_id", "eoi_token_index")),
+    "audio": (("audio_start_token_id", "audio_bos_token_id", "boa_token_id"),
+              ("audio_end_token_id", "audio_eos_token_id", "eoa_token_id", "eoa_token_index")),
+}
+FEATURE_FNS = {"image": "get_image_features", "audio": "get_audio_features"}
+
+
+def _feature_tokens(model, fn_name: str, inputs: dict[str, Any]) -> int | None:
+    """Total number of embedding rows ``model.<fn_name>`` produces for ``inputs`` (None if it cannot tell)."""
+    fn = getattr(model, fn_name, None)
+    if fn is None:
+        return None
+    sig = inspect.signature(fn).parameters
+    accepts_any = any(p.kind == p.VAR_KEYWORD for p in sig.values())
+    kwargs = {k: v for k, v in inputs.items() if k in sig}
+    if not kwargs:
+        return None
+    if accepts_any and "return_dict" not in kwargs:
+        kwargs["return_dict"] = True
+    with torch.no_grad():
+        out = fn(**kwargs)
+    feats = out
+    if hasattr(out, "pooler_output") and getattr(out, "pooler_output", None) is not None:
+        feats = out.pooler_output
+    elif hasattr(out, "last_hidden_state") and getattr(out, "last_hidden_state", None) is not None:
+        feats = out.last_hidden_state
+    leaves = [feats] if isinstance(feats, torch.Tensor) else [t for t in _flat(feats) if isinstance(t, torch.Tensor)]
+    if not leaves:
+        return None
+    return sum(t.numel() // max(1, t.shape[-1]) for t in leaves)
+
+
+def _flat(x: Any) -> list[Any]:
+    if isinstance(x, (list, tuple)):
+        return [y for v in x for y in _flat(v)]
+    if isinstance(x, dict):
+        return [y for v in x.values() for y in _flat(v)]
+    return [x]
+
+
+def _token_id(cfg, names: tuple[str, ...]) -> int | None:
+    for c in _config_chain(cfg):
+        for n in names:
+            v = getattr(c, n, None)
+            if _is_int(v):
+                return v
+    return None
+
+
+def _place_mm_tokens(model, cfg, inputs: dict[str, Any], batch: int, seq: int, gen: torch.Generator) -> None:
+    """Rewrite ``input_ids`` so each sample holds the placeholder tokens the image/audio encoders fill."""
+    if "input_ids" not in inputs:
+        return
+    rows = [list(r) for r in inputs["input_ids"].tolist()]
+    changed = False
+    for kind, keys in MM_TOKEN_KEYS.items():
+        tok = _token_id(cfg, keys)
+        if tok is None:
+            continue
+        feats = {k: v for k, v in inputs.items() if k != "input_ids"}
+        n = _feature_tokens(model, FEATURE_FNS[kind], feats)
+        if n is None:
+            continue
+        per = [n // batch + (1 if i < n % batch else 0) for i in range(batch)]
+        start = _token_id(cfg, MM_WRAP_KEYS[kind][0])
+        end = _token_id(cfg, MM_WRAP_KEYS[kind][1])
+        for i in range(batch):
+            block = ([start] if start is not None else []) + [tok] * per[i] + ([end] if end is not None else [])
+            rows[i] = rows[i][:1] + block + rows[i][1:]
+        changed = True
+    if not changed:
+        return
+    length = max(len(r) for r in rows)
+    filler = _text_ids(cfg, (batch, length), gen).tolist()
+    rows = [r + filler[i][: length - len(r)] for i, r in enumerate(rows)]
+    ids = torch.tensor(rows)
+    inputs["input_ids"] = ids
+    for k in ("attention_mask", "token_type_ids"):
+        if k in inputs:
+            inputs[k] = torch.ones_like(ids) if k == "attention_mask" else torch.zeros_like(ids)
+    if "mm_token_type_ids" in _params(model):
+        mm = torch.zeros_like(ids)
+        tok_img = _token_id(cfg, MM_TOKEN_KEYS["image"])
+        tok_aud = _token_id(cfg, MM_TOKEN_KEYS["audio"])
+        if tok_img is not None:
+            mm[ids == tok_img] = 1
+        if tok_aud is not None:
+            mm[ids == tok_aud] = 3
+        inputs["mm_token_type_ids"] = mm
+
+
+def _text_inputs(cfg, params: dict, batch: int, seq: int, gen: torch.Generator) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "input_ids" in params:
         out["input_ids"] = _text_ids(cfg, (batch, seq), gen)
@@ -491,27 +756,68 @@ def generic_inputs(model, cfg, batch: int, seq: int, gen: torch.Generator) -> di
         tvs = _get(cfg, "type_vocab_size", default=0)
         if "token_type_ids" in params and _is_int(tvs) and tvs > 1:
             out["token_type_ids"] = torch.zeros(batch, seq, dtype=torch.long)
-    if "pixel_values" in params:
-        h, w = _image_size(cfg)
-        out["pixel_values"] = torch.randn(batch, _channels(cfg), h, w, generator=gen)
-    if "input_features" in params:
-        n_mels = int(_get(cfg, "num_mel_bins", "feature_size", "input_feat_per_channel", default=16))
-        src = _get(cfg, "max_source_positions", default=None)
-        frames = 2 * src if _is_int(src) and src <= 64 else 4 * seq
-        out["input_features"] = torch.randn(batch, n_mels, frames, generator=gen)
-    if "input_values" in params and "input_ids" not in out:
-        out["input_values"] = torch.randn(batch, 1600, generator=gen)
+        if "bbox" in params:
+            x0 = torch.randint(0, 500, (batch, seq, 2), generator=gen)
+            out["bbox"] = torch.cat([x0, x0 + torch.randint(1, 500, (batch, seq, 2), generator=gen)], -1)
     if "decoder_input_ids" in params and getattr(cfg, "is_encoder_decoder", False):
         out["decoder_input_ids"] = _text_ids(cfg, (batch, seq), gen)
-    if "bbox" in params and "input_ids" in out:
-        x0 = torch.randint(0, 500, (batch, seq, 2), generator=gen)
-        out["bbox"] = torch.cat([x0, x0 + torch.randint(1, 500, (batch, seq, 2), generator=gen)], -1)
-    missing = [n for n, p in params.items()
-               if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-               and n not in out]
-    if missing:
-        raise ValueError(f"no generator for required forward argument(s) {missing}")
     return out
+
+
+def input_candidates(model, cfg, batch: int, seq: int, gen: torch.Generator) -> list[dict[str, Any]]:
+    """Plausible input dicts for ``model``, most likely first (text x image layouts x audio layouts)."""
+    params = _params(model)
+    text = _text_inputs(cfg, params, batch, seq, gen)
+    groups = [g for g in (_pixel_variants(cfg, params, batch, gen), _audio_variants(cfg, params, batch, gen)) if g]
+    combos: list[dict[str, Any]] = [dict(text)]
+    for group in groups:
+        combos = [dict(c, **v) for c in combos for v in group][:MAX_CANDIDATES]
+    return combos
+
+
+MAX_CANDIDATES = 12
+
+
+def _missing_required(params: dict[str, inspect.Parameter], inputs: dict[str, Any]) -> list[str]:
+    return [n for n, p in params.items()
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            and n not in inputs]
+
+
+def generic_inputs(model, cfg, batch: int, seq: int, gen: torch.Generator) -> dict[str, Any]:
+    """The first candidate of ``input_candidates`` the model runs on (the first one if none runs).
+
+    Candidates for multimodal models get their placeholder tokens placed (``_place_mm_tokens``).
+    On a meta-device model nothing is run and the first complete candidate is returned.
+    """
+    params = _params(model)
+    cands = input_candidates(model, cfg, batch, seq, gen)
+    cands = [c for c in cands if not _missing_required(params, c)] or cands
+    missing = _missing_required(params, cands[0])
+    if missing:
+        raise ValueError(f"no generator for required forward argument(s) {missing}; add an INPUT_BUILDERS entry")
+    on_meta = any(p.is_meta for p in model.parameters())
+    first_error: Exception | None = None
+    first_ok: dict[str, Any] | None = None
+    for cand in cands:
+        try:
+            _place_mm_tokens(model, cfg, cand, batch, seq, gen)
+        except Exception as e:  # noqa: BLE001 - try the next layout
+            first_error = first_error or e
+            continue
+        first_ok = first_ok or cand
+        if on_meta or len(cands) == 1:
+            return cand
+        try:
+            with torch.no_grad():
+                model(**cand)
+            return cand
+        except Exception as e:  # noqa: BLE001 - try the next layout
+            logger.debug("candidate %s failed: %s", list(cand), e)
+            first_error = first_error or e
+    if first_ok is not None:
+        return first_ok
+    raise ValueError(f"no input layout works: {type(first_error).__name__}: {first_error}")
 
 
 # model_type -> fn(model, config, batch, seq, generator) -> inputs dict
@@ -521,16 +827,23 @@ INPUT_BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {}
 def example_inputs(model, config, batch: int = 2, seq: int = 8, seed: int = 0) -> dict[str, Any]:
     """Keyword inputs for ``model(**inputs)`` matching its modality.
 
+    The forward signature and the config pick the inputs: token ids inside the
+    vocabulary (avoiding special ids), masks, images in the layout the model
+    expects, audio features, decoder ids for encoder-decoders, and, for
+    multimodal models, as many image/audio placeholder tokens in ``input_ids``
+    as the model's encoders produce. Where several layouts are plausible the
+    model is run on each and the first that works is kept.
+
     Args:
         model: a model built from ``config`` (its ``forward`` signature picks the inputs).
         config: the model's config.
         batch: batch size B.
-        seq: text length T (audio and images use config-derived lengths).
+        seq: text length T (multimodal models get longer sequences to hold placeholders).
         seed: seed of the random generator.
 
     Shapes:
-        input_ids / attention_mask: (B, T); pixel_values: (B, C, H, W);
-        input_features: (B, mel, frames); input_values: (B, samples).
+        input_ids / attention_mask: (B, T); pixel_values: (B, C, H, W) or patches;
+        input_features: (B, mel, frames) or (B, frames, mel); input_values: (B, samples).
 
     Raises:
         ValueError: when the forward has a required argument no rule can fill.

@@ -304,13 +304,18 @@ def finish(cfg: BuildConfig, out: Path, build_s: float | None = None):
     ood = _ood_families(cfg, families)
     splits = [_split_of(ids[i], families[i], ood, cfg.seed) for i in range(len(ids))]
     full = datasets.Dataset(table).add_column("split", splits)
-    dd = datasets.DatasetDict(
-        {s: full.select([i for i in keep if splits[i] == s]) for s in SPLITS}
-    )
+    parts = {}
+    for s in SPLITS:
+        idx = [i for i in keep if splits[i] == s]
+        # an empty selection saves as a table that cannot be loaded back; build it from the schema
+        if idx:
+            parts[s] = full.select(idx)
+    dd = with_all_splits(datasets.DatasetDict(parts))
     data_dir = out / "data"
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    dd.save_to_disk(str(data_dir))
+    # empty splits do not survive save/load in datasets; load() puts them back
+    datasets.DatasetDict({k: v for k, v in dd.items() if len(v)}).save_to_disk(str(data_dir))
     failures = []
     for f in sorted(shard_dir.glob("shard_*.failures.json")):
         failures.extend(json.loads(f.read_text()))
@@ -336,4 +341,16 @@ def load(path: str | Path):
         p = p / "data"
     if not p.exists():
         raise FileNotFoundError(f"no dataset at {path}: build one with `mad dataset build`")
-    return datasets.load_from_disk(str(p))
+    return with_all_splits(datasets.load_from_disk(str(p)))
+
+
+def with_all_splits(dd):
+    """``dd`` with every split of :data:`SPLITS`, empty ones made from the schema."""
+    import datasets
+
+    if not len(dd):
+        raise ValueError("the dataset has no rows in any split")
+    features = next(iter(dd.values())).features
+    parts = {s: dd[s] if s in dd else datasets.Dataset.from_dict({c: [] for c in features}, features=features)
+             for s in SPLITS}
+    return datasets.DatasetDict(parts)

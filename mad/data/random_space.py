@@ -57,6 +57,7 @@ CELL_OPS: dict[str, float] = {
     "mlp": 1.0,
     "identity": 1.0,
 }
+_PARAMETRIC = {"conv3x3", "conv1x1", "conv5x5", "dw_conv3x3", "dw_conv5x5", "dil_conv3x3", "attention", "mlp"}
 _ACTIVATIONS = ("relu", "gelu", "silu", "hardswish")
 _CNN_NORMS = ("batch_norm", "group_norm", "layer_norm")
 _BN_ATTRS = {"training": False, "momentum": 0.1, "eps": 1e-5, "cudnn_enabled": True}
@@ -94,7 +95,9 @@ class RandomSpaceConfig:
         seed: first seed of :func:`sample_many`.
 
     Example:
-        >>> RandomSpaceConfig(modality="sequence", vocab_size=128, num_layers=(2, 4)).check()
+        >>> cfg = RandomSpaceConfig(modality="sequence", vocab_size=128, num_layers=(2, 4)).check()
+        >>> sample(0, cfg).nodes[sample(0, cfg).outputs[0]].shape
+        [2, 32, 128]
     """
 
     modality: str = "any"
@@ -146,8 +149,8 @@ class RandomSpaceConfig:
         unknown = sorted(set(self.cell_ops) - set(CELL_OPS))
         if unknown:
             raise bad("cell_ops", f"unknown ops {unknown}; choose from {sorted(CELL_OPS)}")
-        if not any(w > 0 and op != "identity" for op, w in self.cell_ops.items()):
-            raise bad("cell_ops", "needs at least one op other than 'identity' with a positive weight")
+        if not any(w > 0 and op in _PARAMETRIC for op, w in self.cell_ops.items()):
+            raise bad("cell_ops", f"needs a positive weight on at least one op with parameters: {sorted(_PARAMETRIC)}")
         if self.max_params is not None and self.max_params < self.min_params:
             raise bad("max_params", f"{self.max_params} is below min_params {self.min_params}")
         if self.max_flops is not None and self.max_flops < self.min_flops:
@@ -269,10 +272,8 @@ class _Builder:
             q = self.linear(x, qd, f"{scope}.q_proj", bias=bias)
             k = self.linear(x, kd, f"{scope}.k_proj", bias=bias)
             v = self.linear(x, kd, f"{scope}.v_proj", bias=bias)
-        heads_of = {q: heads, k: kv_heads, v: kv_heads}
         split_heads = []
-        for y in (q, k, v):
-            n = heads_of[y]
+        for y, n in ((q, heads), (k, kv_heads), (v, kv_heads)):
             y = self.add("view", [y], [b, t, n, head_dim], scope, {"size": [-1, t, n, head_dim]})
             split_heads.append(self.add("transpose", [y], [b, n, t, head_dim], scope, {"dim0": 1, "dim1": 2}))
         attrs: dict[str, Any] = {"attn_mask": None, "is_causal": causal}
@@ -301,8 +302,8 @@ def _sample_cell(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
         k = 1 if i == 0 or rng.random() < 0.6 else 2
         inputs = sorted(rng.sample(range(i + 1), k))
         nodes.append({"op": _choice(rng, cfg.cell_ops), "inputs": inputs})
-    if all(nd["op"] == "identity" for nd in nodes):
-        nodes[-1]["op"] = _choice(rng, {k: w for k, w in cfg.cell_ops.items() if k != "identity"})
+    if not any(nd["op"] in _PARAMETRIC for nd in nodes):  # every cell learns something
+        nodes[-1]["op"] = _choice(rng, {k: w for k, w in cfg.cell_ops.items() if k in _PARAMETRIC})
     return {
         "nodes": nodes,
         "merge": rng.choice(["sum", "concat"]),
@@ -313,8 +314,7 @@ def _sample_cell(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
 
 
 def _cnn_hparams(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
-    c_in, h, w = cfg.image_shape
-    side = min(h, w)
+    side = min(cfg.image_shape[1:])
     hp: dict[str, Any] = {
         "norm": rng.choices(_CNN_NORMS, weights=[2, 1, 1])[0],
         "activation": rng.choice(_ACTIVATIONS),
@@ -690,6 +690,8 @@ def sample(seed: int, cfg: RandomSpaceConfig | None = None, validate: bool = Fal
             if validate:
                 g.validate()
             return g
+        log.debug("sample(seed=%s) try %d: %s with %d params, %d FLOPs is out of range", seed, attempt,
+                  g.meta["family"], params, flops)
         seen.append((params, flops))
     p = sorted(s[0] for s in seen)
     f = sorted(s[1] for s in seen)

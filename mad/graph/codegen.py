@@ -130,14 +130,20 @@ class _Bound:
     """The arguments of one node, ready to print (see :func:`_bind`)."""
 
     def __init__(self, op: OpDef, node: Node, args: dict[str, _Arg], device_expr: str,
-                 order: list[str] | None = None, n_pos: int = 0, raw: tuple | None = None) -> None:
+                 order: list[str] | None = None, n_pos: int = 0) -> None:
         self.op = op
         self.node = node
         self.args = args
         self.device_expr = device_expr
         self.order = order or []  # argument names in the order call_op passes them
-        self.raw = raw  # (args, kwargs) of an op without a schema
         self.n_pos = n_pos  # how many of them go positionally
+        self.in_shapes: list[Any] = []  # shapes of the port inputs, where known
+        self.inplace_graph = False  # the graph has in-place ops (aliasing becomes visible)
+
+    def rank(self) -> int | None:
+        """Rank of the first port input, if known."""
+        shape = self.in_shapes[0] if self.in_shapes else None
+        return len(shape) if isinstance(shape, list) and all(isinstance(d, int) for d in shape) else None
 
     def t(self, name: str) -> str:
         """Source of a tensor argument (a variable, a parameter path or a constant)."""
@@ -151,8 +157,8 @@ class _Bound:
 
     def v(self, name: str) -> Any:
         """Decoded value of an attribute: the given one, else the schema default."""
-        a = self.args[name]
-        if a.given:
+        a = self.args.get(name)
+        if a is not None and a.given:
             return a.value
         spec = self.op.attrs.get(name)
         return decode_value(spec.default, spec.type) if spec is not None else None
@@ -164,7 +170,9 @@ class _Bound:
         spec = self.op.attrs.get(name)
         if spec is None:
             return True
-        return a.value != decode_value(spec.default, spec.type) and not (spec.type == "device")
+        if spec.type == "device" or (name == "pin_memory" and not a.value):
+            return False
+        return a.value != decode_value(spec.default, spec.type)
 
     def extra(self, *handled: str) -> bool:
         """True when an attribute outside ``handled`` is set to a non-default value."""
@@ -228,8 +236,6 @@ def _bind(op: OpDef, node: Node, inputs: list[str], param_exprs: dict[str, str],
         pos, kws = rec.args_, rec.kwargs
     else:  # pragma: no cover - call_op always calls fn
         raise GraphError(f"to_code: node {node.id!r} ({node.op}): the op was not called")
-    if not op.signature:
-        return _Bound(op, node, {}, device_expr, raw=(pos, kws))
     args: dict[str, _Arg] = {}
     given = dict(zip([n for n, _, _ in op.signature], pos)) | kws
     for name, is_tensor, kwarg_only in op.signature:
@@ -354,25 +360,31 @@ _TORCH_FUNCS = (
     "outer", "dot", "where", "fmod", "fmod_tensor", "where_scalar_self", "where_scalar_other", "where_scalars",
     "lerp", "lerp_tensor", "addcmul", "addcdiv", "addmm", "baddbmm", "nan_to_num", "round_decimals", "clamp",
     "clamp_tensor", "diag_embed", "var_mean", "repeat_interleave_tensor", "zeros_like", "ones_like",
-    "full_like", "empty_like",
+    "full_like", "empty_like", "max_other", "min_other", "view_as_real", "view_as_complex", "bucketize_tensor",
+    "searchsorted_tensor", "diff",
 )
 
 
 def _torch_func(b: _Bound) -> str | None:
-    """``torch.<packet>(tensor args..., attrs as keywords)``."""
+    """``torch.<packet>(tensors and scalar operands..., other attrs as keywords)``."""
     if b.args[b.op.args[0].name].const:
         return None
     if b.op.creates and (b.extra("dtype", "fill_value", "device") or b.v("layout") not in (None, torch.strided)):
         return None
     packet = str(b.op.target).split(".")[1]
-    pos = [b.args[a.name].expr for a in b.op.args if b.args[a.name].given]
-    if b.op.name in ("where_scalar_self", "where_scalar_other", "where_scalars"):
-        pos = [b.t("condition"), b.t("self"), b.t("other")]
-    kws = [f"{n}={_lit(b.v(n))}" for n in b.op.attrs if b.nondefault(n) and n not in ("self", "other")]
-    if b.op.name == "full_like":
-        pos.append(_lit(b.v("fill_value")))
-        kws = [k for k in kws if not k.startswith("fill_value=")]
+    pos, kws = [], []
+    for name, is_tensor, _ in b.op.signature:
+        a = b.args[name]
+        if is_tensor and a.kind == "optional":
+            kws += [f"{name}={a.expr}"] if b.tensor_var(name) else []
+        elif is_tensor or name in _OPERANDS:
+            pos.append(a.expr if a.given else _lit(b.v(name)))
+        elif b.nondefault(name):
+            kws.append(f"{name}={a.expr}")
     return _call(f"torch.{packet}", *pos, *kws)
+
+
+_OPERANDS = ("self", "other", "fill_value", "exponent")
 
 
 for _name in _TORCH_FUNCS:
@@ -534,7 +546,6 @@ _EMITTERS.update({
     "lift_fresh_copy": _method("clone"),
     "expand_as": _method("expand_as"),
     "type_as": _method("type_as"),
-    "index_select": _method("index_select", ("dim",)),
     "masked_fill": _method("masked_fill", ("value",)),
     "masked_fill_tensor": _method("masked_fill"),
     "unbind": _method("unbind", ("dim",)),
@@ -553,10 +564,10 @@ _EMITTERS.update({
 })
 
 
-@_emits("gather", "scatter", "scatter_add", "scatter_value")
+@_emits("gather", "scatter", "scatter_add", "scatter_value", "index_select")
 def _dim_first(b: _Bound) -> str | None:
     """``x.gather(dim, index)``: the dim goes before the tensor arguments."""
-    if b.extra("dim", "value") or not b.tensor_var("self"):
+    if b.extra("dim", "value") or not b.tensor_var("self") or b.v("sparse_grad"):
         return None
     meth = b.op.name.removesuffix("_value")
     rest = [b.t(a.name) for a in b.op.args[1:]] + ([_lit(b.v("value"))] if "value" in b.op.attrs else [])
@@ -595,12 +606,14 @@ def _alias(b: _Bound) -> str:
     return b.x()
 
 
-def _index_prefix(dim: int) -> list[str]:
-    return [":"] * dim if dim >= 0 else ["..."]
-
-
-def _index_suffix(dim: int) -> list[str]:
-    return [] if dim >= 0 else [":"] * (-dim - 1)
+def _index_items(dim: int, rank: int | None, item: str) -> str:
+    """Subscript that puts ``item`` at ``dim``: ``:, 1:5`` or ``..., :8`` (the last of 3+ dims)."""
+    if rank is not None and dim < 0 and rank + dim >= 0:
+        dim += rank
+    if dim >= 0 and not (rank is not None and rank >= 3 and dim == rank - 1):
+        return ", ".join([":"] * dim + [item])
+    back = -1 if dim >= 0 else dim
+    return ", ".join(["...", item] + [":"] * (-back - 1))
 
 
 @_emits("slice")
@@ -611,17 +624,14 @@ def _slice(b: _Bound) -> str | None:
     s = "" if start in (None, 0) else _lit(start)
     e = "" if end is None or end >= _INT_MAX else _lit(end)
     item = f"{s}:{e}" + ("" if step in (None, 1) else f":{_lit(step)}")
-    if item == ":":
-        return f"{b.x()}[{', '.join(_index_prefix(dim) + [':'] + _index_suffix(dim))}]"
-    return f"{b.x()}[{', '.join(_index_prefix(dim) + [item] + _index_suffix(dim))}]"
+    return f"{b.x()}[{_index_items(dim, b.rank(), item)}]"
 
 
 @_emits("select")
 def _select(b: _Bound) -> str | None:
     if not b.tensor_var("self"):
         return None
-    dim = b.v("dim")
-    return f"{b.x()}[{', '.join(_index_prefix(dim) + [_lit(b.v('index'))] + _index_suffix(dim))}]"
+    return f"{b.x()}[{_index_items(b.v('dim'), b.rank(), _lit(b.v('index')))}]"
 
 
 @_emits("index")
@@ -630,13 +640,7 @@ def _index(b: _Bound) -> str | None:
     if not b.tensor_var("self") or any(e not in (None, PORT) for e in spec) or PORT not in spec:
         return None
     exprs = b.args["indices"].expr[1:-1].split(", ")
-    items, k = [], 0
-    for e in spec:
-        if e == PORT:
-            items.append(exprs[k])
-            k += 1
-        else:
-            items.append(":")
+    items = [exprs[i] if e == PORT else ":" for i, e in enumerate(spec)]
     while items and items[-1] == ":":
         items.pop()
     return f"{b.x()}[{', '.join(items)}]"
@@ -665,14 +669,15 @@ def _pad(b: _Bound) -> str:
     return _call("F.pad", b.x(), _lit(b.v("pad")), *b.kw("mode", "value"))
 
 
-@_emits("to_dtype", "_to_copy", "to_dtype_layout")
+@_emits("to_dtype", "_to_copy", "to_dtype_layout", "to_device")
 def _to(b: _Bound) -> str | None:
-    allowed = ("dtype", "non_blocking", "copy") if b.op.name == "to_dtype" else ("dtype", "layout")
-    if b.extra(*allowed) or b.v("dtype") is None or b.v("non_blocking") or b.v("copy") is True:
+    """``x.to(dtype)``; ``copy=True`` where the op copies and an in-place op could tell the difference."""
+    if b.extra("dtype", "layout", "copy", "device") or b.v("dtype") is None or b.v("non_blocking"):
         return None
-    if b.op.name != "to_dtype" and b.v("layout") not in (None, torch.strided):
+    if b.v("layout") not in (None, torch.strided) or b.v("memory_format") not in (None, torch.preserve_format):
         return None
-    return f"{b.x()}.to({_lit(b.v('dtype'))})"
+    copy = b.v("copy") is True or (b.op.name == "_to_copy" and b.inplace_graph)
+    return _call(f"{b.x()}.to", _lit(b.v("dtype")), "copy=True" if copy else "")
 
 
 _PURE_CREATION = {"arange": ("end",), "arange_start": ("start", "end"), "arange_start_step": ("start", "end", "step"),
@@ -767,6 +772,48 @@ def _f_embedding(b: _Bound) -> str | None:
         return None
     pad = b.v("padding_idx")
     return _call("F.embedding", b.t("indices"), b.t("weight"), f"padding_idx={pad}" if pad is not None and pad >= 0 else "")
+
+
+@_emits("batch_norm")
+def _f_batch_norm(b: _Bound) -> str:
+    parts = [b.t("input"), b.t("running_mean"), b.t("running_var")]
+    parts += [f"weight={b.t('weight')}"] if b.tensor_var("weight") else []
+    parts += [f"bias={b.t('bias')}"] if b.tensor_var("bias") else []
+    parts += [f"training={_lit(b.v('training'))}", f"momentum={_lit(b.v('momentum'))}", f"eps={_lit(b.v('eps'))}"]
+    return _call("F.batch_norm", *parts)
+
+
+@_emits("instance_norm")
+def _f_instance_norm(b: _Bound) -> str:
+    parts = [b.t("input")]
+    for name in ("running_mean", "running_var", "weight", "bias"):
+        parts += [f"{name}={b.t(name)}"] if b.tensor_var(name) else []
+    parts += [f"use_input_stats={_lit(b.v('use_input_stats'))}", f"momentum={_lit(b.v('momentum'))}",
+              f"eps={_lit(b.v('eps'))}"]
+    return _call("F.instance_norm", *parts)
+
+
+@_emits("fft_fft", "fft_ifft", "fft_rfft", "fft_irfft")
+def _fft(b: _Bound) -> str:
+    return _call(f"torch.fft.{b.op.name.removeprefix('fft_')}", b.x(), *b.kw("n", "dim", "norm"))
+
+
+def _inplace(b: _Bound) -> str | None:
+    """``x.add_(y)``: an in-place op as the tensor method of the same name."""
+    if not b.tensor_var("self") or any(isinstance(a.value, list) and None in a.value for a in b.args.values()):
+        return None
+    packet = str(b.op.target).split(".")[1]
+    pos, kws = [], []
+    for name, is_tensor, _ in b.op.signature[1:]:
+        a = b.args[name]
+        if is_tensor or name in _OPERANDS or name == "value":
+            pos.append(a.expr if a.given else _lit(b.v(name)))
+        elif b.nondefault(name):
+            kws.append(f"{name}={a.expr}")
+    return _call(f"{b.x()}.{packet}", *pos, *kws)
+
+
+_EMITTERS["index_put"] = _inplace
 
 
 @_emits("prelu")
@@ -880,9 +927,12 @@ def _ctor(m: nn.Module) -> str | None:
 
 
 # ===================================================================== names
-_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"self", "torch", "nn", "F", "base64", "math"}
+# names forward reads: an input may not take them (other builtins it may shadow)
+_FORWARD_GLOBALS = {"self", "torch", "nn", "F", "float", "next", "base64", "_tensor_from_base64"}
+_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | _FORWARD_GLOBALS
 _GENERIC = {"dense", "proj", "fc", "linear", "conv", "norm", "output", "out", "layer", "lin", "weight", "bias",
-            "act", "mlp", "ffn", "block", "module", "net", "head", "layers", "attention", "attn"}
+            "act", "mlp", "ffn", "block", "module", "net", "head", "layers", "attention", "attn", "dropout", "drop",
+            "layer_norm", "ln", "activation"}
 _OP_STEMS = {
     "scaled_dot_product_attention": "attn", "_unsafe_view": "view", "_to_copy": "to", "to_dtype": "to",
     "to_dtype_layout": "to", "to_device": "to", "lift_fresh_copy": "clone", "getitem": "item",
@@ -902,17 +952,25 @@ def _snake(s: str) -> str:
 
 
 def _scope_stem(path: str) -> str:
-    """Variable stem of a module path: its last part, with the parent when that part says little."""
+    """Variable stem of a module path: its last part (with the parent when that part says little),
+    prefixed by the block it sits in (``encoder.layer.1.attention.self.query`` -> ``layer1_query``)."""
     parts = [p for p in path.split(".") if p]
     if not parts:
         return ""
     last = parts[-1]
+    stem = last
     if (last.isdigit() or _snake(last) in _GENERIC or len(last) <= 2) and len(parts) > 1:
         parent = parts[-2]
         if parent.isdigit() and len(parts) > 2:
-            parent = parts[-3] + parent
-        return _snake(f"{parent}_{last}")
-    return _snake(last)
+            return _snake(f"{parts[-3]}{parent}_{last}")
+        stem = f"{parent}_{last}" if not last.isdigit() else f"{parent}{last}"
+    if stem.isdigit():
+        return ""  # a numbered child of the model itself: the op names it
+    blocks = [i for i, p in enumerate(parts[:-2]) if p.isdigit() and i > 0]
+    if blocks and not last.isdigit():
+        i = blocks[-1]
+        stem = f"{parts[i - 1]}{parts[i]}_{stem}"
+    return _snake(stem)
 
 
 def _op_stem(op: str) -> str:
@@ -932,14 +990,17 @@ class _Namer:
         stem = _snake(stem)
         if not stem[0].isalpha():
             stem = "v_" + stem
+        if stem in _RESERVED:
+            stem += "_"
         if stem not in self.used:
             self.used.add(stem)
             return stem
+        base = stem.rstrip("_") or stem
         i = 1
-        while f"{stem}_{i}" in self.used:
+        while f"{base}_{i}" in self.used:
             i += 1
-        self.used.add(f"{stem}_{i}")
-        return f"{stem}_{i}"
+        self.used.add(f"{base}_{i}")
+        return f"{base}_{i}"
 
 
 def _class_name(name: str) -> str:
@@ -1005,23 +1066,44 @@ def _value_expr(t: torch.Tensor) -> tuple[str, str | None]:
     n = t.numel()
     if dtype.is_complex:
         return "", _b64(t)
-    if n and n <= _LITERAL_NUMEL:
-        return f"torch.tensor({_lit(t.tolist())}{dt})", None
     if n == 0:
         return f"torch.empty({_ints(shape)}{dt})", None
     flat = t.reshape(-1)
-    if dtype != torch.bool and torch.equal(flat, torch.arange(n, dtype=dtype)):
-        base = f"torch.arange({n}{dt})"
+    if n > 1 and dtype != torch.bool and torch.equal(flat, torch.arange(n, dtype=dtype)):
+        base = f"torch.arange({n})" if dtype == torch.int64 else f"torch.arange({n}{dt})"
         return (base if len(shape) == 1 else f"{base}.view({_ints(shape)})"), None
     first = flat[0]
-    if bool((flat == first).all()) or (dtype.is_floating_point and bool(torch.isnan(flat).all())):
-        return f"torch.full({_lit(tuple(shape))}, {_lit(first.item())}{dt})", None
+    if n > 1 and (bool((flat == first).all()) or (dtype.is_floating_point and bool(torch.isnan(flat).all()))):
+        v = first.item()
+        if v in (0, 1) and not (dtype.is_floating_point and math.copysign(1.0, v) < 0):
+            return f"torch.{'zeros' if v == 0 else 'ones'}({_ints(shape)}{dt})", None
+        return f"torch.full({_lit(tuple(shape))}, {_lit(v)}{dt})", None
     if len(shape) >= 2:
         ones = torch.ones(shape, dtype=dtype)
         for name in ("tril", "triu"):
             if torch.equal(t, getattr(ones, name)()):
                 return f"torch.ones({_ints(shape)}{dt}).{name}()", None
+    if n <= _LITERAL_NUMEL:
+        values = _short_floats(t) if dtype in (torch.float32, torch.float16, torch.bfloat16) else t.tolist()
+        implied = {torch.int64, torch.bool, torch.float32}
+        return f"torch.tensor({_lit(values)}{'' if dtype in implied else dt})", None
     return "", _b64(t)
+
+
+def _short_floats(t: torch.Tensor) -> Any:
+    """``t.tolist()`` with each float written in the fewest digits that give back the same value."""
+    flat = t.reshape(-1)
+    out = []
+    for v in flat.tolist():
+        short = v
+        if math.isfinite(v):
+            for digits in range(1, 18):
+                cand = float(f"{v:.{digits}g}")
+                if torch.tensor(cand, dtype=t.dtype).item() == v:
+                    short = cand
+                    break
+        out.append(short)
+    return torch.tensor(out, dtype=torch.float64).reshape(t.shape).tolist() if t.dim() else out[0]
 
 
 def _b64(t: torch.Tensor) -> str:
@@ -1064,6 +1146,8 @@ class _Writer:
         self.root = self._read_tree()
         self.module_calls = self._module_calls()
         self._scope_cache: dict[str, str] = {}
+        self._values: dict[str, Any] | None = None
+        self.inplace_graph = any(_is_inplace(get_op(n.op)) for n in g.nodes.values())
 
     # ------------------------------------------------------------ preparation
     def _shapes(self) -> dict[str, Any]:
@@ -1168,7 +1252,7 @@ class _Writer:
             if a.name == data:
                 if a.name in node.params or a.name in node.attrs:
                     return False
-            elif a.name not in node.params and node.attrs.get(a.name, "missing") is not None:
+            elif a.name not in node.params and (a.kind != "optional" or node.attrs.get(a.name) is not None):
                 return False
         return True
 
@@ -1361,10 +1445,11 @@ class _Writer:
         return f"torch.randn({shape}{dt}) * {std:.4g}"
 
     def _stored_value(self, fqn: str) -> torch.Tensor | None:
-        for n in self.g.nodes.values():
-            if n.op == "parameter" and n.attrs.get("value") is not None and n.param_name("data") == fqn:
-                return decode_tensor(n.attrs["value"])
-        return None
+        if self._values is None:
+            self._values = {n.param_name("data"): n.attrs["value"] for n in self.g.nodes.values()
+                            if n.op == "parameter" and n.attrs.get("value") is not None}
+        value = self._values.get(fqn)
+        return decode_tensor(value) if value is not None else None
 
     def _is_extra(self, fqn: str) -> bool:
         return any(e.get("name") == fqn for e in self.g.meta.get("extra_state", []))
@@ -1404,7 +1489,9 @@ class _Writer:
                 scope = shown
                 if lines:
                     lines.append("")
-                lines.append(f"# {scope}" if scope else "# (top level)")
+                cls = self.g.meta.get("scope_types", {}).get(scope) if isinstance(
+                    self.g.meta.get("scope_types"), dict) else None
+                lines.append((f"# {scope}" if scope else "# (top level)") + (f" ({cls})" if cls and scope else ""))
             shape, dtype = self.shapes.get(nid, (None, None))
             count = len(shape) if op.multi_output and isinstance(shape, list) else None
             users = getitems.get(nid, [])
@@ -1458,9 +1545,11 @@ class _Writer:
 
     def _stem(self, node: Node, op: OpDef) -> str:
         if node.id in self.module_calls:
-            return _scope_stem(self.module_calls[node.id].path) or _op_stem(node.op)
-        if node.scope and (op.category == "layer" or self._display_scope(node.scope) != node.scope):
-            return _scope_stem(node.scope) or _op_stem(node.op)
+            path = self.module_calls[node.id].path
+            return _scope_stem(path) or f"{_op_stem(node.op)}_{path}"
+        if node.scope and ((op.category == "layer" and node.params) or self._display_scope(node.scope) != node.scope):
+            stem = _scope_stem(node.scope)
+            return stem or (f"{_op_stem(node.op)}_{node.scope}" if node.scope.isdigit() else _op_stem(node.op))
         return _op_stem(node.op)
 
     def _expr(self, node: Node, op: OpDef, inputs: list[str], device_expr: str) -> str:
@@ -1470,6 +1559,8 @@ class _Writer:
             return self._custom_call(node, op, inputs)
         params = {r: self.tensor_expr[f] for r, f in self.meta._param_refs.get(node.id, {}).items()}
         b = _bind(op, node, inputs, params, device_expr)
+        b.in_shapes = [self.shapes.get(p, (None, None))[0] for p in self.g.predecessors(node.id)]
+        b.inplace_graph = self.inplace_graph
         emit = _EMITTERS.get(node.op)
         if emit is not None:
             try:
@@ -1494,6 +1585,21 @@ class _Writer:
             self.extra_imports.append(line)
         kws = [f"{k}={_lit(v)}" for k, v in node.attrs.items()]
         return _call(alias, *inputs, *kws)
+
+
+def _is_inplace(op: OpDef) -> bool:
+    """The op writes into its first argument (``add_``, ``relu_``...)."""
+    packet = str(op.target).split(".")[1] if op.target is not None else ""
+    return packet.endswith("_") and not packet.startswith("_")
+
+
+def _register_inplace() -> None:
+    from .ops import op_names
+
+    for name in op_names():
+        op = get_op(name)
+        if _is_inplace(op) and op.args and op.args[0].name == "self":
+            _EMITTERS.setdefault(name, _inplace)
 
 
 def _container_ctor(kind: str) -> str:
@@ -1548,6 +1654,8 @@ def _pick(dtype: Any, names: list[str]) -> Any:
 
 
 # ===================================================================== entry point
+_INPLACE_DONE: list[bool] = []
+
 def to_code(g: ArchGraph, class_name: str | None = None) -> str:
     """Readable PyTorch source of an ``nn.Module`` class that computes ``g``.
 
@@ -1569,12 +1677,17 @@ def to_code(g: ArchGraph, class_name: str | None = None) -> str:
         >>> m = ns["Mlp"]()
         >>> m.load_state_dict(g.to_module().state_dict())
     """
+    if not _INPLACE_DONE:
+        _register_inplace()
+        _INPLACE_DONE.append(True)
     w = _Writer(g, class_name)
     arg_names: dict[str, str] = {}
     taken: set[str] = set()
     for s in g.inputs:
-        name = s.name if s.name.isidentifier() and s.name not in _RESERVED else _snake(s.name) + "_in"
-        while name in taken or name in _RESERVED:
+        name = s.name if s.name.isidentifier() else _snake(s.name)
+        if not name[0].isalpha() and name[0] != "_":
+            name = "x_" + name
+        while name in taken or name in _FORWARD_GLOBALS or keyword.iskeyword(name):
             name += "_"
         taken.add(name)
         arg_names[s.name] = name

@@ -35,7 +35,8 @@ class Container(nn.Module):
 def encode_tensor(t: torch.Tensor) -> dict[str, Any]:
     """A tensor's value as JSON (``dtype``, ``shape``, base64 ``b64``)."""
     t = t.detach().cpu().contiguous()
-    raw = t.view(torch.uint8) if t.dtype != torch.bool else t.to(torch.uint8)
+    flat = t.reshape(-1)  # a 0-d tensor cannot be viewed as bytes
+    raw = flat.view(torch.uint8) if t.dtype != torch.bool else flat.to(torch.uint8)
     return {
         "dtype": str(t.dtype).removeprefix("torch."),
         "shape": list(t.shape),

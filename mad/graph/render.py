@@ -138,11 +138,8 @@ def shape_text(shape: Any, dtype: Any = None) -> str:
 
 
 def _spatial(v: Any, sep: str = "x") -> str:
-    if isinstance(v, list):
-        if v and all(x == v[0] for x in v) and len(v) > 1:
-            return sep.join(str(x) for x in v)
-        return sep.join(str(x) for x in v)
-    return str(v)
+    """``[3, 3]`` -> ``"3x3"``; a single value as is."""
+    return sep.join(str(x) for x in v) if isinstance(v, list) else str(v)
 
 
 def _first(v: Any) -> Any:
@@ -232,7 +229,7 @@ def _pool(n: Node) -> str:
     k = n.attrs.get("kernel_size")
     text = _spatial(k) if k is not None else ""
     s = n.attrs.get("stride")
-    if s not in (None, [], k):
+    if s not in (None, [], 1, [1], [1, 1]):
         text += f"/{_spatial(_first(s))}"
     return text
 
@@ -275,6 +272,8 @@ _DETAILS: dict[str, Callable[[Node], str]] = {
     "getitem": _getitem,
     "dropout": _dropout,
     "to_dtype": _cast,
+    "to_dtype_layout": _cast,
+    "to_device": _cast,
     "select": _select,
     "view": _none,  # the shape is on the outgoing edge
     "reshape": _none,
@@ -296,6 +295,9 @@ for _name in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d
     _DETAILS[_name] = _adaptive_pool
 
 
+_QUIET_ATTRS = {"pin_memory", "layout", "device", "memory_format", "non_blocking", "copy", "train"}
+
+
 def _generic(n: Node) -> str:
     """Non-default scalar attributes, at most two; constants of arithmetic ops as ``× 0.125``."""
     try:
@@ -312,7 +314,7 @@ def _generic(n: Node) -> str:
                 bits.append(f"{key}={_num(value)}")
             continue
         spec = op.attrs.get(key)
-        if spec is not None and value == spec.default:
+        if (spec is not None and value == spec.default) or key in _QUIET_ATTRS:
             continue
         if key == "alpha" and value == 1:
             continue
@@ -477,7 +479,7 @@ def _picture(g: ArchGraph, depth: int | None) -> _Picture:
             title, detail = str(n.attrs.get("name", n.id)), shape_text(shape, dtype)
         elif n.op == "parameter":
             kind_attr = n.attrs.get("kind", "parameter")
-            title = levels[n.id][-1] if levels[n.id] else kind_attr
+            title = n.param_name("data").rsplit(".", 1)[-1] if (n.param_names or n.scope) else kind_attr
             detail = shape_text(n.params.get("data"), n.attrs.get("dtype"))
             if kind_attr != "parameter":
                 detail += f" {kind_attr}"
@@ -544,7 +546,7 @@ def _picture(g: ArchGraph, depth: int | None) -> _Picture:
             continue
         title = keys[i] if i < len(keys) else ("output" if len(g.outputs) == 1 else f"output {i}")
         key = f"out:{i}"
-        units[key] = _Unit(key, "output", str(title), tooltip=f"graph output {i} ({o})")
+        units[key] = _Unit(key, "output", str(title), tooltip=f"{key} graph output {i} ({o})")
         shape, dtype = shapes.get(o, (None, None))
         label = (tag + " " if tag else "") + shape_text(shape, dtype)
         links[(owner[src], key)] = _Link(owner[src], key, [label] if label else [])
@@ -799,13 +801,15 @@ def _render_matplotlib(g: ArchGraph, path: Path, fmt: str, depth: int | None) ->
         ax.add_patch(FancyArrowPatch((x0, y0 - 0.22), (x1, y1 + 0.22), arrowstyle="-|>", mutation_scale=8,
                                      color="#7d8794", lw=0.8, linestyle="--" if link.dashed else "-"))
         if link.labels:
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2, link.labels[0], fontsize=6, color="#55606e", ha="center")
+            ax.text((x0 + x1) / 2 + 0.05, (y0 + y1) / 2, link.labels[0], fontsize=6, color="#55606e", ha="left",
+                    va="center", zorder=1.5)
     for key, u in pic.units.items():
         fill, border, size = _STYLE[u.kind]
         x, y = pos[key]
-        ax.add_patch(FancyBboxPatch((x - 1.1, y - 0.22), 2.2, 0.44, boxstyle="round,pad=0.02", fc=fill, ec=border))
+        ax.add_patch(FancyBboxPatch((x - 1.1, y - 0.22), 2.2, 0.44, boxstyle="round,pad=0.02", fc=fill, ec=border,
+                                    zorder=2))
         text = u.title + (f"\n{u.detail}" if u.detail else "")
-        ax.text(x, y, text, ha="center", va="center", fontsize=max(size - 3, 5))
+        ax.text(x, y, text, ha="center", va="center", fontsize=max(size - 3, 5), zorder=3)
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     ax.set_xlim(min(xs) - 1.4, max(xs) + 1.4)

@@ -124,7 +124,8 @@ def test_to_pyg_tensors():
     assert data.edge_index.shape == (2, 11) and data.edge_index.dtype == torch.long
     assert data.edge_port.shape == (11,) and data.edge_port.dtype == torch.long
     pos = {n: i for i, n in enumerate(order)}
-    got = {(data.node_ids[s], data.node_ids[d], p) for s, d, p in zip(*data.edge_index.tolist(), data.edge_port.tolist())}
+    triples = zip(*data.edge_index.tolist(), data.edge_port.tolist())
+    got = {(data.node_ids[s], data.node_ids[d], p) for s, d, p in triples}
     assert got == {(e.src, e.dst, e.port) for e in g.edges}
     assert all(pos[e.src] < pos[e.dst] for e in g.edges)
     assert data.node_feat.shape == (9, len(NODE_FEATURES)) and data.node_feat.dtype == torch.float32
@@ -186,3 +187,11 @@ def test_to_pyg_is_permutation_equivariant(g, seed):
     assert a.num_nodes == b.num_nodes
     assert rows(a) == rows(b)
     assert edges(a) == edges(b)
+
+
+def test_arch_graph_methods_delegate():
+    g = _attn()
+    G = g.to_networkx()
+    assert dict(G.nodes(data=True)) == dict(to_networkx(g).nodes(data=True))
+    data = g.to_pyg()
+    assert torch.equal(data.x, to_pyg(g).x) and data.node_ids == g.topo_order()

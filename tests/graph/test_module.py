@@ -4,6 +4,7 @@ FLOPs agree with torch's FLOP counter."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -210,13 +211,22 @@ def test_tied_weights_get_one_gradient():
     assert m.emb.weight.grad is not None and m.head.weight.grad is m.emb.weight.grad
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.bool])
-def test_encode_decode_tensor_round_trip(dtype):
-    t = (torch.randn(3, 4) * 10).to(dtype)
-    back = decode_tensor(encode_tensor(t))
-    assert back.dtype == dtype and torch.equal(back, t)
-    empty = torch.empty(0, 3, dtype=dtype)
-    assert torch.equal(decode_tensor(encode_tensor(empty)), empty)
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [[3, 4], [], [0, 3], [1]], ids=["2d", "0d", "empty", "1"])
+def test_encode_decode_tensor_round_trip(dtype, shape):
+    t = (torch.randn(shape) * 10).to(dtype)
+    enc = encode_tensor(t)
+    assert enc["shape"] == shape and enc["dtype"] == str(dtype).removeprefix("torch.")
+    back = decode_tensor(json.loads(json.dumps(enc)))
+    assert back.dtype == dtype and list(back.shape) == shape and torch.equal(back, t)
+
+
+def test_encode_tensor_of_a_strided_view():
+    t = torch.arange(12.0).reshape(3, 4).t()[1:]
+    assert torch.equal(decode_tensor(encode_tensor(t)), t)
 
 
 @pytest.mark.parametrize("kind", ["buffer", "constant"])
@@ -305,6 +315,13 @@ def _state_keys(g: ArchGraph) -> set[str]:
     return keys | set(g.meta.get("aliases", {}))
 
 
+def _flat(out) -> list[torch.Tensor]:
+    """The output tensors of a module, whatever the output kind."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return list(out.values()) if isinstance(out, dict) else list(out)
+
+
 @given(arch_graphs())
 def test_random_graph_modules_run_with_interpreter_shapes(g):
     g.validate()
@@ -313,7 +330,8 @@ def test_random_graph_modules_run_with_interpreter_shapes(g):
     assert {o: g.nodes[o].shape for o in g.outputs} == expected
     m = g.to_module().eval()
     out = m(*g.example_inputs(seed=0))
-    outs = [out] if g.output_kind == "tensor" else (list(out.values()) if g.output_kind == "dict" else list(out))
+    outs = _flat(out)
+    assert isinstance(out, {"tensor": torch.Tensor, "tuple": tuple, "dict": dict}[g.output_kind])
     assert [list(t.shape) for t in outs] == [g.nodes[o].shape for o in g.outputs]
     assert all(torch.isfinite(t).all() or t.numel() == 0 for t in outs)
     assert sum(p.numel() for p in m.parameters()) == summary.num_params == g.num_params
@@ -337,8 +355,7 @@ def test_relabelled_graph_computes_the_same_function(g, seed):
     m2.load_state_dict(m.state_dict())
     x = g.example_inputs(seed=seed)
     a, b = m(*x), m2(*x)
-    flat = lambda o: [o] if isinstance(o, torch.Tensor) else list(o.values() if isinstance(o, dict) else o)  # noqa: E731
-    for u, v in zip(flat(a), flat(b), strict=True):
+    for u, v in zip(_flat(a), _flat(b), strict=True):
         assert torch.equal(u, v)
     assert r.wl_hash() == g.wl_hash()
 

@@ -116,7 +116,8 @@ def test_list_argument_needs_its_attr():
 def test_wrong_param_role():
     g = _good()
     g.nodes["fc"].params["kernel"] = [4, 4]
-    _rejects(g, r"node 'fc' \(linear\): params\['kernel'\] is not a parameter of linear \(allowed: \['weight', 'bias'\]\)")
+    _rejects(g, r"node 'fc' \(linear\): params\['kernel'\] is not a parameter of linear "
+                r"\(allowed: \['weight', 'bias'\]\)")
 
 
 def test_params_on_an_op_without_params():
@@ -245,3 +246,41 @@ def test_getitem_on_single_output_node():
     g = _good()
     g.add_node("getitem", ["fc"], id="bad_item", attrs={"index": 0})
     _rejects(g, r"node 'bad_item' \(getitem\): reads from 'fc' \(linear\), which has one output")
+
+
+def _recorded(g: ArchGraph, shapes: dict[str, list]) -> ArchGraph:
+    for nid, shape in shapes.items():
+        g.nodes[nid].shape = shape
+        g.nodes[nid].dtype = ["float32"] * len(shape) if shape and isinstance(shape[0], list) else "float32"
+    return g
+
+
+def test_recorded_shapes_do_not_hide_a_failing_shape_rule():
+    """A wrong weight shape fails on meta; recorded shapes must not make it pass."""
+    g = _good()
+    g.nodes["fc"].params["weight"] = [4, 7]  # input has 4 features, weight wants 7
+    _rejects(g, r"node 'fc' \(linear\): shape rule failed")
+
+
+def test_getitem_index_out_of_range():
+    g = ArchGraph(inputs=[TensorSpec("x", [2, 5])])
+    x = g.add_node("input", id="x", attrs={"name": "x"})
+    sp = g.add_node("split", [x], id="sp", attrs={"split_size": 2, "dim": 1})
+    g.set_outputs([g.add_node("getitem", [sp], id="item", attrs={"index": 3})])
+    _rejects(g, r"node 'item' \(getitem\): shape rule failed")
+    _recorded(g, {"x": [2, 5], "sp": [[2, 2], [2, 2], [2, 1]], "item": [2, 2]})
+    _rejects(g, r"node 'item' \(getitem\): shape rule failed")
+
+
+def test_data_dependent_op_keeps_its_recorded_shape():
+    """Boolean-mask indexing has a value-dependent size: validate trusts the recorded shape."""
+    g = ArchGraph(inputs=[TensorSpec("x", [3, 4]), TensorSpec("mask", [3, 4], "bool")])
+    x = g.add_node("input", id="x", attrs={"name": "x"})
+    mask = g.add_node("input", id="mask", attrs={"name": "mask"})
+    sel = g.add_node("index", [x, mask], id="sel", attrs={"indices": ["%"]})
+    g.set_outputs([g.add_node("relu", [sel], id="out")])
+    _rejects(g, r"node 'sel' \(index\): shape rule failed")
+    g.nodes["sel"].shape, g.nodes["sel"].dtype = [5], "float32"
+    g.validate()
+    summary = g.infer()
+    assert summary.unchecked == ["sel"] and g.nodes["out"].shape == [5]
