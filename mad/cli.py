@@ -7,6 +7,8 @@ Commands::
     mad show graph.json -o graph.svg|png|pdf|dot [--depth N]
     mad code graph.json [-o model.py]
     mad ops [PATTERN] [--category layer]
+    mad dataset build OUT [--zoo all] [--variants N] [--random N] [--workers 2]
+    mad dataset info DIR|default ; mad dataset show DIR|default ID -o graph.svg
 
 SOURCE is a HuggingFace model type (``bert``: built small from its config,
 random weights, nothing downloaded), ``path/file.py:ClassName[:args]`` (the
@@ -36,15 +38,16 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["app", "main", "CliError"]
+__all__ = ["CliError", "app", "main"]
 
 log = logging.getLogger("mad.cli")
 
@@ -170,11 +173,13 @@ def _setup_logging(verbose: int) -> None:
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-    verbose: int = typer.Option(
-        0, "--verbose", "-v", count=True, show_default=False, help="More logging (-vv for debug)."
-    ),
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, show_default=False, help="More logging (-vv for debug).")
+    ] = 0,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
 ) -> None:
     """mad: model architectures as graphs. Convert models, inspect, draw and print them."""
     _state.debug = debug or os.environ.get("MAD_DEBUG", "") not in ("", "0")
@@ -210,9 +215,9 @@ def _load_graph(path: Path, shapes: bool = True):
 @app.command()
 @_command
 def info(
-    graph: Path = typer.Argument(..., help="Graph JSON file (from `mad convert`)."),
-    top: int = typer.Option(12, "--top", help="Rows of the op histogram to show."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
+    graph: Annotated[Path, typer.Argument(metavar="GRAPH", help="Graph JSON file (from `mad convert`).")],
+    top: Annotated[int, typer.Option("--top", metavar="N", help="Rows of the op histogram to show.")] = 12,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Nodes, edges, parameters, FLOPs, depth, inputs/outputs and op histogram of a graph."""
     from mad.graph import get_op
@@ -247,7 +252,9 @@ def info(
     head.add_column(style="bold")
     head.add_column()
     head.add_row("graph", f"{g.name}" + (f"  [dim]({g.source})[/dim]" if g.source else ""))
-    head.add_row("nodes", f"{s.num_nodes:,}  [dim]" + ", ".join(f"{k} {v}" for k, v in sorted(categories.items())) + "[/]")
+    head.add_row(
+        "nodes", f"{s.num_nodes:,}  [dim]" + ", ".join(f"{k} {v}" for k, v in sorted(categories.items())) + "[/]"
+    )
     head.add_row("edges", f"{s.num_edges:,}")
     head.add_row("params", f"{_human(s.num_params)}  [dim]({s.num_params:,})[/dim]")
     head.add_row("FLOPs", f"{_human(s.flops)}  [dim]({s.flops:,} per forward)[/dim]")
@@ -274,13 +281,20 @@ def info(
 @app.command()
 @_command
 def show(
-    graph: Path = typer.Argument(..., help="Graph JSON file."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Picture to write: .svg, .png, .pdf or .dot."),
-    depth: Optional[int] = typer.Option(
-        None, "--depth", "-d", min=0, help="Collapse scopes this many levels deep into one box per block."
-    ),
-    fmt: Optional[str] = typer.Option(None, "--format", help="svg, png, pdf or dot (default: from the suffix)."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
+    graph: Annotated[Path, typer.Argument(metavar="GRAPH", help="Graph JSON file.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Picture to write: .svg, .png, .pdf or .dot.")
+    ] = None,
+    depth: Annotated[
+        int | None,
+        typer.Option(
+            "--depth", "-d", min=0, metavar="N", help="Collapse scopes this many levels deep into one box per block."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", metavar="FORMAT", help="svg, png, pdf or dot (default: from the suffix).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Draw a graph: nested module clusters, op labels, tensor shapes on edges."""
     from mad.graph.render import FORMATS, choose_depth, render
@@ -300,18 +314,25 @@ def show(
     if as_json:
         _emit_json({"path": str(path), "format": kind, "depth": used, "nodes": len(g), "bytes": size})
         return
-    _stdout().print(f"wrote [bold]{path}[/bold] ({_human(size)}B, {len(g)} nodes"
-                    + (f", depth {used}" if used is not None else "") + ")")
+    _stdout().print(
+        f"wrote [bold]{path}[/bold] ({_human(size)}B, {len(g)} nodes"
+        + (f", depth {used}" if used is not None else "")
+        + ")"
+    )
 
 
 # ----------------------------------------------------------------- code
 @app.command()
 @_command
 def code(
-    graph: Path = typer.Argument(..., help="Graph JSON file."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the code here instead of stdout."),
-    class_name: Optional[str] = typer.Option(None, "--class-name", help="Name of the generated nn.Module class."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
+    graph: Annotated[Path, typer.Argument(metavar="GRAPH", help="Graph JSON file.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the code here instead of stdout.")
+    ] = None,
+    class_name: Annotated[
+        str | None, typer.Option("--class-name", metavar="NAME", help="Name of the generated nn.Module class.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Readable PyTorch source of an nn.Module equivalent to the graph."""
     g, _ = _load_graph(graph, shapes=False)
@@ -334,11 +355,16 @@ def code(
 @app.command()
 @_command
 def ops(
-    pattern: Optional[str] = typer.Argument(None, help="Only ops whose name contains this text."),
-    category: Optional[str] = typer.Option(
-        None, "--category", "-c", help="Only this category: layer, primitive, source or structural."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
+    pattern: Annotated[
+        str | None, typer.Argument(metavar="PATTERN", help="Only ops whose name contains this text.")
+    ] = None,
+    category: Annotated[
+        str | None,
+        typer.Option(
+            "--category", "-c", metavar="CATEGORY", help="Only this category: layer, primitive, source or structural."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """List the op vocabulary with category, inputs, attributes and documentation."""
     from mad.graph import VOCAB_VERSION, get_op, op_names
@@ -350,21 +376,28 @@ def ops(
             continue
         if category and op.category != category:
             continue
-        rows.append({
-            "name": name,
-            "category": op.category,
-            "inputs": [a.name for a in op.args if a.name not in op.param_args],
-            "params": list(op.param_args),
-            "attrs": sorted(op.attrs),
-            "doc": op.doc,
-        })
+        rows.append(
+            {
+                "name": name,
+                "category": op.category,
+                "inputs": [a.name for a in op.args if a.name not in op.param_args],
+                "params": list(op.param_args),
+                "attrs": sorted(op.attrs),
+                "doc": op.doc,
+            }
+        )
     if category and not rows and category not in {get_op(n).category for n in op_names()}:
         raise CliError(f"unknown category {category!r}; use layer, primitive, source or structural")
     if as_json:
         _emit_json({"vocab_version": VOCAB_VERSION, "count": len(rows), "ops": rows})
         return
-    table = Table(title=f"op vocabulary v{VOCAB_VERSION}: {len(rows)} ops", title_justify="left", box=None,
-                  header_style="bold", pad_edge=False)
+    table = Table(
+        title=f"op vocabulary v{VOCAB_VERSION}: {len(rows)} ops",
+        title_justify="left",
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+    )
     table.add_column("op", style="bold", no_wrap=True)
     table.add_column("category", style="cyan", no_wrap=True)
     table.add_column("inputs / params; attrs", overflow="fold", ratio=2)
@@ -420,7 +453,9 @@ def parse_input_shape(text: str, device: str | None = None):
     try:
         shape = [int(x) for x in parts[0].replace("x", ",").split(",") if x.strip()]
     except ValueError:
-        raise CliError(f"--input-shape {text!r}: expected comma-separated sizes, e.g. 1,3,32,32 or 1,16:int64") from None
+        raise CliError(
+            f"--input-shape {text!r}: expected comma-separated sizes, e.g. 1,3,32,32 or 1,16:int64"
+        ) from None
     dtype = parts[1] if len(parts) > 1 else "float32"
     if dtype not in _DTYPES:
         raise CliError(f"--input-shape {text!r}: unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}")
@@ -507,8 +542,11 @@ def _example_inputs(module: Any, model: Any, where: str) -> tuple[tuple, dict] |
         if not callable(fn):
             continue
         try:
-            params = [p for p in inspect.signature(fn).parameters.values() if p.default is p.empty
-                      and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            params = [
+                p
+                for p in inspect.signature(fn).parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
         except (TypeError, ValueError):
             params = []
         try:
@@ -519,8 +557,9 @@ def _example_inputs(module: Any, model: Any, where: str) -> tuple[tuple, dict] |
     return None
 
 
-def _convert_file(path: Path, cls_name: str, arg_text: str | None, overrides: dict[str, Any],
-                  shapes: list[str], device: str | None):
+def _convert_file(
+    path: Path, cls_name: str, arg_text: str | None, overrides: dict[str, Any], shapes: list[str], device: str | None
+):
     import torch
 
     from mad.code2graph import from_module
@@ -529,8 +568,11 @@ def _convert_file(path: Path, cls_name: str, arg_text: str | None, overrides: di
     module = _import_file(path)
     cls = getattr(module, cls_name, None)
     if cls is None:
-        found = [k for k, v in vars(module).items() if isinstance(v, type) and issubclass(v, torch.nn.Module)
-                 and v.__module__ == module.__name__]
+        found = [
+            k
+            for k, v in vars(module).items()
+            if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == module.__name__
+        ]
         raise CliError(f"{path} has no class {cls_name!r}" + (f"; it defines {', '.join(found)}" if found else ""))
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
         raise CliError(f"{where} is not a torch.nn.Module class")
@@ -547,11 +589,15 @@ def _convert_file(path: Path, cls_name: str, arg_text: str | None, overrides: di
     else:
         inputs = _example_inputs(module, model, where)
         if inputs is None:
-            raise CliError(f"{where}: no example inputs; add an example_inputs() method or function to "
-                           f"{path.name}, or pass --input-shape 1,3,32,32")
+            raise CliError(
+                f"{where}: no example inputs; add an example_inputs() method or function to "
+                f"{path.name}, or pass --input-shape 1,3,32,32"
+            )
         if device:
-            inputs = (tuple(t.to(device) if isinstance(t, torch.Tensor) else t for t in inputs[0]),
-                      {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs[1].items()})
+            inputs = (
+                tuple(t.to(device) if isinstance(t, torch.Tensor) else t for t in inputs[0]),
+                {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs[1].items()},
+            )
     return from_module(model, inputs[0], inputs[1], name=cls_name, source=f"module:{path.name}:{cls_name}")
 
 
@@ -562,8 +608,11 @@ def _convert_hf(model_type: str, overrides: dict[str, Any], device: str | None):
     known = model_types()
     if model_type not in known:
         close = difflib.get_close_matches(model_type, known, n=3)
-        hint = (f"; did you mean {', '.join(close)}?" if close
-                else f"; use one of the {len(known)} transformers model types with a base model, e.g. bert, gpt2, llama")
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else f"; use one of the {len(known)} transformers model types with a base model, e.g. bert, gpt2, llama"
+        )
         raise CliError(f"unsupported model type {model_type!r}{hint}")
     try:
         return from_hf(model_type, device=device, **overrides)
@@ -576,21 +625,39 @@ def _convert_hf(model_type: str, overrides: dict[str, Any], device: str | None):
 @app.command()
 @_command
 def convert(
-    source: str = typer.Argument(..., help="HF model type (bert), path/file.py:ClassName[:args], or file.onnx."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Graph JSON to write (default: NAME.json)."),
-    sets: list[str] = typer.Option([], "--set", help="Config field / constructor argument, key=value (repeatable)."),
-    device: Optional[str] = typer.Option(None, "--device", help="'meta' builds the model without allocating weights."),
-    input_shape: list[str] = typer.Option(
-        [], "--input-shape", help="Example input for file.py:Class, e.g. 1,3,32,32 or 1,16:int64:1000 (repeatable)."
-    ),
-    name: Optional[str] = typer.Option(None, "--name", help="Graph name (default: model type or class name)."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
+    source: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="HF model type (bert), path/file.py:ClassName[:args], or file.onnx.")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Graph JSON to write (default: NAME.json).")
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Config field / constructor argument, key=value (repeatable)."),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", metavar="DEVICE", help="'meta' builds the model without allocating weights."),
+    ] = None,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input-shape",
+            metavar="SHAPE",
+            help="Example input for file.py:Class, e.g. 1,3,32,32 or 1,16:int64:1000 (repeatable).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="NAME", help="Graph name (default: model type or class name).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Convert a model (HF model type, Python class or ONNX file) to a graph JSON."""
     from mad.graph import GraphError
 
     kind, parts = _split_source(source)
-    overrides = parse_sets(sets)
+    overrides = parse_sets(sets or [])
+    input_shape = input_shape or []
     if device not in (None, "cpu", "meta"):
         raise CliError(f"--device {device!r}: use cpu or meta")
     if input_shape and kind != "file":
@@ -625,16 +692,37 @@ def convert(
     try:
         g.validate()
     except GraphError as e:
-        raise CliError(f"the converted graph is invalid ({_first_line(e)}); written to {out} for inspection",
-                       code=1) from None
+        raise CliError(
+            f"the converted graph is invalid ({_first_line(e)}); written to {out} for inspection", code=1
+        ) from None
     s = g.infer()
     if as_json:
-        _emit_json({"path": str(out), "name": g.name, "source": g.source, "num_nodes": s.num_nodes,
-                    "num_edges": s.num_edges, "num_params": s.num_params, "flops": s.flops,
-                    "seconds": round(seconds, 3)})
+        _emit_json(
+            {
+                "path": str(out),
+                "name": g.name,
+                "source": g.source,
+                "num_nodes": s.num_nodes,
+                "num_edges": s.num_edges,
+                "num_params": s.num_params,
+                "flops": s.flops,
+                "seconds": round(seconds, 3),
+            }
+        )
         return
-    _stdout().print(f"wrote [bold]{out}[/bold]: {g.name} ({g.source}), {s.num_nodes} nodes, "
-                    f"{_human(s.num_params)} params, {_human(s.flops)} FLOPs [dim]in {seconds:.1f}s[/dim]")
+    _stdout().print(
+        f"wrote [bold]{out}[/bold]: {g.name} ({g.source}), {s.num_nodes} nodes, "
+        f"{_human(s.num_params)} params, {_human(s.flops)} FLOPs [dim]in {seconds:.1f}s[/dim]"
+    )
+
+
+def _mount_subcommands() -> None:
+    from .cli_dataset import dataset_app
+
+    app.add_typer(dataset_app, name="dataset")
+
+
+_mount_subcommands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -66,8 +66,14 @@ def test_version_and_help():
 
 
 def test_python_dash_m_help():
-    r = subprocess.run([sys.executable, "-m", "mad", "--help"], capture_output=True, text=True, timeout=120,
-                       cwd=Path(__file__).resolve().parents[1])
+    r = subprocess.run(
+        [sys.executable, "-m", "mad", "--help"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert r.returncode == 0, r.stderr
     assert "convert" in r.stdout and "Usage" in r.stdout
 
@@ -153,8 +159,11 @@ def _write(tmp_path: Path, name: str, doc) -> Path:
 
 def cycle_doc() -> dict:
     d = tiny_graph().to_dict()
-    d["nodes"] = [{"id": "x", "op": "input", "attrs": {"name": "x"}}, {"id": "a", "op": "relu"},
-                  {"id": "b", "op": "add"}]
+    d["nodes"] = [
+        {"id": "x", "op": "input", "attrs": {"name": "x"}},
+        {"id": "a", "op": "relu"},
+        {"id": "b", "op": "add"},
+    ]
     d["edges"] = [["x", "b", 0], ["a", "b", 1], ["b", "a", 0]]
     d["outputs"] = {"kind": "tensor", "nodes": ["b"]}
     return d
@@ -212,12 +221,15 @@ def test_unsupported_model_type():
     assert_user_error(mad("convert", "definitely_not_a_model"), "unsupported model type")
 
 
-@pytest.mark.parametrize("source, words", [
-    ("bad/source?", ["bad SOURCE", "path/file.py:ClassName"]),
-    ("net.py", ["bad SOURCE", "ClassName"]),
-    ("net.py:", ["bad SOURCE"]),
-    ("net.py:1Net", ["bad SOURCE"]),
-])
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("bad/source?", ["bad SOURCE", "path/file.py:ClassName"]),
+        ("net.py", ["bad SOURCE", "ClassName"]),
+        ("net.py:", ["bad SOURCE"]),
+        ("net.py:1Net", ["bad SOURCE"]),
+    ],
+)
 def test_bad_source(source, words):
     assert_user_error(mad("convert", source), *words)
 
@@ -236,7 +248,7 @@ def test_debug_shows_the_exception(tmp_path):
 
 
 # ----------------------------------------------------------------- convert
-NET_PY = '''
+NET_PY = """
 import torch
 from torch import nn
 
@@ -271,7 +283,7 @@ class Broken(nn.Module):
 
 def example_inputs():
     return (torch.randn(2, 3, 16, 16),)
-'''
+"""
 
 
 @pytest.fixture
@@ -325,8 +337,9 @@ def test_convert_file_errors(net_py):
 
 def test_convert_hf(tmp_path):
     try:
-        from mad.code2graph import from_hf  # noqa: F401
         import transformers  # noqa: F401
+
+        from mad.code2graph import from_hf  # noqa: F401
     except ImportError as e:  # pragma: no cover
         pytest.skip(f"from_hf is not importable: {e}")
     out = tmp_path / "bert.json"

@@ -177,6 +177,8 @@ FIXED = {
     "num_mel_bins": 16,
     "max_source_positions": 32,
     "rotary_dim": 8,
+    "num_frames": 4,
+    "mm_tokens_per_image": 4,
 }
 # Flags that would need optional packages or downloads, and their safe values.
 FLAGS = {"use_timm_backbone": False, "use_pretrained_backbone": False}
@@ -184,6 +186,7 @@ LIST_WIDTH_KEYS = {"hidden_sizes", "embed_dims", "dims", "channels", "neck_hidde
 LIST_DEPTH_KEYS = {"depths", "num_layers_per_stage", "stage_num_blocks", "block_depths"}
 LIST_HEAD_KEYS = {"num_heads", "num_attention_heads", "heads"}
 TOKEN_SUFFIXES = ("_token_id", "_token_index", "_token_ids")
+PLACEHOLDER_KEYS = {"image_token_id", "image_token_index", "audio_token_id", "audio_token_index"}
 SKIP_KEYS = {"id2label", "label2id", "_name_or_path", "architectures", "transformers_version", "dtype"}
 
 
@@ -232,10 +235,12 @@ def _scale_list(values: list[int], cap: int, multiple: int = 8) -> list[int]:
     return [max(multiple, int(round(v / factor / multiple)) * multiple) for v in values]
 
 
-def _shrink_items(items: dict[str, Any], token_map: dict[int, int], mrope: bool = False) -> dict[str, Any]:
+def _shrink_items(items: dict[str, Any], token_map: dict[Any, int], mrope: bool = False,
+                  fill_none: bool = False) -> dict[str, Any]:
     """Changed keyword arguments for one config level (sub-configs become nested dicts).
 
     ``mrope``: the model reads ``rope_parameters["mrope_section"]`` (set even when the default omits it).
+    ``fill_none``: also give known size attributes whose default is ``None`` a small value.
     """
     out: dict[str, Any] = {}
     old_layers = _layer_count(items)
@@ -252,7 +257,12 @@ def _shrink_items(items: dict[str, Any], token_map: dict[int, int], mrope: bool 
     heads = items.get("num_attention_heads")
     for k, v in items.items():
         if _is_config(v):
-            out[k] = _shrink_config(v, token_map)
+            out[k] = _shrink_config(v, token_map, fill_none)
+            continue
+        if v is None and fill_none:
+            new = _shrink_int(k, 1 << 30, items, n_layers)
+            if new is not None:
+                out[k] = new
             continue
         if k in per_layer_lists:
             out[k] = _subsample_layers(v, n_layers)
@@ -274,8 +284,6 @@ def _shrink_items(items: dict[str, Any], token_map: dict[int, int], mrope: bool 
     for k, v in FLAGS.items():
         if k in items and items[k] != v:
             out[k] = v
-    if "depths" in items and _is_int(items.get("window_size")) and items["window_size"] > 4:
-        out["window_size"] = 4  # hierarchical vision transformers: windows must fit the small image
     hd = out.get("head_dim", items.get("head_dim"))
     if not _is_int(hd) and _is_int(out.get("hidden_size")) and _is_int(h) and h:
         hd = out["hidden_size"] // h
@@ -289,9 +297,19 @@ def _shrink_items(items: dict[str, Any], token_map: dict[int, int], mrope: bool 
         out["head_dim"] = FIXED["qk_rope_head_dim"]
         if "qk_head_dim" in items:
             out["qk_head_dim"] = FIXED["qk_rope_head_dim"] + FIXED["qk_nope_head_dim"]
-    if _is_int(items.get("num_key_value_heads")) and _is_int(h):
+    if "num_key_value_heads" in items and _is_int(h):
         old_kv, old_h = items["num_key_value_heads"], heads if _is_int(heads) else h
-        out["num_key_value_heads"] = h if old_kv == old_h else (1 if old_kv == 1 else max(1, min(2, h)))
+        out["num_key_value_heads"] = h if old_kv in (old_h, None) else (1 if old_kv == 1 else max(1, min(2, h)))
+    if _is_int(items.get("upsample_groups")) and items["upsample_groups"] > 1:
+        out["upsample_groups"] = out.get("hidden_size", HIDDEN)  # depthwise upsampling over the hidden channels
+    depths = items.get("depths")
+    if isinstance(depths, (list, tuple)) and _is_int(items.get("window_size")) and items["window_size"] > 2:
+        # hierarchical vision transformers: the last stage must still hold a whole window
+        out["window_size"] = 2
+        patch = _first_int(out.get("patch_size", items.get("patch_size")), 4)
+        need = patch * 2 ** (len(depths) - 1) * 2
+        if _is_int(items.get("image_size")):
+            out["image_size"] = max(IMAGE, need)
     # token ids beyond the small vocabulary move to its top end
     vocab = out.get("vocab_size", items.get("vocab_size"))
     if not _is_int(vocab) or vocab > token_map.get(-1, VOCAB):
@@ -303,28 +321,30 @@ def _shrink_items(items: dict[str, Any], token_map: dict[int, int], mrope: bool 
             out[k] = _remap_token(token_map, v, vocab)
         elif isinstance(v, list) and _is_int(vocab) and any(_is_int(x) and x >= vocab for x in v):
             out[k] = [_remap_token(token_map, x, vocab) if _is_int(x) and x >= vocab else x for x in v]
+        elif v is None and k in PLACEHOLDER_KEYS and _is_int(vocab):  # placeholders the inputs must contain
+            out[k] = _remap_token(token_map, f"unset:{k}", vocab)
+    if any(_is_int(items.get(k)) and items[k] > 0 for k in EXPERT_KEYS):
+        for k in TOPK_KEYS:
+            if k in items and items[k] is None:
+                out[k] = EXPERTS_PER_TOKEN
     return out
 
 
 def _split_sections(sections: list[int], total: int) -> list[int]:
-    """Scale ``sections`` to sum to ``total`` keeping their proportions (each at least 1)."""
+    """Scale ``sections`` to sum to ``total`` keeping their proportions (entries may drop to 0 when tiny)."""
     whole = sum(sections) or 1
-    out = [max(1, int(x * total / whole)) for x in sections]
-    i = 0
-    while sum(out) != total:
-        j = i % len(out)
-        if sum(out) < total:
-            out[j] += 1
-        elif out[j] > 1:
-            out[j] -= 1
-        i += 1
+    out = [int(x * total / whole) for x in sections]
+    for i in range(total - sum(out)):
+        out[i % len(out)] += 1
     return out
 
 
-def _remap_token(token_map: dict[int, int], token: int, vocab: int) -> int:
+def _remap_token(token_map: dict[Any, int], token: int, vocab: int) -> int:
     """A stable new id (counting down from the top of the small vocabulary) for an out-of-vocabulary token id."""
     if token not in token_map:
-        token_map[token] = vocab - 1 - sum(1 for k in token_map if k >= 0)
+        used = token_map.get("used", 0)
+        token_map[token] = vocab - 1 - used
+        token_map["used"] = used + 1
     return token_map[token]
 
 
@@ -367,9 +387,8 @@ def _shrink_int_list(k: str, v: list[int], items: dict[str, Any]) -> list[int] |
         return _scale_list(v, 128)
     if k in LIST_DEPTH_KEYS:
         return [min(x, 1) for x in v]
-    if k in LIST_HEAD_KEYS:
-        factor = max(1, math.ceil(max(v) / 8))
-        return [max(1, x // factor) for x in v]
+    if k in LIST_HEAD_KEYS:  # powers of two divide the small widths
+        return [1 << int(math.log2(max(1, min(x, 8)))) for x in v]
     if k in IMAGE_KEYS:
         return [min(x, IMAGE) for x in v]
     if k in PATCH_KEYS:
@@ -390,9 +409,9 @@ def _uses_mrope(cfg) -> bool:
         return False
 
 
-def _shrink_config(cfg, token_map: dict[int, int]) -> dict[str, Any]:
+def _shrink_config(cfg, token_map: dict[Any, int], fill_none: bool = False) -> dict[str, Any]:
     """Shrunk keyword arguments of a sub-config, as the dict its parent accepts."""
-    kwargs = _shrink_items(_config_items(cfg), token_map, _uses_mrope(cfg))
+    kwargs = _shrink_items(_config_items(cfg), token_map, _uses_mrope(cfg), fill_none)
     kwargs["model_type"] = cfg.model_type
     return kwargs
 
@@ -409,7 +428,22 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 # Per-type adjustments: a dict merged into the shrunk keyword arguments, or a callable
 # ``fn(kwargs) -> kwargs`` applied to them before the config is built.
-CONFIG_OVERRIDES: dict[str, dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]] = {}
+_SERIES = {"prediction_length": 4, "context_length": 8, "lags_sequence": [1, 2, 3]}
+CONFIG_OVERRIDES: dict[str, dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "autoformer": _SERIES,
+    "informer": _SERIES,
+    "time_series_transformer": _SERIES,
+    "bit": {"num_groups": 8},
+    "esm": {"pad_token_id": 1, "mask_token_id": 2},
+    "layoutlmv3": {"coordinate_size": 16, "shape_size": 0, "hidden_size": 64, "input_size": IMAGE},
+    "lilt": {"hidden_size": 96},
+    "reformer": {"axial_pos_embds_dim": [32, 32], "axial_pos_shape": [16, 32], "max_position_embeddings": 512,
+                 "local_attn_chunk_length": 8, "lsh_attn_chunk_length": 8},
+    "tvp": {"visual_prompt_size": 4},
+    "gemma3n_text": {"num_kv_shared_layers": 0},
+    "xmod": {"default_language": "en_XX"},
+    "audio-spectrogram-transformer": {"max_length": 64, "num_mel_bins": 16},
+}
 # Per-type fixes applied to the built config, ``fn(config) -> None``.
 CONFIG_FIXES: dict[str, Callable[[Any], None]] = {}
 
@@ -425,7 +459,7 @@ def _disable_cache(cfg, attn: str | None) -> None:
             _disable_cache(v, attn)
 
 
-def small_config(model_type: str, **overrides: Any):
+def small_config(model_type: str, _fill_none: bool = False, **overrides: Any):
     """A tiny configuration of ``model_type`` (random-init friendly, ~hidden 64, 2 layers).
 
     Every known size attribute of the default config (and of its sub-configs:
@@ -435,6 +469,8 @@ def small_config(model_type: str, **overrides: Any):
 
     Args:
         model_type: a name from ``model_types()``.
+        _fill_none: also set known size attributes whose default is ``None`` (a second try for
+            configs whose defaults cannot build a model).
         **overrides: keyword arguments applied last (nested dicts merge into sub-configs).
 
     Returns:
@@ -454,8 +490,8 @@ def small_config(model_type: str, **overrides: Any):
     cls = CONFIG_MAPPING[model_type]
     try:
         default = cls()
-        token_map: dict[int, int] = {-1: _min_vocab(default)}
-        kwargs = _shrink_items(_config_items(default), token_map, _uses_mrope(default))
+        token_map: dict[Any, int] = {-1: _min_vocab(default)}
+        kwargs = _shrink_items(_config_items(default), token_map, _uses_mrope(default), _fill_none)
         fix = CONFIG_OVERRIDES.get(model_type)
         if callable(fix):
             kwargs = fix(kwargs)
@@ -608,6 +644,12 @@ def _pixel_variants(cfg, params: dict, batch: int, gen: torch.Generator) -> list
                     grid_key: torch.tensor([[1, g, g]] * batch)})
         out.append({pixel_key: torch.randn(n, c, tp, p, p, generator=gen).flatten(1),
                     grid_key: torch.tensor([[1, g, g]] * batch)})
+    frames = _first_int(_get(cfg, "num_frames", default=0), 0)
+    video_key = "pixel_values_videos" if "pixel_values_videos" in params and "pixel_values" not in params else None
+    if frames > 1 and ("pixel_values" in params or video_key) and not grid_key:
+        out.append({video_key or "pixel_values": torch.randn(batch, frames, c, h, w, generator=gen)})
+    elif video_key:
+        out.append({video_key: torch.randn(batch, 4, c, h, w, generator=gen)})
     if "pixel_values" in params and not grid_key:
         px = torch.randn(batch, c, h, w, generator=gen)
         base: dict[str, Any] = {"pixel_values": px}
@@ -630,8 +672,9 @@ def _audio_variants(cfg, params: dict, batch: int, gen: torch.Generator) -> list
     out: list[dict[str, Any]] = []
     if "input_features" in params:
         mels = [m for m in _all_values(cfg, "num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels",
-                                        "num_mel_filters", "mel_bins", "input_dim", "feature_dim", "input_size")
-                if _is_int(m) and 1 < m <= 512][:3] or [16]
+                                        "num_mel_filters", "mel_bins", "input_dim", "feature_dim", "input_size",
+                                        "feature_projection_input_dim")
+                if _is_int(m) and 1 < m <= 512][:4] or [16]
         src = _get(cfg, "max_source_positions", default=None)
         frames = 2 * src if _is_int(src) and src <= 64 else 64
         mask_key = next((k for k in ("input_features_mask", "feature_attention_mask", "input_features_attention_mask")
@@ -643,6 +686,11 @@ def _audio_variants(cfg, params: dict, batch: int, gen: torch.Generator) -> list
                 if mask_key:
                     d[mask_key] = torch.ones(batch, frames, dtype=torch.long)
                 out.append(d)
+    if "input_values" in params and _is_int(getattr(cfg, "max_length", None)) and _is_int(
+            getattr(cfg, "num_mel_bins", None)):  # spectrogram transformers take (B, frames, mel)
+        out.append({"input_values": torch.randn(batch, cfg.max_length, cfg.num_mel_bins, generator=gen)})
+    if "input_features" in params and out:
+        out.append({k: v[:, None] if k == "input_features" else v for k, v in out[1].items()})  # (B, 1, T, mel)
     if "input_values" in params:
         samples = 1600
         out.append({"input_values": torch.randn(batch, samples, generator=gen)})
@@ -673,6 +721,8 @@ def _feature_tokens(model, fn_name: str, inputs: dict[str, Any]) -> int | None:
     kwargs = {k: v for k, v in inputs.items() if k in sig}
     if not kwargs:
         return None
+    if any(p.is_meta for p in model.parameters()):
+        kwargs = {k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
     if accepts_any and "return_dict" not in kwargs:
         kwargs["return_dict"] = True
     with torch.no_grad():
@@ -761,6 +811,47 @@ def _text_inputs(cfg, params: dict, batch: int, seq: int, gen: torch.Generator) 
             out["bbox"] = torch.cat([x0, x0 + torch.randint(1, 500, (batch, seq, 2), generator=gen)], -1)
     if "decoder_input_ids" in params and getattr(cfg, "is_encoder_decoder", False):
         out["decoder_input_ids"] = _text_ids(cfg, (batch, seq), gen)
+    for name, p in params.items():  # further required token-id inputs (e.g. a Q-Former's own prompt)
+        if name.endswith("_input_ids") and name not in out and p.default is inspect.Parameter.empty:
+            out[name] = _text_ids(cfg, (batch, seq), gen)
+            mask = name.replace("input_ids", "attention_mask")
+            if mask in params:
+                out[mask] = torch.ones(batch, seq, dtype=torch.long)
+    return out
+
+
+def _series_inputs(cfg, params: dict, batch: int, gen: torch.Generator) -> dict[str, Any]:
+    """Time-series inputs: past values (with lags), time features, observed masks, future features."""
+    if "past_values" not in params:
+        return {}
+    pred = _first_int(getattr(cfg, "prediction_length", None), 4)
+    ctx = _first_int(getattr(cfg, "context_length", None), 4 * pred)
+    lags = getattr(cfg, "lags_sequence", None)
+    length = ctx + (max(lags) if isinstance(lags, (list, tuple)) and lags else 0)
+    channels = _first_int(getattr(cfg, "num_input_channels", None) or getattr(cfg, "input_size", None), 1)
+    shape = (batch, length) if channels == 1 and "num_input_channels" not in vars(cfg) else (batch, length, channels)
+    out: dict[str, Any] = {"past_values": torch.randn(*shape, generator=gen)}
+    n_time = _first_int(getattr(cfg, "num_time_features", None), 0)
+    if "past_time_features" in params:
+        out["past_time_features"] = torch.randn(batch, length, n_time, generator=gen)
+    if "past_observed_mask" in params:
+        out["past_observed_mask"] = torch.ones(*shape)
+    if "past_values_padding" in params:
+        out["past_values_padding"] = torch.zeros(batch, length)
+    if "freq" in params:
+        out["freq"] = torch.zeros(batch, 1, dtype=torch.long)
+    if "future_time_features" in params and "past_time_features" in out:
+        out["future_time_features"] = torch.randn(batch, pred, n_time, generator=gen)
+        if "future_values" in params:
+            out["future_values"] = torch.randn(batch, pred, *shape[2:], generator=gen)
+    n_cat = _first_int(getattr(cfg, "num_static_categorical_features", None), 0)
+    if n_cat and "static_categorical_features" in params:
+        card = getattr(cfg, "cardinality", None) or [2] * n_cat
+        out["static_categorical_features"] = torch.stack(
+            [torch.randint(0, int(c), (batch,), generator=gen) for c in card[:n_cat]], 1)
+    n_real = _first_int(getattr(cfg, "num_static_real_features", None), 0)
+    if n_real and "static_real_features" in params:
+        out["static_real_features"] = torch.randn(batch, n_real, generator=gen)
     return out
 
 
@@ -768,6 +859,7 @@ def input_candidates(model, cfg, batch: int, seq: int, gen: torch.Generator) -> 
     """Plausible input dicts for ``model``, most likely first (text x image layouts x audio layouts)."""
     params = _params(model)
     text = _text_inputs(cfg, params, batch, seq, gen)
+    text.update(_series_inputs(cfg, params, batch, gen))
     groups = [g for g in (_pixel_variants(cfg, params, batch, gen), _audio_variants(cfg, params, batch, gen)) if g]
     combos: list[dict[str, Any]] = [dict(text)]
     for group in groups:
@@ -875,19 +967,27 @@ def build(model_type: str, device: Any = None, seed: int = 0, batch: int = 2, se
     """
     cfg = small_config(model_type, **overrides)
     cls = _model_class(model_type)
-    torch.manual_seed(seed)
     try:
-        ctx = torch.device(device) if device is not None else contextlib.nullcontext()
-        with ctx:
-            model = cls._from_config(cfg) if hasattr(cls, "_from_config") else cls(cfg)
-        model.eval()
+        model = _instantiate(cls, cfg, device, seed)
     except Exception as e:  # noqa: BLE001
-        raise ZooError(model_type, "instantiate", f"{type(e).__name__}: {e}") from e
+        try:  # defaults that leave sizes unset: retry with every known size filled in
+            cfg = small_config(model_type, _fill_none=True, **overrides)
+            model = _instantiate(cls, cfg, device, seed)
+        except Exception:  # noqa: BLE001 - report the first error
+            raise ZooError(model_type, "instantiate", f"{type(e).__name__}: {e}") from e
     try:
         inputs = example_inputs(model, model.config, batch=batch, seq=seq, seed=seed)
     except Exception as e:  # noqa: BLE001
         raise ZooError(model_type, "inputs", f"{type(e).__name__}: {e}") from e
     return model, inputs
+
+
+def _instantiate(cls, cfg, device: Any, seed: int):
+    torch.manual_seed(seed)
+    ctx = torch.device(device) if device is not None else contextlib.nullcontext()
+    with ctx:
+        model = cls._from_config(cfg) if hasattr(cls, "_from_config") else cls(cfg)
+    return model.eval()
 
 
 def run_forward(model_type: str, model, inputs: dict[str, Any]) -> Any:

@@ -276,7 +276,7 @@ def build(cfg: BuildConfig, out_dir: str | Path, progress: bool = True, overwrit
         if pool is not None:
             pool.terminate()
     build_s = time.perf_counter() - t0
-    return finish(cfg, out, build_s=build_s)
+    return finish(cfg, out, build_s=build_s, progress=progress)
 
 
 def _read_shards(shard_dir: Path) -> pa.Table:
@@ -286,10 +286,12 @@ def _read_shards(shard_dir: Path) -> pa.Table:
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
 
-def finish(cfg: BuildConfig, out: Path, build_s: float | None = None):
+def finish(cfg: BuildConfig, out: Path, build_s: float | None = None, progress: bool = True):
     """Dedup, split and save the shards of ``out`` as a ``DatasetDict``."""
     import datasets
 
+    if not progress:
+        datasets.disable_progress_bars()
     shard_dir = out / "shards"
     table = _read_shards(shard_dir)
     hashes = table.column("wl_hash").to_pylist()

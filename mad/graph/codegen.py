@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import keyword
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -53,6 +55,8 @@ __all__ = ["to_code"]
 log = logging.getLogger(__name__)
 
 _INT_MAX = 2**62  # slice ends at or beyond this read as "to the end"
+# what building a layer, inferring shapes or printing a readable form may raise; each has a fallback
+_FAILURES = (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError)
 _LITERAL_NUMEL = 16  # tensors up to this size are written out as literals
 _B64_LINE = 100
 
@@ -85,6 +89,8 @@ def _lit(v: Any) -> str:
         return f"({inner},)" if len(v) == 1 else f"({inner})"
     if isinstance(v, list):
         return "[" + ", ".join(_lit(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_lit(k)}: {_lit(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {type(v).__name__} {v!r} as Python source")
 
 
@@ -253,12 +259,13 @@ def _bind(op: OpDef, node: Node, inputs: list[str], param_exprs: dict[str, str],
     return _Bound(op, node, args, device_expr, order=list(given), n_pos=len(pos))
 
 
-def _aten_call(b: _Bound) -> str:
-    """``torch.ops.aten.<packet>.<overload>(...)`` with the arguments call_op passes, in its order."""
-    packet, overload = str(b.op.target).split(".")[1:3]
-    head = f"torch.ops.aten.{packet}.{overload}"
-    if not packet.isidentifier() or keyword.iskeyword(packet):
-        head = f'getattr(torch.ops.aten, "{packet}").{overload}'
+def _aten_call(b: _Bound, head: str | None = None) -> str:
+    """``torch.ops.aten.<packet>.<overload>(...)`` (or ``head(...)``) with the arguments call_op passes."""
+    if head is None:
+        namespace, packet, overload = str(b.op.target).split(".")[:3]
+        head = f"torch.ops.{namespace}.{packet}.{overload}"
+        if not packet.isidentifier() or keyword.iskeyword(packet):
+            head = f'getattr(torch.ops.{namespace}, "{packet}").{overload}'
     pos = [b.args[n].expr for n in b.order[:b.n_pos]]
     kws = [f"{n}={b.args[n].expr}" for n in b.order[b.n_pos:]]
     return f"{head}({', '.join(pos + kws)})"
@@ -672,12 +679,14 @@ def _pad(b: _Bound) -> str:
 @_emits("to_dtype", "_to_copy", "to_dtype_layout", "to_device")
 def _to(b: _Bound) -> str | None:
     """``x.to(dtype)``; ``copy=True`` where the op copies and an in-place op could tell the difference."""
-    if b.extra("dtype", "layout", "copy", "device") or b.v("dtype") is None or b.v("non_blocking"):
+    if b.extra("dtype", "layout", "copy", "device", "memory_format") or b.v("dtype") is None or b.v("non_blocking"):
         return None
-    if b.v("layout") not in (None, torch.strided) or b.v("memory_format") not in (None, torch.preserve_format):
+    if b.v("layout") not in (None, torch.strided):
         return None
     copy = b.v("copy") is True or (b.op.name == "_to_copy" and b.inplace_graph)
-    return _call(f"{b.x()}.to", _lit(b.v("dtype")), "copy=True" if copy else "")
+    fmt = b.v("memory_format")
+    return _call(f"{b.x()}.to", _lit(b.v("dtype")), "copy=True" if copy else "",
+                 f"memory_format={_lit(fmt)}" if fmt not in (None, torch.preserve_format) else "")
 
 
 _PURE_CREATION = {"arange": ("end",), "arange_start": ("start", "end"), "arange_start_step": ("start", "end", "step"),
@@ -771,7 +780,8 @@ def _f_embedding(b: _Bound) -> str | None:
     if b.nondefault("scale_grad_by_freq") or b.nondefault("sparse"):
         return None
     pad = b.v("padding_idx")
-    return _call("F.embedding", b.t("indices"), b.t("weight"), f"padding_idx={pad}" if pad is not None and pad >= 0 else "")
+    pad_kw = f"padding_idx={pad}" if pad is not None and pad >= 0 else ""
+    return _call("F.embedding", b.t("indices"), b.t("weight"), pad_kw)
 
 
 @_emits("batch_norm")
@@ -932,7 +942,7 @@ _FORWARD_GLOBALS = {"self", "torch", "nn", "F", "float", "next", "base64", "_ten
 _RESERVED = set(keyword.kwlist) | set(dir(builtins)) | _FORWARD_GLOBALS
 _GENERIC = {"dense", "proj", "fc", "linear", "conv", "norm", "output", "out", "layer", "lin", "weight", "bias",
             "act", "mlp", "ffn", "block", "module", "net", "head", "layers", "attention", "attn", "dropout", "drop",
-            "layer_norm", "ln", "activation"}
+            "layer_norm", "ln", "activation", "convolution", "normalization", "bn", "batch_norm"}
 _OP_STEMS = {
     "scaled_dot_product_attention": "attn", "_unsafe_view": "view", "_to_copy": "to", "to_dtype": "to",
     "to_dtype_layout": "to", "to_device": "to", "lift_fresh_copy": "clone", "getitem": "item",
@@ -1011,6 +1021,7 @@ def _class_name(name: str) -> str:
     return out if not keyword.iskeyword(out) else out + "Model"
 
 
+@functools.lru_cache(maxsize=4096)
 def _safe_attr(owner_kind: str, name: str) -> bool:
     """``name`` can be read and written as ``module.name`` on a module of ``owner_kind``."""
     if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
@@ -1029,22 +1040,23 @@ class _Mod:
     kind: str  # "plain", "list", "dict" (containers) or "layer"
     expr: str = ""
     ctor: str | None = None
-    children: dict[str, "_Mod"] = field(default_factory=dict)
-    gaps: list[int] = field(default_factory=list)  # ModuleList slots filled with nn.Identity()
+    children: dict[str, _Mod] = field(default_factory=dict)
     own: set[str] = field(default_factory=set)  # tensors the layer constructor makes
     dropped: list[str] = field(default_factory=list)  # constructor buffers the graph does not have
     dtype: torch.dtype | None = None
 
 
-def _container_kind(module: nn.Module) -> tuple[str, list[int]]:
+def _container_kind(module: nn.Module) -> str:
+    """``list`` when the children are numbered (gaps become ``nn.Identity()``), ``dict`` when some
+    child name cannot be an attribute, else ``plain``."""
     names = list(module._modules)
     if names and all(n.isdigit() and (n == "0" or not n.startswith("0")) for n in names):
         idx = sorted(int(n) for n in names)
         if idx[-1] + 1 <= max(2 * len(idx), len(idx) + 8):
-            return "list", [i for i in range(idx[-1] + 1) if i not in set(idx)]
-    if any(not _safe_attr("plain", n) for n in names) and all("." not in n and n for n in names):
-        return "dict", []
-    return "plain", []
+            return "list"
+    if any(not _safe_attr("plain", n) for n in names):
+        return "dict"
+    return "plain"
 
 
 def _child_expr(parent: _Mod, name: str) -> str:
@@ -1140,10 +1152,11 @@ class _Writer:
         self.constants: list[str] = []  # module-level base64 constants
         self.uses_b64 = False
         self.extra_imports: list[str] = []
-        # tensors: fqn -> (owner _Mod, leaf, is_param)
+        # every tensor of the tree: fqn -> (owning module, leaf name), and its source expression
         self.tensor_owner: dict[str, tuple[_Mod, str]] = {}
         self.tensor_expr: dict[str, str] = {}
         self.root = self._read_tree()
+        self.aliases = self._aliases()
         self.module_calls = self._module_calls()
         self._scope_cache: dict[str, str] = {}
         self._values: dict[str, Any] | None = None
@@ -1156,13 +1169,13 @@ class _Writer:
             h = self.g.copy()
             h.infer()
             return {n.id: (n.shape, n.dtype) for n in h.nodes.values()}
-        except Exception as e:  # data-dependent graphs keep their recorded shapes
+        except _FAILURES as e:  # data-dependent graphs keep their recorded shapes
             log.debug("to_code: shape inference failed (%s); using recorded shapes", e)
             return {n.id: (n.shape, n.dtype) for n in self.g.nodes.values()}
 
     def _read_tree(self) -> _Mod:
         root = _Mod("", self.meta, "plain", expr="self")
-        root.kind, root.gaps = _container_kind(self.meta)
+        root.kind = _container_kind(self.meta)
         if root.kind == "dict":  # the class itself: numbered children make it an nn.ModuleList subclass
             root.kind = "plain"
         self._walk(root)
@@ -1183,8 +1196,11 @@ class _Writer:
             path = f"{mod.path}.{name}" if mod.path else name
             c = _Mod(path, child, "plain")
             c.expr = _child_expr(mod, name)
-            if isinstance(child, (Container, ArchModule)):
-                c.kind, c.gaps = _container_kind(child)
+            if isinstance(child, (Container, ArchModule)) or _ctor(child) is None:
+                if not isinstance(child, (Container, ArchModule)):
+                    log.warning("to_code: no constructor source for %s at %r; its tensors are written out one by "
+                                "one and its node runs in functional form", type(child).__name__, path)
+                c.kind = _container_kind(child)
             else:
                 self._layer(c)
             mod.children[name] = c
@@ -1194,8 +1210,6 @@ class _Writer:
         """Fill constructor source, the tensors it makes and the buffers to drop for a layer module."""
         c.kind = "layer"
         ctor = _ctor(c.module)
-        if ctor is None:
-            raise GraphError(f"to_code: no constructor source for layer {type(c.module).__name__} at {c.path!r}")
         with torch.device("meta"):
             fresh = _reconstruct(c.module)
         fresh_tensors = {n: t for n, t in list(fresh._parameters.items()) + list(fresh._buffers.items())
@@ -1213,36 +1227,71 @@ class _Writer:
     def _module_calls(self) -> dict[str, _Mod]:
         """Layer nodes that read as ``self.<path>(x)``: node id -> the module."""
         out: dict[str, _Mod] = {}
-        g = self.g
         for nid in self.order:
-            node = g.nodes[nid]
+            node = self.g.nodes[nid]
             op = get_op(node.op)
             if op.module is None or not node.params or node.op == "parameter":
                 continue
             fqns = {r: node.param_name(r) for r in node.params}
-            prefixes = {f.rpartition(".")[0] for f in fqns.values()}
-            if len(prefixes) != 1:
-                continue
-            prefix = prefixes.pop()
-            mod = self._find(prefix)
-            if mod is None or mod.kind != "layer" or any(fqns[r] != f"{prefix}.{r}" for r in fqns):
-                continue
-            if not set(fqns) <= mod.own or any(n not in fqns for n in mod.own if n in mod.module._parameters):
-                continue
-            if len(g.in_edges(nid)) != 1 or not self._port_is_input(op, node):
-                continue
-            in_shapes = [g.nodes[p].shape for p in g.predecessors(nid)]
-            try:
-                with torch.device("meta"):
-                    built = op.module(node.attrs, node.params, in_shapes)
-            except Exception:
-                continue
-            if built is None or type(built) is not type(mod.module) or _ctor(built) != mod.ctor:
-                continue
-            if not self._module_equivalent(op, node):
-                continue
-            out[nid] = mod
+            mod = self._own_layer(node, op, fqns) or self._tied_layer(node, op, fqns)
+            if mod is not None:
+                out[nid] = mod
         return out
+
+    def _own_layer(self, node: Node, op: OpDef, fqns: dict[str, str]) -> _Mod | None:
+        """The standard layer that holds exactly this node's params, if calling it computes the node."""
+        g = self.g
+        prefixes = {f.rpartition(".")[0] for f in fqns.values()}
+        if len(prefixes) != 1:
+            return None
+        prefix = prefixes.pop()
+        mod = self._find(prefix)
+        if mod is None or mod.kind != "layer" or any(fqns[r] != f"{prefix}.{r}" for r in fqns):
+            return None
+        if not set(fqns) <= mod.own or any(n not in fqns for n in mod.own if n in mod.module._parameters):
+            return None
+        if len(g.in_edges(node.id)) != 1 or not self._port_is_input(op, node) or not self._module_equivalent(op, node):
+            return None
+        try:
+            with torch.device("meta"):
+                built = op.module(node.attrs, node.params, [g.nodes[p].shape for p in g.predecessors(node.id)])
+        except _FAILURES:
+            return None
+        if built is None or type(built) is not type(mod.module) or _ctor(built) != mod.ctor:
+            return None
+        return mod
+
+    def _tied_layer(self, node: Node, op: OpDef, fqns: dict[str, str]) -> _Mod | None:
+        """A layer whose weights are aliases of another layer's (an LM head tied to the embedding).
+
+        ArchModule holds the aliases in a plain container at the node's scope; the code makes that
+        container the standard layer (``nn.Linear(..., bias=False)``) and then ties its tensors, which
+        keeps the state dict and reads like the source model.
+        """
+        mod = self._find(node.scope) if node.scope else None
+        if mod is None or mod.kind != "plain" or mod.children or mod is self.root:
+            return None
+        leaves = [n for n, t in list(mod.module._parameters.items()) + list(mod.module._buffers.items())
+                  if t is not None]
+        if sorted(leaves) != sorted(fqns) or any(self.aliases.get(f"{node.scope}.{r}") != f for r, f in fqns.items()):
+            return None
+        if len(self.g.in_edges(node.id)) != 1 or not self._port_is_input(op, node) or \
+                not self._module_equivalent(op, node):
+            return None
+        in_shapes = [self.g.nodes[p].shape for p in self.g.predecessors(node.id)]
+        try:
+            with torch.device("meta"):
+                built = op.module(node.attrs, node.params, in_shapes)
+        except _FAILURES:
+            return None
+        ctor = _ctor(built) if built is not None else None
+        if ctor is None:
+            return None
+        made = {n: t for n, t in list(built._parameters.items()) + list(built._buffers.items()) if t is not None}
+        if sorted(made) != sorted(fqns) or any(made[r].dtype != self._tensor(f"{node.scope}.{r}").dtype for r in made):
+            return None
+        mod.kind, mod.ctor, mod.own = "layer", ctor, set(made)
+        return mod
 
     @staticmethod
     def _port_is_input(op: OpDef, node: Node) -> bool:
@@ -1279,7 +1328,7 @@ class _Writer:
     # ------------------------------------------------------------ __init__
     def init_lines(self) -> list[str]:
         """Body of ``__init__``, starting with the ``super().__init__(...)`` call."""
-        aliases = self._aliases()
+        aliases = self.aliases
         if self.root.kind == "list":
             items = self._list_items(self.root)
             lines = ["super().__init__(["] + [f"    {it}," for it in items] + ["])"]
@@ -1302,8 +1351,9 @@ class _Writer:
                 owner, leaf = self.tensor_owner[alias]
                 t = self._tensor(alias)
                 src = self.tensor_expr[target]
+                as_attr = leaf in owner.own if owner.kind == "layer" else _safe_attr(owner.kind, leaf)
                 if isinstance(t, nn.Parameter):
-                    if owner.kind != "layer" and _safe_attr(owner.kind, leaf):
+                    if as_attr:
                         lines.append(f"{owner.expr}.{leaf} = {src}")
                     else:
                         lines.append(f'{owner.expr}.register_parameter("{leaf}", {src})')
@@ -1555,36 +1605,38 @@ class _Writer:
     def _expr(self, node: Node, op: OpDef, inputs: list[str], device_expr: str) -> str:
         if node.id in self.module_calls:
             return f"{self.module_calls[node.id].expr}({inputs[0]})"
-        if not op.signature:
-            return self._custom_call(node, op, inputs)
+        if not op.signature:  # call_op runs fn(*inputs, **attrs)
+            return _call(self._import_fn(node, op), *inputs, *[f"{k}={_lit(v)}" for k, v in node.attrs.items()])
         params = {r: self.tensor_expr[f] for r, f in self.meta._param_refs.get(node.id, {}).items()}
         b = _bind(op, node, inputs, params, device_expr)
+        if op.target is None:
+            return _aten_call(b, head=self._import_fn(node, op))
         b.in_shapes = [self.shapes.get(p, (None, None))[0] for p in self.g.predecessors(node.id)]
         b.inplace_graph = self.inplace_graph
         emit = _EMITTERS.get(node.op)
         if emit is not None:
             try:
                 expr = emit(b)
-            except Exception as e:  # a form that does not fit these attrs: the aten call is always right
+            except _FAILURES as e:  # a form that does not fit these attrs: the aten call is always right
                 log.debug("to_code: readable form of %s failed (%s); using the aten call", node.id, e)
                 expr = None
             if expr is not None:
                 return expr
         return _aten_call(b)
 
-    def _custom_call(self, node: Node, op: OpDef, inputs: list[str]) -> str:
-        """An op defined by a Python function: imported from its module."""
+    def _import_fn(self, node: Node, op: OpDef) -> str:
+        """Name under which the file imports the run function of an op that is not an aten op."""
         fn = op.fn
         mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-        if not mod or "<" in qual or "." in qual:
-            raise GraphError(f"to_code: node {node.id!r} ({node.op}): op has no aten target and its function "
-                             f"{qual or fn!r} cannot be imported; register it with a named module-level function")
+        if not mod or mod == "__main__" or not qual.isidentifier():
+            raise GraphError(f"to_code: node {node.id!r} ({node.op}): the op is not an aten op and its function "
+                             f"{qual or fn!r} cannot be imported; register the op with a module-level function")
         alias = f"_{_snake(node.op)}_op"
         line = f"from {mod} import {qual} as {alias}"
         if line not in self.extra_imports:
+            log.info("to_code: node %r (%s) calls %s.%s; the file imports it", node.id, node.op, mod, qual)
             self.extra_imports.append(line)
-        kws = [f"{k}={_lit(v)}" for k, v in node.attrs.items()]
-        return _call(alias, *inputs, *kws)
+        return alias
 
 
 def _is_inplace(op: OpDef) -> bool:
@@ -1611,7 +1663,8 @@ def _reconstruct(m: nn.Module) -> nn.Module:
     if isinstance(m, nn.Linear):
         return nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
     if isinstance(m, nn.modules.conv._ConvNd):
-        kw = dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups, bias=m.bias is not None)
+        kw = {"stride": m.stride, "padding": m.padding, "dilation": m.dilation, "groups": m.groups,
+              "bias": m.bias is not None}
         if m.transposed:
             kw["output_padding"] = m.output_padding
         return type(m)(m.in_channels, m.out_channels, m.kernel_size, **kw)
@@ -1654,7 +1707,7 @@ def _pick(dtype: Any, names: list[str]) -> Any:
 
 
 # ===================================================================== entry point
-_INPLACE_DONE: list[bool] = []
+_register_inplace()
 
 def to_code(g: ArchGraph, class_name: str | None = None) -> str:
     """Readable PyTorch source of an ``nn.Module`` class that computes ``g``.
@@ -1677,9 +1730,6 @@ def to_code(g: ArchGraph, class_name: str | None = None) -> str:
         >>> m = ns["Mlp"]()
         >>> m.load_state_dict(g.to_module().state_dict())
     """
-    if not _INPLACE_DONE:
-        _register_inplace()
-        _INPLACE_DONE.append(True)
     w = _Writer(g, class_name)
     arg_names: dict[str, str] = {}
     taken: set[str] = set()

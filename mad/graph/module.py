@@ -162,11 +162,10 @@ class ArchModule(nn.Module):
         tensors = dict(m.named_parameters(recurse=False)) | dict(m.named_buffers(recurse=False))
         if any(r not in tensors or list(tensors[r].shape) != node.params[r] for r in node.params):
             return False
-        if any(r not in node.params and name in m._parameters for r, name in ((n, n) for n in tensors)):
+        if any(name not in node.params for name in m._parameters):
             return False  # the layer would add parameters the graph lacks
-        for name in list(m._buffers):
-            if name not in node.params and state_keys and f"{prefix}.{name}" not in state_keys:
-                del m._buffers[name]  # e.g. num_batches_tracked the source never had
+        if state_keys and any(name not in node.params and f"{prefix}.{name}" not in state_keys for name in m._buffers):
+            return False  # e.g. a num_batches_tracked the source never had (BatchNorm cannot drop it)
         if any(t.dtype != param_dtype(self.graph, node, r) for r, t in tensors.items() if r in node.params):
             m = m.to(param_dtype(self.graph, node, next(iter(node.params))))
         path, _, leaf = prefix.rpartition(".")

@@ -123,7 +123,8 @@ def run_onnx(path: str | Path, inputs: Sequence[Any], names: Sequence[str] | Non
     names = list(names) if names is not None else [i.name for i in sess.get_inputs()]
     if len(names) != len(inputs):
         raise ValueError(f"{path}: the model takes {len(names)} inputs {names}, got {len(inputs)}")
-    feed = {n: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for n, v in zip(names, inputs)}
+    to_np = lambda v: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)  # noqa: E731
+    feed = {n: to_np(v) for n, v in zip(names, inputs)}
     return sess.run(None, feed)
 
 
@@ -275,14 +276,6 @@ def _onnx_to_torch_dtype(elem_type: int) -> torch.dtype:
     return _np_dtype_to_torch(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)))
 
 
-def _torch_to_onnx_dtype(dtype: torch.dtype) -> int:
-    import onnx
-
-    if dtype == torch.bfloat16:
-        return onnx.TensorProto.BFLOAT16
-    return onnx.helper.np_dtype_to_tensor_dtype(torch.empty(0, dtype=dtype).numpy().dtype)
-
-
 def _py(x: Any) -> Any:
     """A numpy scalar as a plain Python number (JSON-safe for floats).
 
@@ -364,6 +357,10 @@ _NO_FOLD = {
 }
 
 
+# torch.export input kinds recorded on initializers -> parameter-node kinds
+_KINDS = {"PARAMETER": "parameter", "BUFFER": "buffer", "CONSTANT_TENSOR": "constant"}
+
+
 def _converter(*op_types: str):
     """Register a converter of ONNX op types (default domain) into vocabulary ops."""
 
@@ -387,102 +384,30 @@ class _Importer:
     """Walks one ONNX graph in topological order and builds the ArchGraph."""
 
     def __init__(self, model, path: Path, name: str, input_shapes: dict[str, list[int]] | None) -> None:
-        import onnx
-        from onnx import numpy_helper
-
-        self.model = model
         self.path = path
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
-        og = model.graph
-        self.onnx_graph = og
-        self.values: dict[str, _Const | str] = {}
-        self.meta: dict[str, Any] = {}
-        self.state: dict[str, torch.Tensor] = {}
-        self.claimed: dict[str, str] = {}
-        self.prefixes: set[str] = set()
-        self.materialized: dict[str, str] = {}
-        self.absorbed: set[int] = set()
-        self.cur = None
+        self.onnx_graph = og = model.graph
+        self.values: dict[str, _Const | _Seq | str] = {}  # ONNX value name -> constant, sequence or node id
+        self.meta: dict[str, Any] = {}  # node id -> meta tensor (shape and dtype of its output)
+        self.state: dict[str, torch.Tensor] = {}  # state-dict name -> weight
+        self.claimed: dict[str, str] = {}  # state-dict name -> key of the tensor holding it
+        self.prefixes: set[str] = set()  # module paths in use by claimed names
+        self.materialized: dict[str, str] = {}  # constant key -> its parameter/full node
+        self.absorbed: set[int] = set()  # ONNX nodes fused into an earlier node
+        self.cur = None  # the ONNX node being converted
         self.scope = ""
-        # consumers of each value (graph outputs count as consumers)
         self.consumers: dict[str, list[int]] = {}
         for i, n in enumerate(og.node):
             for x in n.input:
                 if x:
                     self.consumers.setdefault(x, []).append(i)
         self.graph_outputs = {o.name for o in og.output}
-        # initializers
-        init_names = set()
-        specs_of = {t.name: next((p.value for p in t.metadata_props if p.key.endswith("InputSpec.kind")), None)
-                    for t in og.initializer}
-        tagged = any(specs_of.values())  # torch's exporter tags the model's own state; the rest it folded
-        for t in og.initializer:
-            arr = numpy_helper.to_array(t)
-            kind = {"PARAMETER": "parameter", "BUFFER": "buffer", "CONSTANT_TENSOR": "constant"}.get(specs_of[t.name]
-                                                                                                   or "")
-            if kind is None:  # float tensors are weights (or folded from them), the rest constants
-                flat = arr.reshape(-1)
-                uniform = tagged and flat.size > 0 and bool(np.all(flat == flat[0]))
-                kind = "parameter" if arr.dtype.kind == "f" and arr.size > 1 and not uniform else "constant"
-            self.values[t.name] = _Const(arr, key=t.name, init=t.name, kind=kind)
-            init_names.add(t.name)
-        # onnx shape inference, to cross-check every converted node
-        self.onnx_types: dict[str, tuple[list | None, int]] = {}
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-            vis = list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)
-        except Exception as e:  # shape inference is a cross-check only
-            log.warning("%s: ONNX shape inference failed (%s); converting without the cross-check", path, e)
-            vis = list(og.output)
-        for vi in vis:
-            tt = vi.type.tensor_type
-            if not vi.type.HasField("tensor_type"):
-                continue
-            shape = None
-            if tt.HasField("shape"):
-                shape = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-            self.onnx_types[vi.name] = (shape, tt.elem_type)
-        # graph inputs
-        specs = []
-        input_shapes = dict(input_shapes or {})
-        self.input_names = []
-        for vi in og.input:
-            if vi.name in init_names:
-                continue
-            tt = vi.type.tensor_type
-            if not vi.type.HasField("tensor_type"):
-                raise OnnxImportError(f"{path}: graph input {vi.name!r} is not a tensor")
-            dims, names = [], []
-            for d in tt.shape.dim:
-                if d.HasField("dim_value"):
-                    dims.append(int(d.dim_value))
-                    names.append("")
-                else:
-                    dims.append(None)
-                    names.append(d.dim_param or "?")
-            if vi.name in input_shapes:
-                given = list(input_shapes.pop(vi.name))
-                if len(given) != len(dims) or any(d is not None and d != s for d, s in zip(dims, given)):
-                    raise OnnxImportError(f"{path}: input_shapes[{vi.name!r}] = {given} does not fit the ONNX shape {dims}")
-                dims = given
-            elif any(d is None for d in dims):
-                log.warning("%s: input %r has symbolic dims %s; importing them as 1 (pass input_shapes=)", path,
-                            vi.name, names)
-                dims = [1 if d is None else d for d in dims]
-            dtype = _onnx_to_torch_dtype(tt.elem_type)
-            specs.append(
-                TensorSpec(vi.name, dims, dtype_name(dtype), dims=names if any(names) else None)
-            )
-            self.input_names.append(vi.name)
-        if input_shapes:
-            raise OnnxImportError(f"{path}: input_shapes names unknown inputs {sorted(input_shapes)}; "
-                                  f"inputs are {self.input_names}")
-        self.float_dtype = torch.float32
-        for c in self.values.values():
-            if isinstance(c, _Const) and c.kind == "parameter" and c.value.dtype.kind == "f":
-                self.float_dtype = _np_dtype_to_torch(c.value.dtype)
-                break
-        meta = {"onnx": {"file": path.name, "opset": self.opset, "producer": model.producer_name}}
+        self._read_initializers()
+        self.onnx_types = self._infer_types(model)
+        specs = self._read_inputs(dict(input_shapes or {}))
+        self.float_dtype = next((_np_dtype_to_torch(c.value.dtype) for c in self.values.values()
+                                 if c.kind == "parameter" and c.value.dtype.kind == "f"), torch.float32)
+        meta: dict[str, Any] = {"onnx": {"file": path.name, "opset": self.opset, "producer": model.producer_name}}
         if self.float_dtype != torch.float32:
             meta["dtype"] = dtype_name(self.float_dtype)
         self.g = ArchGraph(name, source=f"onnx:{path.name}", inputs=specs, meta=meta)
@@ -490,6 +415,77 @@ class _Importer:
             nid = self.g.add_node("input", id=self._new_id(s.name), attrs={"name": s.name})
             self.meta[nid] = torch.empty(s.shape, dtype=_dtype(s.dtype), device="meta")
             self.values[s.name] = nid
+
+    def _read_initializers(self) -> None:
+        """Initializers become constants of kind parameter, buffer or constant.
+
+        torch's exporter tags the model's own state (``InputSpec.kind``);
+        untagged float tensors are weights or were folded from them, unless
+        all their values are equal (a folded mask) in a tagged model.
+        """
+        from onnx import numpy_helper
+
+        inits = self.onnx_graph.initializer
+        spec_of = {t.name: next((p.value for p in t.metadata_props if p.key.endswith("InputSpec.kind")), None)
+                   for t in inits}
+        tagged = any(spec_of.values())
+        for t in inits:
+            arr = numpy_helper.to_array(t)
+            kind = _KINDS.get(spec_of[t.name] or "")
+            if kind is None:
+                flat = arr.reshape(-1)
+                uniform = tagged and flat.size > 0 and bool(np.all(flat == flat[0]))
+                kind = "parameter" if arr.dtype.kind == "f" and arr.size > 1 and not uniform else "constant"
+            self.values[t.name] = _Const(arr, key=t.name, init=t.name, kind=kind)
+
+    def _infer_types(self, model) -> dict[str, tuple[list | None, int]]:
+        """ONNX shape inference: value name -> (shape with None for unknown dims, elem type)."""
+        import onnx
+
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
+            infos = list(inferred.value_info) + list(inferred.output) + list(inferred.input)
+        except Exception as e:  # a cross-check only
+            log.warning("%s: ONNX shape inference failed (%s); converting without the cross-check", self.path, e)
+            infos = list(model.graph.output)
+        out: dict[str, tuple[list | None, int]] = {}
+        for vi in infos:
+            if not vi.type.HasField("tensor_type"):
+                continue
+            tt = vi.type.tensor_type
+            shape = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] if tt.HasField(
+                "shape") else None
+            out[vi.name] = (shape, tt.elem_type)
+        return out
+
+    def _read_inputs(self, input_shapes: dict[str, list[int]]) -> list[TensorSpec]:
+        """Graph inputs (initializers listed as inputs excluded) at concrete shapes."""
+        specs = []
+        for vi in self.onnx_graph.input:
+            if vi.name in self.values:
+                continue
+            if not vi.type.HasField("tensor_type"):
+                raise OnnxImportError(f"{self.path}: graph input {vi.name!r} is not a tensor")
+            tt = vi.type.tensor_type
+            dims = [int(d.dim_value) if d.HasField("dim_value") else None for d in tt.shape.dim]
+            names = ["" if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
+            if vi.name in input_shapes:
+                given = list(input_shapes.pop(vi.name))
+                if len(given) != len(dims) or any(d is not None and d != s for d, s in zip(dims, given)):
+                    raise OnnxImportError(
+                        f"{self.path}: input_shapes[{vi.name!r}] = {given} does not fit the ONNX shape {dims}"
+                    )
+                dims = given
+            elif None in dims:
+                log.warning("%s: input %r has symbolic dims %s; importing them as 1 (pass input_shapes=)",
+                            self.path, vi.name, names)
+                dims = [1 if d is None else d for d in dims]
+            dtype = dtype_name(_onnx_to_torch_dtype(tt.elem_type))
+            specs.append(TensorSpec(vi.name, dims, dtype, dims=names if any(names) else None))
+        if input_shapes:
+            raise OnnxImportError(f"{self.path}: input_shapes names unknown inputs {sorted(input_shapes)}; "
+                                  f"inputs are {[s.name for s in specs]}")
+        return specs
 
     # ---------------------------------------------------------------- checks
     def check_supported(self) -> None:
@@ -508,7 +504,7 @@ class _Importer:
             if not mapped and not foldable:
                 label = f"{domain}::{n.op_type}" if domain else n.op_type
                 bad.setdefault(label, n.name or n.output[0])
-            if foldable or (domain == "" and n.op_type in ("Shape", "Size")):
+            if foldable or (domain == "" and n.op_type in ("Shape", "Size", "SequenceLength")):
                 known.update(o for o in n.output if o)
         if bad:
             first_type, first_node = next(iter(bad.items()))
@@ -796,8 +792,10 @@ class _Importer:
                 continue
             self.cur = node
             self.scope = _scope_of(node)
-            if node.op_type == "Identity":
-                self.set(node.output[0], self.value(node.input[0]))
+            if node.op_type == "Identity":  # tensors and sequences alike
+                if node.input[0] not in self.values:
+                    self.value(node.input[0])  # raises, naming the missing value
+                self.set(node.output[0], self.values[node.input[0]])
                 continue
             ins = [x for x in node.input if x]
             conv = _CONVERTERS.get(node.op_type)

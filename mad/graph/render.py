@@ -39,20 +39,33 @@ import logging
 import math
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .arch_graph import ArchGraph, GraphError, Node
+from .arch_graph import ArchGraph, Node
 from .ops import UnknownOpError, get_op
 
-__all__ = ["render", "to_dot", "choose_depth", "scope_levels", "FORMATS", "MAX_UNITS"]
+__all__ = [
+    "FORMATS",
+    "MAX_UNITS",
+    "choose_depth",
+    "human",
+    "op_detail",
+    "render",
+    "scope_levels",
+    "shape_text",
+    "to_dot",
+]
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("svg", "png", "pdf", "dot")
 MAX_UNITS = 300  # boxes drawn before an automatic collapse kicks in
-_LABEL_EDGES_UP_TO = 600  # beyond this many drawn edges, edge labels are left out (layout time)
+MAX_FANOUT = 6  # a box feeding more boxes than this gets reference boxes instead of edges
+_LABEL_EDGES_UP_TO = 200  # up to this many drawn edges, shapes are edge labels placed by the layout
+_XLABEL_EDGES_UP_TO = 1000  # up to this many, labels placed after layout (much faster); beyond, none
 
 # ----------------------------------------------------------------- styling
 _FONT = "Helvetica,Arial,sans-serif"
@@ -66,26 +79,93 @@ _STYLE = {  # kind -> (fill, border, font size)
     "output": ("#d3f0d8", "#3d8b4f", 11),
     "parameter": ("#fff4bf", "#c9a92c", 8),
     "block": ("#e8eef8", "#5b6f8f", 11),
+    "ref": ("#ffffff", "#9aa3ad", 8),
 }
 _CLUSTER_FILLS = ("#f6f8fc", "#eef2f9", "#f9f5ee", "#f2f7f2", "#f7f2f7")
 
 _ACTIVATIONS = {
-    "relu", "relu6", "gelu", "silu", "mish", "sigmoid", "tanh", "hardswish", "hardsigmoid", "hardtanh", "elu",
-    "selu", "celu", "leaky_relu", "softplus", "glu", "softmax", "log_softmax", "threshold", "prelu",
+    "relu",
+    "relu6",
+    "gelu",
+    "silu",
+    "mish",
+    "sigmoid",
+    "tanh",
+    "hardswish",
+    "hardsigmoid",
+    "hardtanh",
+    "elu",
+    "selu",
+    "celu",
+    "leaky_relu",
+    "softplus",
+    "glu",
+    "softmax",
+    "log_softmax",
+    "threshold",
+    "prelu",
 }
 _SHAPE_OPS = {
-    "view", "reshape", "_unsafe_view", "permute", "transpose", "t", "unsqueeze", "squeeze", "squeeze_dims",
-    "squeeze_all", "flatten", "unflatten", "expand", "expand_as", "contiguous", "clone", "slice", "select",
-    "narrow", "cat", "stack", "split", "split_with_sizes", "chunk", "unbind", "tensor_split",
-    "tensor_split_indices", "movedim", "alias", "detach", "lift_fresh_copy", "_to_copy", "to_dtype",
-    "to_dtype_layout", "type_as", "dropout", "feature_dropout", "alpha_dropout", "repeat", "flip", "roll",
-    "getitem", "_assert_tensor_metadata", "copy",
+    "view",
+    "reshape",
+    "_unsafe_view",
+    "permute",
+    "transpose",
+    "t",
+    "unsqueeze",
+    "squeeze",
+    "squeeze_dims",
+    "squeeze_all",
+    "flatten",
+    "unflatten",
+    "expand",
+    "expand_as",
+    "contiguous",
+    "clone",
+    "slice",
+    "select",
+    "narrow",
+    "cat",
+    "stack",
+    "split",
+    "split_with_sizes",
+    "chunk",
+    "unbind",
+    "tensor_split",
+    "tensor_split_indices",
+    "movedim",
+    "alias",
+    "detach",
+    "lift_fresh_copy",
+    "_to_copy",
+    "to_dtype",
+    "to_dtype_layout",
+    "type_as",
+    "dropout",
+    "feature_dropout",
+    "alpha_dropout",
+    "repeat",
+    "flip",
+    "roll",
+    "getitem",
+    "_assert_tensor_metadata",
+    "copy",
 }
 _SHORT = {"scaled_dot_product_attention": "sdpa"}
 _ARITH = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "pow": "^", "rsub": "−"}
 _DTYPE_SHORT = {
-    "float32": "", "float64": "f64", "float16": "f16", "bfloat16": "bf16", "int64": "i64", "int32": "i32",
-    "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "bool", "complex64": "c64", "complex128": "c128",
+    "float32": "",
+    "float64": "f64",
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "int64": "i64",
+    "int32": "i32",
+    "int16": "i16",
+    "int8": "i8",
+    "uint8": "u8",
+    "bool": "bool",
+    "complex64": "c64",
+    "complex128": "c128",
 }
 
 
@@ -281,17 +361,55 @@ _DETAILS: dict[str, Callable[[Node], str]] = {
     "expand": _none,
     "_to_copy": _cast,
 }
-for _name in ("conv1d", "conv2d", "conv3d", "conv1d_padding", "conv2d_padding", "conv_transpose1d",
-              "conv_transpose2d", "conv_transpose3d"):
+for _name in (
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv1d_padding",
+    "conv2d_padding",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+):
     _DETAILS[_name] = _conv
-for _name in ("softmax", "log_softmax", "cat", "stack", "mean", "sum", "amax", "amin", "argmax", "argmin",
-              "cumsum", "logsumexp", "max_dim", "min_dim", "var", "std", "flatten", "unsqueeze", "squeeze",
-              "slice", "chunk", "split", "unbind", "prod", "all", "any"):
+for _name in (
+    "softmax",
+    "log_softmax",
+    "cat",
+    "stack",
+    "mean",
+    "sum",
+    "amax",
+    "amin",
+    "argmax",
+    "argmin",
+    "cumsum",
+    "logsumexp",
+    "max_dim",
+    "min_dim",
+    "var",
+    "std",
+    "flatten",
+    "unsqueeze",
+    "squeeze",
+    "slice",
+    "chunk",
+    "split",
+    "unbind",
+    "prod",
+    "all",
+    "any",
+):
     _DETAILS[_name] = _dim
 for _name in ("avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d"):
     _DETAILS[_name] = _pool
-for _name in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
-              "adaptive_max_pool2d"):
+for _name in (
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+):
     _DETAILS[_name] = _adaptive_pool
 
 
@@ -385,6 +503,7 @@ class _Link:
     dst: str
     labels: list[str] = field(default_factory=list)
     dashed: bool = False
+    invisible: bool = False  # ranks a reference box next to its user's other inputs; not drawn
 
 
 @dataclass
@@ -405,7 +524,7 @@ def _shapes(g: ArchGraph) -> dict[str, tuple[Any, Any]]:
         c = g.copy()
         c.infer()
         return {nid: (n.shape, n.dtype) for nid, n in c.nodes.items()}
-    except Exception as e:  # draw without shapes rather than fail
+    except Exception as e:  # noqa: BLE001 - draw without shapes rather than fail
         log.info("shapes unknown (%s); edges drawn without shapes", str(e).split("\n")[0])
         return known
 
@@ -516,8 +635,9 @@ def _picture(g: ArchGraph, depth: int | None) -> _Picture:
         params = cluster_params.get(block, 0) if block else sum(_own_params(m) for m in nodes)
         summary = f"{len(real)} ops" + (f" · {human(params)} params" if params else "")
         title = block[-1] if block else g.name
-        units[key] = _Unit(key, "block", title, ops_text, note=summary, path=block[:-1],
-                           tooltip=".".join(block) or g.name)
+        units[key] = _Unit(
+            key, "block", title, ops_text, note=summary, path=block[:-1], tooltip=".".join(block) or g.name
+        )
         for m in nodes:
             owner[m.id] = key
 
@@ -551,6 +671,8 @@ def _picture(g: ArchGraph, depth: int | None) -> _Picture:
         label = (tag + " " if tag else "") + shape_text(shape, dtype)
         links[(owner[src], key)] = _Link(owner[src], key, [label] if label else [])
 
+    _split_fanout(units, links)
+
     try:
         total = g.num_params
     except UnknownOpError:
@@ -559,6 +681,39 @@ def _picture(g: ArchGraph, depth: int | None) -> _Picture:
     if depth is not None:
         title += f" · depth {depth}"
     return _Picture(title, units, list(links.values()), dict(cluster_params), depth)
+
+
+def _split_fanout(units: dict[str, _Unit], links: dict[tuple[str, str], _Link]) -> None:
+    """Replace the edges of a box that feeds more than :data:`MAX_FANOUT` boxes by small reference boxes.
+
+    A value used everywhere (an attention mask, rotary tables) would otherwise
+    draw a curtain of long edges across the picture; each user gets a dashed
+    box naming the source next to it instead, and the source notes its uses.
+    """
+    fanout: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for key in links:
+        if units[key[1]].kind != "output":
+            fanout[key[0]].append(key)
+    for src, keys in fanout.items():
+        if len(keys) <= MAX_FANOUT or units[src].kind == "parameter":
+            continue
+        u = units[src]
+        u.note = (u.note + " · " if u.note else "") + f"used by {len(keys)}"
+        for key in keys:
+            link = links.pop(key)
+            ref = f"ref:{src}:{key[1]}"
+            units[ref] = _Unit(
+                ref,
+                "ref",
+                u.title,
+                link.labels[0] if link.labels else "",
+                path=units[key[1]].path,
+                tooltip=f"{ref} from {u.tooltip or src}",
+            )
+            links[(ref, key[1])] = _Link(ref, key[1])
+            anchor = next((a for a, b in links if b == key[1] and not a.startswith("ref:")), None)
+            if anchor is not None:  # keep the reference at its user's level, not at the top of the picture
+                links[(anchor, ref)] = _Link(anchor, ref, invisible=True)
 
 
 def _prune_clusters(pic: _Picture) -> dict[tuple[str, ...], list[str]]:
@@ -628,14 +783,21 @@ def _unit_dot(u: _Unit, ident: str) -> str:
     if u.note:
         rows.append(f'<FONT POINT-SIZE="{small}" COLOR="#5f6b7a"><I>{_h(u.note)}</I></FONT>')
     label = "<" + "<BR/>".join(rows) + ">"
-    attrs = [f"label={label}", f'fillcolor="{fill}"', f'color="{border}"', f"fontsize={size}",
-             f"tooltip={_q(u.tooltip or u.title)}"]
+    attrs = [
+        f"label={label}",
+        f'fillcolor="{fill}"',
+        f'color="{border}"',
+        f"fontsize={size}",
+        f"tooltip={_q(u.tooltip or u.title)}",
+    ]
     if u.kind == "parameter":
         attrs += ["shape=box", 'style="filled"', "height=0.15", "width=0.3", 'margin="0.09,0.03"']
     elif u.kind == "shape":
         attrs += ['style="rounded,filled"', "height=0.25", 'margin="0.06,0.02"']
     elif u.kind in ("input", "output"):
-        attrs += ['shape=box', 'style="rounded,filled,bold"', "penwidth=1.4"]
+        attrs += ["shape=box", 'style="rounded,filled,bold"', "penwidth=1.4"]
+    elif u.kind == "ref":
+        attrs += ['style="rounded,dashed,filled"', 'fontcolor="#55606e"', "height=0.2", 'margin="0.05,0.02"']
     elif u.kind == "block":
         attrs += ["shape=box3d", 'style="filled"', 'margin="0.14,0.06"']
     elif u.kind in ("layer", "attention"):
@@ -666,21 +828,24 @@ def to_dot(g: ArchGraph, depth: int | None = None, *, max_units: int = MAX_UNITS
     if depth is None and max_units:
         auto = choose_depth(g, max_units)
         if auto is not None:
-            log.info("%s has %d nodes; drawing it collapsed to depth %d (pass depth to change)",
-                     g.name, len(g.nodes), auto)
+            log.info(
+                "%s has %d nodes; drawing it collapsed to depth %d (pass depth to change)", g.name, len(g.nodes), auto
+            )
             depth = auto
     pic = _picture(g, depth)
     placement = _prune_clusters(pic)
     ident = {key: f"n{i}" for i, key in enumerate(pic.units)}
-    label_edges = len(pic.links) <= _LABEL_EDGES_UP_TO
+    n_links = len(pic.links)
+    label_key = "label" if n_links <= _LABEL_EDGES_UP_TO else "xlabel" if n_links <= _XLABEL_EDGES_UP_TO else None
 
     lines = [
         f"digraph {_q(g.name)} {{",
-        f'  graph [rankdir={rankdir}, newrank=true, fontname="{_FONT}", fontsize=13, labelloc=t, labeljust=l, '
-        f'nodesep=0.22, ranksep=0.32, pad=0.25, bgcolor="white", label={_q(pic.title)}];',
+        (
+            f'  graph [rankdir={rankdir}, newrank=true, fontname="{_FONT}", fontsize=13, labelloc=t, labeljust=l, '
+            f'nodesep=0.22, ranksep=0.32, pad=0.25, bgcolor="white", label={_q(pic.title)}];'
+        ),
         f'  node [shape=box, fontname="{_FONT}", margin="0.1,0.04", height=0.3, penwidth=1.0];',
-        f'  edge [fontname="{_FONT}", fontsize=8, fontcolor="#55606e", color="#7d8794", arrowsize=0.6, '
-        f"penwidth=0.9];",
+        f'  edge [fontname="{_FONT}", fontsize=8, fontcolor="#55606e", color="#7d8794", arrowsize=0.6, penwidth=0.9];',
     ]
     counter = [0]
 
@@ -692,21 +857,28 @@ def to_dot(g: ArchGraph, depth: int | None = None, *, max_units: int = MAX_UNITS
             counter[0] += 1
             fill = _CLUSTER_FILLS[(len(c) - 1) % len(_CLUSTER_FILLS)]
             params = pic.cluster_params.get(c, 0)
-            label = f"<<B>{_h(c[-1])}</B>" + (
-                f' <FONT POINT-SIZE="9" COLOR="#5f6b7a">{human(params)} params</FONT>' if params else "") + ">"
+            label = (
+                f"<<B>{_h(c[-1])}</B>"
+                + (f' <FONT POINT-SIZE="9" COLOR="#5f6b7a">{human(params)} params</FONT>' if params else "")
+                + ">"
+            )
             lines.append(f"{indent}subgraph cluster_{counter[0]} {{")
-            lines.append(f'{indent}  label={label}; style="rounded,filled"; fillcolor="{fill}"; '
-                         f'color="#b7c0cc"; fontsize=11; tooltip={_q(".".join(c))};')
+            lines.append(
+                f'{indent}  label={label}; style="rounded,filled"; fillcolor="{fill}"; '
+                f'color="#b7c0cc"; fontsize=11; tooltip={_q(".".join(c))};'
+            )
             emit(c, indent + "  ")
             lines.append(f"{indent}}}")
 
     emit((), "  ")
     for link in pic.links:
         attrs = []
-        if link.labels and label_edges:
+        if link.labels and label_key:
             text = link.labels[0] + (f" (+{len(link.labels) - 1})" if len(link.labels) > 1 else "")
-            attrs.append(f"label={_q(' ' + text)}")
-        if link.dashed:
+            attrs.append(f"{label_key}={_q(' ' + text)}")
+        if link.invisible:
+            attrs = ["style=invis", "arrowhead=none"]
+        elif link.dashed:
             attrs += ["style=dashed", 'color="#c9a92c"', "arrowsize=0.4"]
         lines.append(f"  {ident[link.src]} -> {ident[link.dst]}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
     lines.append("}")
@@ -741,8 +913,11 @@ def render(g: ArchGraph, path: str | Path, depth: int | None = None, fmt: str | 
         path.write_text(dot_text)
         return path
     if shutil.which("dot") is None:
-        log.warning("Graphviz 'dot' is not installed; drawing %s with matplotlib instead (no module clusters). "
-                    "Install graphviz (e.g. `apt install graphviz`) for the full picture.", path.name)
+        log.warning(
+            "Graphviz 'dot' is not installed; drawing %s with matplotlib instead (no module clusters). "
+            "Install graphviz (e.g. `apt install graphviz`) for the full picture.",
+            path.name,
+        )
         _render_matplotlib(g, path, fmt, depth)
         return path
     import graphviz
@@ -797,17 +972,37 @@ def _render_matplotlib(g: ArchGraph, path: Path, fmt: str, depth: int | None) ->
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
     for link in pic.links:
+        if link.invisible:
+            continue
         (x0, y0), (x1, y1) = pos[link.src], pos[link.dst]
-        ax.add_patch(FancyArrowPatch((x0, y0 - 0.22), (x1, y1 + 0.22), arrowstyle="-|>", mutation_scale=8,
-                                     color="#7d8794", lw=0.8, linestyle="--" if link.dashed else "-"))
+        ax.add_patch(
+            FancyArrowPatch(
+                (x0, y0 - 0.22),
+                (x1, y1 + 0.22),
+                arrowstyle="-|>",
+                mutation_scale=8,
+                color="#7d8794",
+                lw=0.8,
+                linestyle="--" if link.dashed else "-",
+            )
+        )
         if link.labels:
-            ax.text((x0 + x1) / 2 + 0.05, (y0 + y1) / 2, link.labels[0], fontsize=6, color="#55606e", ha="left",
-                    va="center", zorder=1.5)
+            ax.text(
+                (x0 + x1) / 2 + 0.05,
+                (y0 + y1) / 2,
+                link.labels[0],
+                fontsize=6,
+                color="#55606e",
+                ha="left",
+                va="center",
+                zorder=1.5,
+            )
     for key, u in pic.units.items():
         fill, border, size = _STYLE[u.kind]
         x, y = pos[key]
-        ax.add_patch(FancyBboxPatch((x - 1.1, y - 0.22), 2.2, 0.44, boxstyle="round,pad=0.02", fc=fill, ec=border,
-                                    zorder=2))
+        ax.add_patch(
+            FancyBboxPatch((x - 1.1, y - 0.22), 2.2, 0.44, boxstyle="round,pad=0.02", fc=fill, ec=border, zorder=2)
+        )
         text = u.title + (f"\n{u.detail}" if u.detail else "")
         ax.text(x, y, text, ha="center", va="center", fontsize=max(size - 3, 5), zorder=3)
     xs = [p[0] for p in pos.values()]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib.util
 import random
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,7 @@ import pytest
 import torch
 from torch import nn
 
-from mad.graph import ArchGraph, GraphError, TensorSpec, get_op
-from mad.graph import codegen
+from mad.graph import ArchGraph, GraphError, TensorSpec, codegen, get_op
 from mad.graph.module import encode_tensor
 from mad.graph.ops.registry import PORT
 
@@ -80,6 +78,10 @@ def check_equivalent(g: ArchGraph, tmp_path: Path, inputs: tuple | None = None,
         assert got[k].shape == want[k].shape and got[k].dtype == want[k].dtype, \
             f"{k}: {tuple(got[k].shape)} {got[k].dtype} vs {tuple(want[k].shape)} {want[k].dtype}"
     gen.load_state_dict(want, strict=True)
+    made = dict(gen.named_modules())
+    for path, m in ref.named_modules():  # every standard layer of ArchModule is the same layer here
+        if path and type(m).__module__.startswith("torch.nn"):
+            assert type(made.get(path)) is type(m), f"{path}: {type(made.get(path)).__name__}, not {type(m).__name__}"
     gen.eval()
     inputs = inputs if inputs is not None else g.example_inputs(seed=3)
     with torch.no_grad():
@@ -165,9 +167,12 @@ def test_cnn_layers_and_numbered_blocks(tmp_path):
     assert "class SmallCnn(nn.Module):" in src
     assert "self.stem = nn.Conv2d(3, 8, 3, padding=1)" in src
     assert "self.blocks = nn.ModuleList([nn.Module() for _ in range(2)])" in src
-    assert "self.blocks[1].bn = nn.BatchNorm2d(8)" in src
-    assert "self.blocks[0].conv(" in src and "self.blocks[1].bn(" in src
-    assert isinstance(gen.blocks, nn.ModuleList) and isinstance(gen.blocks[0].conv, nn.Conv2d)
+    assert "self.blocks[1].bn = nn.BatchNorm2d(8)" in src and "= self.blocks[1].bn(" in src
+    assert isinstance(gen.blocks, nn.ModuleList)
+    if isinstance(g.to_module().blocks[0].conv, nn.Conv2d):  # the layer is a module where ArchModule has one
+        assert "self.blocks[0].conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)" in src
+    else:
+        assert "F.conv2d(stem, self.blocks[0].conv.weight, padding=1)" in src
     for op in ("conv2d", "add", "linear", "batch_norm", "max_pool2d", "cat"):
         assert f"torch.ops.aten.{op}." not in src
     assert len(forward_body(src)) == len(g.nodes) - 1  # one line per node, the input is an argument
@@ -220,7 +225,8 @@ def test_tied_weights_are_one_tensor(tmp_path):
     g.validate()
     src, gen = check_equivalent(g, tmp_path)
     assert gen.lm_head.weight is gen.wte.weight
-    assert "self.lm_head.weight = self.wte.weight" in src
+    assert "self.lm_head = nn.Linear(4, 11, bias=False)" in src  # the container of the alias reads as the layer
+    assert "self.lm_head.weight = self.wte.weight" in src and "lm_head = self.lm_head(ln)" in src
     assert sorted(gen.state_dict()) == sorted(g.to_module().state_dict())
 
 
@@ -236,7 +242,7 @@ def test_odd_names_stay_exact(tmp_path):
     d = g.add_node("mul", [c, w])
     g.set_outputs([d, c], kind="tuple")
     g.validate()
-    src, gen = check_equivalent(g, tmp_path)
+    src, _ = check_equivalent(g, tmp_path)
     assert "class Model0OddNames(nn.ModuleList):" in src
     assert "def forward(self, lambda_, input):" in src
 
@@ -406,7 +412,7 @@ READABLE = {
 
 @pytest.mark.parametrize("name", sorted(READABLE))
 def test_common_ops_read_naturally(name, tmp_path):
-    g, values, state = one_op_graph(build_cases(name)[0])
+    g = one_op_graph(build_cases(name)[0])[0]
     src = g.to_code()
     assert READABLE[name] in src, src
     assert "torch.ops.aten" not in src
@@ -427,7 +433,7 @@ def _check_model(model: nn.Module, args: tuple, tmp_path: Path, name: str) -> tu
         got = gen(*args)
     got = got if isinstance(got, dict) else dict(zip(want, _as_tuple(got)))
     for (k, a), b in zip(want.items(), got.values()):
-        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5, msg=lambda m: f"{name} output {k}: {m}")
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5, msg=lambda m, k=k: f"{name} output {k}: {m}")
     return g, src
 
 
@@ -508,7 +514,7 @@ def test_torch_cnn(tmp_path):
 def test_sequential_model_is_a_module_list(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 5))
-    g, src = _check_model(model, (torch.randn(2, 3, 8, 8),), tmp_path, "seq")
+    src = _check_model(model, (torch.randn(2, 3, 8, 8),), tmp_path, "seq")[1]
     assert "(nn.ModuleList):" in src and "nn.Identity()," in src and "= self[4](" in src
 
 
@@ -518,11 +524,11 @@ def test_graph_without_shapes_uses_the_same_tree(tmp_path):
     g = cnn_graph()
     for n in g.nodes.values():
         n.shape = n.dtype = None
-    src, gen = check_equivalent(g, tmp_path)
+    src, _ = check_equivalent(g, tmp_path)
     assert "F.batch_norm(" in src and "nn.BatchNorm2d" not in src
 
 
-def test_float64_graph_and_dropped_buffers(tmp_path):
+def test_float64_graph_and_state_keys(tmp_path):
     g = ArchGraph("double", source="test", inputs=[TensorSpec("x", [2, 3, 4], "float64")],
                   meta={"dtype": "float64", "state_keys": ["bn.weight", "bn.bias", "bn.running_mean",
                                                            "bn.running_var", "fc.weight", "fc.bias", "step"],
@@ -535,9 +541,9 @@ def test_float64_graph_and_dropped_buffers(tmp_path):
     g.infer()
     g.validate()
     src, gen = check_equivalent(g, tmp_path)
-    assert "self.bn = nn.BatchNorm1d(3).to(torch.float64)" in src
-    assert "self.bn.num_batches_tracked = None" in src and "num_batches_tracked" not in gen.state_dict()
-    assert gen.fc.weight.dtype == torch.float64
+    assert "self.fc = nn.Linear(4, 5).to(torch.float64)" in src
+    assert "num_batches_tracked" not in gen.state_dict()  # the source's state has none
+    assert gen.fc.weight.dtype == gen.bn.running_var.dtype == torch.float64
     assert 'self.register_buffer("step", torch.zeros((), dtype=torch.int64))' in src
 
 
@@ -553,3 +559,45 @@ def test_in_place_ops_keep_copies_apart(tmp_path):
     g.validate()
     src, _ = check_equivalent(g, tmp_path)
     assert "x.to(torch.float32, copy=True)" in src and ".mul_(3)" in src and ".relu_()" in src
+
+
+def scaled_tanh(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Run function of a test op that is not an aten op."""
+    return torch.tanh(x) * scale
+
+
+def test_ops_outside_aten_are_imported(tmp_path, monkeypatch):
+    from mad.graph.ops import registry
+    from mad.graph.ops.registry import AttrSpec, OpDef, TensorArg
+
+    op = OpDef(name="test_scaled_tanh", category="primitive", args=(TensorArg("x"),),
+               attrs={"scale": AttrSpec("float", default=1.0)}, fn=scaled_tanh)
+    monkeypatch.setitem(registry._REGISTRY, op.name, op)
+    g = ArchGraph("custom", source="test", inputs=[TensorSpec("x", [2, 3])])
+    x = g.add_node("input", attrs={"name": "x"})
+    y = g.add_node("test_scaled_tanh", [x], attrs={"scale": 2.5})
+    g.set_outputs([y])
+    g.validate()
+    src, _ = check_equivalent(g, tmp_path)
+    assert f"from {__name__} import scaled_tanh as _test_scaled_tanh_op" in src
+    assert "_test_scaled_tanh_op(x, scale=2.5)" in src
+
+    lam = OpDef(name="test_lambda", category="primitive", args=(TensorArg("x"),), attrs={}, fn=lambda x: x + 1)
+    monkeypatch.setitem(registry._REGISTRY, lam.name, lam)
+    h = ArchGraph("custom2", source="test", inputs=[TensorSpec("x", [2, 3])])
+    z = h.add_node("test_lambda", [h.add_node("input", attrs={"name": "x"})], id="bad")
+    h.set_outputs([z])
+    with pytest.raises(GraphError, match="node 'bad' \\(test_lambda\\).*cannot be imported"):
+        h.to_code()
+
+
+def test_to_with_memory_format(tmp_path):
+    g = ArchGraph("to", source="test", inputs=[TensorSpec("x", [2, 3, 4])])
+    x = g.add_node("input", attrs={"name": "x"})
+    t = g.add_node("transpose", [x], attrs={"dim0": 1, "dim1": 2})
+    y = g.add_node("to_dtype", [t], attrs={"dtype": "float64", "memory_format": "contiguous_format"})
+    g.set_outputs([y])
+    g.validate()
+    src, gen = check_equivalent(g, tmp_path)
+    assert "transpose.to(torch.float64, memory_format=torch.contiguous_format)" in src
+    assert gen(torch.randn(2, 3, 4)).is_contiguous()

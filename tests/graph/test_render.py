@@ -17,13 +17,22 @@ def bert_like(layers: int = 2, hidden: int = 64, heads: int = 4, seq: int = 16, 
     """A BERT-shaped graph: embeddings (with buffer parameter nodes), ``layers`` encoder layers, pooler."""
     g = ArchGraph("bert_like", source="test", inputs=[TensorSpec("input_ids", [1, seq], "int64", range=[0, vocab])])
     ids = g.add_node("input", attrs={"name": "input_ids"})
-    pos = g.add_node("parameter", params={"data": [1, seq]}, attrs={"kind": "buffer", "dtype": "int64"},
-                     scope="embeddings.position_ids")
+    pos = g.add_node(
+        "parameter",
+        params={"data": [1, seq]},
+        attrs={"kind": "buffer", "dtype": "int64"},
+        scope="embeddings.position_ids",
+    )
     we = g.add_node("embedding", [ids], params={"weight": [vocab, hidden]}, scope="embeddings.word_embeddings")
     pe = g.add_node("embedding", [pos], params={"weight": [32, hidden]}, scope="embeddings.position_embeddings")
     x = g.add_node("add", [we, pe], scope="embeddings")
-    x = g.add_node("layer_norm", [x], attrs={"normalized_shape": [hidden], "eps": 1e-12},
-                   params={"weight": [hidden], "bias": [hidden]}, scope="embeddings.LayerNorm")
+    x = g.add_node(
+        "layer_norm",
+        [x],
+        attrs={"normalized_shape": [hidden], "eps": 1e-12},
+        params={"weight": [hidden], "bias": [hidden]},
+        scope="embeddings.LayerNorm",
+    )
     hd = hidden // heads
     for i in range(layers):
         s = f"encoder.layer.{i}"
@@ -36,18 +45,30 @@ def bert_like(layers: int = 2, hidden: int = 64, heads: int = 4, seq: int = 16, 
         y = g.add_node("scaled_dot_product_attention", qkv, scope=a)
         y = g.add_node("transpose", [y], attrs={"dim0": 1, "dim1": 2}, scope=a)
         y = g.add_node("reshape", [y], attrs={"shape": [1, seq, hidden]}, scope=a)
-        y = g.add_node("linear", [y], params={"weight": [hidden, hidden], "bias": [hidden]},
-                       scope=f"{s}.attention.output.dense")
+        y = g.add_node(
+            "linear", [y], params={"weight": [hidden, hidden], "bias": [hidden]}, scope=f"{s}.attention.output.dense"
+        )
         y = g.add_node("add", [y, x], scope=f"{s}.attention.output")
-        x = g.add_node("layer_norm", [y], attrs={"normalized_shape": [hidden], "eps": 1e-12},
-                       params={"weight": [hidden], "bias": [hidden]}, scope=f"{s}.attention.output.LayerNorm")
-        h = g.add_node("linear", [x], params={"weight": [inter, hidden], "bias": [inter]},
-                       scope=f"{s}.intermediate.dense")
+        x = g.add_node(
+            "layer_norm",
+            [y],
+            attrs={"normalized_shape": [hidden], "eps": 1e-12},
+            params={"weight": [hidden], "bias": [hidden]},
+            scope=f"{s}.attention.output.LayerNorm",
+        )
+        h = g.add_node(
+            "linear", [x], params={"weight": [inter, hidden], "bias": [inter]}, scope=f"{s}.intermediate.dense"
+        )
         h = g.add_node("gelu", [h], scope=f"{s}.intermediate.intermediate_act_fn")
         h = g.add_node("linear", [h], params={"weight": [hidden, inter], "bias": [hidden]}, scope=f"{s}.output.dense")
         h = g.add_node("add", [h, x], scope=f"{s}.output")
-        x = g.add_node("layer_norm", [h], attrs={"normalized_shape": [hidden], "eps": 1e-12},
-                       params={"weight": [hidden], "bias": [hidden]}, scope=f"{s}.output.LayerNorm")
+        x = g.add_node(
+            "layer_norm",
+            [h],
+            attrs={"normalized_shape": [hidden], "eps": 1e-12},
+            params={"weight": [hidden], "bias": [hidden]},
+            scope=f"{s}.output.LayerNorm",
+        )
     c = g.add_node("select", [x], attrs={"dim": 1, "index": 0}, scope="pooler")
     c = g.add_node("linear", [c], params={"weight": [hidden, hidden], "bias": [hidden]}, scope="pooler.dense")
     c = g.add_node("tanh", [c], scope="pooler.activation")
@@ -122,8 +143,8 @@ def test_full_picture_nests_clusters_by_scope(bert):
 
 def test_labels_show_op_and_key_attrs(bert):
     dot = to_dot(bert)
-    assert "<B>linear</B><BR/><FONT POINT-SIZE=\"9\">64→256</FONT>" in dot
-    assert "<B>embedding</B><BR/><FONT POINT-SIZE=\"9\">1000×64</FONT>" in dot
+    assert '<B>linear</B><BR/><FONT POINT-SIZE="9">64→256</FONT>' in dot
+    assert '<B>embedding</B><BR/><FONT POINT-SIZE="9">1000×64</FONT>' in dot
     assert "<I>query</I>" in dot  # module name of a folded single-node cluster
     assert "<B>sdpa</B>" in dot
     assert "1↔2" in dot  # transpose dims
@@ -268,3 +289,25 @@ def test_matplotlib_fallback_without_dot(bert, tmp_path, monkeypatch, caplog):
     assert any("matplotlib" in r.getMessage() and "dot" in r.getMessage() for r in caplog.records)
     svg = render(bert, tmp_path / "fallback.svg", depth=1)
     assert "<svg" in svg.read_text()
+
+
+def test_wide_fanout_becomes_reference_boxes():
+    g = ArchGraph("fan", inputs=[TensorSpec("x", [2, 4])])
+    x = g.add_node("input", attrs={"name": "x"})
+    mask = g.add_node("sigmoid", [x], id="mask", scope="mask")
+    h = g.add_node("relu", [x], scope="stem")
+    for i in range(8):
+        h = g.add_node("mul", [h, mask], scope=f"layers.{i}")
+        h = g.add_node("tanh", [h], scope=f"layers.{i}")
+    g.set_outputs([h])
+    g.validate()
+    dot = to_dot(g)
+    where = drawn(dot)
+    refs = [k for k in where if k.startswith("ref:mask:")]
+    assert len(refs) == 8
+    assert where[refs[0]] == ("layers.0",)  # each reference sits next to its user
+    ident = re.search(r'(n\d+) \[[^\n]*tooltip="mask ', dot).group(1)
+    assert "used by 8" in dot
+    assert all("style=invis" in line for line in dot.splitlines() if line.strip().startswith(f"{ident} ->"))
+    # below the limit, edges are drawn directly
+    assert not any(k.startswith("ref:") for k in drawn(to_dot(bert_like(layers=2))))
