@@ -346,6 +346,7 @@ class _Converter:
         if self.unsupported:
             ops = sorted(self.unsupported)
             raise CaptureError(f"{g.name}: ops not in the vocabulary: {', '.join(ops)}", ops=ops)
+        self._drop_dead_nodes()
         self._finish()
         return g
 
@@ -370,6 +371,24 @@ class _Converter:
                 self.g.set_outputs([i for _, i in keep], kind="tuple")
         else:
             self.g.set_outputs([i for _, i in keep], kind="dict", keys=[p for p, _ in keep])
+
+    def _drop_dead_nodes(self) -> None:
+        """Remove nodes whose values reach no output and that mutate nothing (export leaves some)."""
+        g = self.g
+        live: set[str] = set()
+        stack = list(g.outputs) + [
+            n.id for n in g if n.op not in ("input", "parameter") and _mutates(get_op(n.op))
+        ]
+        while stack:
+            nid = stack.pop()
+            if nid in live:
+                continue
+            live.add(nid)
+            stack.extend(g.predecessors(nid))
+        dead = [n.id for n in g if n.id not in live and n.op != "input"]
+        if dead:
+            g.remove_nodes(dead)
+            self.used_fqns = {f for n in g for f in n.param_names.values()}
 
     def _finish(self) -> None:
         g, module = self.g, self.module
@@ -400,6 +419,11 @@ class _Converter:
             g.meta["extra_state"] = extra
         if self.scope_types:
             g.meta["scope_types"] = self.scope_types
+
+
+def _mutates(op: Any) -> bool:
+    schema = getattr(op.target, "_schema", None)
+    return bool(schema is not None and schema.is_mutable)
 
 
 def _spec_paths(spec: Any, prefix: str = "") -> list[str]:

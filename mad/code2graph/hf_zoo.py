@@ -140,7 +140,7 @@ HEAD_DIM_KEYS = {
 }
 VOCAB_KEYS = {"vocab_size", "t2u_vocab_size", "unit_hifi_gan_vocab_size", "vocab_size_per_layer_input"}
 EXPERT_KEYS = {"num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts", "num_routed_experts"}
-TOPK_KEYS = {"num_experts_per_tok", "moe_topk", "top_k", "moe_k", "num_selected_experts"}
+TOPK_KEYS = {"num_experts_per_tok", "moe_topk", "top_k", "moe_k", "num_selected_experts", "top_k_experts"}
 POSITION_KEYS = {
     "max_position_embeddings", "n_positions", "max_source_positions", "max_target_positions",
     "t2u_max_position_embeddings", "max_seq_len", "max_sequence_length", "n_ctx",
@@ -171,7 +171,6 @@ FIXED = {
     "num_queries": 16,
     "num_query_tokens": 8,
     "num_denoising": 4,
-    "relative_attention_num_buckets": 8,
     "codebook_size": 64,
     "num_codevectors_per_group": 16,
     "num_mel_bins": 16,
@@ -284,6 +283,8 @@ def _shrink_items(items: dict[str, Any], token_map: dict[Any, int], mrope: bool 
     for k, v in FLAGS.items():
         if k in items and items[k] != v:
             out[k] = v
+    if isinstance(items.get("image_grid_pinpoints"), list):  # any-resolution tiling: one tile of the small image
+        out["image_grid_pinpoints"] = [[IMAGE, IMAGE]]
     hd = out.get("head_dim", items.get("head_dim"))
     if not _is_int(hd) and _is_int(out.get("hidden_size")) and _is_int(h) and h:
         hd = out["hidden_size"] // h
@@ -443,6 +444,8 @@ CONFIG_OVERRIDES: dict[str, dict[str, Any] | Callable[[dict[str, Any]], dict[str
     "gemma3n_text": {"num_kv_shared_layers": 0},
     "xmod": {"default_language": "en_XX"},
     "audio-spectrogram-transformer": {"max_length": 64, "num_mel_bins": 16},
+    "qwen2_5_omni_thinker": {"vision_start_token_id": VOCAB - 20},
+    "qwen3_omni_moe_thinker": {"vision_start_token_id": VOCAB - 20},
 }
 # Per-type fixes applied to the built config, ``fn(config) -> None``.
 CONFIG_FIXES: dict[str, Callable[[Any], None]] = {}
@@ -658,6 +661,9 @@ def _pixel_variants(cfg, params: dict, batch: int, gen: torch.Generator) -> list
         out.append(base)
         if "image_sizes" in params:
             out.append(dict(base, image_sizes=torch.tensor([[h, w]] * batch)))
+        if getattr(cfg, "image_grid_pinpoints", None):  # base image + one tile, with the original sizes
+            out.append({"pixel_values": torch.randn(batch, 2, c, h, w, generator=gen),
+                        "image_sizes": torch.tensor([[h, w]] * batch)})
         five = {"pixel_values": px[:, None]}
         if "pixel_attention_mask" in params:
             five["pixel_attention_mask"] = torch.ones(batch, 1, h, w, dtype=torch.bool)

@@ -1395,7 +1395,9 @@ class _Writer:
             items = self._list_items(mod)
             n = len(items)
             if all(it == "nn.Module()" for it in items):
-                lines.append(self._assign_module(mod, f"nn.ModuleList([nn.Module() for _ in range({n})])"))
+                types = {self._source_type(c.path) for c in mod.children.values()}
+                note = f"  # {types.pop()} blocks" if len(types) == 1 and None not in types else ""
+                lines.append(self._assign_module(mod, f"nn.ModuleList([nn.Module() for _ in range({n})])") + note)
             elif sum(len(it) + 2 for it in items) < 80:
                 lines.append(self._assign_module(mod, f"nn.ModuleList([{', '.join(items)}])"))
             else:
@@ -1404,13 +1406,21 @@ class _Writer:
                 lines.append("])")
             lines += self._dropped_lines(mod)
         else:
-            lines.append(self._assign_module(mod, _container_ctor(mod.kind)))
+            source_type = self._source_type(mod.path)
+            note = f"  # {source_type}" if source_type else ""
+            lines.append(self._assign_module(mod, _container_ctor(mod.kind)) + note)
         self._emit_tensors(mod, lines, aliases)
         if mod.kind == "list":
             self._emit_list_members(mod, lines, aliases)
         else:
             for c in mod.children.values():
                 self._emit_module(c, lines, aliases)
+
+    def _source_type(self, path: str) -> str | None:
+        """Class name of the source model's module at ``path`` (``meta["scope_types"]``), if recorded."""
+        types = self.g.meta.get("scope_types")
+        name = types.get(path) if isinstance(types, dict) else None
+        return name if isinstance(name, str) and name.isidentifier() else None
 
     @staticmethod
     def _list_items(mod: _Mod) -> list[str]:
@@ -1539,8 +1549,7 @@ class _Writer:
                 scope = shown
                 if lines:
                     lines.append("")
-                cls = self.g.meta.get("scope_types", {}).get(scope) if isinstance(
-                    self.g.meta.get("scope_types"), dict) else None
+                cls = self._source_type(scope)
                 lines.append((f"# {scope}" if scope else "# (top level)") + (f" ({cls})" if cls and scope else ""))
             shape, dtype = self.shapes.get(nid, (None, None))
             count = len(shape) if op.multi_output and isinstance(shape, list) else None
