@@ -451,9 +451,16 @@ CONFIG_OVERRIDES: dict[str, dict[str, Any] | Callable[[dict[str, Any]], dict[str
 CONFIG_FIXES: dict[str, Callable[[Any], None]] = {}
 
 
+# Mixture-of-experts layers run as gathered batched matmuls: plain aten ops with static shapes
+# (the default grouped kernel is a custom op, and the eager loop has data-dependent shapes).
+EXPERTS_IMPLEMENTATION = "batched_mm"
+
+
 def _disable_cache(cfg, attn: str | None) -> None:
     if hasattr(cfg, "use_cache") or "use_cache" in getattr(cfg, "__dataclass_fields__", {}):
         cfg.use_cache = False
+    with contextlib.suppress(Exception):
+        cfg._experts_implementation_internal = EXPERTS_IMPLEMENTATION
     if attn is not None:
         with contextlib.suppress(Exception):
             cfg._attn_implementation_internal = attn

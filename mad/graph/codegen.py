@@ -58,7 +58,7 @@ _INT_MAX = 2**62  # slice ends at or beyond this read as "to the end"
 # what building a layer, inferring shapes or printing a readable form may raise; each has a fallback
 _FAILURES = (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError)
 _LITERAL_NUMEL = 16  # tensors up to this size are written out as literals
-_B64_LINE = 100
+_B64_LINE = 112
 
 
 # ===================================================================== literals
@@ -1756,36 +1756,34 @@ def to_code(g: ArchGraph, class_name: str | None = None) -> str:
 
 
 def _assemble(g: ArchGraph, w: _Writer, arg_names: dict[str, str], init: list[str], fwd: list[str]) -> str:
-    summary_inputs = [f"{arg_names[s.name]}: {_shape_text(list(s.shape))} {s.dtype}" for s in g.inputs]
+    """The file: docstring, imports, the class; base64 constants and their decoder go last."""
     out: list[str] = [f'"""{w.class_name}: PyTorch module generated from the architecture graph {g.name!r}.', ""]
     if g.source:
         out += [f"Source: {g.source}.", ""]
     out += ["Its state_dict() matches ArchGraph.to_module(); load weights with load_state_dict().", '"""', ""]
     if w.uses_b64:
-        out.append("import base64")
-        out.append("")
-    out += ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
-    out += w.extra_imports
-    if w.uses_b64:
-        out.append(_B64_HELPER.rstrip("\n"))
-        out.append("")
-        out += ["", "# values of buffers that no state dict restores (raw bytes, base64)"]
-        out += w.constants
+        out += ["import base64", ""]
+    out += ["import torch", "import torch.nn as nn", "import torch.nn.functional as F", *w.extra_imports]
     base = "nn.ModuleList" if w.root.kind == "list" else "nn.Module"
     out += ["", "", f"class {w.class_name}({base}):"]
-    doc = [f'    """The {g.name!r} architecture ({len(g.nodes)} graph nodes).', "", "    Shapes:"]
-    doc += [f"        {s}" for s in summary_inputs] or ["        (no inputs)"]
-    outs_desc = ", ".join(
-        _shape_text(w.shapes.get(o, (None,))[0]) if isinstance(w.shapes.get(o, (None,))[0], list)
-        and (not w.shapes[o][0] or not isinstance(w.shapes[o][0][0], list)) else "?" for o in g.outputs
-    )
+    out += [f'    """The {g.name!r} architecture ({len(g.nodes)} graph nodes).', "", "    Shapes:"]
+    out += [f"        {arg_names[s.name]}: {_shape_text(list(s.shape))} {s.dtype}" for s in g.inputs]
+    outs = []
+    for o in g.outputs:
+        shape = w.shapes.get(o, (None, None))[0]
+        single = isinstance(shape, list) and not (shape and isinstance(shape[0], list))
+        outs.append(_shape_text(shape) if single else "?")
     kind = {"tensor": "a tensor", "tuple": "a tuple", "dict": "a dict"}[g.output_kind]
-    doc += [f"        output: {kind} {outs_desc}".rstrip(), '    """', ""]
-    out += doc
+    keys = f" with keys {', '.join(g.output_keys)}" if g.output_kind == "dict" and g.output_keys else ""
+    out += [f"        output: {kind}{keys}: {', '.join(outs)}", '    """', ""]
     out.append("    def __init__(self) -> None:")
     out += [("        " + ln) if ln else "" for ln in init]
     out.append("")
-    params = ", ".join(["self", *arg_names.values()])
-    out.append(f"    def forward({params}):")
+    out.append(f"    def forward({', '.join(['self', *arg_names.values()])}):")
     out += [("        " + ln) if ln else "" for ln in fwd]
+    if w.uses_b64:
+        out += ["", "", "# Values of buffers that no state dict restores, as raw bytes in base64."]
+        out.append(_B64_HELPER.strip("\n"))
+        for const in w.constants:
+            out += ["", "", const]
     return "\n".join(out) + "\n"

@@ -342,6 +342,18 @@ _add("relu_", lambda: _c("relu_", self=_randn(3, 4)))
 _add("zero_", lambda: _c("zero_", self=_randn(3, 4)))
 _add("index_put_", lambda: _c("index_put_", self=_randn(5, 3), indices=[_ints(0, 3, 4)], values=_randn(1),
                               attrs={"indices": [None, "%"]}))
+_add("scatter_value_", lambda: _c("scatter_value_", self=_randn(3, 4), index=torch.tensor([[0], [2], [3]]),
+                                   attrs={"dim": 1, "value": 2.0}))
+_add("detach_", lambda: _c("detach_", self=_randn(3, 4)))
+_add("histc", lambda: _c("histc", self=_randn(20), attrs={"bins": 5, "min": -2.0, "max": 2.0}))
+_add("masked_scatter", lambda: _c("masked_scatter", self=_randn(3, 4), mask=_bools(3, 4), source=_randn(12)))
+_add("view_as", lambda: _c("view_as", self=_randn(3, 4), other=_randn(4, 3)))
+_add("reshape_as", lambda: _c("reshape_as", self=_randn(3, 4), other=_randn(2, 6)))
+_add("multiply", lambda: _c("multiply", self=_randn(3, 4), other=_randn(4)))
+_add("broadcast_tensors", lambda: _c("broadcast_tensors", tensors=[_randn(3, 1), _randn(1, 4)]))
+_add("grouped_mm", lambda: _c("grouped_mm", input=_randn(6, 4), weight=_randn(3, 4, 5),
+                               offs=torch.tensor([2, 2, 6]), check_values=False))
+_add("mse_loss", lambda: _c("mse_loss", self=_randn(3, 4), target=_randn(3, 4)))
 
 # ----------------------------------------------------------------- creation
 _add("arange", lambda: _c("arange", attrs={"end": 5}))

@@ -99,8 +99,12 @@ def check_equivalent(g: ArchGraph, tmp_path: Path, inputs: tuple | None = None,
 
 def forward_body(src: str) -> list[str]:
     """Code lines of ``forward`` (no comments, no blank lines, no return)."""
-    body = src.split("    def forward(", 1)[1].splitlines()[1:]
-    return [ln.strip() for ln in body if ln.strip() and not ln.strip().startswith(("#", "return"))]
+    body = []
+    for ln in src.split("    def forward(", 1)[1].splitlines()[1:]:
+        if ln.strip() and not ln.startswith("        "):
+            break  # the end of the class
+        body.append(ln.strip())
+    return [ln for ln in body if ln and not ln.startswith(("#", "return"))]
 
 
 # ----------------------------------------------------------------- hand-built graphs

@@ -101,7 +101,8 @@ class Built:
             else:
                 assert a.kind != "one", f"{case.id}: tensor argument {a.name!r} has no value"
                 kwargs[a.name] = None  # an optional tensor left out of attrs is null
-        for x in op.target._schema.arguments:
+        schema_args = op.target._schema.arguments if hasattr(op.target, "_schema") else []
+        for x in schema_args:  # ops outside aten (a custom op named by string) have only tensor args
             if x.name in attrs and x.name in op.attrs:
                 kwargs[x.name] = _reference_attr(attrs[x.name], str(x.real_type))
             elif x.name in op.attrs and not x.has_default_value() and str(x.real_type).startswith("Optional["):
@@ -121,7 +122,8 @@ class Built:
     def reference(self) -> Any:
         """The eager aten call on fresh copies of the tensors (batch_norm writes its running stats)."""
         kwargs = {k: _clone(v) for k, v in self.kwargs.items()}
-        return self.op.target(**kwargs)
+        fn = self.op.target if hasattr(self.op.target, "_schema") else self.op.fn
+        return fn(**kwargs)
 
     def finish(self, n_outputs: int | None) -> None:
         """Declare outputs: the node itself, or one getitem node per element."""

@@ -172,6 +172,9 @@ _NAMES = {
     "index_put_.default": "index_put_",
     "max.other": "max_other",
     "min.other": "min_other",
+    "scatter_.value": "scatter_value_",
+    "multiply.Tensor": "multiply",
+    "broadcast_tensors.default": "broadcast_tensors",
 }
 
 # overloads whose output aliases or reindexes the input: zero FLOPs
@@ -346,7 +349,10 @@ PRIMITIVES: tuple[str, ...] = (
     # in-place forms the training IR keeps; they run in place, as in the source
     "add_.Tensor", "sub_.Tensor", "mul_.Tensor", "div_.Tensor", "masked_fill_.Scalar", "copy_.default",
     "fill_.Scalar", "clamp_.default", "relu_.default", "zero_.default", "index_put_.default",
-    "max.other", "min.other",
+    "max.other", "min.other", "scatter_.value", "detach_.default",
+    # more ops met in the transformers zoo
+    "histc.default", "masked_scatter.default", "view_as.default", "reshape_as.default", "multiply.Tensor",
+    "broadcast_tensors.default", "mse_loss.default",
     # fft
     "fft_rfft.default", "fft_irfft.default", "fft_fft.default", "fft_ifft.default",
 )

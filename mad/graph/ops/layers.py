@@ -159,3 +159,43 @@ LAYERS = {
     "scaled_dot_product_attention": aten_op("scaled_dot_product_attention.default", category="layer",
                                             flops=_sdpa_flops, doc="softmax(Q K^T / sqrt(d) + mask) V"),
 }
+
+
+def _grouped_mm(input, weight, offs):
+    """Rows ``offs[i-1]:offs[i]`` of ``input`` times ``weight[i]`` (mixture-of-experts matmul).
+
+    Shapes: input (S, K), weight (E, K, N), offs (E,) cumulative row counts -> (S, N).
+    """
+    import torch
+
+    out = torch.zeros(input.shape[0], weight.shape[2], dtype=input.dtype, device=input.device)
+    if input.device.type == "meta":
+        return out
+    start = 0
+    for i, end in enumerate(offs.tolist()):
+        if end > start:
+            out[start:end] = input[start:end] @ weight[i]
+        start = end
+    return out
+
+
+def _grouped_mm_flops(in_shapes, out_shape, attrs, params):
+    return 2 * _numel(out_shape) * in_shapes[0][-1]
+
+
+# the grouped matmul of transformers' mixture-of-experts layers (a custom op in its export)
+from .registry import OpDef, TensorArg, register_op  # noqa: E402
+
+LAYERS["grouped_mm"] = register_op(
+    OpDef(
+        name="grouped_mm",
+        category="primitive",
+        args=(TensorArg("input"), TensorArg("weight"), TensorArg("offs")),
+        attrs={},
+        fn=_grouped_mm,
+        flops=_grouped_mm_flops,
+        target="transformers.grouped_mm_fallback.default",
+        signature=(("input", True, False), ("weight", True, False), ("offs", True, False)),
+        doc="grouped matmul by row offsets (mixture-of-experts)",
+    )
+)
