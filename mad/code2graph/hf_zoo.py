@@ -654,12 +654,23 @@ def _pixel_variants(cfg, params: dict, batch: int, gen: torch.Generator) -> list
                     grid_key: torch.tensor([[1, g, g]] * batch)})
         out.append({pixel_key: torch.randn(n, c, tp, p, p, generator=gen).flatten(1),
                     grid_key: torch.tensor([[1, g, g]] * batch)})
+        out.append({pixel_key: torch.randn(n, c, p, p, generator=gen), grid_key: torch.tensor([[1, g, g]] * batch)})
+        merge_key = next((k for k in ("image_merge_sizes", "merge_sizes") if k in params), None)
+        if merge_key:
+            for d in out:
+                d[merge_key] = torch.tensor([merge] * batch)
     frames = _first_int(_get(cfg, "num_frames", default=0), 0)
     video_key = "pixel_values_videos" if "pixel_values_videos" in params and "pixel_values" not in params else None
     if frames > 1 and ("pixel_values" in params or video_key) and not grid_key:
         out.append({video_key or "pixel_values": torch.randn(batch, frames, c, h, w, generator=gen)})
     elif video_key:
         out.append({video_key: torch.randn(batch, 4, c, h, w, generator=gen)})
+    if "spatial_shapes" in params:  # native-resolution patch sequences with a validity mask
+        p = _first_int(_get(vc, "patch_size", default=PATCH), PATCH)
+        gh, gw = max(1, h // p), max(1, w // p)
+        out.append({"pixel_values": torch.randn(batch, gh * gw, c * p * p, generator=gen),
+                    "pixel_attention_mask": torch.ones(batch, gh * gw, dtype=torch.long),
+                    "spatial_shapes": torch.tensor([[gh, gw]] * batch)})
     if "pixel_values" in params and not grid_key:
         px = torch.randn(batch, c, h, w, generator=gen)
         base: dict[str, Any] = {"pixel_values": px}
@@ -925,8 +936,40 @@ def generic_inputs(model, cfg, batch: int, seq: int, gen: torch.Generator) -> di
     raise ValueError(f"no input layout works: {type(first_error).__name__}: {first_error}")
 
 
+def _trajectory_inputs(model, cfg, batch: int, seq: int, gen: torch.Generator) -> dict[str, Any]:
+    """Offline reinforcement-learning trajectories: states, actions, returns-to-go, timesteps."""
+    return {
+        "states": torch.randn(batch, seq, cfg.state_dim, generator=gen),
+        "actions": torch.randn(batch, seq, cfg.act_dim, generator=gen),
+        "rewards": torch.randn(batch, seq, 1, generator=gen),
+        "returns_to_go": torch.randn(batch, seq, 1, generator=gen),
+        "timesteps": torch.arange(seq).repeat(batch, 1),
+        "attention_mask": torch.ones(batch, seq, dtype=torch.long),
+    }
+
+
+def _latent_array_inputs(model, cfg, batch: int, seq: int, gen: torch.Generator) -> dict[str, Any]:
+    """A model without preprocessor reads raw feature arrays (B, T, d_model)."""
+    return {"inputs": torch.randn(batch, seq, cfg.d_model, generator=gen)}
+
+
+def _prompted_image_inputs(model, cfg, batch: int, seq: int, gen: torch.Generator) -> dict[str, Any]:
+    """In-context segmentation: an image, a prompt image and the prompt's mask, all (B, C, H, W)."""
+    h, w = _image_hw(cfg)
+    c = _channels(cfg)
+    return {
+        "pixel_values": torch.randn(batch, c, h, w, generator=gen),
+        "prompt_pixel_values": torch.randn(batch, c, h, w, generator=gen),
+        "prompt_masks": torch.randn(batch, c, h, w, generator=gen),
+    }
+
+
 # model_type -> fn(model, config, batch, seq, generator) -> inputs dict
-INPUT_BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {}
+INPUT_BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "decision_transformer": _trajectory_inputs,
+    "perceiver": _latent_array_inputs,
+    "seggpt": _prompted_image_inputs,
+}
 
 
 def example_inputs(model, config, batch: int = 2, seq: int = 8, seed: int = 0) -> dict[str, Any]:

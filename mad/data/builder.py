@@ -190,11 +190,33 @@ def _init_worker(space: dict[str, Any]) -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
+SPEC_TIMEOUT_S = 300  # one graph may not hold up a build longer than this
+
+
+class SpecTimeout(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise SpecTimeout(f"gave up after {SPEC_TIMEOUT_S} s")
+
+
 def _safe_row(spec: tuple[str, str, int, int]) -> tuple[tuple, dict[str, Any] | None, str | None]:
+    import signal
+    import threading
+
+    timed = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM")
+    if timed:
+        old = signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(SPEC_TIMEOUT_S)
     try:
         return spec, make_row(spec, _SPACE), None
     except Exception as e:  # noqa: BLE001 - a failed spec is recorded, not fatal
         return spec, None, f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+    finally:
+        if timed:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, old)
 
 
 def _shards(specs: list, size: int) -> Iterator[tuple[int, list]]:

@@ -32,10 +32,12 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
+import inspect
 import keyword
 import logging
 import math
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -809,17 +811,13 @@ def _fft(b: _Bound) -> str:
 
 
 def _inplace(b: _Bound) -> str | None:
-    """``x.add_(y)``: an in-place op as the tensor method of the same name."""
-    if not b.tensor_var("self") or any(isinstance(a.value, list) and None in a.value for a in b.args.values()):
+    """``x.add_(y)``: an in-place op as the tensor method of the same name, arguments as call_op passes them."""
+    if not b.tensor_var("self") or b.order[:1] != ["self"] or \
+            any(isinstance(a.value, list) and None in a.value for a in b.args.values()):
         return None
     packet = str(b.op.target).split(".")[1]
-    pos, kws = [], []
-    for name, is_tensor, _ in b.op.signature[1:]:
-        a = b.args[name]
-        if is_tensor or name in _OPERANDS or name == "value":
-            pos.append(a.expr if a.given else _lit(b.v(name)))
-        elif b.nondefault(name):
-            kws.append(f"{name}={a.expr}")
+    pos = [b.args[n].expr for n in b.order[1:b.n_pos]]
+    kws = [f"{n}={b.args[n].expr}" for n in b.order[b.n_pos:] if b.nondefault(n) or b.args[n].tensor]
     return _call(f"{b.x()}.{packet}", *pos, *kws)
 
 
@@ -1152,6 +1150,7 @@ class _Writer:
         self.constants: list[str] = []  # module-level base64 constants
         self.uses_b64 = False
         self.extra_imports: list[str] = []
+        self.extra_defs: dict[str, str] = {}  # run functions of ops that are not torch ops, copied in
         # every tensor of the tree: fqn -> (owning module, leaf name), and its source expression
         self.tensor_owner: dict[str, tuple[_Mod, str]] = {}
         self.tensor_expr: dict[str, str] = {}
@@ -1615,11 +1614,11 @@ class _Writer:
         if node.id in self.module_calls:
             return f"{self.module_calls[node.id].expr}({inputs[0]})"
         if not op.signature:  # call_op runs fn(*inputs, **attrs)
-            return _call(self._import_fn(node, op), *inputs, *[f"{k}={_lit(v)}" for k, v in node.attrs.items()])
+            return _call(self._external_fn(node, op), *inputs, *[f"{k}={_lit(v)}" for k, v in node.attrs.items()])
         params = {r: self.tensor_expr[f] for r, f in self.meta._param_refs.get(node.id, {}).items()}
         b = _bind(op, node, inputs, params, device_expr)
-        if op.target is None:
-            return _aten_call(b, head=self._import_fn(node, op))
+        if not isinstance(op.target, torch._ops.OpOverload):
+            return _aten_call(b, head=self._external_fn(node, op))
         b.in_shapes = [self.shapes.get(p, (None, None))[0] for p in self.g.predecessors(node.id)]
         b.inplace_graph = self.inplace_graph
         emit = _EMITTERS.get(node.op)
@@ -1633,14 +1632,31 @@ class _Writer:
                 return expr
         return _aten_call(b)
 
-    def _import_fn(self, node: Node, op: OpDef) -> str:
-        """Name under which the file imports the run function of an op that is not an aten op."""
+    def _external_fn(self, node: Node, op: OpDef) -> str:
+        """Name of the run function of an op that is not a torch op, in the file.
+
+        A module-level function that reads no globals of its module (``torch`` aside) is copied into
+        the file, which stays self-contained; any other importable function is imported.
+        """
         fn = op.fn
+        alias = f"_{_snake(op.name)}_op"
+        if alias in self.extra_defs:
+            return alias
         mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+        code = getattr(fn, "__code__", None)
+        try:
+            src = textwrap.dedent(inspect.getsource(fn)) if code is not None and qual.isidentifier() else ""
+        except (OSError, TypeError):
+            src = ""
+        module_globals = {n for n in (code.co_names if code else ()) if n in getattr(fn, "__globals__", {})}
+        copyable = src.startswith(f"def {fn.__name__}(") and not fn.__closure__
+        if copyable and not module_globals - {"torch", "nn", "F"}:
+            self.extra_defs[alias] = src.replace(f"def {fn.__name__}(", f"def {alias}(", 1).rstrip()
+            return alias
         if not mod or mod == "__main__" or not qual.isidentifier():
-            raise GraphError(f"to_code: node {node.id!r} ({node.op}): the op is not an aten op and its function "
-                             f"{qual or fn!r} cannot be imported; register the op with a module-level function")
-        alias = f"_{_snake(node.op)}_op"
+            raise GraphError(f"to_code: node {node.id!r} ({node.op}): the op is not a torch op and its function "
+                             f"{qual or fn!r} can be neither copied nor imported; register the op with a "
+                             "module-level function")
         line = f"from {mod} import {qual} as {alias}"
         if line not in self.extra_imports:
             log.info("to_code: node %r (%s) calls %s.%s; the file imports it", node.id, node.op, mod, qual)
@@ -1764,6 +1780,8 @@ def _assemble(g: ArchGraph, w: _Writer, arg_names: dict[str, str], init: list[st
     if w.uses_b64:
         out += ["import base64", ""]
     out += ["import torch", "import torch.nn as nn", "import torch.nn.functional as F", *w.extra_imports]
+    for src in w.extra_defs.values():
+        out += ["", "", src]
     base = "nn.ModuleList" if w.root.kind == "list" else "nn.Module"
     out += ["", "", f"class {w.class_name}({base}):"]
     out += [f'    """The {g.name!r} architecture ({len(g.nodes)} graph nodes).', "", "    Shapes:"]

@@ -566,32 +566,43 @@ def test_in_place_ops_keep_copies_apart(tmp_path):
 
 
 def scaled_tanh(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Run function of a test op that is not an aten op."""
+    """Run function of a test op that is not a torch op (it reads no module globals but torch)."""
     return torch.tanh(x) * scale
 
 
-def test_ops_outside_aten_are_imported(tmp_path, monkeypatch):
+SHIFT = 0.25
+
+
+def shifted(x: torch.Tensor) -> torch.Tensor:
+    """Run function of a test op that reads a module global."""
+    return x + SHIFT
+
+
+def test_ops_outside_torch_are_copied_or_imported(tmp_path, monkeypatch):
     from mad.graph.ops import registry
     from mad.graph.ops.registry import AttrSpec, OpDef, TensorArg
 
-    op = OpDef(name="test_scaled_tanh", category="primitive", args=(TensorArg("x"),),
-               attrs={"scale": AttrSpec("float", default=1.0)}, fn=scaled_tanh)
-    monkeypatch.setitem(registry._REGISTRY, op.name, op)
+    ops = [OpDef(name="test_scaled_tanh", category="primitive", args=(TensorArg("x"),),
+                 attrs={"scale": AttrSpec("float", default=1.0)}, fn=scaled_tanh),
+           OpDef(name="test_shifted", category="primitive", args=(TensorArg("x"),), attrs={}, fn=shifted),
+           OpDef(name="test_lambda", category="primitive", args=(TensorArg("x"),), attrs={}, fn=lambda x: x + 1)]
+    for op in ops:
+        monkeypatch.setitem(registry._REGISTRY, op.name, op)
     g = ArchGraph("custom", source="test", inputs=[TensorSpec("x", [2, 3])])
     x = g.add_node("input", attrs={"name": "x"})
     y = g.add_node("test_scaled_tanh", [x], attrs={"scale": 2.5})
-    g.set_outputs([y])
+    z = g.add_node("test_shifted", [y])
+    g.set_outputs([z])
     g.validate()
     src, _ = check_equivalent(g, tmp_path)
-    assert f"from {__name__} import scaled_tanh as _test_scaled_tanh_op" in src
+    assert "def _test_scaled_tanh_op(x: torch.Tensor, scale: float = 1.0)" in src  # copied: self-contained
     assert "_test_scaled_tanh_op(x, scale=2.5)" in src
+    assert f"from {__name__} import shifted as _test_shifted_op" in src  # needs SHIFT: imported
 
-    lam = OpDef(name="test_lambda", category="primitive", args=(TensorArg("x"),), attrs={}, fn=lambda x: x + 1)
-    monkeypatch.setitem(registry._REGISTRY, lam.name, lam)
     h = ArchGraph("custom2", source="test", inputs=[TensorSpec("x", [2, 3])])
     z = h.add_node("test_lambda", [h.add_node("input", attrs={"name": "x"})], id="bad")
     h.set_outputs([z])
-    with pytest.raises(GraphError, match="node 'bad' \\(test_lambda\\).*cannot be imported"):
+    with pytest.raises(GraphError, match="node 'bad' \\(test_lambda\\).*neither copied nor imported"):
         h.to_code()
 
 
