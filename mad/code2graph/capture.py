@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils import _pytree as pytree
 
 from mad.graph import ArchGraph, TensorSpec
+from mad.graph.interpreter import describe_value
 from mad.graph.module import encode_tensor
 from mad.graph.ops import get_op, op_for_target
 from mad.graph.ops.registry import PORT
@@ -110,12 +111,7 @@ def _val(fx_node: torch.fx.Node) -> Any:
 
 
 def _describe(val: Any) -> tuple[Any, Any]:
-    if isinstance(val, torch.Tensor):
-        return list(val.shape), dtype_name(val.dtype)
-    if isinstance(val, (list, tuple)):
-        parts = [_describe(v) for v in val]
-        return [p[0] for p in parts], [p[1] for p in parts]
-    return None, None
+    return describe_value(val, strict=False)
 
 
 def _is_default(value: Any, spec_default: Any) -> bool:

@@ -20,7 +20,7 @@ from .ops import get_op
 from .ops.call import call_op
 from .ops.values import dtype_from_name, dtype_name
 
-__all__ = ["GraphSummary", "interpret", "example_inputs", "meta_value"]
+__all__ = ["GraphSummary", "interpret", "example_inputs", "meta_value", "describe_value"]
 
 
 @dataclass
@@ -51,14 +51,17 @@ def _float_dtype(g: ArchGraph) -> torch.dtype:
     return dtype_from_name(g.meta.get("dtype", "float32"))
 
 
-def _describe(value: Any) -> tuple[Any, Any]:
-    """(shape, dtype) of a tensor or a tuple of tensors, as JSON values."""
+def describe_value(value: Any, strict: bool = True) -> tuple[Any, Any]:
+    """(shape, dtype) of a tensor or a tuple of tensors, as JSON values.
+
+    ``None`` gives ``(None, None)``; other non-tensors raise unless ``strict`` is off.
+    """
     if isinstance(value, torch.Tensor):
         return list(value.shape), dtype_name(value.dtype)
     if isinstance(value, (list, tuple)):
-        parts = [_describe(v) for v in value]
+        parts = [describe_value(v, strict) for v in value]
         return [p[0] for p in parts], [p[1] for p in parts]
-    if value is None:
+    if value is None or not strict:
         return None, None
     raise TypeError(f"op returned {type(value).__name__}, not a tensor")
 
@@ -111,7 +114,7 @@ def _shape_rule(g: ArchGraph, node: Node, op: Any, inputs: list[tuple[Any, Any]]
         return hit
     values = [meta_value(s, d) for s, d in inputs]
     params = {r: torch.empty(s, dtype=pdtypes[r], device="meta") for r, s in node.params.items()}
-    result = _describe(call_op(op, node.attrs, values, params, device="meta"))
+    result = describe_value(call_op(op, node.attrs, values, params, device="meta"))
     if len(_SHAPE_CACHE) >= _SHAPE_CACHE_MAX:
         _SHAPE_CACHE.clear()
     _SHAPE_CACHE[key] = result
