@@ -162,9 +162,12 @@ class ArchModule(nn.Module):
         tensors = dict(m.named_parameters(recurse=False)) | dict(m.named_buffers(recurse=False))
         if any(r not in tensors or list(tensors[r].shape) != node.params[r] for r in node.params):
             return False
-        if any(name not in node.params for name in m._parameters):
+        if any(t is not None and name not in node.params for name, t in m._parameters.items()):
             return False  # the layer would add parameters the graph lacks
-        if state_keys and any(name not in node.params and f"{prefix}.{name}" not in state_keys for name in m._buffers):
+        if state_keys and any(
+            t is not None and name not in node.params and f"{prefix}.{name}" not in state_keys
+            for name, t in m._buffers.items()
+        ):
             return False  # e.g. a num_batches_tracked the source never had (BatchNorm cannot drop it)
         if any(t.dtype != param_dtype(self.graph, node, r) for r, t in tensors.items() if r in node.params):
             m = m.to(param_dtype(self.graph, node, next(iter(node.params))))

@@ -283,7 +283,7 @@ def test_multi_output_unpacks(tmp_path):
 
 def test_class_name_and_determinism():
     g = mlp_graph()
-    assert g.to_code() == g.to_code()
+    assert g.to_code() == g.to_code() == ArchGraph.from_json(g.to_json()).to_code()
     assert "class Net(nn.Module):" in g.to_code(class_name="Net")
     with pytest.raises(ValueError, match="class_name"):
         g.to_code(class_name="not valid")
