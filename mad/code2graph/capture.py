@@ -319,7 +319,10 @@ class _Converter:
         ep, g = self.ep, self.g
         user_inputs = [s for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
         tensors = [x for x in example_flat if isinstance(x, torch.Tensor)]
+        needed = _needed_nodes(ep.graph)
         for n in ep.graph.nodes:
+            if n.op == "call_function" and n not in needed:
+                continue  # feeds only runtime assertions (or nothing)
             if n.op == "placeholder":
                 spec = self.sig.get(n.name)
                 if spec is not None and spec.kind.name == "USER_INPUT":
@@ -415,6 +418,33 @@ class _Converter:
             g.meta["extra_state"] = extra
         if self.scope_types:
             g.meta["scope_types"] = self.scope_types
+
+
+def _is_assertion(n: torch.fx.Node) -> bool:
+    name = str(n.target)
+    return n.op == "call_function" and ("_assert" in name or "sym_constrain_range" in name)
+
+
+def _needed_nodes(graph: torch.fx.Graph) -> set[torch.fx.Node]:
+    """fx nodes an output or a mutation depends on; chains that only feed
+    runtime assertions (symbolic-size checks around data-dependent ops) are not."""
+    roots = []
+    for n in graph.nodes:
+        if n.op == "output":
+            roots.append(n)
+        elif n.op == "call_function" and isinstance(n.target, torch._ops.OpOverload) and n.target._schema.is_mutable:
+            roots.append(n)
+        elif n.op == "call_function" and isinstance(n.target, torch._ops.HigherOrderOperator):
+            roots.append(n)
+    needed: set[torch.fx.Node] = set()
+    stack = roots
+    while stack:
+        n = stack.pop()
+        if n in needed or _is_assertion(n):
+            continue
+        needed.add(n)
+        stack.extend(n.all_input_nodes)
+    return needed
 
 
 def _mutates(op: Any) -> bool:

@@ -5,6 +5,28 @@ shrunk to a tiny configuration (hidden ~64, 2 layers, a few heads, a small
 vocabulary and image), instantiated with random weights (nothing is downloaded)
 and paired with example inputs that match its modality.
 
+How a config is shrunk (``small_config``):
+    * known size attributes (widths, FFN sizes, layer/head/expert counts, vocab,
+      positions, image and patch sizes) get small values, in the config and in
+      every sub-config (text, vision, audio, encoder, decoder, ...);
+    * per-layer lists (``layer_types``, ...) are subsampled keeping one layer of
+      each kind, so hybrid models stay hybrid;
+    * dependent values are recomputed (head_dim, multimodal rotary sections,
+      latent-attention ranks, state-space head sizes, windows of hierarchical
+      vision transformers), token ids are moved inside the small vocabulary;
+    * ``CONFIG_OVERRIDES`` holds the few per-type adjustments generic rules miss;
+    * ``use_cache`` is off everywhere and mixture-of-experts layers use the
+      ``batched_mm`` implementation (static shapes, plain aten ops). Attention
+      keeps transformers' default: SDPA where the model supports it (one
+      ``scaled_dot_product_attention`` node per layer), eager otherwise.
+
+How inputs are made (``example_inputs``): from the forward signature and the
+config (text, images in several layouts, audio features or waveforms, video,
+time series); multimodal models get as many placeholder tokens as their
+image/audio encoders produce. Where several layouts are plausible the model is
+run on each and the first that works is kept. ``INPUT_BUILDERS`` holds per-type
+builders for inputs no generic rule covers.
+
 Example:
     >>> from mad.code2graph.hf_zoo import build
     >>> model, inputs = build("bert")
@@ -19,7 +41,8 @@ import inspect
 import logging
 import math
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -30,8 +53,10 @@ __all__ = [
     "ZooError",
     "build",
     "example_inputs",
+    "input_candidates",
     "model_types",
     "preload",
+    "run_forward",
     "small_config",
 ]
 
@@ -88,8 +113,8 @@ def preload() -> None:
 
 
 def _model_class(model_type: str):
-    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
     import transformers
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
     name = MODEL_MAPPING_NAMES[model_type]
     if isinstance(name, (list, tuple)):
@@ -112,7 +137,7 @@ WIDTH_KEYS = {
     "text_embed_dim", "vision_embed_dim", "query_hidden_size", "decoder_embed_dim", "quantization_dim",
     "vector_quantization_hidden_dimension", "upsample_initial_channel", "output_channels", "feature_size",
     "speech_decoder_postnet_units", "lang_embed_dim", "spkr_embed_dim", "neck_out_channels",
-    "kv_channels", "lqe_hidden_dim", "audio_embed_dim", "image_embed_dim", "mamba_expand_dim",
+    "kv_channels", "lqe_hidden_dim", "audio_embed_dim", "image_embed_dim", "mamba_expand_dim", "condition_dim",
 }
 FFN_KEYS = {
     "intermediate_size", "ffn_dim", "encoder_ffn_dim", "decoder_ffn_dim", "n_inner", "d_ff", "mlp_dim",
@@ -155,10 +180,11 @@ FIXED = {
     "qk_nope_head_dim": 8,
     "v_head_dim": 16,
     "n_group": 1,
+    "n_groups": 1,
     "topk_group": 1,
     "first_k_dense_replace": 1,
     "num_nextn_predict_layers": 0,
-    "index_topk": 8,
+    "index_topk": 16,
     "n_shared_experts": 1,
     "num_shared_experts": 1,
     "mamba_d_state": 16,
@@ -231,7 +257,7 @@ def _scale_list(values: list[int], cap: int, multiple: int = 8) -> list[int]:
     if biggest <= cap:
         return list(values)
     factor = biggest / cap
-    return [max(multiple, int(round(v / factor / multiple)) * multiple) for v in values]
+    return [max(multiple, round(v / factor / multiple) * multiple) for v in values]
 
 
 def _shrink_items(items: dict[str, Any], token_map: dict[Any, int], mrope: bool = False,
@@ -283,6 +309,19 @@ def _shrink_items(items: dict[str, Any], token_map: dict[Any, int], mrope: bool 
     for k, v in FLAGS.items():
         if k in items and items[k] != v:
             out[k] = v
+    width = out.get("hidden_size", items.get("hidden_size"))
+    # state-space heads: keep "heads x head size = expand x width" where the default config has it
+    for expand, heads_k, dim_k in (("mamba_expand", "mamba_n_heads", "mamba_d_head"), ("expand", "num_heads", "head_dim")):
+        e, n0, d0, w0 = items.get(expand), items.get(heads_k), items.get(dim_k), items.get("hidden_size")
+        n = out.get(heads_k, n0)
+        if all(_is_int(x) and x for x in (e, n0, d0, w0, n, width)) and n0 * d0 == e * w0:
+            out[dim_k] = e * width // n
+    for k in ("vision_feature_layer", "vision_feature_layers"):
+        v = items.get(k)  # absolute layer indices become indices from the end of the shrunk tower
+        if _is_int(v) and v >= LAYERS:
+            out[k] = -1
+        elif isinstance(v, list) and any(_is_int(x) and x >= LAYERS for x in v):
+            out[k] = [-1 - i for i in range(len(v))][:LAYERS]
     if isinstance(items.get("image_grid_pinpoints"), list):  # any-resolution tiling: one tile of the small image
         out["image_grid_pinpoints"] = [[IMAGE, IMAGE]]
     hd = out.get("head_dim", items.get("head_dim"))
@@ -443,6 +482,7 @@ CONFIG_OVERRIDES: dict[str, dict[str, Any] | Callable[[dict[str, Any]], dict[str
     "tvp": {"visual_prompt_size": 4},
     "gemma3n_text": {"num_kv_shared_layers": 0},
     "xmod": {"default_language": "en_XX"},
+    "seggpt": {"image_size": [2 * IMAGE, IMAGE]},
     "audio-spectrogram-transformer": {"max_length": 64, "num_mel_bins": 16},
     "qwen2_5_omni_thinker": {"vision_start_token_id": VOCAB - 20},
     "qwen3_omni_moe_thinker": {"vision_start_token_id": VOCAB - 20},
@@ -514,7 +554,7 @@ def small_config(model_type: str, _fill_none: bool = False, **overrides: Any):
         _disable_cache(cfg, None)
     except ZooError:
         raise
-    except Exception as e:  # noqa: BLE001 - any config error is reported with its type
+    except Exception as e:
         raise ZooError(model_type, "config", f"{type(e).__name__}: {e}") from e
     return cfg
 
@@ -956,6 +996,7 @@ def _latent_array_inputs(model, cfg, batch: int, seq: int, gen: torch.Generator)
 def _prompted_image_inputs(model, cfg, batch: int, seq: int, gen: torch.Generator) -> dict[str, Any]:
     """In-context segmentation: an image, a prompt image and the prompt's mask, all (B, C, H, W)."""
     h, w = _image_hw(cfg)
+    h //= 2  # the model stacks image and prompt along the height
     c = _channels(cfg)
     return {
         "pixel_values": torch.randn(batch, c, h, w, generator=gen),
@@ -1033,7 +1074,7 @@ def build(model_type: str, device: Any = None, seed: int = 0, batch: int = 2, se
             raise ZooError(model_type, "instantiate", f"{type(e).__name__}: {e}") from e
     try:
         inputs = example_inputs(model, model.config, batch=batch, seq=seq, seed=seed)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ZooError(model_type, "inputs", f"{type(e).__name__}: {e}") from e
     return model, inputs
 
@@ -1051,5 +1092,5 @@ def run_forward(model_type: str, model, inputs: dict[str, Any]) -> Any:
     try:
         with torch.no_grad():
             return model(**inputs)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ZooError(model_type, "forward", f"{type(e).__name__}: {e}") from e

@@ -353,6 +353,22 @@ _add("multiply", lambda: _c("multiply", self=_randn(3, 4), other=_randn(4)))
 _add("broadcast_tensors", lambda: _c("broadcast_tensors", tensors=[_randn(3, 1), _randn(1, 4)]))
 _add("grouped_mm", lambda: _c("grouped_mm", input=_randn(6, 4), weight=_randn(3, 4, 5),
                                offs=torch.tensor([2, 2, 6]), check_values=False))
+_add("polar", lambda: _c("polar", abs=_pos(3, 4), angle=_randn(3, 4)))
+_add("scatter_", lambda: _c("scatter_", self=_randn(3, 4), index=torch.tensor([[0, 1], [2, 3], [3, 0]]),
+                             src=_randn(3, 2), attrs={"dim": 1}))
+_add("meshgrid", lambda: _c("meshgrid", tensors=[_randn(3), _randn(4)], attrs={"indexing": "ij"}))
+_add("tile", lambda: _c("tile", self=_randn(2, 3), attrs={"dims": [2, 1]}))
+_add("numpy_t", lambda: _c("numpy_t", self=_randn(2, 3, 4)))
+_add("fft_fftn", lambda: _c("fft_fftn", self=_randn(4, 6), attrs={"dim": [0, 1]}))
+_add("real", lambda: _c("real", self=torch.complex(_randn(3, 4), _randn(3, 4))))
+_add("std_dim", lambda: _c("std_dim", self=_randn(3, 4), attrs={"dim": [1], "unbiased": True, "keepdim": True}))
+_add("_weight_norm", lambda: _c("_weight_norm", v=_randn(4, 3, 2), g=_pos(1, 3, 1), attrs={"dim": 1}))
+_add("clip", lambda: _c("clip", self=_randn(3, 4), attrs={"min": -0.5, "max": 0.5}))
+_add("linalg_norm", lambda: _c("linalg_norm", self=_randn(3, 4), attrs={"dim": [1], "keepdim": True}))
+_add("concat", lambda: _c("concat", tensors=[_randn(2, 3), _randn(2, 2)], attrs={"dim": 1}))
+_add("fill_tensor_", lambda: _c("fill_tensor_", self=_randn(3, 4), value=torch.tensor(2.5)))
+_add("index_copy_", lambda: _c("index_copy_", self=_randn(5, 3), index=torch.tensor([0, 3]), source=_randn(2, 3),
+                               attrs={"dim": 0}))
 _add("mse_loss", lambda: _c("mse_loss", self=_randn(3, 4), target=_randn(3, 4)))
 
 # ----------------------------------------------------------------- creation

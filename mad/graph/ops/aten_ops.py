@@ -175,6 +175,12 @@ _NAMES = {
     "scatter_.value": "scatter_value_",
     "multiply.Tensor": "multiply",
     "broadcast_tensors.default": "broadcast_tensors",
+    "scatter_.src": "scatter_",
+    "meshgrid.indexing": "meshgrid",
+    "std.dim": "std_dim",
+    "fill_.Tensor": "fill_tensor_",
+    "linalg_norm.default": "linalg_norm",
+    "numpy_T.default": "numpy_t",
 }
 
 # overloads whose output aliases or reindexes the input: zero FLOPs
@@ -352,7 +358,9 @@ PRIMITIVES: tuple[str, ...] = (
     "max.other", "min.other", "scatter_.value", "detach_.default",
     # more ops met in the transformers zoo
     "histc.default", "masked_scatter.default", "view_as.default", "reshape_as.default", "multiply.Tensor",
-    "broadcast_tensors.default", "mse_loss.default",
+    "broadcast_tensors.default", "mse_loss.default", "polar.default", "scatter_.src", "meshgrid.indexing",
+    "tile.default", "numpy_T.default", "fft_fftn.default", "real.default", "std.dim", "_weight_norm.default",
+    "clip.default", "linalg_norm.default", "concat.default", "fill_.Tensor", "index_copy_.default",
     # fft
     "fft_rfft.default", "fft_irfft.default", "fft_fft.default", "fft_ifft.default",
 )
