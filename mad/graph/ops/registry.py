@@ -81,8 +81,9 @@ class AttrSpec:
         elif t == "int":
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif t in ("float", "number"):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if t == "number" and isinstance(value, str):
+            # an aten Scalar ("number") may be a bool; non-finite floats are stored as strings
+            ok = isinstance(value, (int, float)) and (t == "number" or not isinstance(value, bool))
+            if isinstance(value, str):
                 ok = value in ("inf", "-inf", "nan")
         elif t in ("str", "dtype", "memory_format", "layout"):
             ok = isinstance(value, str)
