@@ -131,6 +131,7 @@ class _Converter:
         self.unsupported: dict[str, int] = {}
         self.used_fqns: set[str] = set()
         self.scope_types: dict[str, str] = {}
+        self.concrete: dict[torch.fx.Node, Any] = {}
         # tied tensors: name them by their first state-dict name in module order
         self.canonical: dict[str, str] = {}
         first: dict[int, str] = {}
@@ -201,13 +202,15 @@ class _Converter:
 
     def convert_node(self, n: torch.fx.Node, prefix: str = "") -> None:
         target = n.target
+        if n in self.concrete and not isinstance(self.concrete[n], (torch.Tensor, list, tuple)):
+            return  # a symbolic scalar, replaced by the value it took on the example inputs
         if n.op == "call_function" and target is operator.getitem:
             src, idx = n.args
             got = self.env.get(src)
             if isinstance(got, list):  # element of an inlined region's outputs
                 self.env[n] = got[idx]
                 return
-            shape, dtype = _describe(_val(n))
+            shape, dtype = _describe(self._val(n))
             self.env[n] = self.g.add_node(
                 "getitem", [self._port_source(src)], id=_unique(self.g, prefix + n.name), attrs={"index": idx},
                 scope=_scope(n), shape=shape, dtype=dtype,
@@ -242,6 +245,7 @@ class _Converter:
                 value = n.kwargs[a.name]
             else:
                 continue
+            value = self._substitute(value)
             if a.name in {t.name for t in op.args}:
                 ta = op.arg(a.name)
                 if ta.kind in ("list", "optional_list"):
@@ -284,7 +288,7 @@ class _Converter:
             if spec.type == "device" or _is_default(enc, spec.default):
                 continue
             attrs[a.name] = enc
-        shape, dtype = _describe(_val(n))
+        shape, dtype = _describe(self._val(n))
         scope = _scope(n)
         st = _scope_type(n)
         if st and st[0] not in self.scope_types:
@@ -293,6 +297,19 @@ class _Converter:
             name, inputs, id=_unique(self.g, prefix + n.name), attrs=attrs, params=params, param_names=pnames,
             scope=scope, shape=shape, dtype=dtype,
         )
+
+    def _val(self, n: torch.fx.Node) -> Any:
+        """The traced value of ``n``; the real one where the trace left sizes symbolic."""
+        return self.concrete.get(n, n.meta.get("val"))
+
+    def _substitute(self, value: Any) -> Any:
+        """Symbolic scalars (fx nodes in ``self.concrete``) -> the values they took."""
+        if isinstance(value, torch.fx.Node):
+            got = self.concrete.get(value, value)
+            return value if isinstance(got, (torch.Tensor, list, tuple)) else got
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._substitute(v) for v in value)
+        return value
 
     def _unsupported(self, n: torch.fx.Node, key: str) -> None:
         """Note an op outside the vocabulary; keep converting to find all of them."""
@@ -420,6 +437,52 @@ class _Converter:
             g.meta["scope_types"] = self.scope_types
 
 
+def _is_symbolic_scalar(n: torch.fx.Node) -> bool:
+    return isinstance(n.meta.get("val"), (torch.SymInt, torch.SymFloat, torch.SymBool))
+
+
+def _concrete_scalars(ep: torch.export.ExportedProgram, user_flat: list[Any]) -> dict[torch.fx.Node, Any]:
+    """Values the symbolic scalars of ``ep`` (from ``.item()``, data-dependent sizes) take on the
+    example inputs: the graph is specialised to them, as it is to the input shapes."""
+    sym = [n for n in ep.graph.nodes if _is_symbolic_scalar(n) or _has_symbolic_shape(n)]
+    if not sym:
+        return {}
+    user = iter(x for x in user_flat if isinstance(x, torch.Tensor))
+    flat = []
+    for spec in ep.graph_signature.input_specs:
+        if spec.kind.name == "USER_INPUT":
+            flat.append(next(user, None))
+        elif spec.target in ep.state_dict:
+            flat.append(ep.state_dict[spec.target])
+        else:
+            flat.append(ep.constants.get(spec.target))
+    if any(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in flat):
+        return {}  # no values on the meta device: such graphs keep failing on symbolic sizes
+    seen: dict[torch.fx.Node, Any] = {}
+    wanted = set(sym)
+
+    class _Recorder(torch.fx.Interpreter):
+        def run_node(self, node):
+            out = super().run_node(node)
+            if node in wanted:
+                seen[node] = out
+            return out
+
+    try:
+        with torch.no_grad():
+            _Recorder(ep.graph_module).run(*flat)
+    except Exception as e:  # noqa: BLE001 - then symbolic sizes stay unsupported, as without this pass
+        log.debug("could not evaluate symbolic scalars: %s", e)
+        return {}
+    return {n: v for n, v in seen.items() if isinstance(v, (int, float, bool, torch.Tensor, list, tuple))}
+
+
+def _has_symbolic_shape(n: torch.fx.Node) -> bool:
+    val = n.meta.get("val")
+    vals = val if isinstance(val, (list, tuple)) else [val]
+    return any(isinstance(v, torch.Tensor) and not all(isinstance(d, int) for d in v.shape) for v in vals)
+
+
 def _is_assertion(n: torch.fx.Node) -> bool:
     name = str(n.target)
     return n.op == "call_function" and ("_assert" in name or "sym_constrain_range" in name)
@@ -540,6 +603,7 @@ def from_module(
     kw_spec = ep.call_spec.in_spec.children()[1] if ep.call_spec.in_spec is not None else None
     order = list(kw_spec.context) if kw_spec is not None and isinstance(kw_spec.context, list) else list(kwargs)
     flat = pytree.tree_leaves((args, {k: kwargs[k] for k in order if k in kwargs}))
+    conv.concrete = _concrete_scalars(ep, flat)
     g = conv.run(flat)
     stats.convert_s = time.perf_counter() - t1
     stats.aten_nodes = sum(1 for n in ep.graph.nodes if n.op == "call_function")

@@ -369,6 +369,12 @@ _add("concat", lambda: _c("concat", tensors=[_randn(2, 3), _randn(2, 2)], attrs=
 _add("fill_tensor_", lambda: _c("fill_tensor_", self=_randn(3, 4), value=torch.tensor(2.5)))
 _add("index_copy_", lambda: _c("index_copy_", self=_randn(5, 3), index=torch.tensor([0, 3]), source=_randn(2, 3),
                                attrs={"dim": 0}))
+_add("index_add", lambda: _c("index_add", self=_randn(5, 3), index=torch.tensor([0, 3, 0]), source=_randn(3, 3),
+                              attrs={"dim": 0}))
+_add("upsample_bilinear2d_aa", lambda: _c("upsample_bilinear2d_aa", input=_randn(1, 2, 8, 8),
+                                           attrs={"output_size": [4, 4], "align_corners": False}))
+_add("or_", lambda: _c("or_", self=_bools(3, 4), other=_bools(3, 4)))
+_add("and_", lambda: _c("and_", self=_bools(3, 4), other=_bools(3, 4)))
 _add("mse_loss", lambda: _c("mse_loss", self=_randn(3, 4), target=_randn(3, 4)))
 
 # ----------------------------------------------------------------- creation

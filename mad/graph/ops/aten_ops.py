@@ -181,6 +181,9 @@ _NAMES = {
     "fill_.Tensor": "fill_tensor_",
     "linalg_norm.default": "linalg_norm",
     "numpy_T.default": "numpy_t",
+    "__ior__.Tensor": "or_",
+    "__iand__.Tensor": "and_",
+    "_upsample_bilinear2d_aa.vec": "upsample_bilinear2d_aa",
 }
 
 # overloads whose output aliases or reindexes the input: zero FLOPs
@@ -361,6 +364,7 @@ PRIMITIVES: tuple[str, ...] = (
     "broadcast_tensors.default", "mse_loss.default", "polar.default", "scatter_.src", "meshgrid.indexing",
     "tile.default", "numpy_T.default", "fft_fftn.default", "real.default", "std.dim", "_weight_norm.default",
     "clip.default", "linalg_norm.default", "concat.default", "fill_.Tensor", "index_copy_.default",
+    "index_add.default", "_upsample_bilinear2d_aa.vec", "__ior__.Tensor", "__iand__.Tensor",
     # fft
     "fft_rfft.default", "fft_irfft.default", "fft_fft.default", "fft_ifft.default",
 )
