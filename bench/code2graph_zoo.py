@@ -26,7 +26,6 @@ import multiprocessing as mp
 import os
 import re
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -100,7 +99,7 @@ def _main_task(model_type: str, opts: dict[str, Any], send) -> None:
         row["instantiated"] = True
         t0 = time.perf_counter()
         with torch.no_grad():
-            ref = model(**inputs)
+            model(**inputs)
         row["forward_s"] = round(time.perf_counter() - t0, 3)
         row["forward_ok"] = True
     except hf_zoo.ZooError as e:
@@ -299,7 +298,7 @@ def _pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
     values = sorted(values)
-    return round(values[min(len(values) - 1, int(round(q * (len(values) - 1))))], 3)
+    return round(values[min(len(values) - 1, round(q * (len(values) - 1)))], 3)
 
 
 def summarize(rows: dict[str, dict[str, Any]], onnx: bool) -> dict[str, Any]:
@@ -432,15 +431,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    import torch  # noqa: F401  (imported before forking so children start warm)
-    import transformers  # noqa: F401
+    import torch
+    import transformers
 
     from mad.code2graph import hf_zoo
 
     hf_zoo.preload()
     if not args.no_onnx:
         import onnxscript  # noqa: F401
-        import torch.onnx  # noqa: F401
+        import torch.onnx
     capture = not args.no_capture
     if capture:
         try:
