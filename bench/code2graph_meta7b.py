@@ -23,8 +23,7 @@ sys.path.insert(0, ROOT)
 from mad.code2graph import from_hf
 t_import = time.perf_counter() - t0
 t1 = time.perf_counter()
-g = from_hf("llama", device="meta", hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
-            num_key_value_heads=32, head_dim=128, intermediate_size=11008, vocab_size=32000)
+g = from_hf("llama", device="meta", small=False)  # transformers' default Llama config: the 7B shape
 t_capture = time.perf_counter() - t1
 t2 = time.perf_counter()
 g.validate()

@@ -5,11 +5,11 @@ from .capture import CaptureError, CaptureStats, flatten_output, from_module
 __all__ = ["CaptureError", "CaptureStats", "flatten_output", "from_module", "from_hf", "from_onnx"]
 
 
-def from_hf(model_type: str, device=None, **overrides):
+def from_hf(model_type: str, device=None, small: bool = True, **overrides):
     """Build the transformers model ``model_type`` small (random weights, no download) and capture it."""
     from .hf import from_hf as _from_hf  # imports transformers only when asked
 
-    return _from_hf(model_type, device=device, **overrides)
+    return _from_hf(model_type, device=device, small=small, **overrides)
 
 
 def from_onnx(path, **kwargs):

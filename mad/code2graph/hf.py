@@ -17,11 +17,11 @@ from .capture import CaptureStats, from_module
 __all__ = ["from_hf", "build_hf"]
 
 
-def build_hf(model_type: str, device: Any = None, seed: int = 0, **overrides: Any):
+def build_hf(model_type: str, device: Any = None, seed: int = 0, small: bool = True, **overrides: Any):
     """(model, example kwargs) for ``model_type``; see :func:`mad.code2graph.hf_zoo.build`."""
     from .hf_zoo import build
 
-    return build(model_type, device=device, seed=seed, **overrides)
+    return build(model_type, device=device, seed=seed, small=small, **overrides)
 
 
 def from_hf(
@@ -29,6 +29,7 @@ def from_hf(
     device: Any = None,
     seed: int = 0,
     stats: CaptureStats | None = None,
+    small: bool = True,
     **overrides: Any,
 ) -> ArchGraph:
     """Capture the transformers model of ``model_type`` into an ArchGraph.
@@ -38,14 +39,17 @@ def from_hf(
         device: ``None`` (CPU) or ``"meta"`` (no weights allocated).
         seed: seed for the random weights and example inputs.
         stats: filled with capture timings if given.
+        small: shrink the config to a tiny model (default); ``False`` keeps the
+            type's default size (with ``device="meta"`` for big models).
         **overrides: config fields to set, e.g. ``num_hidden_layers=4``.
 
     Example:
         >>> g = from_hf("bert", num_hidden_layers=1)
         >>> g.source
         'hf:bert'
+        >>> g7b = from_hf("llama", device="meta", small=False)  # the 7B default config, no weights
     """
-    model, inputs = build_hf(model_type, device=device, seed=seed, **overrides)
+    model, inputs = build_hf(model_type, device=device, seed=seed, small=small, **overrides)
     g = from_module(model, (), inputs, name=model_type, source=f"hf:{model_type}", stats=stats)
     g.meta["model_class"] = type(model).__name__
     g.meta["config"] = {k: v for k, v in overrides.items() if isinstance(v, (int, float, str, bool))}

@@ -1045,7 +1045,29 @@ def example_inputs(model, config, batch: int = 2, seq: int = 8, seed: int = 0) -
 # --------------------------------------------------------------------------- build
 
 
-def build(model_type: str, device: Any = None, seed: int = 0, batch: int = 2, seq: int = 8, **overrides: Any):
+def full_config(model_type: str, **overrides: Any):
+    """The default (full-size) config of ``model_type`` with ``overrides``, cache off."""
+    from transformers import CONFIG_MAPPING
+
+    if model_type not in model_types():
+        raise ZooError(model_type, "config", "unknown model type; pick one of hf_zoo.model_types()")
+    try:
+        cfg = CONFIG_MAPPING[model_type](**overrides)
+        _disable_cache(cfg, None)
+    except Exception as e:  # noqa: BLE001 - any config error is reported with its type
+        raise ZooError(model_type, "config", f"{type(e).__name__}: {e}") from e
+    return cfg
+
+
+def build(
+    model_type: str,
+    device: Any = None,
+    seed: int = 0,
+    batch: int = 2,
+    seq: int = 8,
+    small: bool = True,
+    **overrides: Any,
+):
     """Build a tiny randomly initialised base model of ``model_type`` and example inputs.
 
     Args:
@@ -1054,6 +1076,8 @@ def build(model_type: str, device: Any = None, seed: int = 0, batch: int = 2, se
             (the inputs then stay on CPU: export and fake-tensor tracing accept that).
         seed: seed for weights and inputs.
         batch, seq: input batch size and text length.
+        small: shrink the config (``small_config``); ``False`` keeps the default full size
+            (use it with ``device="meta"``: a 7B config then allocates nothing).
         **overrides: config keyword arguments, see ``small_config``.
 
     Returns:
@@ -1062,11 +1086,13 @@ def build(model_type: str, device: Any = None, seed: int = 0, batch: int = 2, se
     Raises:
         ZooError: naming the model type and the failing stage.
     """
-    cfg = small_config(model_type, **overrides)
+    cfg = small_config(model_type, **overrides) if small else full_config(model_type, **overrides)
     cls = _model_class(model_type)
     try:
         model = _instantiate(cls, cfg, device, seed)
     except Exception as e:  # noqa: BLE001
+        if not small:
+            raise ZooError(model_type, "instantiate", f"{type(e).__name__}: {e}") from e
         try:  # defaults that leave sizes unset: retry with every known size filled in
             cfg = small_config(model_type, _fill_none=True, **overrides)
             model = _instantiate(cls, cfg, device, seed)
