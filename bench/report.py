@@ -50,8 +50,11 @@ def _zoo(d: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("median bare torch.export (s)", _num((s.get("time_s", {}).get("bare_export") or {}).get("median")), ""),
         ("median nodes per graph", _num((s.get("nodes") or {}).get("median")), ""),
     ]
-    if s.get("onnx_ok") is not None:
-        rows.append(("baseline: torch.onnx.export ok", str(s.get("onnx_ok")), ""))
+    if s.get("onnx_tried"):
+        rows.append(("baseline: torch.onnx.export (dynamo) ok, of forward-ok",
+                     f"{_pct(s['onnx_ok'] / s['onnx_tried'])} ({s['onnx_ok']}/{s['onnx_tried']})", ""))
+        onnx_t = (s.get("time_s", {}).get("onnx") or {}).get("median")
+        rows.append(("median torch.onnx.export (s)", _num(onnx_t), ""))
     return rows
 
 
@@ -85,6 +88,7 @@ def _dataset(d: dict[str, Any]) -> list[tuple[str, str, str]]:
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
     "code2graph_zoo": _zoo,
     "code2graph_meta7b": _meta7b,
+    "code2graph_zoo_onnx_sample": _zoo,
     "dataset_build": _dataset,
 }
 
