@@ -27,6 +27,8 @@ demo: install
 	$(BIN)/mad show $(OUT)/bert.json -o $(OUT)/bert.svg --depth 3
 	$(BIN)/mad code $(OUT)/bert.json -o $(OUT)/bert_model.py
 	$(BIN)/python examples/round_trip.py
+	$(BIN)/mad dataset info default
+	$(BIN)/python examples/dataset_tasks.py
 	@echo "demo outputs in $(OUT)/"
 
 test: install

@@ -267,13 +267,13 @@ class ArchGraph:
     @property
     def num_params(self) -> int:
         """Parameters owned by the graph (tied parameters counted once)."""
+        from .ops import get_op
+
         seen: dict[str, int] = {}
         for n in self.nodes.values():
             if n.op == "parameter" and n.attrs.get("kind", "parameter") != "parameter":
                 continue
             for role, shape in n.params.items():
-                from .ops import get_op
-
                 if role in get_op(n.op).buffer_args:
                     continue
                 seen[n.param_name(role)] = math.prod(shape)
