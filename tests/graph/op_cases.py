@@ -375,6 +375,25 @@ _add("upsample_bilinear2d_aa", lambda: _c("upsample_bilinear2d_aa", input=_randn
                                            attrs={"output_size": [4, 4], "align_corners": False}))
 _add("or_", lambda: _c("or_", self=_bools(3, 4), other=_bools(3, 4)))
 _add("and_", lambda: _c("and_", self=_bools(3, 4), other=_bools(3, 4)))
+_add("scatter_reduce", lambda: _c("scatter_reduce", self=_randn(3, 4), index=torch.tensor([[0, 1], [2, 3], [3, 0]]),
+                                   src=_randn(3, 2), attrs={"dim": 1, "reduce": "amax"}))
+_add("concatenate", lambda: _c("concatenate", tensors=[_randn(2, 3), _randn(2, 2)], attrs={"dim": 1}))
+_add("log_sigmoid", lambda: _c("log_sigmoid", self=_randn(3, 4)))
+_add("var_dim", lambda: _c("var_dim", self=_randn(3, 4), attrs={"dim": [1], "keepdim": True}))
+_add("rand", lambda: _c("rand", attrs={"size": [3, 4]}, check_values=False))
+_add("randn", lambda: _c("randn", attrs={"size": [3, 4]}, check_values=False))
+_add("randn_generator", lambda: _c("randn_generator", attrs={"size": [2, 5]}, check_values=False))
+_add("rand_like", lambda: _c("rand_like", self=_randn(3, 4), check_values=False))
+_add("randn_like", lambda: _c("randn_like", self=_randn(3, 4), check_values=False))
+_RNN_ATTRS = {"has_biases": True, "num_layers": 1, "dropout": 0.0, "train": False, "bidirectional": False,
+              "batch_first": True}
+# the schema argument "params" (the weight list) clashes with _c's keyword, so these cases are built directly
+_add("lstm", lambda: OpCase("lstm", inputs={
+    "input": _randn(2, 5, 3), "hx": [torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)],
+    "params": [_randn(16, 3), _randn(16, 4), _randn(16), _randn(16)]}, attrs=dict(_RNN_ATTRS)))
+_add("gru", lambda: OpCase("gru", inputs={
+    "input": _randn(2, 5, 3), "hx": torch.zeros(1, 2, 4),
+    "params": [_randn(12, 3), _randn(12, 4), _randn(12), _randn(12)]}, attrs=dict(_RNN_ATTRS)))
 _add("mse_loss", lambda: _c("mse_loss", self=_randn(3, 4), target=_randn(3, 4)))
 
 # ----------------------------------------------------------------- creation

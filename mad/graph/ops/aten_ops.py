@@ -38,7 +38,7 @@ _ATTR_TYPES = {
     "MemoryFormat": "memory_format",
     "Layout": "layout",
     "Device": "device",
-    "Generator": "device",  # always null
+    "Generator": "generator",  # always null: the default generator
 }
 
 # names that read better than the mechanical packet_overload
@@ -181,6 +181,10 @@ _NAMES = {
     "fill_.Tensor": "fill_tensor_",
     "linalg_norm.default": "linalg_norm",
     "numpy_T.default": "numpy_t",
+    "scatter_reduce.two": "scatter_reduce",
+    "var.dim": "var_dim",
+    "lstm.input": "lstm",
+    "gru.input": "gru",
     "__ior__.Tensor": "or_",
     "__iand__.Tensor": "and_",
     "_upsample_bilinear2d_aa.vec": "upsample_bilinear2d_aa",
@@ -365,6 +369,11 @@ PRIMITIVES: tuple[str, ...] = (
     "tile.default", "numpy_T.default", "fft_fftn.default", "real.default", "std.dim", "_weight_norm.default",
     "clip.default", "linalg_norm.default", "concat.default", "fill_.Tensor", "index_copy_.default",
     "index_add.default", "_upsample_bilinear2d_aa.vec", "__ior__.Tensor", "__iand__.Tensor",
+    "scatter_reduce.two", "concatenate.default", "log_sigmoid.default", "var.dim",
+    # random ops: same distribution, not the same values as the source's draw
+    "rand.default", "randn.default", "randn.generator", "rand_like.default", "randn_like.default",
+    # recurrent layers as the export IR keeps them (weights arrive as a list of tensors)
+    "lstm.input", "gru.input",
     # fft
     "fft_rfft.default", "fft_irfft.default", "fft_fft.default", "fft_ifft.default",
 )

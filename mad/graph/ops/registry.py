@@ -49,6 +49,7 @@ ATTR_TYPES = (
     "memory_format",  # by name, e.g. "contiguous_format"
     "layout",  # by name, e.g. "strided"
     "device",  # always null: the module supplies its device at run time
+    "generator",  # always null: the default random generator
     "any",  # JSON value, checked by the op itself
 )
 
@@ -87,7 +88,7 @@ class AttrSpec:
                 ok = value in ("inf", "-inf", "nan")
         elif t in ("str", "dtype", "memory_format", "layout"):
             ok = isinstance(value, str)
-        elif t == "device":
+        elif t in ("device", "generator"):
             ok = False
         elif t == "ints":
             ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
