@@ -32,6 +32,22 @@ def _fuse_bias(imp: _Importer, out: str, n_out: int) -> tuple[_Const | None, str
     return c, add.output[0]
 
 
+
+def _weight_and_bias(imp, ports: list, attrs: dict[str, Any], w: str, wc: Any, b: str | None) -> dict[str, _Const]:
+    """Owned ``weight``/``bias`` params where they are initializers; else ports (bias marked ``"%"``)."""
+    params: dict[str, _Const] = {}
+    if imp.param_ok(wc):
+        params["weight"] = wc
+    else:
+        ports.append(imp.tensor(w))
+    bc = imp.const(b)
+    if b and imp.param_ok(bc) and "weight" in params:
+        params["bias"] = bc
+    elif b:
+        ports.append(imp.tensor(b))
+        attrs["bias"] = PORT
+    return params
+
 @_converter("MatMul")
 def _matmul(imp: _Importer, node) -> None:
     a, b = node.input[:2]
@@ -149,18 +165,8 @@ def _conv(imp: _Importer, node) -> None:
         xt = imp.add("constant_pad_nd", [xt], {"pad": _torch_pad(begin, end), "value": 0})
         begin = [0] * nsp
     attrs: dict[str, Any] = {"stride": strides, "padding": begin, "dilation": dil, "groups": int(at.get("group", 1))}
-    params: dict[str, _Const] = {}
     ports = [xt]
-    if imp.param_ok(wc):
-        params["weight"] = wc
-    else:
-        ports.append(imp.tensor(w))
-    bc = imp.const(b)
-    if b and imp.param_ok(bc) and "weight" in params:
-        params["bias"] = bc
-    elif b:
-        ports.append(imp.tensor(b))
-        attrs["bias"] = PORT
+    params = _weight_and_bias(imp, ports, attrs, w, wc, b)
     imp.emit(f"conv{nsp}d", ports, attrs, params)
 
 
@@ -185,18 +191,8 @@ def _conv_transpose(imp: _Importer, node) -> None:
         "dilation": list(at.get("dilations", [1] * nsp)),
     }
     del wshape
-    params: dict[str, _Const] = {}
     ports = [imp.tensor(x)]
-    if imp.param_ok(wc):
-        params["weight"] = wc
-    else:
-        ports.append(imp.tensor(w))
-    bc = imp.const(b)
-    if b and imp.param_ok(bc) and "weight" in params:
-        params["bias"] = bc
-    elif b:
-        ports.append(imp.tensor(b))
-        attrs["bias"] = PORT
+    params = _weight_and_bias(imp, ports, attrs, w, wc, b)
     imp.emit(f"conv_transpose{nsp}d", ports, attrs, params)
 
 
