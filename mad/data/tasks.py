@@ -117,6 +117,18 @@ class TaskInfo:
     source: str = ""
 
 
+
+def _set_info(ds: Any, info: TaskInfo, split: str) -> None:
+    """The attributes every task dataset carries, taken from its :class:`TaskInfo`."""
+    ds.name = info.name
+    ds.split = split
+    ds.info = info
+    ds.task_type = info.task_type
+    ds.input_shape = info.input_shape
+    ds.input_dtype = info.input_dtype
+    ds.target_shape = info.target_shape
+
+
 class ClassificationDataset(Dataset):
     """``(input, label)`` pairs of a classification task held in memory.
 
@@ -147,13 +159,7 @@ class ClassificationDataset(Dataset):
         if inputs.shape[0] != labels.shape[0] or labels.shape[0] != indices.shape[0]:
             raise ValueError(f"task {info.name!r} split {split!r}: {inputs.shape[0]} inputs but "
                              f"{labels.shape[0]} labels and {indices.shape[0]} indices")
-        self.name = info.name
-        self.split = split
-        self.info = info
-        self.task_type = info.task_type
-        self.input_shape = info.input_shape
-        self.input_dtype = info.input_dtype
-        self.target_shape = info.target_shape
+        _set_info(self, info, split)
         self.num_classes = info.num_classes
         self.vocab_size = None
         self.class_names = class_names
@@ -206,13 +212,7 @@ class CharLMDataset(Dataset):
 
     def __init__(self, info: TaskInfo, split: str, tokens: torch.Tensor, vocab: str, seq_len: int, stride: int,
                  span: tuple[int, int]):
-        self.name = info.name
-        self.split = split
-        self.info = info
-        self.task_type = info.task_type
-        self.input_shape = info.input_shape
-        self.input_dtype = info.input_dtype
-        self.target_shape = info.target_shape
+        _set_info(self, info, split)
         self.num_classes = None
         self.vocab_size = len(vocab)
         self.vocab = vocab
