@@ -5,10 +5,12 @@ from .interpreter import GraphSummary, example_inputs, interpret
 from .ops import VOCAB_VERSION, OpDef, UnknownOpError, get_op, op_names, register_op
 from .serialize import SCHEMA_VERSION, from_json
 from .validate import validate
+from .builder import GraphBuilder
 
 __all__ = [
     "ArchGraph",
     "Edge",
+    "GraphBuilder",
     "GraphError",
     "GraphSummary",
     "Node",

@@ -130,7 +130,15 @@ class ArchGraph:
         shape: list | None = None,
         dtype: str | list | None = None,
     ) -> str:
-        """Add a node fed by ``inputs`` (ports 0, 1, ...); returns its id."""
+        """Add a node fed by ``inputs`` (ports 0, 1, ...); returns its id.
+
+        O(1) amortised: the edge index is updated in place, never rebuilt.
+        Raises :class:`GraphError` if the id exists or an input id does not.
+        """
+        inputs = list(inputs)
+        for src in inputs:
+            if src not in self.nodes:
+                raise GraphError(f"add_node({op!r}): input node {src!r} does not exist; add it first")
         if id is None:
             id = f"{op}_{len(self.nodes)}"
             while id in self.nodes:
@@ -147,14 +155,28 @@ class ArchGraph:
             param_names=dict(param_names or {}),
             scope=scope,
         )
+        if self._in_cache is not None:
+            self._in_cache.setdefault(id, [])
+            self._out_cache.setdefault(id, [])  # type: ignore[union-attr]
         for port, src in enumerate(inputs):
             self.add_edge(src, id, port)
-        self._invalidate()
         return id
 
     def add_edge(self, src: str, dst: str, port: int) -> None:
-        self.edges.append(Edge(src, dst, port))
-        self._invalidate()
+        """Feed the output of ``src`` into input ``port`` of ``dst`` (O(1) amortised).
+
+        Ends that do not exist yet are allowed here (documents are read edge by
+        edge); :func:`~mad.graph.validate` reports dangling edges.
+        """
+        e = Edge(src, dst, port)
+        self.edges.append(e)
+        if self._in_cache is None:
+            return
+        ins = self._in_cache.setdefault(dst, [])
+        ins.append(e)
+        if len(ins) > 1 and ins[-2].port > port:  # rare: ports added out of order
+            ins.sort(key=lambda x: x.port)
+        self._out_cache.setdefault(src, []).append(e)  # type: ignore[union-attr]
 
     def set_outputs(self, node_ids: list[str], kind: str | None = None, keys: list[str] | None = None) -> None:
         """Declare the graph outputs: one tensor, a tuple, or a dict with ``keys``."""
@@ -163,14 +185,27 @@ class ArchGraph:
         self.output_kind = kind or ("dict" if keys is not None else ("tensor" if len(node_ids) == 1 else "tuple"))
 
     def remove_nodes(self, ids: Iterable[str]) -> None:
-        """Remove nodes and every edge touching them."""
+        """Remove nodes and every edge touching them (one pass over the edge list)."""
         ids = set(ids)
+        if not ids:
+            return
         for i in ids:
             self.nodes.pop(i, None)
         self.edges = [e for e in self.edges if e.src not in ids and e.dst not in ids]
-        self._invalidate()
+        if self._in_cache is None:
+            return
+        ins, outs = self._in_cache, self._out_cache
+        assert outs is not None
+        for i in ids:
+            for e in ins.pop(i, []):
+                if e.src not in ids and e.src in outs:
+                    outs[e.src] = [x for x in outs[e.src] if x.dst != i]
+            for e in outs.pop(i, []):
+                if e.dst not in ids and e.dst in ins:
+                    ins[e.dst] = [x for x in ins[e.dst] if x.src != i]
 
     def _invalidate(self) -> None:
+        """Drop the edge index; the next query rebuilds it (after editing ``edges`` by hand)."""
         self._in_cache = None
         self._out_cache = None
 
@@ -192,6 +227,7 @@ class ArchGraph:
         return self._in_cache.get(node_id, [])  # type: ignore[union-attr]
 
     def out_edges(self, node_id: str) -> list[Edge]:
+        """Edges out of ``node_id``, in insertion order."""
         if self._out_cache is None:
             self._index()
         return self._out_cache.get(node_id, [])  # type: ignore[union-attr]
@@ -257,11 +293,14 @@ class ArchGraph:
 
         return interpret(self, update=not check, check=check)
 
-    def validate(self) -> "ArchGraph":
-        """Check every invariant; raise :class:`GraphError` naming the culprit."""
+    def validate(self, partial: bool = False) -> "ArchGraph":
+        """Check every invariant; raise :class:`GraphError` naming the culprit.
+
+        ``partial`` accepts a graph that declares no outputs yet (a prefix being built).
+        """
         from .validate import validate
 
-        validate(self)
+        validate(self, partial=partial)
         return self
 
     @property

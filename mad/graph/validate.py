@@ -9,55 +9,64 @@ rules (the interpreter re-run).
 
 from __future__ import annotations
 
-from .arch_graph import ArchGraph, GraphError
+from .arch_graph import ArchGraph, GraphError, Node
 from .ops import UnknownOpError, get_op
 from .ops.call import count_ports
 from .ops.registry import PORT
 
-__all__ = ["validate"]
+__all__ = ["validate", "check_node"]
+
+
+def check_node(n: Node) -> None:
+    """Check one node against its op's schema: op known, attrs typed, params allowed.
+
+    Raises :class:`GraphError` naming the node, op and attribute. (Edges and
+    shapes are checked by :func:`validate`.)
+    """
+    where = f"node {n.id!r} ({n.op})"
+    try:
+        op = get_op(n.op)
+    except UnknownOpError as e:
+        raise GraphError(f"node {n.id!r}: field 'op': {e}") from None
+    tensor_args = {a.name: a for a in op.args}
+    for key, value in n.attrs.items():
+        if key in tensor_args:
+            a = tensor_args[key]
+            if key in n.params:
+                raise GraphError(f"{where}: {key!r} is both an owned param and an attr")
+            if a.kind in ("list", "optional_list"):
+                if not isinstance(value, list):
+                    raise GraphError(f"{where}: attrs[{key!r}] must list its entries ('{PORT}' for a port)")
+            elif not (
+                value is None or isinstance(value, (int, float, bool)) or value in ("inf", "-inf", "nan", PORT)
+            ):
+                raise GraphError(f"{where}: attrs[{key!r}] must be a number or null, got {value!r}")
+            if (value is None or value == PORT) and a.kind == "one":
+                raise GraphError(f"{where}: tensor argument {key!r} may not be null or '{PORT}'")
+            continue
+        spec = op.attrs.get(key)
+        if spec is None:
+            raise GraphError(f"{where}: unknown attribute {key!r}; {n.op} takes {sorted(op.attrs) or 'none'}")
+        reason = spec.check(value)
+        if reason:
+            raise GraphError(f"{where}: attrs[{key!r}] {reason}")
+    for key, spec in op.attrs.items():
+        if spec.required and key not in n.attrs:
+            raise GraphError(f"{where}: missing required attribute {key!r}")
+    for a in op.args:
+        if a.kind in ("list", "optional_list") and a.name not in n.attrs and a.name not in n.params:
+            raise GraphError(f"{where}: list argument {a.name!r} needs attrs[{a.name!r}]")
+    for role in n.params:
+        if role not in op.param_args:
+            allowed = list(op.param_args) or "none"
+            raise GraphError(f"{where}: params[{role!r}] is not a parameter of {n.op} (allowed: {allowed})")
+    if n.op == "parameter" and "data" not in n.params:
+        raise GraphError(f"{where}: parameter node must own params['data']")
 
 
 def _check_node_schema(g: ArchGraph) -> None:
     for n in g.nodes.values():
-        where = f"node {n.id!r} ({n.op})"
-        try:
-            op = get_op(n.op)
-        except UnknownOpError as e:
-            raise GraphError(f"node {n.id!r}: field 'op': {e}") from None
-        tensor_args = {a.name: a for a in op.args}
-        for key, value in n.attrs.items():
-            if key in tensor_args:
-                a = tensor_args[key]
-                if key in n.params:
-                    raise GraphError(f"{where}: {key!r} is both an owned param and an attr")
-                if a.kind in ("list", "optional_list"):
-                    if not isinstance(value, list):
-                        raise GraphError(f"{where}: attrs[{key!r}] must list its entries ('{PORT}' for a port)")
-                elif not (
-                    value is None or isinstance(value, (int, float, bool)) or value in ("inf", "-inf", "nan", PORT)
-                ):
-                    raise GraphError(f"{where}: attrs[{key!r}] must be a number or null, got {value!r}")
-                if (value is None or value == PORT) and a.kind == "one":
-                    raise GraphError(f"{where}: tensor argument {key!r} may not be null or '{PORT}'")
-                continue
-            spec = op.attrs.get(key)
-            if spec is None:
-                raise GraphError(f"{where}: unknown attribute {key!r}; {n.op} takes {sorted(op.attrs) or 'none'}")
-            reason = spec.check(value)
-            if reason:
-                raise GraphError(f"{where}: attrs[{key!r}] {reason}")
-        for key, spec in op.attrs.items():
-            if spec.required and key not in n.attrs:
-                raise GraphError(f"{where}: missing required attribute {key!r}")
-        for a in op.args:
-            if a.kind in ("list", "optional_list") and a.name not in n.attrs and a.name not in n.params:
-                raise GraphError(f"{where}: list argument {a.name!r} needs attrs[{a.name!r}]")
-        for role in n.params:
-            if role not in op.param_args:
-                allowed = list(op.param_args) or "none"
-                raise GraphError(f"{where}: params[{role!r}] is not a parameter of {n.op} (allowed: {allowed})")
-        if n.op == "parameter" and "data" not in n.params:
-            raise GraphError(f"{where}: parameter node must own params['data']")
+        check_node(n)
 
 
 def _check_edges(g: ArchGraph) -> None:
@@ -83,7 +92,7 @@ def _check_edges(g: ArchGraph) -> None:
                 raise GraphError(f"node {nid!r} (getitem): reads from {src.id!r} ({src.op}), which has one output")
 
 
-def _check_io(g: ArchGraph) -> None:
+def _check_io(g: ArchGraph, partial: bool = False) -> None:
     names = [s.name for s in g.inputs]
     if len(set(names)) != len(names):
         raise GraphError(f"graph.inputs: duplicate input names in {names}")
@@ -100,7 +109,9 @@ def _check_io(g: ArchGraph) -> None:
         if name not in seen:
             raise GraphError(f"graph.inputs: input {name!r} has no input node")
     if not g.outputs:
-        raise GraphError("graph.outputs: the graph declares no outputs")
+        if partial:
+            return
+        raise GraphError("graph.outputs: the graph declares no outputs; call set_outputs (or validate(partial=True))")
     for o in g.outputs:
         if o not in g.nodes:
             raise GraphError(f"graph.outputs: node {o!r} does not exist")
@@ -112,11 +123,18 @@ def _check_io(g: ArchGraph) -> None:
         raise GraphError(f"graph.outputs: kind 'tensor' needs one output node, got {len(g.outputs)}")
 
 
-def validate(g: ArchGraph, shapes: bool = True) -> None:
-    """Raise :class:`GraphError` on the first broken invariant."""
+def validate(g: ArchGraph, shapes: bool = True, partial: bool = False) -> None:
+    """Raise :class:`GraphError` on the first broken invariant.
+
+    Args:
+        g: the graph.
+        shapes: also re-run the interpreter and compare every recorded shape.
+        partial: accept a graph without outputs (a prefix being built, e.g. by
+            :class:`~mad.graph.GraphBuilder`); everything else is still checked.
+    """
     _check_node_schema(g)
     _check_edges(g)
-    _check_io(g)
+    _check_io(g, partial)
     g.topo_order()  # acyclic
     if shapes:
         g.infer(check=True)
