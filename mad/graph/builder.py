@@ -78,6 +78,29 @@ class GraphBuilder:
         self._scope_counts: dict[tuple[str, str], int] = {}
         self._owned: set[str] = set()  # state-dict names of the parameters so far
         self._param_scopes: set[str] = set()
+        self._free_scope: str | None = None  # a released layer scope the next auto-scoped layer takes
+
+    @classmethod
+    def extend(cls, g: ArchGraph, dims: dict[str, int] | None = None) -> "GraphBuilder":
+        """A builder that adds to the existing graph ``g`` (in place), e.g. inside a pass.
+
+        The parameter names and scopes ``g`` already uses are reserved.
+        """
+        b = cls(g.name, source=g.source, dims=dims)
+        b.g = g
+        for n in g.nodes.values():
+            if n.params:
+                b._param_scopes.add(n.scope)
+                b._owned.update(n.param_name(r) for r in n.params)
+        return b
+
+    def release(self, nodes: list[str]) -> None:
+        """Forget the parameter names and scopes of ``nodes`` (about to be removed), so new layers may reuse them."""
+        for nid in nodes:
+            n = self.g.nodes.get(nid)
+            if n is not None and n.params:
+                self._param_scopes.discard(n.scope)
+                self._owned.difference_update(n.param_name(r) for r in n.params)
 
     # ------------------------------------------------------------ queries
     @property
@@ -123,6 +146,9 @@ class GraphBuilder:
         if scope:
             return f"{prefix}.{scope}" if prefix else scope
         if not owns:
+            return prefix
+        if self._free_scope is not None and self._free_scope == prefix and prefix not in self._param_scopes:
+            self._free_scope = None
             return prefix
         key = (prefix, op)
         while True:  # auto name: <prefix>.<op>_<k>, first free k

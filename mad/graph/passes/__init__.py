@@ -1,0 +1,21 @@
+"""Graph passes: edits that keep an ArchGraph valid (torch.fx style), and retargeting."""
+
+from .blocks import block_io, block_nodes, remove_block, rename_scope, repeat_block, replace_subgraph
+from .edit import eliminate_dead_code, insert_after, mutates, replace_all_uses, rewire
+from .reinfer import reinfer, transaction
+
+__all__ = [
+    "block_io",
+    "block_nodes",
+    "eliminate_dead_code",
+    "insert_after",
+    "mutates",
+    "reinfer",
+    "remove_block",
+    "rename_scope",
+    "repeat_block",
+    "replace_all_uses",
+    "replace_subgraph",
+    "rewire",
+    "transaction",
+]
