@@ -3,6 +3,7 @@
 from .blocks import block_io, block_nodes, remove_block, rename_scope, repeat_block, replace_subgraph
 from .edit import eliminate_dead_code, insert_after, mutates, replace_all_uses, rewire
 from .reinfer import reinfer, transaction
+from .retarget import retarget
 
 __all__ = [
     "block_io",
@@ -16,6 +17,7 @@ __all__ = [
     "repeat_block",
     "replace_all_uses",
     "replace_subgraph",
+    "retarget",
     "rewire",
     "transaction",
 ]

@@ -62,7 +62,10 @@ def follow_layers(g: ArchGraph, node: Node, in_specs: list[tuple[Any, Any]], old
         return
     if node.op in ("layer_norm", "rms_norm"):
         _follow_norm_shape(node, new0)
-    sizes = sizes_of(node.op, node.params, node.attrs)
+    try:
+        sizes = sizes_of(node.op, node.params, node.attrs)
+    except KeyError:  # a layer fed some parameters through ports (e.g. a conv owning only its bias)
+        return
     if node.op.startswith("conv"):
         _follow_groups(node, new0, sizes)
     if node.op == "group_norm" and _concrete_ints(new0) and len(new0) > 1:
@@ -72,8 +75,10 @@ def follow_layers(g: ArchGraph, node: Node, in_specs: list[tuple[Any, Any]], old
     try:
         params = layer_params(node.op, [s for s, _ in in_specs], node.attrs, sizes)
     except GraphError as e:
-        raise GraphError(f"node {node.id!r} ({node.op}, scope {node.scope!r}): cannot follow its new input "
-                         f"shape {new0}: {e}") from None
+        from .reinfer import ReinferError
+
+        raise ReinferError(f"node {node.id!r} ({node.op}, scope {node.scope!r}): cannot follow its new input "
+                           f"shape {new0}: {e}", node.id) from None
     if set(params) == set(node.params):
         node.params = params
 

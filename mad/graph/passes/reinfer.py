@@ -18,7 +18,15 @@ from ..interpreter import _data_dependent, _shape_rule, param_dtype
 from ..ops import get_op
 from ..ops.values import dtype_name
 
-__all__ = ["reinfer", "transaction", "Adapt"]
+__all__ = ["reinfer", "transaction", "Adapt", "ReinferError"]
+
+
+class ReinferError(GraphError):
+    """A node cannot follow an edit; ``node`` is its id (the message says why)."""
+
+    def __init__(self, message: str, node: str) -> None:
+        super().__init__(message)
+        self.node = node
 
 # adapt(g, node, in_specs, old_in_shapes) -> None: may edit node.attrs / node.params before the node is
 # re-inferred; in_specs are the inputs' new (shape, dtype), old_in_shapes their shapes before the pass.
@@ -78,18 +86,22 @@ def reinfer(g: ArchGraph, changed: Iterable[str], adapt: Adapt | None | str = "l
             in_specs = [(g.nodes[p].shape, g.nodes[p].dtype) for p in preds]
             if adapt is not None:
                 adapt(g, node, in_specs, [old.get(p, g.nodes[p].shape) for p in preds])  # type: ignore[operator]
+                in_specs = [(g.nodes[p].shape, g.nodes[p].dtype) for p in preds]  # adapt may resize a source
             try:
                 shape, dtype = _shape_rule(g, node, get_op(node.op), in_specs)
             except GraphError:
                 raise
             except Exception as e:  # noqa: BLE001
+                guess = getattr(adapt, "guess", None)
                 if _data_dependent(e) and not any(p in dirty for p in preds) and node.shape is not None:
                     shape, dtype = node.shape, node.dtype  # value-dependent op whose inputs did not change
+                elif _data_dependent(e) and guess is not None and node.shape is not None:
+                    shape, dtype = guess(node), node.dtype  # value-dependent: the adapt hook's best guess
                 else:
                     msg = str(e).strip().split("\n")[0]
                     ins = [s for s, _ in in_specs]
-                    raise GraphError(f"node {nid!r} ({node.op}, scope {node.scope!r}): cannot follow the change: "
-                                     f"its shape rule fails on inputs of shapes {ins}: {msg}") from None
+                    raise ReinferError(f"node {nid!r} ({node.op}, scope {node.scope!r}): cannot follow the change: "
+                                       f"its shape rule fails on inputs of shapes {ins}: {msg}", nid) from None
         if shape != node.shape or dtype != node.dtype:
             old.setdefault(nid, node.shape)
             node.shape, node.dtype = shape, dtype

@@ -1,0 +1,353 @@
+"""retarget: put an architecture on another task (input shape, classes, vocabulary).
+
+What changes, in one re-inference walk over a copy of the graph:
+
+- the *primary input* (the image for an image task, the token ids for a
+  token task) takes the task's shape; other inputs are replaced by
+  constants built from it (an attention mask by ``ones_like``, token type
+  ids by ``zeros_like``), so the graph takes exactly the task's input;
+- the *stem* (the first layers reading the image) takes the new channel
+  count, and every layer re-derives its parameter shapes from its sizes;
+- recorded sizes (views, ``arange`` ends, mask shapes) follow the new
+  sequence length or image size (:mod:`~mad.graph.passes.resize`);
+  learned position tables are resized when the token count changes;
+- the *classifier head* (the last linear/conv producing the logits) gets
+  ``num_classes`` outputs; a token model's embedding and LM head get
+  ``vocab_size`` rows (tied weights stay tied). A backbone without a head
+  (outputs named ``last_hidden_state``/``pooler_output``...) gets one: a
+  mean over positions and a linear ``classifier``, or a linear ``lm_head``;
+- the result returns one tensor: the logits.
+
+Anything that cannot follow raises one :class:`~mad.graph.GraphError` that
+says why; the input graph is never changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..arch_graph import ArchGraph, GraphError
+from ..builder import GraphBuilder
+from ..ops import get_op
+from .adapt import check_shared_params, shared_names
+from .edit import eliminate_dead_code, rewire
+from .reinfer import ReinferError, reinfer
+from .resize import Resize
+
+__all__ = ["retarget"]
+
+MAX_ATTEMPTS = 24
+
+
+class _Failed(Exception):
+    """One attempt failed at a node; carries the attempt's graph to find what to blame."""
+
+    def __init__(self, graph: ArchGraph, error: ReinferError) -> None:
+        super().__init__(str(error))
+        self.graph, self.error = graph, error
+
+
+def _blame(g: ArchGraph, failed: str, applied: list[str], disabled: set[str]) -> str | None:
+    """The substituted node nearest upstream of the failing one (a candidate coincidence), if any."""
+    if failed not in g.nodes:
+        return None
+    up: set[str] = set()
+    stack = [failed]
+    while stack:
+        n = stack.pop()
+        if n in up:
+            continue
+        up.add(n)
+        stack.extend(g.predecessors(n))
+    for site in reversed(applied):
+        if site in up and site not in disabled:
+            return site
+    return None
+
+# ops a head's output passes through on its way to the graph output
+_HEAD_PASS = {"dropout", "view", "reshape", "_unsafe_view", "flatten", "squeeze", "squeeze_dims", "squeeze_all",
+              "unsqueeze", "contiguous", "clone", "to_dtype", "to_dtype_layout", "_to_copy", "alias", "detach",
+              "softmax", "log_softmax", "permute", "transpose", "type_as"}
+# ops an embedding's indices may pass through from the token input
+_INDEX_PASS = {"view", "reshape", "_unsafe_view", "flatten", "unsqueeze", "squeeze", "contiguous", "clone",
+               "to_dtype", "to_dtype_layout", "_to_copy", "alias", "detach", "select", "slice", "lift_fresh_copy"}
+_TOKEN_FEATURE_KEYS = ("last_hidden_state", "hidden_states", "text_embeds", "features")
+_FEATURE_KEYS = ("pooler_output", "last_hidden_state", "image_embeds", "text_embeds", "features", "hidden_states")
+
+
+def _fail(g: ArchGraph, why: str) -> GraphError:
+    return GraphError(f"retarget {g.name!r}: {why}")
+
+
+def _primary_input(g: ArchGraph, token: bool, rank: int) -> str:
+    """Name of the input the task feeds: int64 token ids of rank 2, or a float tensor of ``rank``."""
+    specs = g.inputs
+    if token:
+        cands = [s for s in specs if s.dtype in ("int64", "int32") and len(s.shape) == 2]
+        pref = [s for s in cands if s.name in ("input_ids", "ids", "tokens", "x")]
+    else:
+        cands = [s for s in specs if s.dtype.startswith(("float", "bfloat")) and len(s.shape) == rank]
+        pref = [s for s in cands if s.name in ("pixel_values", "x", "images", "input", "inputs", "input_values")]
+    pick = (pref or cands or [None])[0]
+    if pick is None:
+        kind = "int64 token ids (B, T)" if token else f"a float input of rank {rank} (batch + {rank - 1} dims)"
+        have = [(s.name, s.dtype, list(s.shape)) for s in specs]
+        raise _fail(g, f"the task needs {kind}, but the graph's inputs are {have}")
+    return pick.name
+
+
+def _walk_back(g: ArchGraph, nid: str, through: set[str]) -> list[str]:
+    path = [nid]
+    while g.nodes[path[-1]].op in through and g.predecessors(path[-1]):
+        path.append(g.predecessors(path[-1])[0])
+    return path
+
+
+def _primary_output(g: ArchGraph, token: bool) -> tuple[str | None, bool]:
+    """(node id of the logits, True) when the graph has a head, else (features node, False)."""
+    keys = g.output_keys or []
+    if g.output_kind == "dict":
+        for k in keys:
+            if k == "logits" or k.startswith("logits."):
+                return g.outputs[keys.index(k)], True
+        for k in (_TOKEN_FEATURE_KEYS if token else _FEATURE_KEYS):
+            if k in keys:
+                return g.outputs[keys.index(k)], False
+        floats = [o for o in g.outputs if str(g.nodes[o].dtype).startswith(("float", "bfloat"))]
+        return (floats[0] if floats else None), False
+    return g.outputs[0], True
+
+
+def _head_layer(g: ArchGraph, out: str) -> str | None:
+    for nid in _walk_back(g, out, _HEAD_PASS):
+        if g.nodes[nid].op == "linear" or g.nodes[nid].op.startswith("conv"):
+            return nid if g.nodes[nid].params else None
+    return None
+
+
+def _set_out_size(g: ArchGraph, nid: str, n: int) -> None:
+    node = g.nodes[nid]
+    w = node.params["weight"]
+    transposed = "transpose" in node.op
+    if transposed:
+        groups = node.attrs.get("groups", 1) or 1
+        if n % groups:
+            raise _fail(g, f"head {nid!r} ({node.op}) has groups={groups}, which does not divide {n}")
+        node.params["weight"] = [w[0], n // groups, *w[2:]]
+    else:
+        node.params["weight"] = [n, *w[1:]]
+    if "bias" in node.params:
+        node.params["bias"] = [n]
+
+
+def _token_embeddings(g: ArchGraph, prim_node: str) -> list[str]:
+    out = []
+    for n in g.nodes.values():
+        if n.op == "embedding" and "weight" in n.params:
+            idx = g.predecessors(n.id)
+            if idx and _walk_back(g, idx[0], _INDEX_PASS)[-1] == prim_node:
+                out.append(n.id)
+    return out
+
+
+def _resize_vocab(g: ArchGraph, embeddings: list[str], head: str | None, vocab: int) -> list[str]:
+    """Token tables (and everything sharing their weight) and the LM head to ``vocab`` rows."""
+    changed = []
+    shared = shared_names(g)
+    for e in embeddings:
+        node = g.nodes[e]
+        d = node.params["weight"][1]
+        node.params["weight"] = [vocab, d]
+        pad = node.attrs.get("padding_idx")
+        if isinstance(pad, int) and pad >= vocab:
+            node.attrs["padding_idx"] = -1
+        changed.append(e)
+        for nid, role in shared.get(node.param_name("weight"), []):
+            other = g.nodes[nid]
+            if nid == e or role != "weight" or other.params[role] != [vocab, d] and other.op not in ("linear",
+                                                                                                     "embedding"):
+                continue
+            if other.op == "embedding":  # e.g. a decoder's table shared with the encoder's
+                other.params["weight"] = [vocab, d]
+            else:
+                _set_out_size(g, nid, vocab)
+            changed.append(nid)
+    if head is not None and head not in changed:
+        _set_out_size(g, head, vocab)
+        changed.append(head)
+    return changed
+
+
+def _fill_inputs(g: ArchGraph, prim: str, old_shape: list[int], sub: dict[int, int]) -> list[str]:
+    """Replace every non-primary input by a constant made from the primary one (or of a fixed size)."""
+    b = GraphBuilder.extend(g)
+    pnode = g.input_node(prim)
+    changed = []
+    for spec in [s for s in g.inputs if s.name != prim]:
+        nid = g.input_node(spec.name)
+        is_mask = "mask" in spec.name
+        if list(spec.shape) == old_shape and spec.name.endswith("input_ids") and spec.dtype == g.inputs[0].dtype:
+            new = pnode  # decoder_input_ids and the like: the same tokens
+            changed += rewire(g, {nid: new})
+            g.remove_nodes([nid])
+            g.inputs = [s for s in g.inputs if s.name != spec.name]
+            continue
+        if list(spec.shape) == old_shape:
+            new = b.op("ones_like" if is_mask else "zeros_like", pnode, dtype=spec.dtype)
+        else:
+            size = [old_shape[0]] + [sub.get(d, d) for d in spec.shape[1:]]
+            new = b.op("ones" if is_mask else "zeros", size=size, dtype=spec.dtype)
+        changed += rewire(g, {nid: new})
+        g.remove_nodes([nid])
+        g.inputs = [s for s in g.inputs if s.name != spec.name]
+        changed.append(new)
+    return changed
+
+
+def _resize_input(g: ArchGraph, pnode: str, old_shape: list[int]) -> list[str]:
+    """Interpolate the new input back to the spatial size the graph was built for."""
+    b = GraphBuilder.extend(g)
+    rank = len(old_shape) - 2
+    op = {1: "upsample_linear1d", 2: "upsample_bilinear2d"}.get(rank)
+    if op is None:
+        raise _fail(g, f"cannot resize a {rank}-d input back to {old_shape[2:]}")
+    with b.scope("resize_input"):
+        new = b.op(op, pnode, output_size=list(old_shape[2:]), align_corners=False)
+    return rewire(g, {pnode: new}, exclude=[new]) + [new]
+
+
+def _attach_head(g: ArchGraph, feats: str, n: int, token: bool) -> str:
+    b = GraphBuilder.extend(g)
+    shape = g.nodes[feats].shape
+    if not isinstance(shape, list) or not shape or not isinstance(shape[0], int):
+        raise _fail(g, f"output {feats!r} is not one tensor; no head can be attached")
+    if token:
+        if len(shape) != 3:
+            raise _fail(g, f"its features {feats!r} have shape {shape}, not (B, T, D): no per-token LM head fits")
+        return b.op("linear", feats, out_features=n, bias=False, scope="lm_head")
+    x = feats
+    if len(shape) > 2:
+        x = b.op("mean", feats, dim=list(range(1, len(shape) - 1)) if len(shape) == 3 else list(range(2, len(shape))))
+    return b.op("linear", x, out_features=n, scope="classifier")
+
+
+def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | None = None,
+             vocab_size: int | None = None, fill_inputs: bool = True) -> ArchGraph:
+    """A copy of ``graph`` put on a task with inputs of ``input_shape`` (no batch dim).
+
+    Args:
+        graph: any architecture (left untouched).
+        input_shape: one example's shape: ``(C, H, W)`` images, ``(C, L)`` signals, ``(T,)`` tokens.
+        num_classes: outputs of the classifier head (image/signal tasks).
+        vocab_size: token vocabulary (token tasks): the token embedding, the LM head and the
+            ids' ``range`` change to it; ``input_shape = (T,)`` sets the sequence length.
+        fill_inputs: replace inputs other than the task's (masks, token types) by constants.
+
+    Returns:
+        the retargeted graph, validated, returning the logits: ``(B, num_classes)`` for a classifier,
+        ``(B, T, vocab_size)`` for a language model.
+
+    Raises:
+        GraphError: the graph cannot take the task (no matching input, a layer or size that
+            cannot follow, no features to attach a head to), saying which and why.
+
+    Example:
+        >>> g2 = retarget(g, (1, 28, 28), num_classes=10)
+        >>> g2.to_module()(*g2.example_inputs()).shape
+        torch.Size([2, 10])
+    """
+    shape = [int(d) for d in input_shape]
+    token = vocab_size is not None
+    if token and len(shape) != 1:
+        raise _fail(graph, f"a token task's input_shape is (T,), got {tuple(shape)}")
+    if any(d < 1 for d in shape):
+        raise _fail(graph, f"input_shape dims must be >= 1, got {tuple(shape)}")
+    prim = _primary_input(graph, token, len(shape) + 1)
+    old_shape = list(next(s for s in graph.inputs if s.name == prim).shape)
+    first = 1 if token else 2  # channels follow through the layers, not by substitution
+    sub = {o: n for o, n in zip(old_shape[first:], [old_shape[0], *shape][first:]) if o != n}
+    keep = set(old_shape[:first])
+    resize_input, disabled, tried = False, set(), set()
+    error: GraphError | None = None
+    last: tuple[str, str] | None = None  # (failing node, node disabled for it)
+    for _ in range(MAX_ATTEMPTS):
+        resize = Resize(sub, keep, disabled)
+        try:
+            g = _attempt(graph, prim, shape, num_classes, vocab_size, fill_inputs, resize, resize_input)
+            break
+        except _Failed as e:
+            error = e.error
+            if last is not None and last[0] == e.error.node:  # disabling it did not help: put it back
+                disabled.discard(last[1])
+            more = resize.derived()
+            blame = _blame(e.graph, e.error.node, resize.applied, disabled | tried)
+            last = None
+            if more:  # sizes that turned out to follow the input (a token count): substitute them too
+                sub = sub | more
+            elif blame is not None:  # a size substituted by coincidence (a rotary dim equal to the length)
+                disabled.add(blame)
+                tried.add(blame)
+                last = (e.error.node, blame)
+            elif not token and not resize_input and old_shape[2:] != shape[1:]:
+                resize_input, sub, disabled = True, {}, set()  # cannot take the new size: resize the input
+            else:
+                raise _fail(graph, str(error)) from None
+    else:
+        raise _fail(graph, f"gave up after {MAX_ATTEMPTS} attempts: {error}")
+    g.meta["retarget"] = {"input_shape": shape, "num_classes": num_classes, "vocab_size": vocab_size}
+    if resize_input:
+        g.meta["retarget"]["resized_input_to"] = old_shape[2:]
+    for key, value in (("num_params", lambda: g.num_params), ("flops", lambda: g.infer().flops),
+                       ("num_nodes", lambda: len(g.nodes))):
+        if key in g.meta:
+            g.meta[key] = value()
+    return g
+
+
+def _attempt(graph: ArchGraph, prim: str, shape: list[int], num_classes: int | None, vocab_size: int | None,
+             fill_inputs: bool, resize: Resize, resize_input: bool) -> ArchGraph:
+    g = graph.copy()
+    token = vocab_size is not None
+    spec = next(s for s in g.inputs if s.name == prim)
+    pnode = g.input_node(prim)
+    old_shape = list(spec.shape)
+    spec.shape = [old_shape[0], *shape]
+    changed = [pnode]
+    out, has_head = _primary_output(g, token)
+    head = _head_layer(g, out) if out is not None and has_head else None
+    if token:
+        spec.range = [0, int(vocab_size)]  # type: ignore[arg-type]
+        embeddings = _token_embeddings(g, pnode)
+        if not embeddings:
+            raise _fail(g, f"no embedding reads the token input {prim!r}; cannot change its vocabulary")
+        old_vocab = g.nodes[embeddings[0]].params["weight"][0]
+        if head is not None and g.nodes[head].params["weight"][0] != old_vocab and g.nodes[head].op == "linear":
+            head = None  # the last linear does not predict tokens
+        changed += _resize_vocab(g, embeddings, head, int(vocab_size))  # type: ignore[arg-type]
+    elif head is not None and num_classes is not None:
+        _set_out_size(g, head, int(num_classes))
+        changed.append(head)
+    if fill_inputs:
+        changed += _fill_inputs(g, prim, old_shape, resize.sub)
+    if resize_input:
+        changed += _resize_input(g, pnode, old_shape)
+    try:
+        reinfer(g, changed, adapt=resize, everything=True)
+    except ReinferError as e:
+        raise _Failed(g, ReinferError(f"cannot follow input {prim!r} {old_shape} -> {spec.shape}: {e}", e.node))
+    n_out = vocab_size if token else num_classes
+    if head is None and out is not None and n_out is not None:
+        out = _attach_head(g, out, int(n_out), token)
+    if out is None:
+        raise _fail(g, f"no output to predict from: outputs are {g.output_keys or g.outputs}")
+    out_shape = g.nodes[out].shape
+    if not isinstance(out_shape, list) or not out_shape or out_shape[0] != spec.shape[0]:
+        raise _fail(g, f"its output {out!r} of shape {out_shape} does not keep the batch dim of input "
+                       f"{prim!r} {spec.shape} (the model mixes examples of a batch)")
+    if not token and len(out_shape) > 2:  # per-position logits (B, ..., classes): average them
+        out = GraphBuilder.extend(g).op("mean", out, dim=list(range(1, len(out_shape) - 1)))
+    g.set_outputs([out], kind="tensor")
+    eliminate_dead_code(g)
+    check_shared_params(g)
+    g.validate()
+    return g
