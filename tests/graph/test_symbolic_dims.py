@@ -196,3 +196,21 @@ def test_dropout_follows_the_mode(captured):
         assert torch.equal(m(*x), m(*x))
         m.train()
         assert not torch.equal(m(*x), m(*x))
+
+
+def test_onnx_export_names_symbolic_dims(captured, tmp_path):
+    import onnx
+
+    from mad.graph.onnx_io import run_onnx
+
+    g = captured["gpt"]
+    m = g.to_module()
+    m.load_state_dict(NETS["gpt"][0].state_dict())
+    path = g.to_onnx(tmp_path / "gpt.onnx", module=m)
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in onnx.load(str(path)).graph.input]
+    assert dims == [["B", "T"]]
+    for b, t in ((1, 4), (5, 9)):
+        x = torch.randint(0, 50, (b, t))
+        with torch.no_grad():
+            want = m(x).numpy()
+        assert abs(run_onnx(path, [x])[0] - want).max() < 1e-4
