@@ -179,7 +179,38 @@ def _main_task(model_type: str, opts: dict[str, Any], send) -> None:
         row["roundtrip_missing"] = missing[:10]
     if not math.isfinite(err) or err > RTOL * max(1.0, scale) or missing:
         return stage("roundtrip", f"outputs differ: max abs err {err:.3g} (ref max {scale:.3g}), missing {missing[:5]}")
+    row["symbols"] = sorted(g.dims)
+    row["other_batch"] = _other_batches(g, model, m2, fresh)
     return stage("ok")
+
+
+def _other_batches(g: Any, model: Any, m2: Any, fresh: dict[str, Any]) -> dict[str, Any]:
+    """Outputs at batch 1 and 4 (inputs whose dim 0 is the symbol B cut or tiled), against the source."""
+    import torch
+
+    batched = {s.name for s in g.inputs if s.shape and s.shape[0] == "B"}
+    if not batched:
+        return {"ok": False, "reason": "no symbolic batch dim"}
+    out: dict[str, Any] = {"ok": True}
+    for b in (1, 4):
+        x = {}
+        for k, v in fresh.items():
+            if k in batched and isinstance(v, torch.Tensor):
+                reps = -(-b // v.shape[0])
+                v = torch.cat([v] * reps)[:b]
+            x[k] = v
+        try:
+            with torch.no_grad():
+                want = model(**x)
+                got = m2(**{k: v for k, v in x.items() if k in {s.name for s in g.inputs}})
+            err, scale, missing = _compare(want, got)
+            good = math.isfinite(err) and err <= RTOL * max(1.0, scale) and not missing
+            out[str(b)] = "ok" if good else f"outputs differ by {err:.3g}"
+        except Exception as e:  # noqa: BLE001
+            out[str(b)] = _one_line(e)[:160]
+            good = False
+        out["ok"] = out["ok"] and good
+    return out
 
 
 def _onnx_task(model_type: str, opts: dict[str, Any], send) -> None:
@@ -352,6 +383,10 @@ def summarize(rows: dict[str, dict[str, Any]], onnx: bool) -> dict[str, Any]:
         "median": _pct(cv_ratios, 0.5), "p90": _pct(cv_ratios, 0.9), "n": len(cv_ratios)
     }
     s["nodes"] = {"median": _pct([r["nodes"] for r in cap], 0.5), "p90": _pct([r["nodes"] for r in cap], 0.9)}
+    ob = [r for r in ok if "other_batch" in r]
+    s["other_batch_ok"] = sum(1 for r in ob if r["other_batch"].get("ok"))
+    s["rate_other_batch_of_roundtrip"] = round(s["other_batch_ok"] / max(1, len(ob)), 4)
+    s["symbolic_seq"] = sum(1 for r in ob if any(x != "B" for x in r.get("symbols", [])))
     errs = [r["roundtrip_max_abs_err"] for r in rs if "roundtrip_max_abs_err" in r]
     s["roundtrip_max_abs_err"] = {"median": _pct(errs, 0.5), "max": max(errs) if errs else None}
     if onnx:

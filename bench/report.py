@@ -50,6 +50,10 @@ def _zoo(d: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("median bare torch.export (s)", _num((s.get("time_s", {}).get("bare_export") or {}).get("median")), ""),
         ("median nodes per graph", _num((s.get("nodes") or {}).get("median")), ""),
     ]
+    if "other_batch_ok" in s:
+        rows.append(("round-trip-ok graphs equal to the source at batch 1 and 4",
+                     f"{_pct(s.get('rate_other_batch_of_roundtrip'))} ({s['other_batch_ok']})", ""))
+        rows.append(("... of which with a symbolic sequence dim", str(s.get("symbolic_seq")), ""))
     if s.get("onnx_tried"):
         rows.append(("baseline: torch.onnx.export (dynamo) ok, of forward-ok",
                      f"{_pct(s['onnx_ok'] / s['onnx_tried'])} ({s['onnx_ok']}/{s['onnx_tried']})", ""))

@@ -239,7 +239,10 @@ def info(
             {"node": o, "key": k, "shape": g.nodes[o].shape, "dtype": g.nodes[o].dtype} for o, k in zip(g.outputs, keys)
         ],
         "output_kind": g.output_kind,
+        "dims": dict(g.dims),
     }
+    if g.meta.get("specialised_dims"):
+        data["specialised_dims"] = g.meta["specialised_dims"]
     if s.unchecked:
         data["unchecked_shapes"] = s.unchecked
     if as_json:
@@ -257,7 +260,12 @@ def info(
     )
     head.add_row("edges", f"{s.num_edges:,}")
     head.add_row("params", f"{_human(s.num_params)}  [dim]({s.num_params:,})[/dim]")
-    head.add_row("FLOPs", f"{_human(s.flops)}  [dim]({s.flops:,} per forward)[/dim]")
+    at = ", ".join(f"{k}={v}" for k, v in g.dims.items())
+    head.add_row("FLOPs", f"{_human(s.flops)}  [dim]({s.flops:,} per forward{f' at {at}' if at else ''})[/dim]")
+    if g.dims:
+        head.add_row("dims", ", ".join(f"{k} (example {v})" for k, v in g.dims.items()) + "  [dim]symbolic: any size[/dim]")
+    if g.meta.get("specialised_dims"):
+        head.add_row("fixed", ", ".join(sorted(g.meta["specialised_dims"])) + "  [dim]export kept these sizes concrete[/dim]")
     head.add_row("depth", f"{s.depth}  [dim](longest path, in ops)[/dim]")
     for i in g.inputs:
         head.add_row("input", f"{i.name}  {shape_text(i.shape, i.dtype) or 'scalar'}")

@@ -305,7 +305,7 @@ def test_convert_file_class(net_py, tmp_path):
     g = ArchGraph.from_json(out)
     g.validate()
     assert g.infer().num_params == want
-    assert [s.shape for s in g.inputs] == [[2, 3, 16, 16]]
+    assert [s.shape for s in g.inputs] == [["B", 3, 16, 16]] and g.dims == {"B": 2}
     assert sum(n.op == "conv2d" for n in g) == 2
     info = json.loads(assert_ok(mad("info", out, "--json")).stdout)
     assert info["num_params"] == want

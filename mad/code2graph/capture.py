@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import sympy
 import torch
 from torch import nn
 from torch.utils import _pytree as pytree
@@ -28,6 +29,7 @@ from mad.graph.module import encode_tensor
 from mad.graph.ops import get_op, op_for_target
 from mad.graph.ops.registry import PORT
 from mad.graph.ops.values import NON_JSON, dtype_name, encode_value
+from mad.graph.symbolic import SymbolError, normalise
 
 __all__ = ["from_module", "CaptureError", "flatten_output", "CaptureStats"]
 
@@ -110,8 +112,18 @@ def _val(fx_node: torch.fx.Node) -> Any:
     return fx_node.meta.get("val")
 
 
-def _describe(val: Any) -> tuple[Any, Any]:
-    return describe_value(val, strict=False)
+def _describe(val: Any, dim: Any = None) -> tuple[Any, Any]:
+    """(shape, dtype) of a traced value; ``dim`` turns symbolic sizes into expressions."""
+    shape, dtype = describe_value(val, strict=False)
+    if dim is not None and shape is not None:
+        shape = _map_dims(shape, dim)
+    return shape, dtype
+
+
+def _map_dims(shape: Any, dim: Any) -> Any:
+    if isinstance(shape, list):
+        return [_map_dims(d, dim) for d in shape]
+    return dim(shape) if isinstance(shape, torch.SymInt) else shape
 
 
 def _is_default(value: Any, spec_default: Any) -> bool:
@@ -132,6 +144,9 @@ class _Converter:
         self.used_fqns: set[str] = set()
         self.scope_types: dict[str, str] = {}
         self.concrete: dict[torch.fx.Node, Any] = {}
+        self.symbols = _name_symbols(ep)  # export's size symbols -> "B", "T", ...
+        self._rename = {k: sympy.Symbol(v) for k, v in self.symbols.items()}
+        self.specialised: set[str] = set()
         # tied tensors: name them by their first state-dict name in module order
         self.canonical: dict[str, str] = {}
         first: dict[int, str] = {}
@@ -139,6 +154,23 @@ class _Converter:
             module.named_buffers(remove_duplicate=False)
         ):
             self.canonical[fqn] = first.setdefault(id(t), fqn)
+
+    def _dim(self, d: Any) -> Any:
+        """A traced size as an int or an expression over the graph's dim symbols."""
+        if not isinstance(d, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+            return d
+        expr = d.node.expr
+        if expr.free_symbols and expr.free_symbols <= set(self.symbols):
+            try:
+                text = normalise(str(expr.xreplace(self._rename)))
+                return text if not isinstance(d, torch.SymBool) else bool(d.node.hint)
+            except SymbolError:
+                pass
+        hint = d.node.hint
+        if hint is None:
+            raise CaptureError(f"a size depends on data ({expr}); capture cannot keep it", ops=[str(expr)])
+        self.specialised.add(str(expr.xreplace(self._rename)))
+        return type(hint)(hint) if not isinstance(hint, bool) else hint
 
     # ------------------------------------------------------------ placeholders
     def _param_info(self, fx_node: torch.fx.Node) -> tuple[str, str, bool] | None:
@@ -204,13 +236,15 @@ class _Converter:
         target = n.target
         if n in self.concrete and not isinstance(self.concrete[n], (torch.Tensor, list, tuple)):
             return  # a symbolic scalar, replaced by the value it took on the example inputs
+        if _is_symbolic_scalar(n):
+            return  # a size computed from input sizes: its consumers hold it as an expression
         if n.op == "call_function" and target is operator.getitem:
             src, idx = n.args
             got = self.env.get(src)
             if isinstance(got, list):  # element of an inlined region's outputs
                 self.env[n] = got[idx]
                 return
-            shape, dtype = _describe(self._val(n))
+            shape, dtype = _describe(self._val(n), self._dim)
             self.env[n] = self.g.add_node(
                 "getitem", [self._port_source(src)], id=_unique(self.g, prefix + n.name), attrs={"index": idx},
                 scope=_scope(n), shape=shape, dtype=dtype,
@@ -288,7 +322,7 @@ class _Converter:
             if spec.type == "device" or _is_default(enc, spec.default):
                 continue
             attrs[a.name] = enc
-        shape, dtype = _describe(self._val(n))
+        shape, dtype = _describe(self._val(n), self._dim)
         scope = _scope(n)
         st = _scope_type(n)
         if st and st[0] not in self.scope_types:
@@ -303,10 +337,15 @@ class _Converter:
         return self.concrete.get(n, n.meta.get("val"))
 
     def _substitute(self, value: Any) -> Any:
-        """Symbolic scalars (fx nodes in ``self.concrete``) -> the values they took."""
+        """Symbolic scalars -> expressions over the dim symbols, or (data-dependent ones,
+        in ``self.concrete``) the values they took on the example inputs."""
         if isinstance(value, torch.fx.Node):
             got = self.concrete.get(value, value)
+            if got is value and _is_symbolic_scalar(value):
+                return self._dim(value.meta["val"])
             return value if isinstance(got, (torch.Tensor, list, tuple)) else got
+        if isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+            return self._dim(value)
         if isinstance(value, (list, tuple)):
             return type(value)(self._substitute(v) for v in value)
         return value
@@ -352,9 +391,10 @@ class _Converter:
                         t = tensors[idx]
                         if t.numel() and t.device.type != "meta":
                             rng = [int(t.min()), int(t.max()) + 1]
-                    g.inputs.append(TensorSpec(n.name, list(val.shape), dtype_name(val.dtype), range=rng))
+                    shape = [self._dim(d) for d in val.shape]
+                    g.inputs.append(TensorSpec(n.name, shape, dtype_name(val.dtype), range=rng))
                     self.env[n] = g.add_node("input", id=_unique(g, n.name), attrs={"name": n.name},
-                                             shape=list(val.shape), dtype=dtype_name(val.dtype))
+                                             shape=list(shape), dtype=dtype_name(val.dtype))
             elif n.op == "call_function":
                 self.convert_node(n)
             elif n.op == "output":
@@ -408,6 +448,9 @@ class _Converter:
 
     def _finish(self) -> None:
         g, module = self.g, self.module
+        g.dims = {name: int(_hint(sym, self.ep)) for sym, name in self.symbols.items()}
+        if self.specialised:
+            g.meta["specialised_sizes"] = sorted(self.specialised)
         float_dtypes = [p.dtype for p in module.parameters() if p.dtype.is_floating_point]
         g.meta["dtype"] = dtype_name(float_dtypes[0]) if float_dtypes else "float32"
         # tied parameters: every other state-dict name of a used tensor is an alias
@@ -437,6 +480,39 @@ class _Converter:
             g.meta["scope_types"] = self.scope_types
 
 
+_SEQ_NAMES = ("T", "S", "T3", "T4", "T5", "T6")
+
+
+def _name_symbols(ep: torch.export.ExportedProgram) -> dict[Any, str]:
+    """Name the size symbols of the user inputs: dim 0 -> ``B``, other dims -> ``T``, ``S``...
+
+    Every input's batch dim is ``B``, even where export leaves them independent
+    (a mask that only broadcasts): one batch size for all inputs is what the model means.
+    """
+    names: dict[Any, str] = {}
+    batch, seq = iter(("B",) * 1_000), iter(_SEQ_NAMES)
+    user = {s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"}
+    for n in ep.graph.nodes:
+        if n.op != "placeholder" or n.name not in user or not isinstance(_val(n), torch.Tensor):
+            continue
+        for i, d in enumerate(_val(n).shape):
+            if not isinstance(d, torch.SymInt):
+                continue
+            for sym in sorted(d.node.expr.free_symbols, key=str):
+                if sym not in names:
+                    names[sym] = next(batch if i == 0 else seq, None) or f"D{len(names)}"
+    return names
+
+
+def _hint(sym: Any, ep: torch.export.ExportedProgram) -> int:
+    for n in ep.graph.nodes:
+        if n.op == "placeholder" and isinstance(_val(n), torch.Tensor):
+            for d in _val(n).shape:
+                if isinstance(d, torch.SymInt) and d.node.expr == sym:
+                    return int(d.node.hint)
+    raise CaptureError(f"no example size for symbol {sym}")
+
+
 def _is_symbolic_scalar(n: torch.fx.Node) -> bool:
     return isinstance(n.meta.get("val"), (torch.SymInt, torch.SymFloat, torch.SymBool))
 
@@ -444,7 +520,8 @@ def _is_symbolic_scalar(n: torch.fx.Node) -> bool:
 def _concrete_scalars(ep: torch.export.ExportedProgram, user_flat: list[Any]) -> dict[torch.fx.Node, Any]:
     """Values the symbolic scalars of ``ep`` (from ``.item()``, data-dependent sizes) take on the
     example inputs: the graph is specialised to them, as it is to the input shapes."""
-    sym = [n for n in ep.graph.nodes if _is_symbolic_scalar(n) or _has_symbolic_shape(n)]
+    backed = set(_name_symbols(ep))
+    sym = [n for n in ep.graph.nodes if _data_dependent_symbols(n, backed)]
     if not sym:
         return {}
     user = iter(x for x in user_flat if isinstance(x, torch.Tensor))
@@ -477,10 +554,16 @@ def _concrete_scalars(ep: torch.export.ExportedProgram, user_flat: list[Any]) ->
     return {n: v for n, v in seen.items() if isinstance(v, (int, float, bool, torch.Tensor, list, tuple))}
 
 
-def _has_symbolic_shape(n: torch.fx.Node) -> bool:
+def _data_dependent_symbols(n: torch.fx.Node, backed: set) -> bool:
+    """True when ``n``'s value or shape involves size symbols other than the inputs' sizes."""
     val = n.meta.get("val")
     vals = val if isinstance(val, (list, tuple)) else [val]
-    return any(isinstance(v, torch.Tensor) and not all(isinstance(d, int) for d in v.shape) for v in vals)
+    for v in vals:
+        sizes = list(v.shape) if isinstance(v, torch.Tensor) else [v]
+        for d in sizes:
+            if isinstance(d, (torch.SymInt, torch.SymFloat, torch.SymBool)) and not d.node.expr.free_symbols <= backed:
+                return True
+    return False
 
 
 def _is_assertion(n: torch.fx.Node) -> bool:
@@ -556,6 +639,7 @@ def from_module(
     name: str | None = None,
     source: str | None = None,
     eval_mode: bool = True,
+    dynamic: bool = True,
     stats: CaptureStats | None = None,
 ) -> ArchGraph:
     """Capture ``module`` called as ``module(*args, **kwargs)`` into an ArchGraph.
@@ -565,7 +649,15 @@ def from_module(
         args, kwargs: example inputs; the graph is specialised to their shapes.
         name: graph name (default: the module's class name).
         source: provenance string (default ``module:<ClassName>``).
-        eval_mode: capture in eval mode (dropout off); the module's mode is restored.
+        eval_mode: capture in eval mode; the module's mode is restored. Mode-dependent
+            ops (batch norm, dropout) of the graph then follow ``.train()``/``.eval()``
+            of the rebuilt module, as in the source.
+        dynamic: keep the batch dim of every tensor input (and the sequence dim of
+            integer/bool inputs such as token ids and masks) symbolic (``B``, ``T``),
+            so the graph runs at other sizes. Sizes that export specialises anyway
+            stay concrete and are listed in ``meta["specialised_dims"]``; if export
+            fails with symbolic sizes, capture retries with static ones and says so
+            in ``meta["specialised_dims"]``.
         stats: filled with export/convert timings if given.
 
     Returns:
@@ -589,8 +681,17 @@ def from_module(
         module.eval()
     stats = stats if stats is not None else CaptureStats()
     t0 = time.perf_counter()
+    wanted = _dynamic_spec(module, args, kwargs) if dynamic else None
+    fallback = None
     try:
-        ep = torch.export.export(module, args, kwargs, strict=False)
+        try:
+            ep = torch.export.export(module, args, kwargs, strict=False, dynamic_shapes=wanted)
+        except Exception as e:
+            if wanted is None:
+                raise
+            fallback = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}" if str(e).strip() else type(e).__name__
+            log.info("export with symbolic sizes failed (%s); retrying with static sizes", fallback)
+            ep = torch.export.export(module, args, kwargs, strict=False)
     except Exception as e:
         msg = str(e).strip().split("\n")[0][:300]
         raise CaptureError(f"torch.export failed: {type(e).__name__}: {msg}", stage="export") from e
@@ -605,6 +706,56 @@ def from_module(
     flat = pytree.tree_leaves((args, {k: kwargs[k] for k in order if k in kwargs}))
     conv.concrete = _concrete_scalars(ep, flat)
     g = conv.run(flat)
+    if wanted is not None:
+        _note_specialised(g, ep, wanted, fallback)
     stats.convert_s = time.perf_counter() - t1
     stats.aten_nodes = sum(1 for n in ep.graph.nodes if n.op == "call_function")
     return g
+
+
+def _dynamic_spec(module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """``dynamic_shapes`` for export: batch dims (dim 0) of tensor inputs with at least 2 rows,
+    and dim 1 of integer/bool inputs of rank >= 2 (token ids, masks) with at least 2 columns."""
+    import inspect
+
+    from torch.export import Dim
+
+    try:
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+
+    def spec(x: Any) -> Any:
+        if not isinstance(x, torch.Tensor) or x.dim() == 0:
+            return None
+        dims = {}
+        if x.shape[0] >= 2:
+            dims[0] = Dim.AUTO
+        if x.dim() >= 2 and not x.dtype.is_floating_point and not x.is_complex() and x.shape[1] >= 2:
+            dims[1] = Dim.AUTO
+        return dims or None
+
+    out = {}
+    for name, value in bound.arguments.items():
+        out[name] = pytree.tree_map(spec, value)
+    return out
+
+
+def _note_specialised(g: ArchGraph, ep: Any, wanted: dict[str, Any], fallback: str | None) -> None:
+    """Record in ``g.meta["specialised_dims"]`` the input dims asked to be symbolic that stayed concrete."""
+    if fallback is not None:
+        g.meta["specialised_dims"] = {"all": f"export with symbolic sizes failed: {fallback}"}
+        return
+    asked: list[tuple[str, int]] = []
+    for name, spec in wanted.items():
+        for path, leaf in pytree.tree_flatten_with_path(spec, is_leaf=lambda x: isinstance(x, dict) and all(isinstance(k, int) for k in x))[0]:
+            if isinstance(leaf, dict):
+                asked.extend((name, d) for d in leaf)
+    specs = {s.name: s for s in g.inputs}
+    fixed = []
+    for name, d in asked:
+        s = specs.get(name)
+        if s is not None and d < len(s.shape) and isinstance(s.shape[d], int):
+            fixed.append(f"{name}.{d}")
+    if fixed:
+        g.meta["specialised_dims"] = {k: "export specialised this size" for k in fixed}

@@ -263,7 +263,7 @@ def _attention(r: _Reader) -> tuple[list[tuple[int, int]], bool]:
             heads.append((h, h))
     if heads and not causal:
         causal = bool(r.ops.keys() & {"tril", "triu"}) or any(
-            all(r.ancestors_have(p, {"arange", "arange_start", "arange_start_step"}, 4) or r.op(p).startswith("arange")
+            all(r.ancestors_have(p, {"arange", "arange_start", "arange_start_step"}, 8) or r.op(p).startswith("arange")
                 for p in r.g.predecessors(n.id))
             for n in r.nodes(*_CAUSAL_CMP)
         )

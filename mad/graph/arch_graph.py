@@ -27,7 +27,8 @@ class TensorSpec:
 
     Args:
         name: argument name of the model's ``forward``.
-        shape: concrete shape the graph was captured with.
+        shape: its shape; each dim an int or a symbol expression (``"B"``, ``"T"``)
+            whose example size is in ``ArchGraph.dims`` (see :mod:`mad.graph.symbolic`).
         dtype: dtype name, e.g. ``"float32"`` or ``"int64"``.
         range: ``[low, high)`` of valid values for integer inputs (token ids
             inside the vocabulary, masks in ``[0, 2)``).
@@ -35,7 +36,7 @@ class TensorSpec:
     """
 
     name: str
-    shape: list[int]
+    shape: list[int | str]
     dtype: str = "float32"
     range: list[int] | None = None
     dims: list[str] | None = None
@@ -84,6 +85,9 @@ class ArchGraph:
             ``generated``, ``random``.
         inputs: graph inputs, in ``forward`` order.
         meta: free-form metadata (JSON values).
+        dims: symbol -> example size of every symbolic dim (``{"B": 2, "T": 16}``);
+            shapes and size attrs may use these symbols, so the graph runs at
+            any batch size (and sequence length, for token inputs).
 
     Outputs are ``outputs`` (node ids) with ``output_kind`` ``tensor``,
     ``tuple`` or ``dict`` (then ``output_keys`` names them).
@@ -103,8 +107,10 @@ class ArchGraph:
         source: str = "",
         inputs: Iterable[TensorSpec] | None = None,
         meta: dict[str, Any] | None = None,
+        dims: dict[str, int] | None = None,
     ) -> None:
         self.name = name
+        self.dims: dict[str, int] = dict(dims or {})
         self.source = source
         self.inputs: list[TensorSpec] = list(inputs or [])
         self.meta: dict[str, Any] = dict(meta or {})

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 from .arch_graph import ArchGraph, GraphError, Node, TensorSpec
 from .builder_ops import prepare_node
 from .ops import get_op
+from .symbolic import check_expr, free_symbols, normalise
 from .validate import validate
 
 __all__ = ["GraphBuilder", "DEFAULT_DIM_HINTS"]
@@ -34,7 +35,8 @@ class GraphBuilder:
         name: the graph's name.
         source: the graph's ``source`` (default ``"generated"``).
         dims: example sizes of dim symbols used in input shapes (default
-            ``{"B": 2, "T": 16}``; e.g. ``dims={"B": 4}`` overrides one).
+            ``{"B": 2, "T": 16}``; e.g. ``dims={"B": 4}`` overrides one). The
+            symbols an input uses are recorded in ``graph.dims``.
         meta: initial ``graph.meta``.
 
     Ops are added by vocabulary name with attrs as keywords. For layers
@@ -49,8 +51,10 @@ class GraphBuilder:
     ``tie`` (role -> node id whose parameter this layer shares).
 
     Shapes:
-        input shapes may name dim symbols (``("B", 1, 28, 28)``); the symbol's
-        example size comes from ``dims``.
+        input shapes may use dim symbols (``("B", 1, 28, 28)``, ``("B", "T")``);
+        node shapes then carry them (``["B", 16, 28, 28]``), and size attrs may
+        use them too (``view`` sizes ``["B", "T", 4, 16]``, an ``arange`` end
+        ``"T"``). FLOPs are counted at the symbols' example sizes.
 
     Example:
         >>> b = GraphBuilder("net")
@@ -59,8 +63,8 @@ class GraphBuilder:
         >>> h = b.op("flatten", b.op("adaptive_avg_pool2d", h, output_size=[1, 1]), start_dim=1)
         >>> b.output(b.op("linear", h, out_features=10))
         >>> g = b.build()
-        >>> g.nodes[g.outputs[0]].shape, g.nodes["conv2d_1"].param_name("weight")
-        ([2, 10], 'conv2d_0.weight')
+        >>> g.nodes[g.outputs[0]].shape, g.nodes["conv2d_1"].param_name("weight"), g.dims
+        (['B', 10], 'conv2d_0.weight', {'B': 2})
     """
 
     def __init__(
@@ -72,7 +76,6 @@ class GraphBuilder:
     ) -> None:
         self.g = ArchGraph(name, source=source, meta=meta)
         self.dim_hints: dict[str, int] = dict(DEFAULT_DIM_HINTS) | dict(dims or {})
-        self.symbols: dict[str, int] = {}  # dim symbols the inputs use -> example size
         self.flops = 0  # running FLOP count of the nodes added (at the example sizes)
         self._prefix: list[str] = []
         self._scope_counts: dict[tuple[str, str], int] = {}
@@ -160,14 +163,25 @@ class GraphBuilder:
 
     # ------------------------------------------------------------ sources
     def _dim(self, d: Any, where: str) -> Any:
+        """An int dim as it is; a symbol expression checked, its symbols declared in ``g.dims``."""
         if isinstance(d, str):
-            if d not in self.dim_hints:
-                raise GraphError(f"{where}: dim symbol {d!r} has no example size; pass dims={{{d!r}: n}}")
-            self.symbols[d] = self.dim_hints[d]
-            return self.dim_hints[d]
+            reason = check_expr(d)
+            if reason:
+                raise GraphError(f"{where}: {reason}")
+            for sym in sorted(free_symbols(d)):
+                if sym not in self.g.dims:
+                    if sym not in self.dim_hints:
+                        raise GraphError(f"{where}: dim symbol {sym!r} has no example size; pass dims={{{sym!r}: n}}")
+                    self.g.dims[sym] = self.dim_hints[sym]
+            return normalise(d) if not d.isidentifier() else d
         if isinstance(d, bool) or not isinstance(d, int) or d < 0:
             raise GraphError(f"{where}: dims must be non-negative ints or symbols, got {d!r}")
         return d
+
+    @property
+    def symbols(self) -> dict[str, int]:
+        """Dim symbols the graph uses -> example size (``graph.dims``)."""
+        return dict(self.g.dims)
 
     def input(self, name: str, shape: Any, dtype: str = "float32", range: list[int] | None = None) -> str:
         """Add a graph input; returns its node id.
@@ -181,11 +195,16 @@ class GraphBuilder:
         if any(s.name == name for s in self.g.inputs):
             raise GraphError(f"input {name!r} already exists")
         where = f"input {name!r}"
-        concrete = [self._dim(d, where) for d in shape]
-        spec = TensorSpec(name, concrete, dtype, list(range) if range is not None else None)
+        before = dict(self.g.dims)
+        try:
+            dims = [self._dim(d, where) for d in shape]
+        except GraphError:
+            self.g.dims = before
+            raise
+        spec = TensorSpec(name, dims, dtype, list(range) if range is not None else None)
         nid = self._fresh_id(name)
         self.g.inputs.append(spec)
-        return self.g.add_node("input", id=nid, attrs={"name": name}, shape=list(concrete), dtype=dtype)
+        return self.g.add_node("input", id=nid, attrs={"name": name}, shape=list(dims), dtype=dtype)
 
     def parameter(self, name: str, shape: list[int], kind: str = "parameter", dtype: str = "float32") -> str:
         """Add a free parameter (class token, position table...) named ``<scope>.<name>``; returns its id.
@@ -196,7 +215,11 @@ class GraphBuilder:
         fqn = f"{prefix}.{name}" if prefix else name
         if fqn in self._owned:
             raise GraphError(f"parameter {fqn!r} already exists; choose another name")
-        shape = [self._dim(d, f"parameter {fqn!r}") for d in shape]
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise GraphError(f"parameter {fqn!r}: shape {list(shape)} must be concrete ints (a table for a "
+                             "symbolic length is made at the largest length and sliced, e.g. "
+                             "b.op('slice', table, dim=0, start=0, end='T'))")
+        shape = list(shape)
         if kind not in ("parameter", "buffer", "constant"):
             raise GraphError(f"parameter {fqn!r}: kind must be parameter, buffer or constant, got {kind!r}")
         attrs: dict[str, Any] = {"kind": kind}

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .arch_graph import ArchGraph, GraphError, Node
-from .interpreter import _shape_rule
+from .interpreter import infer_node
 from .layer_params import LAYER_RULES, layer_attrs, layer_params
 from .ops import UnknownOpError, get_op, op_names
 from .ops.call import count_ports
 from .ops.registry import PORT, OpDef
+from .ops.symbols import resolve_attrs
+from .symbolic import concrete
 from .validate import check_node
 
 __all__ = ["Prepared", "prepare_node", "admissible", "DEFAULT_CHOICES"]
@@ -109,17 +111,19 @@ def prepare_node(g: ArchGraph, op: str, inputs: list[str], kwargs: dict[str, Any
         args = [a.name for a in opdef.args if a.name not in params]
         raise GraphError(f"{op}: takes {need} input(s) here ({', '.join(args) or 'none'}), got {len(inputs)}")
     node = Node(id=f"<new {op}>", op=op, attrs=attrs, params=params)
-    check_node(node)
+    check_node(node, g)
     try:
-        shape, dtype = _shape_rule(g, node, opdef, in_specs)
+        shape, dtype = infer_node(g, node, in_specs)
     except Exception as e:  # noqa: BLE001 - any failure of the op on these inputs
         msg = str(e).strip().split("\n")[0]
         raise GraphError(f"{op}: cannot take inputs of shapes {in_shapes}{' with ' + json.dumps(attrs) if attrs else ''}"
                          f": {msg}") from None
     flops = 0
     if opdef.flops is not None:
-        try:
-            flops = int(opdef.flops(in_shapes, shape, attrs, params))
+        try:  # counted at the example sizes of the dim symbols
+            hints = g.dims
+            flops = int(opdef.flops([concrete(s, hints) for s in in_shapes], concrete(shape, hints),
+                                    resolve_attrs(opdef, attrs, hints), params))
         except Exception:  # noqa: BLE001 - a FLOP rule that cannot read these shapes counts 0
             flops = 0
     return Prepared(attrs, params, shape, dtype, flops)
@@ -214,7 +218,7 @@ def admissible(g: ArchGraph, inputs: list[str], ops: list[str] | None = None,
                   for i in inputs)
     merged = DEFAULT_CHOICES | (choices or {})
     key = (specs, tuple(ops) if ops is not None else None, json.dumps(choices, sort_keys=True, default=str),
-           g.meta.get("dtype"))
+           g.meta.get("dtype"), json.dumps(g.dims, sort_keys=True))
     hit = _CACHE.get(key)
     if hit is not None:
         return {k: {a: list(v) for a, v in d.items()} for k, d in hit.items()}

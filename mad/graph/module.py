@@ -20,9 +20,20 @@ from .arch_graph import ArchGraph, GraphError
 from .interpreter import param_dtype
 from .ops import get_op
 from .ops.call import call_op
+from .ops.symbols import resolve_attrs, symbolic_attr_keys
 from .ops.values import dtype_from_name
 
-__all__ = ["ArchModule", "Container", "decode_tensor", "encode_tensor"]
+__all__ = ["ArchModule", "Container", "decode_tensor", "encode_tensor", "MODE_ATTRS"]
+
+# ops whose behaviour follows nn.Module.train()/eval(): the attr that says "training".
+# A graph is captured in eval mode, so a stored False means "follow the module's mode"
+# and a stored True means the source always ran that way (BatchNorm without running stats).
+MODE_ATTRS = {
+    "batch_norm": "training",
+    "dropout": "train",
+    "feature_dropout": "train",
+    "alpha_dropout": "train",
+}
 
 
 class Container(nn.Module):
@@ -77,8 +88,15 @@ class ArchModule(nn.Module):
         device: where to create parameters (``"meta"`` allocates nothing).
 
     Shapes:
-        inputs as in ``graph.inputs``; output a tensor, tuple or dict as in
-        ``graph.output_kind``.
+        inputs as in ``graph.inputs``, symbolic dims (``B``, ``T``) at any size;
+        output a tensor, tuple or dict as in ``graph.output_kind``.
+
+    Modes:
+        the module starts in eval mode (graphs are captured in eval mode).
+        ``.train()`` switches batch norm to batch statistics (updating running
+        statistics and ``num_batches_tracked``) and turns dropout on, exactly
+        as the source module does; ops the source ran in training mode
+        regardless of its mode keep doing so.
 
     Example:
         >>> m = g.to_module()
@@ -95,6 +113,11 @@ class ArchModule(nn.Module):
         state_keys = set(graph.meta.get("state_keys", []))
         with torch.device(device) if device is not None else _nullctx():
             self._build_params(state_keys)
+        self._sym_keys = {nid: symbolic_attr_keys(self._ops[nid], graph.nodes[nid].attrs) for nid in self._order}
+        self._sym_keys = {k: v for k, v in self._sym_keys.items() if v}
+        self._mode_attr = {nid: MODE_ATTRS[graph.nodes[nid].op] for nid in self._order if graph.nodes[nid].op in MODE_ATTRS}
+        self._batches_tracked = self._find_batch_counters()
+        self._binders = _dim_binders(graph)
         self._input_names = [s.name for s in graph.inputs]
         self._input_node = {graph.nodes[n].attrs["name"]: n for n in self._order if graph.nodes[n].op == "input"}
         last_use: dict[str, int] = {}
@@ -106,6 +129,7 @@ class ArchModule(nn.Module):
         for p, i in last_use.items():
             if p not in keep:
                 self._free_after[i].append(p)
+        self.eval()  # the mode graphs are captured in; .train() switches batch norm and dropout
 
     # ------------------------------------------------------------- params
     def _container(self, path: str) -> nn.Module:
@@ -216,6 +240,17 @@ class ArchModule(nn.Module):
                 t = torch.zeros(extra["shape"], dtype=dtype_from_name(extra.get("dtype", "float32")))
                 self._register(extra["name"], t, buffer=extra.get("buffer", True))
 
+    def _find_batch_counters(self) -> dict[str, str]:
+        """BatchNorm nodes -> the ``num_batches_tracked`` buffer the source model updates with them."""
+        out = {}
+        for nid, fqns in self._param_refs.items():
+            node = self.graph.nodes[nid]
+            if node.op == "batch_norm" and "running_mean" in fqns:
+                fqn = fqns["running_mean"].rpartition(".")[0] + ".num_batches_tracked"
+                if self._exists(fqn.lstrip(".")):
+                    out[nid] = fqn.lstrip(".")
+        return out
+
     def _tensor(self, fqn: str) -> torch.Tensor:
         path, _, leaf = fqn.rpartition(".")
         mod = self.get_submodule(path) if path else self
@@ -235,6 +270,7 @@ class ArchModule(nn.Module):
         if missing:
             raise TypeError(f"{self.graph.name}: missing inputs {missing}")
         device = _module_device(self, values)
+        bindings = self._bind(values)
         env: dict[str, Any] = {}
         nodes = self.graph.nodes
         for i, nid in enumerate(self._order):
@@ -246,8 +282,16 @@ class ArchModule(nn.Module):
                 env[nid] = self._tensor(self._param_refs[nid]["data"])
             else:
                 params = {r: self._tensor(f) for r, f in self._param_refs.get(nid, {}).items()}
+                attrs = node.attrs
+                if nid in self._sym_keys:
+                    attrs = resolve_attrs(op, attrs, bindings, self._sym_keys[nid])
+                if nid in self._mode_attr and self.training and not attrs.get(self._mode_attr[nid], False):
+                    attrs = {**attrs, self._mode_attr[nid]: True}
+                    if nid in self._batches_tracked:
+                        with torch.no_grad():
+                            self._tensor(self._batches_tracked[nid]).add_(1)
                 try:
-                    env[nid] = call_op(op, node.attrs, [env[p] for p in self._preds[nid]], params, device)
+                    env[nid] = call_op(op, attrs, [env[p] for p in self._preds[nid]], params, device)
                 except Exception as e:
                     raise RuntimeError(f"node {nid!r} ({node.op}, scope {node.scope!r}) failed: {e}") from e
             for p in self._free_after[i]:
@@ -259,8 +303,40 @@ class ArchModule(nn.Module):
             return dict(zip(self.graph.output_keys or [], outs))
         return tuple(outs)
 
+    def _bind(self, values: dict[str, Any]) -> dict[str, int]:
+        """Sizes of the symbolic dims, read from the inputs (``B`` from ``x.shape[0]``...)."""
+        bindings: dict[str, int] = {}
+        for sym, (name, dim) in self._binders.items():
+            v = values.get(name)
+            if isinstance(v, torch.Tensor) and v.dim() > dim:
+                bindings[sym] = v.shape[dim]
+        for s in self.graph.inputs:
+            v = values.get(s.name)
+            if not isinstance(v, torch.Tensor):
+                continue
+            if v.dim() != len(s.shape):
+                raise ValueError(f"{self.graph.name}: input {s.name!r} needs rank {len(s.shape)} {s.shape}, got {list(v.shape)}")
+            for i, d in enumerate(s.shape):  # one size per symbol across inputs
+                want = bindings.get(d) if isinstance(d, str) else None
+                if isinstance(want, int) and isinstance(v.shape[i], int) and v.shape[i] != want:
+                    raise ValueError(
+                        f"{self.graph.name}: input {s.name!r} dim {i} is {d} = {want} (from another input), "
+                        f"got {list(v.shape)} for shape {s.shape}"
+                    )
+        return bindings
+
     def extra_repr(self) -> str:
         return f"graph={self.graph.name!r}, nodes={len(self.graph.nodes)}"
+
+
+def _dim_binders(graph: ArchGraph) -> dict[str, tuple[str, int]]:
+    """For each dim symbol, the first graph input dim that is exactly that symbol."""
+    out: dict[str, tuple[str, int]] = {}
+    for s in graph.inputs:
+        for i, d in enumerate(s.shape):
+            if isinstance(d, str) and d.strip().isidentifier() and d.strip() not in out:
+                out[d.strip()] = (s.name, i)
+    return out
 
 
 def _module_device(m: nn.Module, values: dict[str, Any]) -> torch.device:

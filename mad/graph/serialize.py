@@ -2,14 +2,17 @@
 
 Document layout::
 
-    {"format": "mad.archgraph", "schema_version": 1, "vocab_version": "1.0",
-     "name": ..., "source": ..., "meta": {...},
+    {"format": "mad.archgraph", "schema_version": 2, "vocab_version": ...,
+     "name": ..., "source": ..., "meta": {...}, "dims": {"B": 2, "T": 16},
      "inputs": [{"name", "shape", "dtype", "range"?, "dims"?}],
      "outputs": {"kind": "tensor"|"tuple"|"dict", "nodes": [...], "keys"?: [...]},
      "nodes": [{"id", "op", "attrs"?, "shape"?, "dtype"?, "params"?, "param_names"?, "scope"?}],
      "edges": [[src, dst, port], ...]}
 
-Empty fields are left out. Unknown schema versions and malformed documents
+Version 2 added ``dims`` (symbol -> example size): a shape entry or a
+size attribute may then be a dim expression such as ``"B"`` or ``"B*T"``
+(see :mod:`mad.graph.symbolic`). Version 1 documents (concrete shapes only)
+still load. Empty fields are left out. Unknown schema versions and malformed documents
 are rejected with a :class:`GraphError` that names the node or field.
 """
 
@@ -22,10 +25,12 @@ from typing import Any
 
 from .arch_graph import ArchGraph, GraphError, TensorSpec
 from .ops.registry import VOCAB_VERSION
+from .symbolic import check_expr
 
 __all__ = ["SCHEMA_VERSION", "to_dict", "from_dict", "to_json", "from_json"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FORMAT = "mad.archgraph"
 
 
@@ -64,6 +69,7 @@ def to_dict(g: ArchGraph) -> dict[str, Any]:
         "name": g.name,
         "source": g.source,
         "meta": g.meta,
+        "dims": dict(g.dims),
         "inputs": inputs,
         "outputs": outputs,
         "nodes": nodes,
@@ -87,23 +93,33 @@ def from_dict(d: Any) -> ArchGraph:
     if d.get("format", FORMAT) != FORMAT:
         raise GraphError(f"not an ArchGraph document: format is {d.get('format')!r}, expected {FORMAT!r}")
     version = d.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise GraphError(
-            f"unsupported schema_version {version!r}: this mad reads version {SCHEMA_VERSION}; "
+            f"unsupported schema_version {version!r}: this mad reads versions {list(READABLE_VERSIONS)}; "
             "convert the graph again with this version"
         )
+    dims = d.get("dims") or {}
+    if not isinstance(dims, dict) or not all(
+        isinstance(k, str) and k.isidentifier() and isinstance(v, int) and not isinstance(v, bool) and v >= 2
+        for k, v in dims.items()
+    ):
+        raise GraphError(f"graph: field 'dims' must map symbol names to example sizes >= 2, got {dims!r}")
     g = ArchGraph(
         name=str(d.get("name", "graph")),
         source=str(d.get("source", "")),
         meta=copy.deepcopy(d.get("meta") or {}),
+        dims=dims,
     )
     for i, s in enumerate(_need(d, "inputs", list, "graph")):
         where = f"inputs[{i}]"
         if not isinstance(s, dict):
             raise GraphError(f"{where}: must be an object")
         shape = _need(s, "shape", list, where)
-        if not all(isinstance(x, int) for x in shape):
-            raise GraphError(f"{where}: field 'shape' must be a list of ints")
+        if not all(isinstance(x, (int, str)) and not isinstance(x, bool) for x in shape):
+            raise GraphError(f"{where}: field 'shape' must be a list of ints or dim expressions")
+        for x in shape:
+            if isinstance(x, str) and check_expr(x) is not None:
+                raise GraphError(f"{where}: {check_expr(x)}")
         g.inputs.append(
             TensorSpec(
                 name=_need(s, "name", str, where),

@@ -13,12 +13,15 @@ from .arch_graph import ArchGraph, GraphError, Node
 from .ops import UnknownOpError, get_op
 from .ops.call import count_ports
 from .ops.registry import PORT
+from .ops.symbols import attr_symbols
+from .symbolic import check_expr, free_symbols
 
 __all__ = ["validate", "check_node"]
 
 
-def check_node(n: Node) -> None:
-    """Check one node against its op's schema: op known, attrs typed, params allowed.
+def check_node(n: Node, g: ArchGraph | None = None) -> None:
+    """Check one node against its op's schema: op known, attrs typed, params allowed; with
+    ``g``, also that the dim symbols its attrs and shape use are declared in ``g.dims``.
 
     Raises :class:`GraphError` naming the node, op and attribute. (Edges and
     shapes are checked by :func:`validate`.)
@@ -38,7 +41,10 @@ def check_node(n: Node) -> None:
                 if not isinstance(value, list):
                     raise GraphError(f"{where}: attrs[{key!r}] must list its entries ('{PORT}' for a port)")
             elif not (
-                value is None or isinstance(value, (int, float, bool)) or value in ("inf", "-inf", "nan", PORT)
+                value is None
+                or isinstance(value, (int, float, bool))
+                or value in ("inf", "-inf", "nan", PORT)
+                or (isinstance(value, str) and check_expr(value) is None and bool(free_symbols(value)))
             ):
                 raise GraphError(f"{where}: attrs[{key!r}] must be a number or null, got {value!r}")
             if (value is None or value == PORT) and a.kind == "one":
@@ -62,11 +68,24 @@ def check_node(n: Node) -> None:
             raise GraphError(f"{where}: params[{role!r}] is not a parameter of {n.op} (allowed: {allowed})")
     if n.op == "parameter" and "data" not in n.params:
         raise GraphError(f"{where}: parameter node must own params['data']")
+    if g is not None:
+        _check_symbols(g, where, "attrs", attr_symbols(op, n.attrs))
+        if n.shape is not None:
+            _check_symbols(g, where, "shape", free_symbols(n.shape))
 
 
 def _check_node_schema(g: ArchGraph) -> None:
     for n in g.nodes.values():
-        check_node(n)
+        check_node(n, g)
+
+
+def _check_symbols(g: ArchGraph, where: str, field: str, used: frozenset[str]) -> None:
+    unknown = sorted(used - set(g.dims))
+    if unknown:
+        raise GraphError(
+            f"{where}: field {field!r} uses dim symbols {unknown} that graph.dims does not declare "
+            f"(declared: {sorted(g.dims)}); add them with an example size, e.g. g.dims[{unknown[0]!r}] = 8"
+        )
 
 
 def _check_edges(g: ArchGraph) -> None:
@@ -93,6 +112,14 @@ def _check_edges(g: ArchGraph) -> None:
 
 
 def _check_io(g: ArchGraph, partial: bool = False) -> None:
+    for sym, size in g.dims.items():
+        if not sym.isidentifier() or not isinstance(size, int) or isinstance(size, bool) or size < 2:
+            raise GraphError(f"graph.dims[{sym!r}]: needs an identifier and an example size >= 2, got {size!r}")
+    for s in g.inputs:
+        for d in s.shape:
+            if isinstance(d, str) and check_expr(d) is not None:
+                raise GraphError(f"graph.inputs {s.name!r}: {check_expr(d)}")
+        _check_symbols(g, f"graph.inputs {s.name!r}", "shape", free_symbols(list(s.shape)))
     names = [s.name for s in g.inputs]
     if len(set(names)) != len(names):
         raise GraphError(f"graph.inputs: duplicate input names in {names}")

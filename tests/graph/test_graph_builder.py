@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mad.graph import ArchGraph, GraphBuilder, GraphError, TensorSpec, validate
+from mad.graph import ArchGraph, GraphBuilder, GraphError, TensorSpec, example_inputs, validate
 from mad.graph.layer_params import layer_params, sizes_of
 
 
@@ -21,7 +21,8 @@ def _cnn() -> GraphBuilder:
 
 def test_readme_example_builds_a_valid_runnable_graph():
     g = _cnn().build()
-    assert g.nodes[g.outputs[0]].shape == [2, 10]
+    assert g.nodes[g.outputs[0]].shape == ["B", 10] and g.dims == {"B": 2}
+    assert g.inputs[0].shape == ["B", 1, 28, 28]
     conv = next(n for n in g if n.op == "conv2d")
     assert conv.params == {"weight": [16, 1, 3, 3], "bias": [16]} and conv.attrs["padding"] == [1, 1]
     model = g.to_module()
@@ -29,6 +30,7 @@ def test_readme_example_builds_a_valid_runnable_graph():
     out = model(*g.example_inputs())
     out.sum().backward()
     assert out.shape == (2, 10)
+    assert model(*example_inputs(g, dims={"B": 5})).shape == (5, 10)  # any batch size
     assert g.num_params == 16 * 9 + 16 + 10 * 16 + 10
 
 
@@ -36,9 +38,20 @@ def test_dim_hints_give_example_sizes():
     b = GraphBuilder(dims={"B": 4, "T": 7})
     ids = b.input("ids", ("B", "T"), dtype="int64", range=[0, 50])
     e = b.op("embedding", ids, num_embeddings=50, embedding_dim=8)
-    assert b.shape(e) == [4, 7, 8] and b.symbols == {"B": 4, "T": 7}
+    assert b.shape(e) == ["B", "T", 8] and b.symbols == {"B": 4, "T": 7} == b.graph.dims
+    v = b.op("view", e, size=["B*T", 8])
+    assert b.shape(v) == ["B * T", 8]
+    r = b.op("arange", end="T")
+    assert b.shape(r) == ["T"]
     with pytest.raises(GraphError, match="symbol 'H' has no example size"):
         b.input("img", ("B", 3, "H", 5))
+    assert b.graph.dims == {"B": 4, "T": 7} and [s.name for s in b.graph.inputs] == ["ids"]
+    with pytest.raises(GraphError, match=r"dim symbols \['S'\]"):
+        b.op("view", e, size=["B", "S", 8])
+    b.output(v)
+    g = b.build()
+    out = g.to_module()(*example_inputs(g, dims={"B": 3, "T": 5}))
+    assert out.shape == (15, 8)
 
 
 def test_scopes_name_state_dict_entries():
@@ -65,15 +78,18 @@ def test_free_parameters_and_tied_weights():
     ids = b.input("ids", ("B", "T"), dtype="int64", range=[0, 30])
     with b.scope("embeddings"):
         tok = b.op("embedding", ids, num_embeddings=30, embedding_dim=12, scope="token")
-        pos = b.parameter("position", ["T", 12])
-    h = b.op("add", tok, pos)
+        pos = b.parameter("position", [64, 12])
+        with pytest.raises(GraphError, match="must be concrete ints"):
+            b.parameter("bad", ["T", 12])
+        pos_t = b.op("slice", pos, dim=0, start=0, end="T")
+    h = b.op("add", tok, pos_t)
     head = b.op("linear", h, out_features=30, bias=False, scope="lm_head", tie={"weight": tok})
     b.output(head)
     g = b.build()
-    assert g.nodes[pos].param_name("data") == "embeddings.position" and g.nodes[pos].shape == [16, 12]
+    assert g.nodes[pos].param_name("data") == "embeddings.position" and g.nodes[pos_t].shape == ["T", 12]
     assert g.nodes[head].param_name("weight") == "embeddings.token.weight"
     model = g.to_module()
-    assert g.num_params == 30 * 12 + 16 * 12 == sum(p.numel() for p in model.parameters())
+    assert g.num_params == 30 * 12 + 64 * 12 == sum(p.numel() for p in model.parameters())
     assert model(*g.example_inputs()).shape == (2, 16, 30)
     with pytest.raises(GraphError, match="cannot tie 'weight' of shape"):
         b.op("linear", h, out_features=31, bias=False, tie={"weight": tok})
@@ -84,7 +100,8 @@ def test_free_parameters_and_tied_weights():
     [
         (lambda b, h: b.op("convolution9d", h), "unknown op 'convolution9d'"),
         (lambda b, h: b.op("relu", h, colour=1), "unknown attribute 'colour'"),
-        (lambda b, h: b.op("softmax", h, dim="x"), r"attrs\['dim'\] expected int"),
+        (lambda b, h: b.op("softmax", h, dim="x"), r"uses dim symbols \['x'\]"),
+        (lambda b, h: b.op("softmax", h, dim=1.5), r"attrs\['dim'\] expected int"),
         (lambda b, h: b.op("transpose", h, dim0=0), "missing required attribute 'dim1'"),
         (lambda b, h: b.op("add", h), r"add: takes 2 input\(s\)"),
         (lambda b, h: b.op("relu", h, h), r"relu: takes 1 input\(s\)"),
@@ -128,13 +145,13 @@ def test_list_and_optional_ports_are_filled_from_the_inputs():
     b = GraphBuilder()
     x = b.input("x", ("B", 4, 6))
     cat = b.op("cat", x, x, x, dim=1)
-    assert b.graph.nodes[cat].attrs["tensors"] == ["%"] * 3 and b.shape(cat) == [2, 12, 6]
+    assert b.graph.nodes[cat].attrs["tensors"] == ["%"] * 3 and b.shape(cat) == ["B", 12, 6]
     q = b.op("unsqueeze", x, dim=1)
     mask = b.input("mask", (1, 1, 4, 4), dtype="bool")
     att = b.op("scaled_dot_product_attention", q, q, q, mask)
-    assert b.graph.nodes[att].attrs["attn_mask"] == "%" and b.shape(att) == [2, 1, 4, 6]
+    assert b.graph.nodes[att].attrs["attn_mask"] == "%" and b.shape(att) == ["B", 1, 4, 6]
     parts = b.unpack(b.op("split_with_sizes", x, split_sizes=[2, 4], dim=-1))
-    assert [b.shape(p) for p in parts] == [[2, 4, 2], [2, 4, 4]]
+    assert [b.shape(p) for p in parts] == [["B", 4, 2], ["B", 4, 4]]
     b.output(*parts)
     out = b.build().to_module()(*b.graph.example_inputs())
     assert [tuple(t.shape) for t in out] == [(2, 4, 2), (2, 4, 4)]
@@ -182,6 +199,7 @@ def test_valid_ops_lists_admissible_ops_and_values():
     assert opts["relu"] == {} and opts["linear"]["out_features"] == [16, 32, 64, 128, 256]
     assert opts["conv2d"]["kernel_size"] == [1, 3, 5] and opts["conv2d"]["groups"] == [1]
     assert opts["softmax"]["dim"] == [-4, -3, -2, -1, 0, 1, 2, 3]
+    assert b.shape(img) == ["B", 3, 5, 5]
     for k in opts["conv2d"]["kernel_size"]:  # every value offered is accepted by op()
         b.op("conv2d", img, out_channels=4, kernel_size=k)
     ids = b.input("ids", ("B", "T"), dtype="int64", range=[0, 9])

@@ -123,7 +123,7 @@ def _doc() -> dict:
 def test_unknown_schema_version_is_rejected():
     d = _doc()
     d["schema_version"] = 99
-    with pytest.raises(GraphError, match=r"unsupported schema_version 99.*reads version 1"):
+    with pytest.raises(GraphError, match=r"unsupported schema_version 99.*reads versions \[1, 2\]"):
         from_dict(d)
     del d["schema_version"]
     with pytest.raises(GraphError, match="unsupported schema_version None"):
@@ -186,7 +186,9 @@ def _broken(mutate) -> dict:
         (lambda d: d["edges"].__setitem__(0, ["a", "b"]), r"edges\[0\]: must be \[src, dst, port\]"),
         (lambda d: d["edges"][1].__setitem__(2, "0"), r"edges\[1\]: must be \[src, dst, port\]"),
         (lambda d: d["inputs"][0].pop("shape"), r"inputs\[0\]: missing field 'shape'"),
-        (lambda d: d["inputs"][1].__setitem__("shape", [2, "T"]), r"inputs\[1\]: field 'shape' must be a list of ints"),
+        (lambda d: d["inputs"][1].__setitem__("shape", [2, 1.5]), r"inputs\[1\]: field 'shape' must be a list of ints"),
+        (lambda d: d["inputs"][1].__setitem__("shape", [2, "T +"]), r"inputs\[1\]: dim expression 'T \+' is not valid"),
+        (lambda d: d.__setitem__("dims", {"B": 1}), r"field 'dims' must map symbol names to example sizes >= 2"),
         (lambda d: d["inputs"][1].pop("name"), r"inputs\[1\]: missing field 'name'"),
         (lambda d: d["inputs"].__setitem__(0, 3), r"inputs\[0\]: must be an object"),
     ],

@@ -91,7 +91,8 @@ def test_unknown_attr():
         ("act", "approximate", 3, r"node 'act' \(gelu\): attrs\['approximate'\] expected str"),
         ("sp", "split_size", None, r"node 'sp' \(split\): attrs\['split_size'\] must not be null"),
         ("sum", "alpha", [1], r"node 'sum' \(add\): attrs\['alpha'\] expected number"),
-        ("sum", "other", "two", r"node 'sum' \(add\): attrs\['other'\] must be a number or null"),
+        ("sum", "other", "two", r"node 'sum' \(add\): field 'attrs' uses dim symbols \['two'\] that graph.dims"),
+        ("sum", "other", "2 +", r"node 'sum' \(add\): attrs\['other'\] must be a number or null"),
     ],
 )
 def test_wrong_attr_type(node, key, value, message):

@@ -1,6 +1,7 @@
 """The body of the generated ``forward``: one line per node, grouped by scope, with shape comments."""
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import logging
@@ -13,7 +14,9 @@ from ..arch_graph import GraphError, Node
 from ..ops import get_op
 from ..ops.registry import OpDef
 from .binding import _aten_call, _bind
-from .literals import _FAILURES, _call, _lit
+from ..ops.symbols import symbolic_attr_keys
+from ..ops.registry import PORT
+from .literals import _FAILURES, SymExpr, _call, _lit
 from .naming import _TUPLE_NAMES, _Namer, _op_stem, _scope_stem, _snake
 from .op_forms import Emitter
 
@@ -32,7 +35,7 @@ class _ForwardWriter:
         """Body of ``forward``: one line per node (inputs are arguments, parameters are inlined as
         ``self.<path>``, getitems of a tuple are unpacked), then the return of ``output_kind``."""
         g = self.g
-        namer = _Namer(set(arg_names.values()))
+        namer = _Namer(set(arg_names.values()) | set(g.dims))
         env: dict[str, str] = {}
         unpacked: dict[str, list[str]] = {}
         getitems: dict[str, list[str]] = {}
@@ -85,6 +88,9 @@ class _ForwardWriter:
             var = namer(self._stem(node, op))
             env[nid] = var
             lines.append(f"{var} = {expr}" + ("" if op.multi_output else _shape_comment(shape, dtype)))
+        binders = self._binder_lines(arg_names)
+        if binders:
+            lines = binders + [""] + lines
         outs = [env[o] for o in g.outputs]
         lines.append("")
         if g.output_kind == "tensor":
@@ -94,6 +100,27 @@ class _ForwardWriter:
             lines.append(f"return {{{items}}}")
         else:
             lines.append(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+        return lines
+
+    def _binder_lines(self, arg_names: dict[str, str]) -> list[str]:
+        """``B, T = input_ids.shape`` for the dim symbols that sizes in ``forward`` use."""
+        used: set[str] = set()
+        for node in self.g.nodes.values():
+            op = get_op(node.op)
+            for k in symbolic_attr_keys(op, node.attrs):
+                used |= _symbols_of(node.attrs[k])
+        lines = []
+        for spec in self.g.inputs:
+            names = [d if isinstance(d, str) and d in used else None for d in spec.shape]
+            if not any(names):
+                continue
+            var = arg_names[spec.name]
+            if all(names) and len(set(names)) == len(names):
+                lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {var}.shape")
+            else:
+                picked = [(n, i) for i, n in enumerate(names) if n]
+                lines.append(", ".join(n for n, _ in picked) + " = " + ", ".join(f"{var}.shape[{i}]" for _, i in picked))
+            used -= {n for n in names if n}
         return lines
 
     def _device_expr(self, arg_names: dict[str, str]) -> str:
@@ -132,6 +159,9 @@ class _ForwardWriter:
         if not op.signature:  # call_op runs fn(*inputs, **attrs)
             return _call(self._external_fn(node, op), *inputs, *[f"{k}={_lit(v)}" for k, v in node.attrs.items()])
         params = {r: self.tensor_expr[f] for r, f in self.meta._param_refs.get(node.id, {}).items()}
+        keys = symbolic_attr_keys(op, node.attrs)
+        if keys:  # sizes over B, T: written as code
+            node = dataclasses.replace(node, attrs={**node.attrs, **{k: _as_code(node.attrs[k]) for k in keys}})
         b = _bind(op, node, inputs, params, device_expr)
         if not isinstance(op.target, torch._ops.OpOverload):
             return _aten_call(b, head=self._external_fn(node, op))
@@ -198,3 +228,21 @@ def _pick(dtype: Any, names: list[str]) -> Any:
     if isinstance(dtype, list):
         return [d for d, n in zip(dtype, names) if n != "_"]
     return dtype
+
+
+def _as_code(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_as_code(x) for x in v]
+    if isinstance(v, str) and v not in (PORT, "inf", "-inf", "nan"):
+        return SymExpr(v)
+    return v
+
+
+def _symbols_of(v: Any) -> set[str]:
+    from ..symbolic import free_symbols
+
+    if isinstance(v, list):
+        return set().union(*(_symbols_of(x) for x in v)) if v else set()
+    if isinstance(v, str) and v not in (PORT, "inf", "-inf", "nan"):
+        return set(free_symbols(v))
+    return set()

@@ -11,8 +11,14 @@ import torch
 _FAILURES = (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError)
 
 
+class SymExpr(str):
+    """A dim expression (``"B * T"``) written into the source as code, not as a string."""
+
+
 def _lit(v: Any) -> str:
     """Python source of a decoded attribute value."""
+    if isinstance(v, SymExpr):
+        return str(v) if str(v).isidentifier() else f"({v})"
     if v is None or isinstance(v, bool):
         return repr(v)
     if isinstance(v, int):

@@ -43,6 +43,22 @@ def _flatten(out: Any) -> list[torch.Tensor]:
     raise TypeError(f"module output of type {type(out).__name__} is not a tensor, tuple or dict")
 
 
+def _dynamic_shapes(g: ArchGraph) -> tuple | None:
+    """Per input, its symbolic dims as named export dims: they become ONNX ``dim_param`` s (``B``, ``T``)."""
+    from torch.export import Dim
+
+    named: dict[str, Any] = {}
+    specs = []
+    for s in g.inputs:
+        dims = {}
+        for i, d in enumerate(s.shape):
+            if isinstance(d, str):
+                d = d.strip()
+                dims[i] = named.setdefault(d, Dim(d)) if d.isidentifier() else Dim.AUTO
+        specs.append(dims or None)
+    return (tuple(specs),) if named or any(specs) else None  # ArchModule.forward(*args): one var-positional group
+
+
 def run_onnx(path: str | Path, inputs: Sequence[Any], names: Sequence[str] | None = None) -> list[np.ndarray]:
     """Run an ONNX file with onnxruntime (CPU) on ``inputs`` (tensors or arrays, in graph-input order).
 
@@ -81,6 +97,9 @@ def to_onnx(
 ) -> Path:
     """Export the module of ``g`` to an ONNX file with ``torch.onnx.export(dynamo=True)``.
 
+    Symbolic dims of the graph inputs (``B``, ``T``) become ONNX ``dim_param`` s of
+    the same names, so the file runs at any batch size (and sequence length).
+
     Args:
         g: the graph; its ``inputs`` name the ONNX inputs and its outputs
             (``output_keys``, ``meta["output_names"]`` or node ids) the ONNX outputs.
@@ -111,7 +130,8 @@ def to_onnx(
     nbytes = sum(t.numel() * t.element_size() for t in module.state_dict().values())
     t0 = time.perf_counter()
     buf = io.StringIO()
-    try:
+
+    def export(dynamic: Any) -> None:
         with torch.no_grad(), contextlib.redirect_stdout(buf):
             torch.onnx.export(
                 module,
@@ -122,8 +142,20 @@ def to_onnx(
                 output_names=output_names,
                 opset_version=opset,
                 external_data=nbytes > 1_800_000_000,
+                dynamic_shapes=dynamic,
                 verbose=False,
             )
+
+    dynamic = _dynamic_shapes(g)
+    try:
+        try:
+            export(dynamic)
+        except Exception as e:
+            if dynamic is None:
+                raise
+            log.warning("graph %r: ONNX export with symbolic dims failed (%s); exporting with the example sizes",
+                        g.name, str(e).split("\n")[0][:200])
+            export(None)
     except Exception as e:
         raise OnnxExportError(f"graph {g.name!r}: torch.onnx.export to {path} failed: {e}".split("\n")[0]) from e
     finally:

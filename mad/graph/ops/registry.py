@@ -54,6 +54,15 @@ ATTR_TYPES = (
 )
 
 
+def _dim_expr(value: Any) -> bool:
+    """A symbolic dim (``"B"``, ``"B*T"``) where an int is expected; see :mod:`mad.graph.symbolic`."""
+    if not isinstance(value, str):
+        return False
+    from ..symbolic import check_expr, free_symbols
+
+    return check_expr(value) is None and bool(free_symbols(value))
+
+
 class UnknownOpError(KeyError):
     """Raised when an op name is not in the vocabulary."""
 
@@ -80,18 +89,20 @@ class AttrSpec:
         if t == "bool":
             ok = isinstance(value, bool)
         elif t == "int":
-            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = (isinstance(value, int) and not isinstance(value, bool)) or _dim_expr(value)
         elif t in ("float", "number"):
             # an aten Scalar ("number") may be a bool; non-finite floats are stored as strings
             ok = isinstance(value, (int, float)) and (t == "number" or not isinstance(value, bool))
             if isinstance(value, str):
-                ok = value in ("inf", "-inf", "nan")
+                ok = value in ("inf", "-inf", "nan") or (t == "number" and _dim_expr(value))
         elif t in ("str", "dtype", "memory_format", "layout"):
             ok = isinstance(value, str)
         elif t in ("device", "generator"):
             ok = False
         elif t == "ints":
-            ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            ok = isinstance(value, list) and all(
+                (isinstance(v, int) and not isinstance(v, bool)) or _dim_expr(v) for v in value
+            )
         elif t == "floats":
             ok = isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)
         elif t == "bools":

@@ -148,7 +148,7 @@ def _slice(b: _Bound) -> str | None:
         return None
     dim, start, end, step = b.v("dim"), b.v("start"), b.v("end"), b.v("step")
     s = "" if start in (None, 0) else _lit(start)
-    e = "" if end is None or end >= _INT_MAX else _lit(end)
+    e = "" if end is None or (isinstance(end, int) and end >= _INT_MAX) else _lit(end)
     item = f"{s}:{e}" + ("" if step in (None, 1) else f":{_lit(step)}")
     return f"{b.x()}[{_index_items(dim, b.rank(), item)}]"
 
