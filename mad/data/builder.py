@@ -152,6 +152,8 @@ def check_graph(g, seed: int = 0) -> None:
 
 def make_row(spec: tuple[str, str, int, int], random_space: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build, check and describe one graph; raises on any failure."""
+    from mad.graph.symbolic import concrete
+
     from .describe import describe
 
     source, key, variant, seed = spec
@@ -166,7 +168,7 @@ def make_row(spec: tuple[str, str, int, int], random_space: dict[str, Any] | Non
         "source": g.source or source,
         "family": family,
         "modality": _modality(g),
-        "input_shape": [list(s.shape) for s in g.inputs],
+        "input_shape": [concrete(list(s.shape), g.dims) for s in g.inputs],  # symbolic dims at example sizes
         "graph": g.to_json(),
         "num_nodes": summary.num_nodes,
         "num_edges": summary.num_edges,

@@ -387,7 +387,7 @@ def _position(r: _Reader, g: ArchGraph) -> str | None:
             return "learned position embeddings"
     for n in r.nodes("add"):
         for p in r.g.predecessors(n.id):
-            if r.op(p) == "parameter":
+            if r.op(r.source(p)) == "parameter":  # a table, maybe sliced to the sequence length
                 other = [q for q in r.g.predecessors(n.id) if q != p]
                 if other and r.op(r.source(other[0])) == "embedding":
                     return "learned position embeddings"
@@ -404,14 +404,23 @@ def _patchify(conv) -> bool:
 
 
 def _ensure_shapes(g: ArchGraph) -> ArchGraph:
-    if all(n.shape is not None for n in g.nodes.values()):
+    """``g`` with every shape filled in and concrete (symbolic dims at their example sizes)."""
+    if all(n.shape is not None for n in g.nodes.values()) and not g.dims:
         return g
     h = g.copy()
-    try:
-        h.infer()
-    except Exception as e:  # describe what the structure alone says
-        log.warning("describe(%s): shape inference failed (%s); heads and widths may be missing", g.name, e)
-        return g
+    if any(n.shape is None for n in h.nodes.values()):
+        try:
+            h.infer()
+        except Exception as e:  # describe what the structure alone says
+            log.warning("describe(%s): shape inference failed (%s); heads and widths may be missing", g.name, e)
+            return g
+    if h.dims:
+        from mad.graph.symbolic import concrete
+
+        for n in h.nodes.values():
+            n.shape = concrete(n.shape, h.dims)
+        for s in h.inputs:
+            s.shape = concrete(list(s.shape), h.dims)
     return h
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .arch_graph import ArchGraph, GraphError, Node
+from .fast_shapes import fast_shape
 from .interpreter import infer_node
 from .layer_params import LAYER_RULES, layer_attrs, layer_params
 from .ops import UnknownOpError, get_op, op_names
@@ -113,7 +114,8 @@ def prepare_node(g: ArchGraph, op: str, inputs: list[str], kwargs: dict[str, Any
     node = Node(id=f"<new {op}>", op=op, attrs=attrs, params=params)
     check_node(node, g)
     try:
-        shape, dtype = infer_node(g, node, in_specs)
+        fast = fast_shape(op, in_specs, attrs, params)
+        shape, dtype = fast if fast is not None else infer_node(g, node, in_specs)
     except Exception as e:  # noqa: BLE001 - any failure of the op on these inputs
         msg = str(e).strip().split("\n")[0]
         raise GraphError(f"{op}: cannot take inputs of shapes {in_shapes}{' with ' + json.dumps(attrs) if attrs else ''}"

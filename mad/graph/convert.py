@@ -157,8 +157,10 @@ def _largest(shape: Any) -> list[int]:
     return list(shape or [])
 
 
-def _features(n: Node, in_deg: int, out_deg: int, is_output: bool) -> list[float]:
-    shape = _largest(n.shape)
+def _features(n: Node, in_deg: int, out_deg: int, is_output: bool, dims: dict[str, int] | None = None) -> list[float]:
+    from .symbolic import concrete
+
+    shape = _largest(concrete(n.shape, dims or {}))  # symbolic dims at their example sizes
     numel = math.prod(shape) if shape else 1
     dims = [0.0] * 4
     for k, d in enumerate(shape[-4:][::-1]):
@@ -220,7 +222,8 @@ def to_pyg(g: ArchGraph):
         get_op(work.nodes[nid].op)  # raises UnknownOpError naming the op
     outputs = set(work.outputs)
     feats = [
-        _features(work.nodes[nid], len(work.in_edges(nid)), len(work.out_edges(nid)), nid in outputs) for nid in order
+        _features(work.nodes[nid], len(work.in_edges(nid)), len(work.out_edges(nid)), nid in outputs, work.dims)
+        for nid in order
     ]
     for e in work.edges:
         if e.src not in pos or e.dst not in pos:
