@@ -70,6 +70,7 @@ __all__ = [
     "TaskError",
     "TaskInfo",
     "clear_cache",
+    "fit",
     "info",
     "load",
     "names",
@@ -324,6 +325,36 @@ def info(name: str, **opts) -> TaskInfo:
     """
     task = _get(name)
     return task.info(**_options(task, opts))
+
+
+def fit(graph: Any, name: str, **opts) -> Any:
+    """Put an architecture on task ``name``: a copy of ``graph`` retargeted to its input shape and
+    its classes (classification) or vocabulary and sequence length (language modelling).
+
+    Reads the task's :func:`info` (no data is loaded, except ``chars`` counting its vocabulary) and
+    calls :func:`mad.graph.passes.retarget`; the result takes the task's inputs (with a batch dim)
+    and returns logits ``(B, num_classes)`` or ``(B, T, vocab_size)``.
+
+    Args:
+        graph: an :class:`~mad.graph.ArchGraph` (left untouched).
+        name: one of :func:`names`.
+        **opts: the task's options (e.g. ``seq_len`` for ``chars``).
+
+    Raises:
+        TaskError: unknown task or option.
+        GraphError: the graph cannot take the task; the message says why.
+
+    Example:
+        >>> g2 = fit(g, "mnist5k")
+        >>> g2.inputs[0].shape
+        ['B', 1, 28, 28]
+    """
+    from mad.graph.passes import retarget
+
+    ti = info(name, **opts)
+    if ti.task_type == "classification":
+        return retarget(graph, ti.input_shape, num_classes=ti.num_classes)
+    return retarget(graph, ti.input_shape, vocab_size=ti.vocab_size)
 
 
 def load(name: str, split: str = "train", data_dir: str | os.PathLike | None = None, **opts) -> Dataset:

@@ -30,9 +30,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..arch_graph import ArchGraph, GraphError, Node
-from ..interpreter import _shape_rule
-from ..ops import get_op
+from ..arch_graph import ArchGraph, Node
+from ..symbolic import concrete
 from .adapt import follow_layers
 from .reinfer import ReinferError
 
@@ -81,8 +80,12 @@ class Resize:
         sub: old size -> new size of every dim the retarget changed.
     """
 
-    def __init__(self, sub: dict[int, int], keep: set[int] | None = None, disabled: set[str] | None = None) -> None:
+    def __init__(self, sub: dict[int, int], keep: set[int] | None = None, disabled: set[str] | None = None,
+                 old_dims: dict[str, int] | None = None, new_dims: dict[str, int] | None = None) -> None:
         self.sub = {k: v for k, v in sub.items() if k != v and k > 1}
+        self.old_dims = dict(old_dims or {})  # example sizes of the dim symbols before / after
+        self.new_dims = dict(new_dims if new_dims is not None else self.old_dims)
+        self.g: ArchGraph | None = None
         self.keep = set(keep or ())  # sizes never derived (e.g. channel counts)
         self.disabled = set(disabled or ())  # nodes whose attrs must not be substituted
         self.applied: list[str] = []  # nodes whose attrs were substituted, in visiting order
@@ -91,10 +94,14 @@ class Resize:
         self._site = ""
 
     def observe(self, old: Any, new: Any) -> None:
-        """Record how each dim of a changed value moved (old size -> new size), or that it stayed."""
-        if old == new or not _is_int_list(old) or not _is_int_list(new) or len(old) != len(new):
+        """Record how each concrete dim of a changed value moved (old size -> new size), or that it stayed.
+
+        Symbolic dims are skipped: sizes that follow them are symbolic too."""
+        if old == new or not isinstance(old, list) or not isinstance(new, list) or len(old) != len(new):
             return
         for a, b in zip(old, new):
+            if not isinstance(a, int) or not isinstance(b, int) or isinstance(a, bool) or isinstance(b, bool):
+                continue
             if a == b:
                 self.stable.add(a)
             else:
@@ -117,20 +124,29 @@ class Resize:
 
     def guess(self, node: Node) -> Any:
         """A value-dependent node's new shape: its recorded one through the substitution map."""
-        if _is_int_list(node.shape):
-            return [self.sub.get(d, d) for d in node.shape]
+        if isinstance(node.shape, list) and not any(isinstance(d, list) for d in node.shape):
+            return [self.sub.get(d, d) if isinstance(d, int) else d for d in node.shape]
         return node.shape
 
+    @staticmethod
+    def _c(x: Any, dims: dict[str, int]) -> Any:
+        try:
+            return concrete(x, dims)
+        except Exception:  # noqa: BLE001 - an expression over an unknown symbol: leave it to the shape rule
+            return None
+
     def __call__(self, g: ArchGraph, node: Node, in_specs: list[tuple[Any, Any]], old_in: list[Any]) -> None:
-        new_in = [s for s, _ in in_specs]
-        for o, n in zip(old_in, new_in):
+        new_sym = [s for s, _ in in_specs]
+        for o, n in zip(old_in, new_sym):
             self.observe(o, n)
+        new_in = [self._c(x, self.new_dims) for x in new_sym]
+        old_c = [self._c(x, self.old_dims) for x in old_in]
         rule = SIZE_RULES.get(node.op)
-        self._site = node.id
+        self._site, self.g = node.id, g
         if rule is not None:
-            rule(self, node, new_in, old_in)
-        elif node.op in _BROADCAST and len(in_specs) >= 2 and new_in != old_in:
-            _fit_tables(g, node, new_in)
+            rule(self, node, new_in, old_c, self._c(node.shape, self.old_dims))
+        elif node.op in _BROADCAST and len(in_specs) >= 2 and new_in != old_c:
+            _fit_tables(g, node, new_in, new_sym)
         follow_layers(g, node, in_specs, old_in)
 
     # ---------------------------------------------------------------- view-like
@@ -177,53 +193,69 @@ class Resize:
         return None
 
 
-def _view(attr: str) -> Callable[[Resize, Node, list, list], None]:
-    def rule(r: Resize, node: Node, new_in: list, old_in: list) -> None:
+Rule = Callable[["Resize", Node, list, list, Any], None]
+
+
+def _keep_symbols(attr: list, new: list[int]) -> list:
+    """The new sizes, keeping ``-1`` and symbolic entries (they follow the dim symbols by themselves)."""
+    return [v if isinstance(v, str) or v == -1 else o for v, o in zip(attr, new)]
+
+
+def _sized(v: Any) -> bool:
+    return isinstance(v, list) and all((isinstance(x, int) and not isinstance(x, bool)) or isinstance(x, str)
+                                       for x in v)
+
+
+def _view(attr: str) -> Rule:
+    def rule(r: Resize, node: Node, new_in: list, old_in: list, old_out: Any) -> None:
         size = node.attrs.get(attr)
-        if not _is_int_list(size) or not _is_int_list(node.shape) or not _is_int_list(old_in[0]):
+        if not _sized(size) or not _is_int_list(old_out) or not _is_int_list(old_in[0]):
             return
-        out = r.new_view(old_in[0], node.shape, new_in[0]) if _is_int_list(new_in[0]) else None
+        out = r.new_view(old_in[0], old_out, new_in[0]) if _is_int_list(new_in[0]) else None
         if out is None:
             raise ReinferError(f"node {node.id!r} ({node.op}, scope {node.scope!r}): cannot re-derive {attr} "
                                f"{size} (input {old_in[0]} -> {new_in[0]})", node.id)
-        node.attrs[attr] = [-1 if v == -1 else o for v, o in zip(size, out)]
+        node.attrs[attr] = _keep_symbols(size, out)
 
     return rule
 
 
-def _unflatten(r: Resize, node: Node, new_in: list, old_in: list) -> None:
+def _unflatten(r: Resize, node: Node, new_in: list, old_in: list, old_out: Any) -> None:
     d, sizes = node.attrs.get("dim"), node.attrs.get("sizes")
-    if not isinstance(d, int) or not _is_int_list(sizes) or not _is_int_list(new_in[0]):
+    if not isinstance(d, int) or not _sized(sizes) or not _is_int_list(new_in[0]) or not _is_int_list(old_out):
         return
     old_d, new_d = old_in[0][d], new_in[0][d]
     if old_d != new_d:
-        out = r.new_view([old_d], [s if s != -1 else old_d // -math.prod(sizes) for s in sizes], [new_d])
+        k = d % len(new_in[0])
+        out = r.new_view([old_d], old_out[k:k + len(sizes)], [new_d])
         if out is None:
             raise ReinferError(f"node {node.id!r} (unflatten): cannot split {new_d} like {sizes}", node.id)
-        node.attrs["sizes"] = [-1 if v == -1 else o for v, o in zip(sizes, out)]
+        node.attrs["sizes"] = _keep_symbols(sizes, out)
 
 
-def _expand(r: Resize, node: Node, new_in: list, old_in: list) -> None:
+def _expand(r: Resize, node: Node, new_in: list, old_in: list, old_out: Any) -> None:
     size = node.attrs.get("size")
     x = new_in[0]
-    if not _is_int_list(size) or not _is_int_list(x):
+    if not _sized(size) or not _is_int_list(x):
         return
     lead = len(size) - len(x)
     out = []
     for k, v in enumerate(size):
         i = k - lead
-        if v == -1 or (i >= 0 and x[i] != 1):
-            out.append(-1 if v == -1 else x[i])  # follows a real input dim
+        if isinstance(v, str) or v == -1:
+            out.append(v)
+        elif i >= 0 and x[i] != 1:
+            out.append(x[i])  # follows a real input dim
         else:
             out.append(r.s(v))  # a broadcast dim: a size from the trace
     node.attrs["size"] = out
 
 
-def _sizes(*attrs: str) -> Callable[[Resize, Node, list, list], None]:
-    def rule(r: Resize, node: Node, new_in: list, old_in: list) -> None:
+def _sizes(*attrs: str) -> Rule:
+    def rule(r: Resize, node: Node, new_in: list, old_in: list, old_out: Any) -> None:
         for a in attrs:
             v = node.attrs.get(a)
-            if _is_int_list(v):
+            if isinstance(v, list):
                 node.attrs[a] = [r.s(x) for x in v]
             elif isinstance(v, int) and not isinstance(v, bool):
                 node.attrs[a] = r.s(v)
@@ -231,8 +263,30 @@ def _sizes(*attrs: str) -> Callable[[Resize, Node, list, list], None]:
     return rule
 
 
-def _slice(r: Resize, node: Node, new_in: list, old_in: list) -> None:
+def _grow_table(r: Resize, node: Node, d: int, end: str) -> None:
+    """A learned table sliced to a symbolic length must hold the example length and the probes beyond it."""
+    g = r.g
+    preds = g.predecessors(node.id) if g is not None else []
+    if not preds or g.nodes[preds[0]].op != "parameter":
+        return
+    table = g.nodes[preds[0]]
+    data = table.params.get("data")
+    try:
+        need = int(concrete(end, r.new_dims))
+    except Exception:  # noqa: BLE001
+        return
+    if isinstance(data, list) and -len(data) <= d < len(data) and data[d] < need + 16:
+        data = list(data)
+        data[d] = max(2 * need, need + 16)
+        table.params["data"] = data
+        table.attrs.pop("value", None)
+        table.shape = data
+
+
+def _slice(r: Resize, node: Node, new_in: list, old_in: list, old_out: Any) -> None:
     d = node.attrs.get("dim", 0)
+    if isinstance(node.attrs.get("end"), str) and isinstance(d, int):
+        _grow_table(r, node, d, node.attrs["end"])
     x_old, x_new = old_in[0], new_in[0]
     if not _is_int_list(x_old) or not _is_int_list(x_new) or not isinstance(d, int):
         return
@@ -247,14 +301,14 @@ def _slice(r: Resize, node: Node, new_in: list, old_in: list) -> None:
             node.attrs[a] = r.s(v)
 
 
-def _select(r: Resize, node: Node, new_in: list, old_in: list) -> None:
+def _select(r: Resize, node: Node, new_in: list, old_in: list, old_out: Any) -> None:
     d, i = node.attrs.get("dim", 0), node.attrs.get("index")
     if isinstance(i, int) and i > 0 and _is_int_list(old_in[0]) and _is_int_list(new_in[0]):
         if i == old_in[0][d] - 1:
             node.attrs["index"] = new_in[0][d] - 1  # the last position stays last
 
 
-def _split_sizes(r: Resize, node: Node, new_in: list, old_in: list) -> None:
+def _split_sizes(r: Resize, node: Node, new_in: list, old_in: list, old_out: Any) -> None:
     d, sizes = node.attrs.get("dim", 0), node.attrs.get("split_sizes")
     if not _is_int_list(sizes) or not _is_int_list(new_in[0]):
         return
@@ -271,7 +325,7 @@ def _split_sizes(r: Resize, node: Node, new_in: list, old_in: list) -> None:
     node.attrs["split_sizes"] = cand
 
 
-SIZE_RULES: dict[str, Callable[[Resize, Node, list, list], None]] = {
+SIZE_RULES: dict[str, Rule] = {
     "view": _view("size"),
     "_unsafe_view": _view("size"),
     "reshape": _view("shape"),
@@ -318,9 +372,11 @@ def _chain_to_table(g: ArchGraph, nid: str) -> list[str] | None:
     return chain[::-1]
 
 
-def _fit_tables(g: ArchGraph, node: Node, new_in: list) -> None:
-    """Resize a learned table (e.g. position embeddings) that no longer broadcasts against the tokens."""
-    if _broadcasts(new_in):
+def _fit_tables(g: ArchGraph, node: Node, new_in: list, new_sym: list) -> None:
+    """Resize a learned table (e.g. position embeddings) that no longer broadcasts against the tokens.
+
+    Only against concrete dims: a table cannot follow a symbolic length (slice it instead)."""
+    if any(x is None for x in new_in) or _broadcasts(new_in):
         return
     preds = g.predecessors(node.id)
     for k, p in enumerate(preds):
@@ -333,6 +389,10 @@ def _fit_tables(g: ArchGraph, node: Node, new_in: list) -> None:
         if len(chain) > 1 or len(data) != len(mine) or len(theirs) < len(mine):
             continue  # only a table added as it is is resized
         theirs = theirs[len(theirs) - len(mine):]  # broadcasting aligns trailing dims
+        j = next(j for j in range(len(new_in)) if j != k and _is_int_list(new_in[j]))
+        sym = new_sym[j][len(new_sym[j]) - len(mine):]
+        if any(isinstance(x, str) and m != t and m != 1 and t != 1 for x, m, t in zip(sym, mine, theirs)):
+            continue
         new = [t if (m != t and m != 1 and t != 1) else d for d, m, t in zip(data, mine, theirs)]
         if new == data:
             continue
@@ -345,7 +405,4 @@ def _fit_tables(g: ArchGraph, node: Node, new_in: list) -> None:
     # leave it to the shape rule to report the mismatch
 
 
-def infer_one(g: ArchGraph, node: Node) -> tuple[Any, Any]:
-    """Shape and dtype of ``node`` from its inputs' recorded shapes."""
-    return _shape_rule(g, node, get_op(node.op), [(g.nodes[p].shape, g.nodes[p].dtype)
-                                                  for p in g.predecessors(node.id)])
+

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from ..arch_graph import ArchGraph, GraphError
 from ..builder import GraphBuilder
-from ..ops import get_op
+from ..symbolic import concrete
 from .adapt import check_shared_params, shared_names
 from .edit import eliminate_dead_code, rewire
 from .reinfer import ReinferError, reinfer
@@ -178,6 +178,28 @@ def _resize_vocab(g: ArchGraph, embeddings: list[str], head: str | None, vocab: 
     return changed
 
 
+def _grow_positions(g: ArchGraph, tokens: list[str], old_len: int, new_len: int) -> list[str]:
+    """Position tables (embeddings indexed by positions made in the graph, not read from an input)
+    get rows for a longer sequence: ``rows + (new_len - old_len)``, keeping any offset they had."""
+    changed = []
+    for n in g.nodes.values():
+        if n.op != "embedding" or n.id in tokens or "weight" not in n.params or new_len <= old_len:
+            continue
+        stack, seen, from_input = list(g.predecessors(n.id)), set(), False
+        while stack and not from_input:
+            p = stack.pop()
+            if p in seen:
+                continue
+            seen.add(p)
+            from_input = g.nodes[p].op == "input"
+            stack.extend(g.predecessors(p))
+        rows, d = n.params["weight"]
+        if not from_input and rows < new_len + 2:
+            n.params["weight"] = [rows + new_len - old_len, d]
+            changed.append(n.id)
+    return changed
+
+
 def _fill_inputs(g: ArchGraph, prim: str, old_shape: list[int], sub: dict[int, int]) -> list[str]:
     """Replace every non-primary input by a constant made from the primary one (or of a fixed size)."""
     b = GraphBuilder.extend(g)
@@ -219,7 +241,7 @@ def _resize_input(g: ArchGraph, pnode: str, old_shape: list[int]) -> list[str]:
 def _attach_head(g: ArchGraph, feats: str, n: int, token: bool) -> str:
     b = GraphBuilder.extend(g)
     shape = g.nodes[feats].shape
-    if not isinstance(shape, list) or not shape or not isinstance(shape[0], int):
+    if not isinstance(shape, list) or not shape or isinstance(shape[0], list):
         raise _fail(g, f"output {feats!r} is not one tensor; no head can be attached")
     if token:
         if len(shape) != 3:
@@ -265,13 +287,23 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
     prim = _primary_input(graph, token, len(shape) + 1)
     old_shape = list(next(s for s in graph.inputs if s.name == prim).shape)
     first = 1 if token else 2  # channels follow through the layers, not by substitution
-    sub = {o: n for o, n in zip(old_shape[first:], [old_shape[0], *shape][first:]) if o != n}
-    keep = set(old_shape[:first])
+    sub: dict[int, int] = {}
+    dims = dict(graph.dims)
+    for o, n in zip(old_shape[first:], [old_shape[0], *shape][first:]):
+        if isinstance(o, str):  # a symbolic dim (the sequence length T): only its example size changes
+            if not o.isidentifier():
+                raise _fail(graph, f"input {prim!r} dim {o!r} is an expression of other dims; cannot set it to {n}")
+            if n < 2:
+                raise _fail(graph, f"input {prim!r} dim {o!r} is symbolic and needs an example size >= 2, got {n}")
+            dims[o] = n
+        elif o != n:
+            sub[o] = n
+    keep = {d for d in old_shape[:first] if isinstance(d, int)}
     resize_input, disabled, tried = False, set(), set()
     error: GraphError | None = None
     last: tuple[str, str] | None = None  # (failing node, node disabled for it)
     for _ in range(MAX_ATTEMPTS):
-        resize = Resize(sub, keep, disabled)
+        resize = Resize(sub, keep, disabled, old_dims=graph.dims, new_dims=dims)
         try:
             g = _attempt(graph, prim, shape, num_classes, vocab_size, fill_inputs, resize, resize_input)
             break
@@ -288,7 +320,8 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
                 disabled.add(blame)
                 tried.add(blame)
                 last = (e.error.node, blame)
-            elif not token and not resize_input and old_shape[2:] != shape[1:]:
+            elif not token and not resize_input and old_shape[2:] != shape[1:] and all(
+                    isinstance(d, int) for d in old_shape[2:]):
                 resize_input, sub, disabled = True, {}, set()  # cannot take the new size: resize the input
             else:
                 raise _fail(graph, str(error)) from None
@@ -311,7 +344,8 @@ def _attempt(graph: ArchGraph, prim: str, shape: list[int], num_classes: int | N
     spec = next(s for s in g.inputs if s.name == prim)
     pnode = g.input_node(prim)
     old_shape = list(spec.shape)
-    spec.shape = [old_shape[0], *shape]
+    spec.shape = [old_shape[0]] + [o if isinstance(o, str) else n for o, n in zip(old_shape[1:], shape)]
+    g.dims = dict(resize.new_dims)
     changed = [pnode]
     out, has_head = _primary_output(g, token)
     head = _head_layer(g, out) if out is not None and has_head else None
@@ -324,6 +358,8 @@ def _attempt(graph: ArchGraph, prim: str, shape: list[int], num_classes: int | N
         if head is not None and g.nodes[head].params["weight"][0] != old_vocab and g.nodes[head].op == "linear":
             head = None  # the last linear does not predict tokens
         changed += _resize_vocab(g, embeddings, head, int(vocab_size))  # type: ignore[arg-type]
+        t_old, t_new = concrete(old_shape[1], resize.old_dims), concrete(spec.shape[1], resize.new_dims)
+        changed += _grow_positions(g, embeddings, t_old, t_new)
     elif head is not None and num_classes is not None:
         _set_out_size(g, head, int(num_classes))
         changed.append(head)
