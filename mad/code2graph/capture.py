@@ -478,6 +478,9 @@ class _Converter:
             g.meta["extra_state"] = extra
         if self.scope_types:
             g.meta["scope_types"] = self.scope_types
+        train_attrs = _train_mode_attrs(g, module)
+        if train_attrs:
+            g.meta["train_attrs"] = train_attrs
 
 
 _SEQ_NAMES = ("T", "S", "T3", "T4", "T5", "T6")
@@ -511,6 +514,43 @@ def _hint(sym: Any, ep: torch.export.ExportedProgram) -> int:
                 if isinstance(d, torch.SymInt) and d.node.expr == sym:
                     return int(d.node.hint)
     raise CaptureError(f"no example size for symbol {sym}")
+
+
+# module attributes that hold the attention-dropout probability a module uses in training
+_DROPOUT_FIELDS = ("attention_dropout", "attn_dropout", "dropout", "dropout_p", "attention_probs_dropout_prob",
+                   "attn_pdrop", "dropout_rate")
+
+
+def _dropout_prob(module: nn.Module, scope: str) -> float:
+    try:
+        owner = module.get_submodule(scope) if scope else module
+    except AttributeError:
+        return 0.0
+    for name in _DROPOUT_FIELDS:
+        v = getattr(owner, name, None)
+        if isinstance(v, nn.Dropout):
+            v = v.p
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1:
+            return float(v)
+    return 0.0
+
+
+def _train_mode_attrs(g: ArchGraph, module: nn.Module) -> dict[str, dict[str, Any]]:
+    """Attrs that only the training mode sets: attention dropout written as
+    ``p if self.training else 0.0`` reads 0 in an eval capture. The probability
+    comes from the module that owns the op (``nn.MultiheadAttention.dropout``,
+    ``attention_dropout`` of transformers' attention modules...)."""
+    out: dict[str, dict[str, Any]] = {}
+    for n in g:
+        if n.op == "scaled_dot_product_attention" and not n.attrs.get("dropout_p"):
+            p = _dropout_prob(module, n.scope)
+            if p:
+                out[n.id] = {"dropout_p": p}
+        elif n.op == "dropout" and n.attrs.get("p") in (0, 0.0) and not n.attrs.get("train"):
+            p = _dropout_prob(module, n.scope)
+            if p:
+                out[n.id] = {"p": p}
+    return out
 
 
 def _is_symbolic_scalar(n: torch.fx.Node) -> bool:
