@@ -53,7 +53,12 @@ __all__ = [
 DEFAULT_HINT = 8  # example size of a symbol that graph.dims does not list
 
 _ALLOWED_BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.Pow)
-_FUNCS = {"Max": max, "Min": min, "max": max, "min": min}
+def _mod(a: Any, b: Any) -> Any:
+    return a % b
+
+
+# functions PyTorch's symbolic shapes print: Mod/PythonMod are Python's % for positive divisors
+_FUNCS = {"Max": max, "Min": min, "max": max, "min": min, "Mod": _mod, "PythonMod": _mod}
 
 
 class SymbolError(ValueError):
@@ -75,7 +80,7 @@ def _compile(expr: str):
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCS or node.keywords:
-                raise SymbolError(f"dim expression {expr!r}: only Max/Min calls are allowed")
+                raise SymbolError(f"dim expression {expr!r}: only {sorted(_FUNCS)} calls are allowed")
             continue
         if isinstance(node, ast.Name):
             if node.id in _FUNCS:
