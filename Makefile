@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 OUT ?= out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all bench-zoo bench-dataset clean
+.PHONY: install demo test test-all bench-zoo bench-dataset bench-ir clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,12 @@ test-all: install
 
 bench-zoo: install
 	$(BIN)/python bench/code2graph_zoo.py
+
+bench-dataset: install
+	$(BIN)/python bench/dataset_build.py
+
+bench-ir: install
+	$(BIN)/python bench/ir_learning.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

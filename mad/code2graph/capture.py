@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from mad.graph import ArchGraph, TensorSpec
+from mad.graph import ArchGraph, GraphError, TensorSpec
 from mad.graph.interpreter import describe_value
 from mad.graph.module import encode_tensor
 from mad.graph.ops import get_op, op_for_target
@@ -46,6 +46,10 @@ _DROP = {
 _INLINE_HOPS = {"wrap_with_set_grad_enabled", "wrap_with_autocast"}
 MAX_VALUE_NUMEL = 1 << 20
 _UNSUPPORTED = "<unsupported>"  # store values of non-persistent buffers/constants up to this size
+
+
+class _NotSymbolic(Exception):
+    """A size expression of the input sizes that the graph cannot spell; capture again with static sizes."""
 
 
 class CaptureError(RuntimeError):
@@ -166,6 +170,8 @@ class _Converter:
                 return text if not isinstance(d, torch.SymBool) else bool(d.node.hint)
             except SymbolError:
                 pass
+        if expr.free_symbols and expr.free_symbols <= set(self.symbols):
+            raise _NotSymbolic(str(expr.xreplace(self._rename)))
         hint = d.node.hint
         if hint is None:
             raise CaptureError(f"a size depends on data ({expr}); capture cannot keep it", ops=[str(expr)])
@@ -361,6 +367,8 @@ class _Converter:
         operands = n.args[2:]
         placeholders = [p for p in sub.graph.nodes if p.op == "placeholder"]
         for p, v in zip(placeholders, operands):
+            if isinstance(v, torch.fx.Node) and _is_symbolic_scalar(v) and v not in self.env:
+                continue  # a size: read as an expression where the region uses it
             self.env[p] = self.env[v] if v in self.env else self._port_source(v)
         out_ids: list[Any] = []
         for sn in sub.graph.nodes:
@@ -414,7 +422,8 @@ class _Converter:
             if spec.kind.name != "USER_OUTPUT":
                 log.warning("%s: ignoring %s output %s", self.g.name, spec.kind.name, spec.target)
                 continue
-            ids.append(self._port_source(v) if isinstance(v, torch.fx.Node) else None)
+            tensor = isinstance(v, torch.fx.Node) and not _is_symbolic_scalar(v)
+            ids.append(self._port_source(v) if tensor else None)
         out_spec = self.ep.call_spec.out_spec
         paths = _spec_paths(out_spec)
         keep = [(p, i) for p, i in zip(paths, ids) if i is not None]
@@ -478,6 +487,9 @@ class _Converter:
             g.meta["extra_state"] = extra
         if self.scope_types:
             g.meta["scope_types"] = self.scope_types
+        train_attrs = _train_mode_attrs(g, module)
+        if train_attrs:
+            g.meta["train_attrs"] = train_attrs
 
 
 _SEQ_NAMES = ("T", "S", "T3", "T4", "T5", "T6")
@@ -511,6 +523,43 @@ def _hint(sym: Any, ep: torch.export.ExportedProgram) -> int:
                 if isinstance(d, torch.SymInt) and d.node.expr == sym:
                     return int(d.node.hint)
     raise CaptureError(f"no example size for symbol {sym}")
+
+
+# module attributes that hold the attention-dropout probability a module uses in training
+_DROPOUT_FIELDS = ("attention_dropout", "attn_dropout", "dropout", "dropout_p", "attention_probs_dropout_prob",
+                   "attn_pdrop", "dropout_rate")
+
+
+def _dropout_prob(module: nn.Module, scope: str) -> float:
+    try:
+        owner = module.get_submodule(scope) if scope else module
+    except AttributeError:
+        return 0.0
+    for name in _DROPOUT_FIELDS:
+        v = getattr(owner, name, None)
+        if isinstance(v, nn.Dropout):
+            v = v.p
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1:
+            return float(v)
+    return 0.0
+
+
+def _train_mode_attrs(g: ArchGraph, module: nn.Module) -> dict[str, dict[str, Any]]:
+    """Attrs that only the training mode sets: attention dropout written as
+    ``p if self.training else 0.0`` reads 0 in an eval capture. The probability
+    comes from the module that owns the op (``nn.MultiheadAttention.dropout``,
+    ``attention_dropout`` of transformers' attention modules...)."""
+    out: dict[str, dict[str, Any]] = {}
+    for n in g:
+        if n.op == "scaled_dot_product_attention" and not n.attrs.get("dropout_p"):
+            p = _dropout_prob(module, n.scope)
+            if p:
+                out[n.id] = {"dropout_p": p}
+        elif n.op == "dropout" and n.attrs.get("p") in (0, 0.0) and not n.attrs.get("train"):
+            p = _dropout_prob(module, n.scope)
+            if p:
+                out[n.id] = {"p": p}
+    return out
 
 
 def _is_symbolic_scalar(n: torch.fx.Node) -> bool:
@@ -639,7 +688,7 @@ def from_module(
     name: str | None = None,
     source: str | None = None,
     eval_mode: bool = True,
-    dynamic: bool = True,
+    dynamic: bool | str = True,
     stats: CaptureStats | None = None,
 ) -> ArchGraph:
     """Capture ``module`` called as ``module(*args, **kwargs)`` into an ArchGraph.
@@ -654,10 +703,12 @@ def from_module(
             of the rebuilt module, as in the source.
         dynamic: keep the batch dim of every tensor input (and the sequence dim of
             integer/bool inputs such as token ids and masks) symbolic (``B``, ``T``),
-            so the graph runs at other sizes. Sizes that export specialises anyway
-            stay concrete and are listed in ``meta["specialised_dims"]``; if export
-            fails with symbolic sizes, capture retries with static ones and says so
-            in ``meta["specialised_dims"]``.
+            so the graph runs at other sizes; ``"batch"``: the batch dims only;
+            False: static sizes. Sizes that export specialises anyway stay
+            concrete and are listed in ``meta["specialised_dims"]``. Where export
+            fails with symbolic sizes, or a size expression cannot be re-derived
+            by the graph's shape rules, capture retries with the batch symbolic
+            only, then with static sizes, and says why in ``meta["specialised_dims"]``.
         stats: filled with export/convert timings if given.
 
     Returns:
@@ -681,7 +732,7 @@ def from_module(
         module.eval()
     stats = stats if stats is not None else CaptureStats()
     t0 = time.perf_counter()
-    wanted = _dynamic_spec(module, args, kwargs) if dynamic else None
+    wanted = _dynamic_spec(module, args, kwargs, seq=dynamic is True) if dynamic else None
     fallback = None
     try:
         try:
@@ -690,8 +741,19 @@ def from_module(
             if wanted is None:
                 raise
             fallback = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}" if str(e).strip() else type(e).__name__
-            log.info("export with symbolic sizes failed (%s); retrying with static sizes", fallback)
-            ep = torch.export.export(module, args, kwargs, strict=False)
+            ep = None
+            if dynamic is True:
+                log.info("export with symbolic sizes failed (%s); retrying with a symbolic batch only", fallback)
+                wanted = _dynamic_spec(module, args, kwargs, seq=False)
+                try:
+                    ep = torch.export.export(module, args, kwargs, strict=False, dynamic_shapes=wanted)
+                    dynamic = "batch"
+                except Exception:  # noqa: BLE001 - then static sizes, below
+                    ep = None
+            if ep is None:
+                log.info("export with symbolic sizes failed (%s); retrying with static sizes", fallback)
+                ep = torch.export.export(module, args, kwargs, strict=False)
+                dynamic, wanted = False, None
     except Exception as e:
         msg = str(e).strip().split("\n")[0][:300]
         raise CaptureError(f"torch.export failed: {type(e).__name__}: {msg}", stage="export") from e
@@ -705,15 +767,34 @@ def from_module(
     order = list(kw_spec.context) if kw_spec is not None and isinstance(kw_spec.context, list) else list(kwargs)
     flat = pytree.tree_leaves((args, {k: kwargs[k] for k in order if k in kwargs}))
     conv.concrete = _concrete_scalars(ep, flat)
-    g = conv.run(flat)
-    if wanted is not None:
-        _note_specialised(g, ep, wanted, fallback)
+    why = None
+    try:
+        g = conv.run(flat)
+        if g.dims:
+            g.infer(check=True)  # symbolic shapes the shape rules cannot reproduce: keep sizes static
+    except _NotSymbolic as e:
+        why = f"the size {e} cannot be written as a dim expression"
+    except GraphError as e:
+        why = f"symbolic shapes did not re-check ({str(e)[:200]})"
+    if why is not None:
+        if wanted is None:
+            raise CaptureError(f"{conv.g.name}: {why}")
+        fewer = "batch" if dynamic is True else False  # keep the batch symbolic if the sequence was the trouble
+        log.info("%s: %s; capturing with %s", conv.g.name, why, "a symbolic batch only" if fewer else "static sizes")
+        g = from_module(module, args, kwargs, name=name, source=source, eval_mode=eval_mode, dynamic=fewer, stats=stats)
+        g.meta.setdefault("specialised_dims", {})["all" if not fewer else "sequence"] = why
+        return g
+    if fallback is not None:
+        g.meta.setdefault("specialised_dims", {})["sequence" if dynamic == "batch" else "all"] = (
+            f"export with symbolic sizes failed: {fallback}")
+    elif wanted is not None:
+        _note_specialised(g, ep, wanted)
     stats.convert_s = time.perf_counter() - t1
     stats.aten_nodes = sum(1 for n in ep.graph.nodes if n.op == "call_function")
     return g
 
 
-def _dynamic_spec(module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+def _dynamic_spec(module: nn.Module, args: tuple, kwargs: dict[str, Any], seq: bool = True) -> dict[str, Any] | None:
     """``dynamic_shapes`` for export: batch dims (dim 0) of tensor inputs with at least 2 rows,
     and dim 1 of integer/bool inputs of rank >= 2 (token ids, masks) with at least 2 columns."""
     import inspect
@@ -731,7 +812,7 @@ def _dynamic_spec(module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> dic
         dims = {}
         if x.shape[0] >= 2:
             dims[0] = Dim.AUTO
-        if x.dim() >= 2 and not x.dtype.is_floating_point and not x.is_complex() and x.shape[1] >= 2:
+        if seq and x.dim() >= 2 and not x.dtype.is_floating_point and not x.is_complex() and x.shape[1] >= 2:
             dims[1] = Dim.AUTO
         return dims or None
 
@@ -741,11 +822,8 @@ def _dynamic_spec(module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> dic
     return out
 
 
-def _note_specialised(g: ArchGraph, ep: Any, wanted: dict[str, Any], fallback: str | None) -> None:
+def _note_specialised(g: ArchGraph, ep: Any, wanted: dict[str, Any]) -> None:
     """Record in ``g.meta["specialised_dims"]`` the input dims asked to be symbolic that stayed concrete."""
-    if fallback is not None:
-        g.meta["specialised_dims"] = {"all": f"export with symbolic sizes failed: {fallback}"}
-        return
     asked: list[tuple[str, int]] = []
     for name, spec in wanted.items():
         for path, leaf in pytree.tree_flatten_with_path(spec, is_leaf=lambda x: isinstance(x, dict) and all(isinstance(k, int) for k in x))[0]:
@@ -758,4 +836,4 @@ def _note_specialised(g: ArchGraph, ep: Any, wanted: dict[str, Any], fallback: s
         if s is not None and d < len(s.shape) and isinstance(s.shape[d], int):
             fixed.append(f"{name}.{d}")
     if fixed:
-        g.meta["specialised_dims"] = {k: "export specialised this size" for k in fixed}
+        g.meta.setdefault("specialised_dims", {}).update({k: "export specialised this size" for k in fixed})

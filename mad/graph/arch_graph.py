@@ -388,8 +388,11 @@ class ArchGraph:
 
         return wl_hash(self, iterations=iterations)
 
-    def example_inputs(self, seed: int | None = None, device: Any = None) -> tuple:
-        """Random valid inputs for the graph's input specs, in ``forward`` order."""
+    def example_inputs(self, seed: int | None = None, device: Any = None, dims: dict[str, int] | None = None) -> tuple:
+        """Random valid inputs for the graph's input specs, in ``forward`` order.
+
+        Symbolic dims take their sizes from ``dims`` (``{"B": 8}``), else from ``self.dims``.
+        """
         from .interpreter import example_inputs
 
-        return example_inputs(self, seed=seed, device=device)
+        return example_inputs(self, seed=seed, device=device, dims=dims)

@@ -96,7 +96,9 @@ class ArchModule(nn.Module):
         ``.train()`` switches batch norm to batch statistics (updating running
         statistics and ``num_batches_tracked``) and turns dropout on, exactly
         as the source module does; ops the source ran in training mode
-        regardless of its mode keep doing so.
+        regardless of its mode keep doing so. Attrs that only the training
+        mode sets (attention dropout written ``p if self.training else 0``)
+        come from ``graph.meta["train_attrs"]`` (node id -> attrs).
 
     Example:
         >>> m = g.to_module()
@@ -116,6 +118,7 @@ class ArchModule(nn.Module):
         self._sym_keys = {nid: symbolic_attr_keys(self._ops[nid], graph.nodes[nid].attrs) for nid in self._order}
         self._sym_keys = {k: v for k, v in self._sym_keys.items() if v}
         self._mode_attr = {nid: MODE_ATTRS[graph.nodes[nid].op] for nid in self._order if graph.nodes[nid].op in MODE_ATTRS}
+        self._train_attrs = {k: v for k, v in graph.meta.get("train_attrs", {}).items() if k in graph.nodes}
         self._batches_tracked = self._find_batch_counters()
         self._binders = _dim_binders(graph)
         self._input_names = [s.name for s in graph.inputs]
@@ -285,6 +288,8 @@ class ArchModule(nn.Module):
                 attrs = node.attrs
                 if nid in self._sym_keys:
                     attrs = resolve_attrs(op, attrs, bindings, self._sym_keys[nid])
+                if self.training and nid in self._train_attrs:
+                    attrs = {**attrs, **self._train_attrs[nid]}
                 if nid in self._mode_attr and self.training and not attrs.get(self._mode_attr[nid], False):
                     attrs = {**attrs, self._mode_attr[nid]: True}
                     if nid in self._batches_tracked:

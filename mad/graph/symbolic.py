@@ -23,7 +23,7 @@ Example:
     frozenset({'T'})
     >>> corners, _ = probe_bindings(["B", "T"], {"B": 2, "T": 8})
     >>> fit_dim(["B", "T"], corners, [m["B"] * m["T"] + 1 for m in corners])
-    'B * T + 1'
+    'B*T + 1'
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ __all__ = [
     "same_dim",
     "check_expr",
     "normalise",
+    "format_poly",
     "SymbolError",
     "DEFAULT_HINT",
 ]
@@ -52,7 +53,12 @@ __all__ = [
 DEFAULT_HINT = 8  # example size of a symbol that graph.dims does not list
 
 _ALLOWED_BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.Pow)
-_FUNCS = {"Max": max, "Min": min, "max": max, "min": min}
+def _mod(a: Any, b: Any) -> Any:
+    return a % b
+
+
+# functions PyTorch's symbolic shapes print: Mod/PythonMod are Python's % for positive divisors
+_FUNCS = {"Max": max, "Min": min, "max": max, "min": min, "Mod": _mod, "PythonMod": _mod}
 
 
 class SymbolError(ValueError):
@@ -74,7 +80,7 @@ def _compile(expr: str):
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCS or node.keywords:
-                raise SymbolError(f"dim expression {expr!r}: only Max/Min calls are allowed")
+                raise SymbolError(f"dim expression {expr!r}: only {sorted(_FUNCS)} calls are allowed")
             continue
         if isinstance(node, ast.Name):
             if node.id in _FUNCS:
@@ -97,10 +103,63 @@ def _compile(expr: str):
     return frozenset(names), code
 
 
+def _poly(node: ast.AST) -> dict[tuple[str, ...], int] | None:
+    """The expression as a polynomial {sorted monomial: coefficient}, or None when it is not one."""
+    if isinstance(node, ast.Expression):
+        return _poly(node.body)
+    if isinstance(node, ast.Constant):
+        return {(): node.value} if node.value else {}
+    if isinstance(node, ast.Name):
+        return {(node.id,): 1}
+    if isinstance(node, ast.UnaryOp):
+        p = _poly(node.operand)
+        return None if p is None else {m: (-c if isinstance(node.op, ast.USub) else c) for m, c in p.items()}
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
+        a, b = _poly(node.left), _poly(node.right)
+        if a is None or b is None:
+            return None
+        out: dict[tuple[str, ...], int] = dict(a)
+        if isinstance(node.op, ast.Mult):
+            out = {}
+            for ma, ca in a.items():
+                for mb, cb in b.items():
+                    m = tuple(sorted(ma + mb))
+                    out[m] = out.get(m, 0) + ca * cb
+        else:
+            sign = 1 if isinstance(node.op, ast.Add) else -1
+            for m, c in b.items():
+                out[m] = out.get(m, 0) + sign * c
+        return {m: c for m, c in out.items() if c}
+    return None
+
+
+def format_poly(poly: dict[tuple[str, ...], int]) -> str:
+    """Canonical text of a polynomial: terms by falling degree then name, coefficient 1 left
+    out, the constant last: ``"2*B*T + T - 1"``."""
+    terms = sorted(((m, c) for m, c in poly.items() if c), key=lambda t: (-len(t[0]), t[0]))
+    if not terms:
+        return "0"
+    out = ""
+    for m, c in terms:
+        mag = abs(c)
+        body = "*".join(m) if m else ""
+        text = body if (m and mag == 1) else (f"{mag}*{body}" if m else str(mag))
+        if not out:
+            out = ("-" if c < 0 else "") + text
+        else:
+            out += (" - " if c < 0 else " + ") + text
+    return out
+
+
 def normalise(text: str) -> str:
-    """One spelling of an expression (redundant parentheses and spaces dropped)."""
+    """One spelling of an expression: polynomials as :func:`format_poly` writes them
+    (``"B*T + 1"``), anything else as Python writes it back (``"(T - 1) // 2 + 1"``)."""
     _compile(text)
-    return ast.unparse(ast.parse(text.strip(), mode="eval"))
+    tree = ast.parse(text.strip(), mode="eval")
+    poly = _poly(tree)
+    if poly is not None:
+        return format_poly(poly)
+    return ast.unparse(tree)
 
 
 def check_expr(expr: str, symbols: Iterable[str] | None = None) -> str | None:

@@ -66,7 +66,9 @@ def fake_shape_rule(g: Any, node: Any, op: Any, inputs: list[tuple[Any, Any]], h
             return None
         return torch.empty([env.dim(d) for d in shape], dtype=dtype_from_name(dtype or "float32"))
 
-    with env.mode:
+    from torch._dispatch.python import enable_python_dispatcher
+
+    with env.mode, enable_python_dispatcher():  # symbolic-size kernels of composite ops (pad...)
         values = [fake(s, d) for s, d in inputs]
         params = {r: torch.empty(s, dtype=param_dtype(g, node, r)) for r, s in node.params.items()}
         attrs = resolve_attrs(op, node.attrs, env.symints)

@@ -115,3 +115,19 @@ def test_meta_build_allocates_no_real_tensors():
     tensors = list(model.parameters()) + list(model.buffers())
     assert tensors and all(t.is_meta for t in tensors)
     assert inputs["input_ids"].shape[0] == 2
+
+
+def test_overriding_width_keeps_head_dim_derived():
+    """A Llama-7B-sized override of the small config counts 6.6B parameters, not 4.7B."""
+    import torch
+    from transformers import AutoModel
+
+    from mad.code2graph.hf_zoo import small_config
+
+    assert small_config("llama", hidden_size=256, num_attention_heads=4).head_dim == 64
+    assert small_config("llama", hidden_size=256, num_attention_heads=4, head_dim=32).head_dim == 32
+    cfg = small_config("llama", hidden_size=4096, num_attention_heads=32, num_key_value_heads=32,
+                       intermediate_size=11008, num_hidden_layers=32, vocab_size=32000)
+    with torch.device("meta"):
+        n = sum(p.numel() for p in AutoModel.from_config(cfg).parameters())
+    assert round(n / 1e9, 2) == 6.61

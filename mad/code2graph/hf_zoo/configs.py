@@ -305,6 +305,21 @@ def _disable_cache(cfg, attn: str | None) -> None:
             _disable_cache(v, attn)
 
 
+def _rederive_head_dim(kwargs: dict[str, Any], overrides: dict[str, Any], default: Any) -> None:
+    """Overriding the width or the heads of a shrunk config keeps ``head_dim`` derived from them
+    where the default config derives it (``head_dim = hidden_size // num_attention_heads``)."""
+    if "head_dim" in overrides or "head_dim" not in kwargs:
+        return
+    if "hidden_size" not in overrides and "num_attention_heads" not in overrides:
+        return
+    d_hidden, d_heads = getattr(default, "hidden_size", None), getattr(default, "num_attention_heads", None)
+    d_head_dim = getattr(default, "head_dim", None)
+    derived = d_head_dim is None or (_is_int(d_hidden) and _is_int(d_heads) and d_heads and d_head_dim * d_heads == d_hidden)
+    hidden, heads = kwargs.get("hidden_size"), kwargs.get("num_attention_heads")
+    if derived and _is_int(hidden) and _is_int(heads) and heads and hidden % heads == 0:
+        kwargs["head_dim"] = hidden // heads
+
+
 def small_config(model_type: str, _fill_none: bool = False, **overrides: Any):
     """A tiny configuration of ``model_type`` (random-init friendly, ~hidden 64, 2 layers).
 
@@ -344,6 +359,7 @@ def small_config(model_type: str, _fill_none: bool = False, **overrides: Any):
         elif fix:
             kwargs = _merge(kwargs, fix)
         kwargs = _merge(kwargs, overrides)
+        _rederive_head_dim(kwargs, overrides, default)
         cfg = cls(**kwargs)
         if model_type in CONFIG_FIXES:
             CONFIG_FIXES[model_type](cfg)
