@@ -1,6 +1,6 @@
 """retarget: put an architecture on another task (input shape, classes, vocabulary).
 
-What changes, in one re-inference walk over a copy of the graph:
+What changes, in a re-inference walk over a copy of the graph:
 
 - the *primary input* (the image for an image task, the token ids for a
   token task) takes the task's shape; other inputs are replaced by
@@ -17,6 +17,14 @@ What changes, in one re-inference walk over a copy of the graph:
   (outputs named ``last_hidden_state``/``pooler_output``...) gets one: a
   mean over positions and a linear ``classifier``, or a linear ``lm_head``;
 - the result returns one tensor: the logits.
+
+Symbolic dims (``B``, ``T``) need no rewriting: a new sequence length is a
+new example size in ``graph.dims``. Concrete recorded sizes are rewritten by
+:class:`~mad.graph.passes.resize.Resize`, and a walk that fails is retried:
+with size changes seen on the way (a token count behind a patch embedding),
+without a substitution that was a coincidence (a rotary width equal to the
+old length), and, for images, finally by resizing the new input back to the
+size the graph was built for (``meta["retarget"]["resized_input_to"]``).
 
 Anything that cannot follow raises one :class:`~mad.graph.GraphError` that
 says why; the input graph is never changed.
