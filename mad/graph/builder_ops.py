@@ -80,8 +80,12 @@ def _owns(op: str, opdef: OpDef, sizes: dict[str, Any], attrs: dict[str, Any], n
     return count_ports(opdef, attrs, {r: [] for r in opdef.param_args}) == n_inputs
 
 
-def prepare_node(g: ArchGraph, op: str, inputs: list[str], kwargs: dict[str, Any]) -> Prepared:
+def prepare_node(g: ArchGraph, op: str, inputs: list[str], kwargs: dict[str, Any],
+                 at_hints: bool = False) -> Prepared:
     """Check ``op`` on ``inputs`` with keyword attrs/sizes and infer its output; add nothing.
+
+    ``at_hints`` infers at the example sizes of the dim symbols only (one meta
+    run instead of a symbolic fit: a quick admissibility check).
 
     Raises :class:`GraphError` naming the op and the attr, size or input that is wrong.
     """
@@ -113,8 +117,11 @@ def prepare_node(g: ArchGraph, op: str, inputs: list[str], kwargs: dict[str, Any
         raise GraphError(f"{op}: takes {need} input(s) here ({', '.join(args) or 'none'}), got {len(inputs)}")
     node = Node(id=f"<new {op}>", op=op, attrs=attrs, params=params)
     check_node(node, g)
+    if at_hints and g.dims:
+        in_specs = [(concrete(sh, g.dims), d) for sh, d in in_specs]
+        node = Node(id=node.id, op=op, attrs=resolve_attrs(opdef, attrs, g.dims), params=params)
     try:
-        fast = fast_shape(op, in_specs, attrs, params)
+        fast = fast_shape(op, in_specs, node.attrs, params)
         shape, dtype = fast if fast is not None else infer_node(g, node, in_specs)
     except Exception as e:  # noqa: BLE001 - any failure of the op on these inputs
         msg = str(e).strip().split("\n")[0]
@@ -170,7 +177,7 @@ def _axes(opdef: OpDef, op: str, rank: int, choices: dict[str, dict[str, list[An
 
 def _try(g: ArchGraph, op: str, inputs: list[str], kwargs: dict[str, Any]) -> bool:
     try:
-        prepare_node(g, op, inputs, kwargs)
+        prepare_node(g, op, inputs, kwargs, at_hints=True)
         return True
     except Exception:  # noqa: BLE001 - inadmissible, whatever the reason
         return False
@@ -209,12 +216,18 @@ def admissible(g: ArchGraph, inputs: list[str], ops: list[str] | None = None,
     op whose required attrs have no candidates (``view``'s ``size``,
     ``permute``'s ``dims``) is not proposed.
 
+    Values are tried at the example sizes of the dim symbols (``graph.dims``):
+    an op admissible there may still fail symbolically (rare: a size that only
+    works at one batch size), which :meth:`GraphBuilder.op` reports.
+
     Cost: one shape-rule call per op and candidate value, about
     ``sum over ops (1 + number of candidates)`` calls, ~2,000 for the whole
-    vocabulary on one input; uncached calls run the op on meta tensors
-    (0.1-2 ms each), so a first call takes a second or two and a repeat with
-    the same input shapes/dtypes, ops and choices is a dict lookup (results
-    are cached by those).
+    vocabulary on one input; uncached calls run the op once on meta tensors
+    (0.1-2 ms each; common ops have closed-form rules), so a first call over
+    the whole vocabulary takes 1-5 s on one core, a call restricted with
+    ``ops=`` (what a generator would do) proportionally less, and a repeat
+    with the same input shapes/dtypes, ops, choices and dims is a dict lookup
+    (results are cached by those).
     """
     specs = tuple((json.dumps(g.nodes[i].shape), str(g.nodes[i].dtype), get_op(g.nodes[i].op).multi_output)
                   for i in inputs)
