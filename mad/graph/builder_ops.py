@@ -223,11 +223,11 @@ def admissible(g: ArchGraph, inputs: list[str], ops: list[str] | None = None,
     Cost: one shape-rule call per op and candidate value, about
     ``sum over ops (1 + number of candidates)`` calls, ~2,000 for the whole
     vocabulary on one input; uncached calls run the op once on meta tensors
-    (0.1-2 ms each; common ops have closed-form rules), so a first call over
-    the whole vocabulary takes 1-5 s on one core, a call restricted with
-    ``ops=`` (what a generator would do) proportionally less, and a repeat
-    with the same input shapes/dtypes, ops, choices and dims is a dict lookup
-    (results are cached by those).
+    (0.1-2 ms each; common ops have closed-form rules). Measured over the whole
+    vocabulary on one core: ~3 s for the first call in a process (PyTorch warms
+    its meta kernels), ~0.2 s for later calls on new input shapes, ~3 ms for a
+    repeat with the same input shapes/dtypes, ops, choices and dims (results
+    are cached by those); ``ops=`` restricts the search proportionally.
     """
     specs = tuple((json.dumps(g.nodes[i].shape), str(g.nodes[i].dtype), get_op(g.nodes[i].op).multi_output)
                   for i in inputs)
