@@ -2,7 +2,7 @@
 
 Document layout::
 
-    {"format": "mad.archgraph", "schema_version": 1, "vocab_version": "1.0",
+    {"format": "mad.archgraph", "schema_version": 1, "vocab_version": "2.0",
      "name": ..., "source": ..., "meta": {...},
      "inputs": [{"name", "shape", "dtype", "range"?, "dims"?}],
      "outputs": {"kind": "tensor"|"tuple"|"dict", "nodes": [...], "keys"?: [...]},
@@ -11,6 +11,9 @@ Document layout::
 
 Empty fields are left out. Unknown schema versions and malformed documents
 are rejected with a :class:`GraphError` that names the node or field.
+``vocab_version`` records the op vocabulary the graph was written with; ops
+are stored by name, never by id, so documents of every vocabulary version
+read alike (an op a newer vocabulary added fails ``validate`` by name).
 """
 
 from __future__ import annotations
