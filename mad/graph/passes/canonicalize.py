@@ -32,7 +32,8 @@ module's outputs equal. Three rewrites, in this order:
    mutated input (port 0) feeds only this node, is not a graph output, and
    is a tensor the graph made fresh (not a graph input, parameter or buffer,
    and not a view of another tensor), and the out-of-place op gives the same
-   dtype and shape (``x.add_(y)`` keeps ``x``'s dtype, ``x + y`` promotes).
+   dtype and shape (``x.add_(y)`` keeps ``x``'s dtype, ``x + y`` promotes;
+   checked on the recorded shapes, so a node without them stays in place).
    Every other in-place op stays, e.g. ``copy_`` into a running statistic.
    ``index_copy_`` has no out-of-place op in the vocabulary and stays.
 3. **Default attrs** are dropped: an attr whose value equals the schema
@@ -55,7 +56,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -172,7 +172,7 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-_RESULT_CACHE: dict[tuple, bool] = {}
+_RESULT_CACHE: dict[str, bool] = {}
 
 
 def _same_result(g: ArchGraph, node: Node, op_name: str, attrs: dict[str, Any]) -> bool:
@@ -189,8 +189,7 @@ def _same_result(g: ArchGraph, node: Node, op_name: str, attrs: dict[str, Any]) 
     if node.shape is None or node.dtype is None or any(p.shape is None or p.dtype is None for p in preds):
         return False
     sizes = dict(getattr(g, "dims", None) or {})
-    key = (op_name, json.dumps(attrs, sort_keys=True), json.dumps([[p.shape, p.dtype] for p in preds]),
-           json.dumps([node.shape, node.dtype]), json.dumps(sizes, sort_keys=True))
+    key = repr((op_name, attrs, [(p.shape, p.dtype) for p in preds], node.shape, node.dtype, sorted(sizes.items())))
     if key in _RESULT_CACHE:
         return _RESULT_CACHE[key]
 
