@@ -89,11 +89,25 @@ def _dataset(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _features(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    s = d.get("summary", {})
+    return [
+        ("graphs / nodes of the shipped dataset", f"{s.get('graphs')} / {s.get('nodes')}", ""),
+        ("to_pyg + from_pyg over all of them (s)",
+         f"{_num(s.get('round_trip_seconds'))} ({_num(s.get('to_pyg_seconds'))} + {_num(s.get('from_pyg_seconds'))})",
+         ""),
+        ("per graph (ms)", _num(s.get("ms_per_graph")), ""),
+        ("exact round trip (same JSON, same WL hash)", _pct(s.get("exact_round_trip_fraction")), "100%"),
+        ("nodes with anything in the side band", _pct(s.get("nodes_with_side_band_fraction")), ""),
+    ]
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
     "code2graph_zoo": _zoo,
     "code2graph_meta7b": _meta7b,
     "code2graph_zoo_onnx_sample": _zoo,
     "dataset_build": _dataset,
+    "features_roundtrip": _features,
 }
 
 

@@ -375,7 +375,7 @@ def ops(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """List the op vocabulary with category, inputs, attributes and documentation."""
-    from mad.graph import VOCAB_VERSION, get_op, op_names
+    from mad.graph import VOCAB_VERSION, get_op, op_id, op_names
 
     rows = []
     for name in op_names():
@@ -387,6 +387,7 @@ def ops(
         rows.append(
             {
                 "name": name,
+                "id": op_id(name),
                 "category": op.category,
                 "inputs": [a.name for a in op.args if a.name not in op.param_args],
                 "params": list(op.param_args),
@@ -407,6 +408,7 @@ def ops(
         pad_edge=False,
     )
     table.add_column("op", style="bold", no_wrap=True)
+    table.add_column("id", justify="right", no_wrap=True)
     table.add_column("category", style="cyan", no_wrap=True)
     table.add_column("inputs / params; attrs", overflow="fold", ratio=2)
     table.add_column("doc", overflow="fold", ratio=1)
@@ -414,7 +416,7 @@ def ops(
         sig = ", ".join(r["inputs"] + [f"[dim]{p}[/dim]" for p in r["params"]])
         if r["attrs"]:
             sig += "; [dim]" + ", ".join(r["attrs"]) + "[/dim]"
-        table.add_row(r["name"], r["category"], sig, r["doc"].removeprefix("torch.ops."))
+        table.add_row(r["name"], str(r["id"]), r["category"], sig, r["doc"].removeprefix("torch.ops."))
     _stdout().print(table)
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mad import __version__
 from mad.cli import app
-from mad.graph import ArchGraph, TensorSpec, op_names
+from mad.graph import VOCAB_VERSION, ArchGraph, TensorSpec, op_id, op_names
 
 runner = CliRunner()
 
@@ -138,6 +138,7 @@ def test_ops():
     assert data["count"] == len(op_names()) == len(data["ops"])
     linear = next(o for o in data["ops"] if o["name"] == "linear")
     assert linear["category"] == "layer" and linear["params"] == ["weight", "bias"] and linear["doc"]
+    assert linear["id"] == op_id("linear") and data["vocab_version"] == VOCAB_VERSION  # the frozen id
     layers = json.loads(assert_ok(mad("ops", "--category", "layer", "--json")).stdout)["ops"]
     assert layers and all(o["category"] == "layer" for o in layers)
     soft = json.loads(assert_ok(mad("ops", "softmax", "--json")).stdout)["ops"]

@@ -5,31 +5,36 @@ Each task turns one dataset row (an ArchGraph) into a ``torch_geometric``
 split and :func:`loader` batches it. All randomness comes from
 ``(seed, task, row index)``, so an epoch is reproducible.
 
-Inputs common to every task (see :func:`mad.graph.convert.to_pyg`):
-``x`` (op index per node, ``MASK = len(vocabulary)`` where hidden),
-``node_feat`` (float features), ``edge_index``, ``edge_port``.
+Inputs common to every task are the node features of
+:func:`mad.graph.features.to_pyg`: ``x`` (frozen op id, :data:`~mad.graph.MASK_ID`
+where hidden), ``node_int``, ``shape_code``, ``param_code``, ``attr_code``,
+``attr_real``, ``node_feat``, ``edge_index``, ``edge_port``. A hidden node
+also has its attrs hidden (``attr_code``/``attr_real`` rows and the attr
+columns of ``node_feat`` zeroed); degree columns always count the edges the
+input keeps.
 
 ==========================  =====================================================================
 task                        labels
 ==========================  =====================================================================
-``op_classification``       ``y`` (N,): op index of every node; every ``x`` is ``MASK``
-``masked_op``               ``y`` (N,): op index where masked, -100 elsewhere; ``y_attr`` (N,):
-                            attribute bucket (``ATTR_BUCKETS`` classes) where masked, -100 elsewhere
+``op_classification``       ``y`` (N,): op id of every node; every ``x`` is ``MASK_ID``
+``masked_op``               ``mask`` (N,) bool; ``y`` (N,): op id where masked, -100 elsewhere;
+                            ``y_attr_code`` (N, C, 5) / ``y_attr_real`` (N, C): the exact attr
+                            cells of every node (the targets are the ``mask`` rows)
 ``masked_edge``             ``edge_label_index`` (2, 2K): K removed edges then K non-edges;
                             ``edge_label`` (2K,): 1 then 0
 ``incomplete_graph``        ``y`` (1,): 1 when nodes were removed, else 0
 ``completion``              the prefix of the graph in topological order as the input;
-                            ``target_ops`` (M,): op indices of the rest, in order;
+                            ``target_ops`` (M,): op ids of the rest, in order;
                             ``target_edge_index`` (2, E'): edges into the rest, indexed in the
                             full graph's order
 ``family_classification``   ``y`` (1,): index of the row's family in ``families``
 ==========================  =====================================================================
+
+Op labels have :func:`mad.graph.vocab_size` classes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -37,25 +42,39 @@ from typing import Any, Callable
 import torch
 from torch_geometric.data import Data
 
-from mad.graph import ArchGraph, op_names
-from mad.graph.convert import to_pyg
+from mad.graph import MASK_ID, ArchGraph
+from mad.graph.features import CELLS, NODE_FEATURES, NODE_INT, to_pyg
 
-__all__ = ["TASKS", "ATTR_BUCKETS", "IGNORE", "GraphTaskDataset", "loader", "apply_task", "mask_index", "task_names"]
+__all__ = ["TASKS", "IGNORE", "NODE_KEYS", "GraphTaskDataset", "loader", "apply_task", "task_names"]
 
-ATTR_BUCKETS = 1024
 IGNORE = -100
 MASK_RATE = 0.15
+NODE_KEYS = ("x", "node_int", "shape_code", "param_code", "attr_code", "attr_real", "node_feat")
+_CELL_COLS = slice(len(NODE_FEATURES) - CELLS, len(NODE_FEATURES))
+_DEG = (NODE_INT.index("in_degree"), NODE_INT.index("out_degree"))
+_DEG_FEAT = (NODE_FEATURES.index("in_degree"), NODE_FEATURES.index("out_degree"))
 
 
-def mask_index() -> int:
-    """The op index that stands for a hidden op (one past the vocabulary)."""
-    return len(op_names())
+def _hide(d: Data, mask: torch.Tensor) -> None:
+    """Hide the op and the attrs of the nodes in ``mask``."""
+    d.x = torch.where(mask, torch.full_like(d.x, MASK_ID), d.x)
+    d.attr_code = d.attr_code.clone()
+    d.attr_real = d.attr_real.clone()
+    d.node_feat = d.node_feat.clone()
+    d.attr_code[mask] = 0
+    d.attr_real[mask] = 0
+    d.node_feat[mask, _CELL_COLS] = 0
 
 
-def attr_bucket(op: str, attrs: dict[str, Any]) -> int:
-    """Stable bucket of an op's attributes (the label of attrs recovery)."""
-    text = json.dumps([op, {k: v for k, v in attrs.items() if k != "value"}], sort_keys=True)
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % ATTR_BUCKETS
+def _refresh_degrees(d: Data) -> None:
+    """Degree columns that count the edges ``d`` keeps."""
+    n = d.num_nodes
+    ins = torch.bincount(d.edge_index[1], minlength=n)
+    outs = torch.bincount(d.edge_index[0], minlength=n)
+    d.node_int = d.node_int.clone()
+    d.node_feat = d.node_feat.clone()
+    d.node_int[:, _DEG[0]], d.node_int[:, _DEG[1]] = ins, outs
+    d.node_feat[:, _DEG_FEAT[0]], d.node_feat[:, _DEG_FEAT[1]] = ins.float(), outs.float()
 
 
 class CompletionData(Data):
@@ -76,7 +95,7 @@ class Task:
 
 def _op_classification(d: Data, g: ArchGraph, rng: random.Random, ctx: dict) -> Data:
     d.y = d.x.clone()
-    d.x = torch.full_like(d.x, mask_index())
+    _hide(d, torch.ones_like(d.x, dtype=torch.bool))
     return d
 
 
@@ -87,9 +106,8 @@ def _masked_op(d: Data, g: ArchGraph, rng: random.Random, ctx: dict) -> Data:
     mask = torch.zeros(n, dtype=torch.bool)
     mask[picked] = True
     d.y = torch.where(mask, d.x, torch.full_like(d.x, IGNORE))
-    buckets = torch.tensor([attr_bucket(g.nodes[i].op, g.nodes[i].attrs) for i in d.node_ids], dtype=torch.long)
-    d.y_attr = torch.where(mask, buckets, torch.full_like(buckets, IGNORE))
-    d.x = torch.where(mask, torch.full_like(d.x, mask_index()), d.x)
+    d.y_attr_code, d.y_attr_real = d.attr_code.clone(), d.attr_real.clone()
+    _hide(d, mask)
     d.mask = mask
     return d
 
@@ -115,6 +133,7 @@ def _masked_edge(d: Data, g: ArchGraph, rng: random.Random, ctx: dict) -> Data:
     d.edge_port = d.edge_port[keep]
     d.edge_label_index = torch.cat([pos, neg_t], dim=1)
     d.edge_label = torch.cat([torch.ones(pos.shape[1]), torch.zeros(neg_t.shape[1])])
+    _refresh_degrees(d)
     return d
 
 
@@ -125,13 +144,13 @@ def _subgraph(d: Data, keep_nodes: list[int], cls=Data) -> Data:
     src, dst = d.edge_index
     ok = (remap[src] >= 0) & (remap[dst] >= 0)
     out = cls(
-        x=d.x[idx],
-        node_feat=d.node_feat[idx],
+        **{k: d[k][idx] for k in NODE_KEYS},
         edge_index=torch.stack([remap[src[ok]], remap[dst[ok]]]),
         edge_port=d.edge_port[ok],
         num_nodes=len(keep_nodes),
     )
     out.node_ids = [d.node_ids[i] for i in keep_nodes]
+    _refresh_degrees(out)
     return out
 
 
@@ -173,11 +192,11 @@ def _family_classification(d: Data, g: ArchGraph, rng: random.Random, ctx: dict)
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task("op_classification", _op_classification, "op index per node (vocabulary size classes)"),
-        Task("masked_op", _masked_op, "op index and attribute bucket of the masked nodes"),
+        Task("op_classification", _op_classification, "op id per node (vocab_size() classes)"),
+        Task("masked_op", _masked_op, "op id and exact attr cells of the masked nodes"),
         Task("masked_edge", _masked_edge, "1 for removed edges, 0 for sampled non-edges"),
         Task("incomplete_graph", _incomplete_graph, "1 if nodes were removed, else 0"),
-        Task("completion", _completion, "op sequence and incoming edges of the rest of the graph"),
+        Task("completion", _completion, "op ids and incoming edges of the rest of the graph"),
         Task("family_classification", _family_classification, "family index"),
     )
 }
@@ -231,7 +250,7 @@ class GraphTaskDataset(torch.utils.data.Dataset):
 
 
 def loader(dataset: GraphTaskDataset, batch_size: int = 32, shuffle: bool = False, **kwargs: Any):
-    """A ``torch_geometric`` ``DataLoader`` over a task dataset (``node_ids`` are dropped)."""
+    """A ``torch_geometric`` ``DataLoader`` over a task dataset (``node_ids`` and ``side`` are dropped)."""
     from torch_geometric.loader import DataLoader
 
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, exclude_keys=["node_ids"], **kwargs)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, exclude_keys=["node_ids", "side"], **kwargs)

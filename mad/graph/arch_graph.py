@@ -366,10 +366,18 @@ class ArchGraph:
 
         return to_networkx(self)
 
-    def to_pyg(self):
-        from .convert import to_pyg
+    def to_pyg(self, infer: bool = True):
+        """Node features as a ``torch_geometric`` ``Data`` that decodes back exactly (:mod:`mad.graph.features`)."""
+        from .features import to_pyg
 
-        return to_pyg(self)
+        return to_pyg(self, infer=infer)
+
+    @classmethod
+    def from_pyg(cls, data: Any) -> "ArchGraph":
+        """Inverse of :meth:`to_pyg`."""
+        from .features import from_pyg
+
+        return from_pyg(data)
 
     def to_onnx(self, path: str | Path, **kwargs: Any) -> Path:
         from .onnx_io import to_onnx

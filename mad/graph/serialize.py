@@ -14,6 +14,9 @@ size attribute may then be a dim expression such as ``"B"`` or ``"B*T"``
 (see :mod:`mad.graph.symbolic`). Version 1 documents (concrete shapes only)
 still load. Empty fields are left out. Unknown schema versions and malformed documents
 are rejected with a :class:`GraphError` that names the node or field.
+``vocab_version`` records the op vocabulary the graph was written with; ops
+are stored by name, never by id, so documents of every vocabulary version
+read alike (an op a newer vocabulary added fails ``validate`` by name).
 """
 
 from __future__ import annotations

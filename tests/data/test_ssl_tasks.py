@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from mad.data.random_space import sample
-from mad.data.ssl_tasks import IGNORE, GraphTaskDataset, apply_task, attr_bucket, loader, mask_index, task_names
-from mad.graph.convert import op_index
+from mad.data.ssl_tasks import IGNORE, GraphTaskDataset, apply_task, loader, task_names
+from mad.graph import MASK_ID, op_id, vocab_size
+from mad.graph.features import NODE_INT, from_pyg, to_pyg
 
 
 @pytest.fixture(scope="module")
@@ -23,15 +24,14 @@ def rows(graphs):
 
 
 def _ops(g):
-    vocab = op_index()
-    return torch.tensor([vocab[g.nodes[n].op] for n in g.topo_order()])
+    return torch.tensor([op_id(g.nodes[n].op) for n in g.topo_order()])
 
 
-def test_op_classification_hides_every_op(graphs):
+def test_op_classification_hides_every_op_and_its_attrs(graphs):
     g = graphs[0]
     d = apply_task("op_classification", g)
-    assert torch.equal(d.y, _ops(g))
-    assert (d.x == mask_index()).all()
+    assert torch.equal(d.y, _ops(g)) and int(d.y.max()) < vocab_size()
+    assert (d.x == MASK_ID).all() and not d.attr_code.any() and not d.attr_real.any()
 
 
 def test_masked_op_labels_match_graph(graphs):
@@ -41,11 +41,12 @@ def test_masked_op_labels_match_graph(graphs):
     m = d.mask
     assert 0 < m.sum() < d.num_nodes
     assert torch.equal(d.y[m], ops[m]) and (d.y[~m] == IGNORE).all()
-    assert (d.x[m] == mask_index()).all() and torch.equal(d.x[~m], ops[~m])
-    order = g.topo_order()
-    for i in torch.nonzero(m).flatten().tolist():
-        node = g.nodes[order[i]]
-        assert d.y_attr[i] == attr_bucket(node.op, node.attrs)
+    assert (d.x[m] == MASK_ID).all() and torch.equal(d.x[~m], ops[~m])
+    full = to_pyg(g)
+    assert not d.attr_code[m].any() and torch.equal(d.attr_code[~m], full.attr_code[~m])  # attrs hidden too
+    # the labels are exact: putting them back gives the graph itself
+    d.x, d.attr_code, d.attr_real = torch.where(m, d.y, d.x), d.y_attr_code, d.y_attr_real
+    assert from_pyg(d).to_json() == g.to_json()
 
 
 def test_masked_edge_positives_were_edges_and_negatives_were_not(graphs):
@@ -60,6 +61,8 @@ def test_masked_edge_positives_were_edges_and_negatives_were_not(graphs):
     assert edges - kept == positives and sum(positives.values()) > 0
     assert negatives and all(e not in edges for e in negatives)
     assert d.edge_index.shape[1] + int(d.edge_label.sum()) == full.shape[1]
+    in_degree = d.node_int[:, NODE_INT.index("in_degree")]
+    assert torch.equal(in_degree, torch.bincount(d.edge_index[1], minlength=d.num_nodes))
 
 
 def test_incomplete_graph_label_matches_removal(graphs):

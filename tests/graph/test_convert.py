@@ -1,18 +1,15 @@
-"""to_networkx / from_networkx (exact round trip) and to_pyg (tensors for GNNs)."""
+"""to_networkx / from_networkx: an exact round trip."""
 
 from __future__ import annotations
 
-import math
-
 import networkx as nx
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import arch_graphs, relabel
 
-from mad.graph import ArchGraph, GraphError, TensorSpec, UnknownOpError, op_names
-from mad.graph.convert import NODE_FEATURES, from_networkx, op_index, to_networkx, to_pyg
+from mad.graph import ArchGraph, GraphError, TensorSpec
+from mad.graph.convert import from_networkx, to_networkx
 
 
 def _attn() -> ArchGraph:
@@ -109,89 +106,3 @@ def test_from_networkx_names_bad_nodes_and_edges():
     with pytest.raises(GraphError, match=r"networkx edge 'x' -> 'o': attribute 'port' must be an int"):
         from_networkx(G)
 
-
-# ----------------------------------------------------------------- pyg
-
-
-def test_to_pyg_tensors():
-    g = _attn()
-    data = to_pyg(g)
-    vocab = op_names()
-    order = g.topo_order()
-    assert data.node_ids == order and data.num_nodes == len(order) == 9
-    assert data.x.dtype == torch.long and data.x.shape == (9,)
-    assert [vocab[i] for i in data.x.tolist()] == [g.nodes[n].op for n in order]
-    assert data.edge_index.shape == (2, 11) and data.edge_index.dtype == torch.long
-    assert data.edge_port.shape == (11,) and data.edge_port.dtype == torch.long
-    pos = {n: i for i, n in enumerate(order)}
-    triples = zip(*data.edge_index.tolist(), data.edge_port.tolist())
-    got = {(data.node_ids[s], data.node_ids[d], p) for s, d, p in triples}
-    assert got == {(e.src, e.dst, e.port) for e in g.edges}
-    assert all(pos[e.src] < pos[e.dst] for e in g.edges)
-    assert data.node_feat.shape == (9, len(NODE_FEATURES)) and data.node_feat.dtype == torch.float32
-    assert all(n.shape is None for n in g)  # shapes were inferred on a copy
-
-
-def test_to_pyg_features_of_known_nodes():
-    g = _attn()
-    data = to_pyg(g)
-    f = {nid: dict(zip(NODE_FEATURES, row)) for nid, row in zip(data.node_ids, data.node_feat.tolist())}
-    o = f["o"]  # linear 4 -> 8 with bias on (2, 5, 4): output (2, 5, 8)
-    assert o["log_params"] == pytest.approx(math.log1p(8 * 4 + 8))
-    assert o["log_numel"] == pytest.approx(math.log1p(80))
-    assert o["rank"] == 3 and o["num_outputs"] == 1
-    assert [o["dim_-4"], o["dim_-3"], o["dim_-2"], o["dim_-1"]] == pytest.approx(
-        [0.0, math.log1p(2), math.log1p(5), math.log1p(8)]
-    )
-    assert o["w_out"] == pytest.approx(math.log1p(8)) and o["w_in"] == pytest.approx(math.log1p(4))
-    assert (o["in_degree"], o["out_degree"], o["is_output"]) == (1, 1, 0)
-    sp = f["split"]  # two outputs (2, 5, 4)
-    assert sp["num_outputs"] == 2 and sp["rank"] == 3 and sp["log_numel"] == pytest.approx(math.log1p(40))
-    assert sp["log_params"] == 0 and sp["w_out"] == 0
-    assert f["sdpa"]["is_output"] == 1 and f["sdpa"]["out_degree"] == 1
-    assert f["x"]["in_degree"] == 0 and f["x"]["out_degree"] == 4
-
-
-def test_to_pyg_rejects_unknown_ops_and_dangling_edges():
-    g = _attn()
-    g.infer()
-    g.nodes["res"].op = "frobnicate"
-    with pytest.raises(UnknownOpError, match="unknown op 'frobnicate'"):
-        to_pyg(g)
-    g = _attn()
-    g.infer()
-    g.add_edge("ghost", "res", 2)
-    with pytest.raises(GraphError, match="node 'ghost' does not exist"):
-        to_pyg(g)
-
-
-def test_op_index_matches_sorted_vocabulary():
-    idx = op_index()
-    assert list(idx) == op_names() and list(idx.values()) == list(range(len(idx)))
-
-
-@given(arch_graphs(), st.integers(0, 1000))
-def test_to_pyg_is_permutation_equivariant(g, seed):
-    """Relabelled graphs give the same node multiset and the same edge set up to the id mapping."""
-    a, b = to_pyg(g), to_pyg(relabel(g, seed=seed, prefix="m"))
-
-    def rows(data):
-        return sorted(
-            (int(op), tuple(feat)) for op, feat in zip(data.x.tolist(), data.node_feat.tolist())
-        )
-
-    def edges(data):
-        key = {i: (int(data.x[i]), tuple(data.node_feat[i].tolist())) for i in range(data.num_nodes)}
-        return sorted((key[s], key[d], p) for s, d, p in zip(*data.edge_index.tolist(), data.edge_port.tolist()))
-
-    assert a.num_nodes == b.num_nodes
-    assert rows(a) == rows(b)
-    assert edges(a) == edges(b)
-
-
-def test_arch_graph_methods_delegate():
-    g = _attn()
-    G = g.to_networkx()
-    assert dict(G.nodes(data=True)) == dict(to_networkx(g).nodes(data=True))
-    data = g.to_pyg()
-    assert torch.equal(data.x, to_pyg(g).x) and data.node_ids == g.topo_order()

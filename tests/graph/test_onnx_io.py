@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from mad.graph import ArchGraph, TensorSpec
+from mad.graph.passes import canonicalize
 from mad.graph.onnx_io import (
     OnnxImportError,
     from_onnx,
@@ -155,6 +156,7 @@ def _import_and_compare(path, inputs: tuple, **kw):
     want = run_onnx(path, inputs)
     err = _max_err(got, want)
     assert err <= ATOL, f"{path}: max abs error {err}"
+    assert canonicalize(g.copy()).to_json() == g.to_json()  # the import canonicalizes
     return g, state, m
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..arch_graph import ArchGraph
+from ..passes import canonicalize
 from .errors import OnnxImportError
 from .importer import _Importer
 
@@ -52,7 +53,8 @@ def from_onnx(
         validate: run ``g.validate()`` on the result.
 
     Returns:
-        the graph, or ``(graph, state_dict)`` with ``with_weights=True``.
+        the graph (canonicalized by :func:`mad.graph.passes.canonicalize`), or
+        ``(graph, state_dict)`` with ``with_weights=True``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -70,6 +72,7 @@ def from_onnx(
     imp.check_supported()
     g = imp.run()
     g.infer()
+    canonicalize(g)
     if validate:
         g.validate()
     log.info("imported %s: %d ONNX nodes -> %d graph nodes in %.2f s", path, len(model.graph.node), len(g.nodes),

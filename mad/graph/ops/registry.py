@@ -33,7 +33,7 @@ __all__ = [
     "UnknownOpError",
 ]
 
-VOCAB_VERSION = "1.0"
+VOCAB_VERSION = "2.0"
 
 # attribute types understood by the validator
 ATTR_TYPES = (
