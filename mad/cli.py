@@ -728,8 +728,10 @@ def convert(
 
 def _mount_subcommands() -> None:
     from .cli_dataset import dataset_app
+    from .cli_train import train_command
 
     app.add_typer(dataset_app, name="dataset")
+    app.command("train")(train_command)
 
 
 _mount_subcommands()
