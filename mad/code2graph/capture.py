@@ -29,6 +29,7 @@ from mad.graph.module import encode_tensor
 from mad.graph.ops import get_op, op_for_target
 from mad.graph.ops.registry import PORT
 from mad.graph.ops.values import NON_JSON, dtype_name, encode_value
+from mad.graph.passes import canonicalize, eliminate_dead_code
 from mad.graph.symbolic import SymbolError, normalise
 
 __all__ = ["from_module", "CaptureError", "flatten_output", "CaptureStats"]
@@ -412,6 +413,7 @@ class _Converter:
             raise CaptureError(f"{g.name}: ops not in the vocabulary: {', '.join(ops)}", ops=ops)
         self._drop_dead_nodes()
         self._finish()
+        canonicalize(g)  # one op per meaning, default attrs dropped
         return g
 
     def _outputs(self, n: torch.fx.Node) -> None:
@@ -439,21 +441,8 @@ class _Converter:
 
     def _drop_dead_nodes(self) -> None:
         """Remove nodes whose values reach no output and that mutate nothing (export leaves some)."""
-        g = self.g
-        live: set[str] = set()
-        stack = list(g.outputs) + [
-            n.id for n in g if n.op not in ("input", "parameter") and _mutates(get_op(n.op))
-        ]
-        while stack:
-            nid = stack.pop()
-            if nid in live:
-                continue
-            live.add(nid)
-            stack.extend(g.predecessors(nid))
-        dead = [n.id for n in g if n.id not in live and n.op != "input"]
-        if dead:
-            g.remove_nodes(dead)
-            self.used_fqns = {f for n in g for f in n.param_names.values()}
+        if eliminate_dead_code(self.g):
+            self.used_fqns = {f for n in self.g for f in n.param_names.values()}
 
     def _finish(self) -> None:
         g, module = self.g, self.module
@@ -640,11 +629,6 @@ def _needed_nodes(graph: torch.fx.Graph) -> set[torch.fx.Node]:
         needed.add(n)
         stack.extend(n.all_input_nodes)
     return needed
-
-
-def _mutates(op: Any) -> bool:
-    schema = getattr(op.target, "_schema", None)
-    return bool(schema is not None and schema.is_mutable)
 
 
 def _spec_paths(spec: Any, prefix: str = "") -> list[str]:
