@@ -168,6 +168,8 @@ class _Converter:
         if expr.free_symbols and expr.free_symbols <= set(self.symbols):
             try:
                 text = normalise(str(expr.xreplace(self._rename)))
+                if text.lstrip("-").isdigit():  # the symbols cancel out
+                    return int(text)
                 return text if not isinstance(d, torch.SymBool) else bool(d.node.hint)
             except SymbolError:
                 pass
