@@ -14,7 +14,7 @@ integers plus one float64 ``real``. :data:`KINDS`:
 ``enum``      ``c0`` = id in the vocabulary table of the slot's type (``dtype``,
               ``memory_format``, ``layout``, ``str``; see :mod:`mad.graph.ops.vocab`)
 ``sym``       a symbolic int ``c0 + cB*B + cT*T + cBT*B*T`` (printed by
-              :func:`mad.graph.dim_expr.format_poly`)
+              :func:`mad.graph.symbolic.format_poly`)
 ``list``      a list of ``c0`` entries, coded one cell each in the slot's list area
 ``ports``     a list of ``c0`` entries that are all ``"%"`` (any length, no list area)
 ``side``      the value is carried in the side band (free text, ``any`` values,
@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .dim_expr import DimExprError, eval_dim, format_poly, to_poly
+from .symbolic import SymbolError, evaluate, format_poly, to_poly
 from .ops.vocab import enum_from_id, enum_id
 
 __all__ = [
@@ -92,7 +92,7 @@ def dim_code(d: Any) -> tuple[int, int, int, int] | None:
         return None
     try:
         poly = to_poly(d)
-    except DimExprError:
+    except SymbolError:
         return None
     if any(m not in _MONOMIALS for m in poly) or format_poly(poly) != d:
         return None
@@ -167,6 +167,6 @@ def example_dim(d: Any, sizes: dict[str, int]) -> int:
     if type(d) is int:
         return d
     try:
-        return eval_dim(d, sizes) if isinstance(d, str) else 1
-    except DimExprError:
+        return evaluate(d, sizes) if isinstance(d, str) else 1
+    except SymbolError:
         return 1

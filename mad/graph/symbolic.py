@@ -46,6 +46,7 @@ __all__ = [
     "check_expr",
     "normalise",
     "format_poly",
+    "to_poly",
     "SymbolError",
     "DEFAULT_HINT",
 ]
@@ -114,6 +115,11 @@ def _poly(node: ast.AST) -> dict[tuple[str, ...], int] | None:
     if isinstance(node, ast.UnaryOp):
         p = _poly(node.operand)
         return None if p is None else {m: (-c if isinstance(node.op, ast.USub) else c) for m, c in p.items()}
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):  # exact division by a constant
+        a, b = _poly(node.left), _poly(node.right)
+        if a is None or b is None or set(b) != {()} or any(c % b[()] for c in a.values()):
+            return None
+        return {m: c // b[()] for m, c in a.items()}
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
         a, b = _poly(node.left), _poly(node.right)
         if a is None or b is None:
@@ -133,12 +139,26 @@ def _poly(node: ast.AST) -> dict[tuple[str, ...], int] | None:
     return None
 
 
-def format_poly(poly: dict[tuple[str, ...], int]) -> str:
+def to_poly(expr: int | str) -> dict[tuple[str, ...], int]:
+    """The polynomial {sorted monomial: coefficient} of a dim; :class:`SymbolError` when it is
+    not one (``"(T + 1)//2"``)."""
+    if isinstance(expr, int) and not isinstance(expr, bool):
+        return {(): expr} if expr else {}
+    if not isinstance(expr, str):
+        raise SymbolError(f"a dim is an int or a str, got {type(expr).__name__} {expr!r}")
+    _compile(expr)
+    poly = _poly(ast.parse(expr.strip(), mode="eval"))
+    if poly is None:
+        raise SymbolError(f"dim expression {expr!r} is not a polynomial of the symbols")
+    return poly
+
+
+def format_poly(poly: dict[tuple[str, ...], int]) -> int | str:
     """Canonical text of a polynomial: terms by falling degree then name, coefficient 1 left
-    out, the constant last: ``"2*B*T + T - 1"``."""
+    out, the constant last: ``"2*B*T + T - 1"``; a constant polynomial gives an ``int``."""
     terms = sorted(((m, c) for m, c in poly.items() if c), key=lambda t: (-len(t[0]), t[0]))
-    if not terms:
-        return "0"
+    if not any(m for m, _ in terms):
+        return int(sum(c for _, c in terms))
     out = ""
     for m, c in terms:
         mag = abs(c)
@@ -158,7 +178,7 @@ def normalise(text: str) -> str:
     tree = ast.parse(text.strip(), mode="eval")
     poly = _poly(tree)
     if poly is not None:
-        return format_poly(poly)
+        return str(format_poly(poly))
     return ast.unparse(tree)
 
 

@@ -181,7 +181,7 @@ def _same_result(g: ArchGraph, node: Node, op_name: str, attrs: dict[str, Any]) 
     The op runs on ``meta`` tensors (symbolic dims at the graph's example
     sizes); results are cached, since blocks repeat.
     """
-    from ..dim_expr import eval_dim
+    from ..symbolic import evaluate as eval_dim
     from ..interpreter import describe_value, meta_value
     from ..ops.call import call_op
 

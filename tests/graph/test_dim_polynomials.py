@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mad.graph.dim_expr import DimExprError, eval_dim, format_poly, to_poly
+from mad.graph.symbolic import SymbolError as DimExprError
+from mad.graph.symbolic import evaluate as eval_dim
+from mad.graph.symbolic import format_poly, to_poly
 
 
 @pytest.mark.parametrize(
@@ -20,7 +22,7 @@ def test_canonical_text(text, canonical):
 
 
 def test_what_is_not_a_polynomial_still_evaluates():
-    with pytest.raises(DimExprError, match="not exact"):
+    with pytest.raises(DimExprError, match="not a polynomial"):
         to_poly("(T + 1)//2")
     assert eval_dim("(T + 1)//2", {"T": 8}) == 4
 
@@ -32,5 +34,5 @@ def test_bad_text_is_rejected(bad):
 
 
 def test_missing_symbol():
-    with pytest.raises(DimExprError, match="no size for symbol 'T'"):
+    with pytest.raises(DimExprError, match=r"no value for symbols \['T'\]"):
         eval_dim("B*T", {"B": 2})
