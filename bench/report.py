@@ -102,7 +102,58 @@ def _features(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
+def _builder(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [
+        (f"GraphBuilder: grow a {d.get('nodes'):,}-node graph (s)", _num(d.get("grow_seconds")),
+         f"< {d.get('target_grow_seconds')} s"),
+        ("... per node (µs); first / last 1,000 nodes (ms)",
+         f"{_num(d.get('us_per_node'))}; {_num(d.get('first_1000_ms'))} / {_num(d.get('last_1000_ms'))}", "flat"),
+        ("... build() with full validation (s)", _num(d.get("build_validate_seconds")), ""),
+    ]
+
+
+def _retarget(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    every = (d.get("config") or {}).get("every", 1)
+    rows = []
+    for part, what in (("image", "image graphs -> 1x28x28/10 and 3x32x32/10"), ("text", "text/sequence graphs -> chars")):
+        p = d.get(part) or {}
+        sample = "all graphs" if every == 1 else f"every {every}th graph"
+        rows.append((f"{what} ({sample}; fwd + bwd run)", f"{_pct(p.get('share'))} of {p.get('graphs')}",
+                     ">= 90%"))
+    return rows
+
+
+def _ir_learning(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    s = d.get("summary", {})
+    sh = d.get("shipped", {})
+    return [
+        ("hand-written nets equal to the source at batch 1 and 8, and in train mode",
+         f"{s.get('hand_written_ok')} / {s.get('hand_written')}", "all"),
+        ("shipped zoo graphs that run at batch 1 and 4",
+         f"{_pct(s.get('zoo_rate_batch_1_and_4'))} of {(sh.get('zoo') or {}).get('graphs')}", ">= 95%"),
+        ("... baseline: the same graphs with the batch frozen at its example size",
+         _pct(s.get("zoo_baseline_frozen_rate")), ""),
+        ("shipped random-space graphs that run at batch 1 and 4",
+         f"{_pct(s.get('random_rate_batch_1_and_4'))} of {(sh.get('random') or {}).get('graphs')}", ""),
+    ]
+
+
+def _train_cpu(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    sp, dg = d.get("mnist5k_speed", {}), d.get("digits", {})
+    g, m = sp.get("graph", {}), sp.get("module", {})
+    return [
+        ("mnist5k small CNN, batch 64, 1 thread: steps/s as graph / as module",
+         f"{_num(g.get('steps_per_s'))} / {_num(m.get('steps_per_s'))}", ""),
+        (f"digits CNN: val accuracy after {dg.get('steps')} steps ({_num(dg.get('seconds'))} s)",
+         _pct(dg.get("val_accuracy")), "> 90%"),
+    ]
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
+    "ir_builder": _builder,
+    "ir_retarget": _retarget,
+    "ir_learning": _ir_learning,
+    "train_cpu": _train_cpu,
     "code2graph_zoo": _zoo,
     "code2graph_meta7b": _meta7b,
     "code2graph_zoo_onnx_sample": _zoo,
