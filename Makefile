@@ -29,6 +29,7 @@ demo: install
 	$(BIN)/python examples/round_trip.py
 	$(BIN)/mad dataset info default
 	$(BIN)/python examples/dataset_tasks.py
+	$(BIN)/python examples/build_and_train.py
 	@echo "demo outputs in $(OUT)/"
 
 test: install
