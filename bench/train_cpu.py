@@ -24,6 +24,7 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "train"))
 
 from mad.code2graph import from_module  # noqa: E402
 from mad.train import fit  # noqa: E402
@@ -41,16 +42,7 @@ class MnistCNN(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
-class DigitsCNN(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.BatchNorm2d(32), nn.ReLU())
-        self.head = nn.Linear(32 * 4 * 4, 10)
-
-    def forward(self, x):
-        return self.head(self.features(x).flatten(1))
+from train_nets import DigitsCNN  # noqa: E402  (tests/train/train_nets.py)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from strategies import arch_graphs, relabel
 from torch_geometric.data import Batch
 
 import mad.graph.features as features
+from nets import attn_graph
 from mad.graph import MASK_ID, ArchGraph, GraphError, TensorSpec, UnknownOpError, op_id, op_names
 from mad.graph.feature_codec import KINDS, SideBand
 from mad.graph.features import CELLS, NODE_FEATURES, NODE_INT, from_pyg, op_layout, to_pyg
@@ -22,17 +23,7 @@ TENSORS = ("x", "node_int", "shape_code", "param_code", "attr_code", "attr_real"
 
 
 def _attn() -> ArchGraph:
-    """x (2, 5, 8) -> q, k, v projections -> sdpa -> split -> getitem -> out proj; x + out."""
-    g = ArchGraph("attn", source="test", inputs=[TensorSpec("x", [2, 5, 8], dims=["batch", "seq", "channel"])],
-                  meta={"note": {"a": [1, 2]}})
-    x = g.add_node("input", id="x", attrs={"name": "x"})
-    qkv = [g.add_node("linear", [x], id=n, params={"weight": [8, 8]}, scope=f"attn.{n}") for n in ("q", "k", "v")]
-    a = g.add_node("scaled_dot_product_attention", qkv, id="sdpa", attrs={"is_causal": True})
-    sp = g.add_node("split", [a], id="split", attrs={"split_size": 4, "dim": -1})
-    h0 = g.add_node("getitem", [sp], id="h0", attrs={"index": 0})
-    o = g.add_node("linear", [h0], id="o", params={"weight": [8, 4], "bias": [8]}, scope="attn.o")
-    r = g.add_node("add", [x, o], id="res")
-    g.set_outputs([r, a], keys=["out", "attn"])
+    g = attn_graph()
     g.infer()
     return g
 
