@@ -20,8 +20,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .cli import (CliError, _command, _convert_hf, _emit_json, _first_line, _import_file, _load_graph, _split_args,
-                  _split_source, _stderr, _stdout, parse_sets)
+from .common import CliError, _command, _emit_json, _first_line, _load_graph, _stderr, _stdout
+from .convert import _convert_hf, _import_file, _split_args, _split_source, parse_sets
 
 __all__ = ["train_command"]
 

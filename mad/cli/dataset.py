@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import CliError, _busy, _command, _emit_json, _human, _stdout
+from .common import CliError, _busy, _command, _emit_json, _human, _stdout
 
 __all__ = ["dataset_app"]
 
