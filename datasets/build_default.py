@@ -1,4 +1,4 @@
-"""Rebuild the shipped default dataset (datasets/mad-default) exactly, from its seed.
+"""Rebuild the shipped default dataset (mad/data/mad_default) exactly, from its seed.
 
     python datasets/build_default.py [--workers 2] [--work-dir /tmp/mad-default-build]
 

@@ -9,6 +9,7 @@ Commands::
     mad ops [PATTERN] [--category layer]
     mad dataset build OUT [--zoo all] [--variants N] [--random N] [--workers 2]
     mad dataset info DIR|default ; mad dataset show DIR|default ID -o graph.svg
+    mad train GRAPH_OR_MODEL --task mnist5k --steps 500 [-o run/]
 
 SOURCE is a HuggingFace model type (``bert``: built small from its config,
 random weights, nothing downloaded), ``path/file.py:ClassName[:args]`` (the

@@ -4,7 +4,7 @@
     mad dataset info DIR|default
     mad dataset show DIR|default ID [-o graph.svg] [--depth N]
 
-``default`` names the dataset shipped in ``datasets/mad-default``.
+``default`` names the dataset shipped in ``mad/data/mad_default``.
 """
 
 from __future__ import annotations

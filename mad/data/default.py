@@ -1,7 +1,7 @@
 """The shipped default MAD dataset: ``load_default()`` reads it offline.
 
-It lives in ``datasets/mad-default/`` of the repository as one zstd-compressed
-Parquet file per split (small enough to commit) plus ``stats.json``; the
+It ships inside the package (``mad/data/mad_default/``, so an installed wheel has it too)
+as one zstd-compressed Parquet file per split plus ``stats.json``; the
 dataset card ``datasets/README.md`` says how to rebuild it exactly
 (:data:`DEFAULT_CONFIG`, ``python datasets/build_default.py``).
 """
@@ -16,7 +16,7 @@ from .builder import SPLITS, BuildConfig, with_all_splits
 
 __all__ = ["DEFAULT_CONFIG", "DEFAULT_DIR", "load_default", "export_parquet", "default_stats"]
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "datasets" / "mad-default"
+DEFAULT_DIR = Path(__file__).resolve().parent / "mad_default"
 
 # every zoo type with two sampled variants, plus 3,000 random-space graphs
 DEFAULT_CONFIG = BuildConfig(zoo_types=["all"], variants=2, random_count=3000, seed=0, shard_size=64)
@@ -55,7 +55,8 @@ def load_default(path: str | Path | None = None):
     missing = [str(f) for f in files.values() if not f.exists()]
     if missing:
         raise FileNotFoundError(
-            f"default dataset files missing: {missing}; rebuild with `python datasets/build_default.py`"
+            f"default dataset files missing: {missing}; build a dataset with `mad dataset build OUT` "
+            "(or, in a source checkout, rebuild the default with `python datasets/build_default.py`)"
         )
     parts = {s: datasets.Dataset(pq.read_table(f)) for s, f in files.items() if pq.read_metadata(f).num_rows}
     return with_all_splits(datasets.DatasetDict(parts))
