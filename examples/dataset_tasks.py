@@ -4,7 +4,7 @@ Run: python examples/dataset_tasks.py
 """
 
 from mad.data import load_default
-from mad.data.ssl_tasks import GraphTaskDataset, loader
+from mad.data.pretext import GraphTaskDataset, loader
 from mad.graph import ArchGraph
 
 

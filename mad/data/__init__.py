@@ -4,7 +4,7 @@
 - :func:`build` / :class:`BuildConfig` -- build a dataset (``mad dataset build``);
 - :mod:`mad.data.random_space` -- the random architecture space;
 - :func:`describe` -- an English description of a graph;
-- :mod:`mad.data.ssl_tasks` -- self-supervised tasks as PyG data;
+- :mod:`mad.data.pretext` -- self-supervised tasks as PyG data;
 - :mod:`mad.data.tasks` -- offline task data (digits, MNIST subsets, text, CIFAR-10 from disk).
 """
 

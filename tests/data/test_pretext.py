@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mad.data.random_space import sample
-from mad.data.ssl_tasks import IGNORE, GraphTaskDataset, apply_task, loader, task_names
+from mad.data.pretext import IGNORE, GraphTaskDataset, apply_task, loader, task_names
 from mad.graph import MASK_ID, op_id, vocab_size
 from mad.graph.features import NODE_INT, from_pyg, to_pyg
 
