@@ -11,7 +11,7 @@ from mad.data.stats import dataset_stats, find_row
 from mad.data.zoo_variants import variant_overrides
 
 
-@pytest.mark.parametrize("model_type", ["bert", "llama", "vit", "t5"])
+@pytest.mark.parametrize("model_type", ["bert", "llama", "vit", "mistral"])
 def test_variants_are_deterministic_and_consistent(model_type):
     assert variant_overrides(model_type, 0) == {}
     for k in range(1, 6):
