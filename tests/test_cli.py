@@ -365,3 +365,26 @@ def test_convert_onnx(tmp_path):
     assert sorted(n.op for n in ArchGraph.from_json(out)) == ["input", "linear", "linear", "relu"]
     junk = _write(tmp_path, "junk.onnx", "not an onnx file")
     assert_user_error(mad("convert", junk), "junk.onnx")
+
+
+# ------------------------------------------------------------------ mad dataset
+def test_dataset_build_info_show(tmp_path):
+    out = tmp_path / "ds"
+    built = json.loads(assert_ok(mad("dataset", "build", out, "--random", 6, "--shard-size", 4, "--json")).stdout)
+    assert built["rows_written"] == 6 and sum(built["splits"].values()) == 6 and built["failures"] == 0
+    info = json.loads(assert_ok(mad("dataset", "info", out, "--json")).stdout)
+    assert info["rows"] == 6 and info["by_source"] == {"random": 6}
+    again = json.loads(assert_ok(mad("dataset", "build", out, "--random", 6, "--shard-size", 4, "--json")).stdout)
+    assert again["splits"] == built["splits"]  # resumed: the same rows
+    from mad.data.builder import load
+
+    row_id = next(r for s in load(out).values() for r in s["id"])
+    shown = json.loads(assert_ok(mad("dataset", "show", out, row_id, "-o", tmp_path / "g.svg", "--json")).stdout)
+    assert (tmp_path / "g.svg").stat().st_size > 0 and shown["id"] == row_id
+    assert_user_error(mad("dataset", "show", out, "random/999"), "random/999")
+    assert_user_error(mad("dataset", "info", tmp_path / "nowhere"), "nowhere")
+
+
+def test_dataset_info_of_the_shipped_default():
+    info = json.loads(assert_ok(mad("dataset", "info", "default", "--json")).stdout)
+    assert info["rows"] > 3000 and {"hf", "random"} <= set(info["by_source"])
