@@ -149,11 +149,35 @@ def _train_cpu(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
+def _train_baselines(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    setup = d.get("setup", {})
+    rows = []
+    for task, s in (d.get("summary") or {}).items():
+        lm = s.get("metric") == "bits_per_char"
+        fmt = (lambda v: _num(v)) if lm else _pct  # noqa: E731
+        steps = [e for e in setup.get("eval_steps", []) if f"step_{e}" in s]
+        what = "val bits/char" if lm else "val accuracy"
+        rows.append((f"{task}: {s.get('completed')} held-out graphs, mean {what} at steps "
+                     f"{' / '.join(map(str, steps))}",
+                     " / ".join(fmt(s[f"step_{e}"]["mean"]) for e in steps), ""))
+        if steps:
+            last = s[f"step_{steps[-1]}"]
+            rows.append((f"{task}: best / median {what} at step {steps[-1]}",
+                         f"{fmt(last['best'])} / {fmt(last['median'])}", ""))
+        rows.append((f"{task}: seconds per step (median, batch {setup.get('batch_size')}, 1 thread)",
+                     _num((s.get("seconds_per_step") or {}).get("median")), ""))
+        taus = s.get("kendall_tau_vs_final") or {}
+        rows.append((f"{task}: Kendall tau vs the final figure (proxies; early validation)",
+                     ", ".join(f"{k} {_num(v)}" for k, v in taus.items()), "GHN must beat"))
+    return rows
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
     "ir_builder": _builder,
     "ir_retarget": _retarget,
     "ir_learning": _ir_learning,
     "train_cpu": _train_cpu,
+    "train_baselines": _train_baselines,
     "code2graph_zoo": _zoo,
     "code2graph_meta7b": _meta7b,
     "code2graph_zoo_onnx_sample": _zoo,

@@ -720,9 +720,16 @@ def from_module(
     t0 = time.perf_counter()
     wanted = _dynamic_spec(module, args, kwargs, seq=dynamic is True) if dynamic else None
     fallback = None
+
+    def export(dynamic_shapes: Any) -> torch.export.ExportedProgram:
+        try:
+            return torch.export.export(module, args, kwargs, strict=False, dynamic_shapes=dynamic_shapes)
+        finally:
+            _clear_dim_marks((args, kwargs))  # a failed attempt must not leave its dims marked for the next
+
     try:
         try:
-            ep = torch.export.export(module, args, kwargs, strict=False, dynamic_shapes=wanted)
+            ep = export(wanted)
         except Exception as e:
             if wanted is None:
                 raise
@@ -732,13 +739,13 @@ def from_module(
                 log.info("export with symbolic sizes failed (%s); retrying with a symbolic batch only", fallback)
                 wanted = _dynamic_spec(module, args, kwargs, seq=False)
                 try:
-                    ep = torch.export.export(module, args, kwargs, strict=False, dynamic_shapes=wanted)
+                    ep = export(wanted)
                     dynamic = "batch"
                 except Exception:  # noqa: BLE001 - then static sizes, below
                     ep = None
             if ep is None:
                 log.info("export with symbolic sizes failed (%s); retrying with static sizes", fallback)
-                ep = torch.export.export(module, args, kwargs, strict=False)
+                ep = export(None)
                 dynamic, wanted = False, None
     except Exception as e:
         msg = str(e).strip().split("\n")[0][:300]
@@ -778,6 +785,16 @@ def from_module(
     stats.convert_s = time.perf_counter() - t1
     stats.aten_nodes = sum(1 for n in ep.graph.nodes if n.op == "call_function")
     return g
+
+
+def _clear_dim_marks(inputs: Any) -> None:
+    """Remove the dynamic-dim marks that ``torch.export`` leaves on input tensors (``_dynamo_*`` attributes):
+    left in place, they make a later export of the same tensors symbolic again, even a static one."""
+    for leaf in pytree.tree_leaves(inputs):
+        if isinstance(leaf, torch.Tensor):
+            marks = [k for k in getattr(leaf, "__dict__", {}) if k.startswith(("_dynamo_", "_has_dynamo_"))]
+            for key in marks:
+                delattr(leaf, key)
 
 
 def _dynamic_spec(module: nn.Module, args: tuple, kwargs: dict[str, Any], seq: bool = True) -> dict[str, Any] | None:

@@ -244,6 +244,17 @@ class ArchGraph:
     def successors(self, node_id: str) -> list[str]:
         return [e.dst for e in self.out_edges(node_id)]
 
+    def ancestors(self, roots: Iterable[str]) -> set[str]:
+        """The nodes of ``roots`` (those that exist) and every node upstream of them."""
+        seen: set[str] = set()
+        stack = [r for r in roots if r in self.nodes]
+        while stack:
+            nid = stack.pop()
+            if nid not in seen:
+                seen.add(nid)
+                stack.extend(self.predecessors(nid))
+        return seen
+
     def topo_order(self) -> list[str]:
         """Node ids in a topological order (stable: insertion order breaks ties).
 

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -139,7 +139,8 @@ def _check_resume(meta: dict[str, Any], config: dict[str, Any], path) -> None:
 def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: int = 64, lr: float = 1e-3,
         optimizer: str = "adamw", schedule: str = "cosine", warmup: int | None = None, weight_decay: float = 0.01,
         grad_clip: float | None = 1.0, device: str | None = None, mixed_precision: str | None = None, seed: int = 0,
-        eval_every: int | None = None, eval_batches: int | None = None, resume: str | Path | None = None,
+        eval_every: int | Sequence[int] | None = None, eval_batches: int | None = None,
+        resume: str | Path | None = None,
         out_dir: str | Path | None = None, progress: bool = True, task_options: dict[str, Any] | None = None,
         callback: Callable[[int, float], Any] | None = None) -> FitResult:
     """Train a graph or module on a task and report validation and test figures.
@@ -160,7 +161,8 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
         mixed_precision: ``None`` (accelerate's configuration), ``"no"``, ``"fp16"``, ``"bf16"``.
         seed: seeds the parameter init of a graph, dropout and the data order.
         eval_every: evaluate on the validation split every this many steps (``None``: ``steps // 10``;
-            ``0``: only at the end). The final evaluation always covers the whole validation and test splits.
+            ``0``: only at the end), or after each step of a list (``[0, 10, 100]``; ``0``: before the first
+            step). The final evaluation always covers the whole validation and test splits.
         eval_batches: batches of 256 examples per periodic evaluation (``None``: the whole split).
         resume: a checkpoint folder (or a run folder holding ``checkpoint/``) to continue from.
         out_dir: folder for ``checkpoint/`` and ``result.json`` at the end (and on Ctrl-C).
@@ -190,7 +192,15 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
     rank, world = accelerator.process_index, accelerator.num_processes
     data = TaskData(spec, seed, batch_size, world)
     warmup = default_warmup(steps) if warmup is None else int(warmup)
-    eval_every = max(1, steps // 10) if eval_every is None else int(eval_every)
+    if isinstance(eval_every, (list, tuple, range)):
+        eval_at = sorted({int(s) for s in eval_every})
+        if any(s < 0 for s in eval_at):
+            raise TrainError(f"eval_every steps must be >= 0, got {list(eval_every)}")
+        eval_every = eval_at
+        due = set(eval_at).__contains__
+    else:
+        eval_every = max(1, steps // 10) if eval_every is None else int(eval_every)
+        due = (lambda s, n=eval_every: bool(n) and s > 0 and s % n == 0)
     eval_bs = max(batch_size, EVAL_BATCH)
     config = {"task": spec.name, "task_options": {**spec.options, **({"data_dir": spec.data_dir} if spec.data_dir
                                                                        else {})},
@@ -260,6 +270,9 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
     run_steps, run_seconds, in_step, status = 0, 0.0, False, "completed"
     stop = _StopRequest()
     module.train()
+    if step == 0 and due(0) and steps > 0:
+        figs = _evaluate(module, data, spec, accelerator, "val", eval_bs, eval_batches)
+        eval_curve.append({"step": 0, **figs})
     try:
         with stop:
             while step < steps:
@@ -285,7 +298,7 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
                     log.warning("%s on %s: the loss is %s at step %d; stopping (lower the learning rate?)",
                                 prepared.name, spec.name, lv, step)
                     break
-                if eval_every and step % eval_every == 0 and step < steps:
+                if due(step) and step < steps:
                     figs = _evaluate(module, data, spec, accelerator, "val", eval_bs, eval_batches)
                     eval_curve.append({"step": step, **figs})
                     postfix["val"] = f"{figs['bpc']:.3f} bpc" if spec.is_lm else f"{figs['accuracy']:.1%}"

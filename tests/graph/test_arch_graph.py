@@ -61,6 +61,18 @@ def test_topo_order_is_stable_and_detects_cycles():
         g.topo_order()
 
 
+def test_ancestors_follow_edges_upstream_only():
+    g = ArchGraph()
+    for nid in ["x", "y", "a", "b", "c"]:
+        g.add_node("relu", id=nid)
+    g.add_edge("x", "a", 0)
+    g.add_edge("a", "b", 0)
+    g.add_edge("y", "c", 0)
+    assert g.ancestors(["b"]) == {"x", "a", "b"}
+    assert g.ancestors(["b", "c", "missing"]) == {"x", "y", "a", "b", "c"}
+    assert g.ancestors([]) == set()
+
+
 def test_remove_nodes_drops_touching_edges(mlp):
     mlp.remove_nodes(["relu_2"])
     assert "relu_2" not in mlp.nodes

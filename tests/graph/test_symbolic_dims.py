@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from torch import nn
 
 from mad.code2graph import from_module
 from mad.graph import ArchGraph, GraphError, TensorSpec
@@ -214,3 +215,24 @@ def test_onnx_export_names_symbolic_dims(captured, tmp_path):
         with torch.no_grad():
             want = m(x).numpy()
         assert abs(run_onnx(path, [x])[0] - want).max() < 1e-4
+
+
+class _NoiseOfBatchSize(nn.Module):
+    """Draws noise of the batch's size: torch.export cannot trace that with a symbolic batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x):
+        noise = torch.randn((x.shape[0], 3), generator=None, dtype=x.dtype, device=x.device)
+        return self.lin(x) + 0 * noise
+
+
+def test_failed_symbolic_export_falls_back_to_static_on_the_same_inputs():
+    x = torch.randn(2, 4)
+    g = from_module(_NoiseOfBatchSize().eval(), (x,))
+    assert g.dims == {} and g.inputs[0].shape == [2, 4]
+    assert "export with symbolic sizes failed" in g.meta["specialised_dims"]["all"]
+    assert not [k for k in vars(x) if k.startswith("_dynamo")]  # the caller's tensor is left unmarked
+    g.validate()

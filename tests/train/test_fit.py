@@ -54,6 +54,15 @@ def test_fit_graph_classification(cnn_graph, tmp_path):
     torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=True)
 
 
+def test_fit_evaluates_at_listed_steps(cnn_graph):
+    r = fit(cnn_graph, "digits", steps=12, eval_every=[10, 0, 3], **QUICK)
+    assert [e["step"] for e in r.eval_curve] == [0, 3, 10, 12]
+    # step 0 is the untrained model: near chance on 10 classes, below the trained figure
+    assert r.eval_curve[0]["accuracy"] < 0.5 < r.eval_curve[-1]["accuracy"] == r.val_accuracy
+    with pytest.raises(TrainError, match="eval_every"):
+        fit(cnn_graph, "digits", steps=2, eval_every=[-1], **QUICK)
+
+
 def test_fit_graph_language_model(lm_graph):
     r = fit(lm_graph, "chars", steps=30, eval_every=0, task_options=CHARS, **{**QUICK, "lr": 1e-2})
     assert r.task_type == "language_modeling" and r.metric == "bits_per_char"

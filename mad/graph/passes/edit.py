@@ -110,15 +110,8 @@ def eliminate_dead_code(g: ArchGraph) -> list[str]:
     Graph inputs always stay. A node that writes in place into a live tensor
     (an in-place op, see :func:`mutates`) is kept with everything it reads.
     """
-    live: set[str] = set()
-    stack = [o for o in g.outputs if o in g.nodes]
-    stack += [n.id for n in g.nodes.values() if n.op not in ("input", "parameter") and mutates(n.op)]
-    while stack:
-        nid = stack.pop()
-        if nid in live:
-            continue
-        live.add(nid)
-        stack.extend(g.predecessors(nid))
+    live = g.ancestors([*g.outputs, *(n.id for n in g.nodes.values()
+                                     if n.op not in ("input", "parameter") and mutates(n.op))])
     dead = [nid for nid, n in g.nodes.items() if nid not in live and n.op != "input"]
     if dead:
         g.remove_nodes(dead)

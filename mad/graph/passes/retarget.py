@@ -59,14 +59,7 @@ def _blame(g: ArchGraph, failed: str, applied: list[str], disabled: set[str]) ->
     """The substituted node nearest upstream of the failing one (a candidate coincidence), if any."""
     if failed not in g.nodes:
         return None
-    up: set[str] = set()
-    stack = [failed]
-    while stack:
-        n = stack.pop()
-        if n in up:
-            continue
-        up.add(n)
-        stack.extend(g.predecessors(n))
+    up = g.ancestors([failed])
     for site in reversed(applied):
         if site in up and site not in disabled:
             return site
