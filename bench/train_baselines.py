@@ -6,7 +6,8 @@ rank them. These are the figures the GHN and the agent have to beat.
 
 Graphs come from the shipped dataset's held-out splits (``test`` and ``ood``). The image-modality ones
 (random-space CNNs, zoo vision models) are put on ``mnist5k`` (1x28x28, 10 classes) and the text/sequence
-ones on ``chars`` (64 tokens) with ``mad.data.tasks.fit``. Candidates are taken in a fixed pseudo-random
+ones on ``chars`` (64 tokens; only causal models, see ``mad.train.sees_future``) with
+``mad.data.tasks.fit``. Candidates are taken in a fixed pseudo-random
 order (hash of the row id) and kept when they retarget and cost at most ``--max-mflops`` per example (15 by
 default: the budget that makes 1000 CPU steps of every graph fit in about an hour on 2 cores, so the sample
 leans to small architectures); the chosen ids are written to the results file, and a later run reuses them
@@ -73,7 +74,9 @@ def _candidates(seed: int) -> dict[str, list[tuple[str, str]]]:
 
 
 def _screen(job: tuple[str, str, str]) -> tuple[str, str, float | None, str]:
-    """(task, id, MFLOPs per example on the task or None, reason it cannot be used)."""
+    """(task, id, MFLOPs per example on the task or None, reason it cannot be used). A token model whose
+    logits depend on later tokens (a bidirectional encoder) cannot be a baseline language model: next-token
+    training would let it copy the answer from its input."""
     task, row_id, text = job
     from mad.data import tasks
     from mad.graph import ArchGraph
@@ -81,6 +84,15 @@ def _screen(job: tuple[str, str, str]) -> tuple[str, str, float | None, str]:
 
     try:
         g = tasks.fit(ArchGraph.from_json(text), task)
+        if task == "chars":
+            import torch
+
+            from mad.train import sees_future
+
+            info = tasks.info(task)
+            x = torch.randint(0, info.vocab_size, (2, info.input_shape[0]), generator=torch.Generator().manual_seed(0))
+            if sees_future(g.to_module(), x, info.vocab_size):
+                return task, row_id, None, "sees later tokens"
         return task, row_id, proxies.flops(g, task, batch_size=2) / 1e6, ""
     except Exception as e:  # noqa: BLE001 - a graph that cannot take the task is a data point
         return task, row_id, None, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
@@ -90,7 +102,7 @@ def select(n: dict[str, int], max_mflops: float, seed: int, workers: int) -> dic
     """Pick ``n[task]`` held-out graphs per task that retarget and cost at most ``max_mflops`` per example."""
     cands = _candidates(seed)
     chosen: dict[str, list[str]] = {t: [] for t in GROUPS}
-    screened = {t: {"tried": 0, "retarget_failed": 0, "over_budget": 0} for t in GROUPS}
+    screened = {t: {"tried": 0, "retarget_failed": 0, "sees_later_tokens": 0, "over_budget": 0} for t in GROUPS}
     with mp.get_context("spawn").Pool(workers, initializer=_init) as pool:
         for task, rows in cands.items():
             i = 0
@@ -101,7 +113,9 @@ def select(n: dict[str, int], max_mflops: float, seed: int, workers: int) -> dic
                     if len(chosen[t]) >= n[t]:
                         break
                     screened[t]["tried"] += 1
-                    if mflops is None:
+                    if reason == "sees later tokens":
+                        screened[t]["sees_later_tokens"] += 1
+                    elif mflops is None:
                         screened[t]["retarget_failed"] += 1
                     elif mflops > max_mflops:
                         screened[t]["over_budget"] += 1
@@ -131,7 +145,7 @@ def _train(job: tuple[str, str, str, int, list[int]]) -> dict[str, Any]:
         r = fit(g, task, steps=steps, batch_size=64, lr=1e-3, optimizer="adamw", schedule="cosine", seed=0,
                 eval_every=evals, device="cpu", progress=False)
         key = "accuracy" if r.metric == "accuracy" else "bpc"
-        rec.update(status=r.status, params=r.params, steps=r.steps, metric=r.metric,
+        rec.update(status=r.status, params=r.params, sees_future=r.sees_future, steps=r.steps, metric=r.metric,
                    at_step={str(e["step"]): e[key] for e in r.eval_curve},
                    test=r.test_accuracy if key == "accuracy" else r.test_bpc,
                    seconds_per_step=r.train_seconds / max(r.steps, 1), train_seconds=round(r.train_seconds, 2),
@@ -210,7 +224,7 @@ def main() -> None:
         print("selected", {t: len(v) for t, v in selection["ids"].items()}, "screened", selection["screened"])
 
     args.work.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(json.dumps([selection["ids"], args.steps, evals]).encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps([args.steps, evals]).encode()).hexdigest()[:12]  # records keyed by (task, id)
     partial = args.work / f"records-{key}.jsonl"
     done = {}
     if partial.exists():

@@ -75,7 +75,8 @@ def write_card(stats: dict, path: Path) -> None:
     lines.append(f"- most common ops: {', '.join(f'{k} {v:,}' for k, v in stats['op_histogram_top25'].items())}")
     lines.append(f"- size on disk: {stats['size_mb']} MB (zstd Parquet)")
     if stats.get("build_seconds"):
-        lines.append(f"- build time: {stats['build_seconds'] / 60:.1f} min with {stats.get('workers', 2)} workers")
+        note = f" ({stats['build_note']})" if stats.get("build_note") else ""
+        lines.append(f"- build time: {stats['build_seconds'] / 60:.1f} min with {stats.get('workers', 2)} workers{note}")
     body = path.read_text()
     start, end = "<!-- stats:start -->", "<!-- stats:end -->"
     head, rest = body.split(start, 1)

@@ -256,7 +256,6 @@ def build(cfg: BuildConfig, out_dir: str | Path, progress: bool = True, overwrit
     Layout: ``out_dir/shards/`` (resumable work), ``out_dir/data/`` (the saved
     ``DatasetDict``), ``out_dir/stats.json``.
     """
-    import datasets
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
@@ -284,8 +283,11 @@ def build(cfg: BuildConfig, out_dir: str | Path, progress: bool = True, overwrit
         pool = mp.get_context("fork").Pool(cfg.workers, initializer=_init_worker, initargs=(cfg.random_space,))
     else:
         _init_worker(cfg.random_space)
+    timing = shard_dir / "seconds.json"  # build seconds of each finished shard, so resumed builds add up
+    seconds = json.loads(timing.read_text()) if timing.exists() else {}
     try:
         for i, chunk in todo:
+            t_shard = time.perf_counter()
             rows, failures = [], []
             results = pool.imap(_safe_row, chunk) if pool else map(_safe_row, chunk)
             for spec, row, err in results:
@@ -295,11 +297,13 @@ def build(cfg: BuildConfig, out_dir: str | Path, progress: bool = True, overwrit
                     failures.append({"spec": list(spec), "error": err})
                 bar.update(1)
             _write_shard(shard_dir / f"shard_{i:05d}.arrow", rows, failures)
+            seconds[f"{i:05d}"] = round(time.perf_counter() - t_shard, 2)
+            timing.write_text(json.dumps(seconds))
     finally:
         bar.close()
         if pool is not None:
             pool.terminate()
-    build_s = time.perf_counter() - t0
+    build_s = max(time.perf_counter() - t0, sum(seconds.values()))
     return finish(cfg, out, build_s=build_s, progress=progress)
 
 

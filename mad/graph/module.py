@@ -309,12 +309,16 @@ class ArchModule(nn.Module):
         return tuple(outs)
 
     def _bind(self, values: dict[str, Any]) -> dict[str, int]:
-        """Sizes of the symbolic dims, read from the inputs (``B`` from ``x.shape[0]``...)."""
+        """Sizes of the symbolic dims, read from the inputs (``B`` from ``x.shape[0]``...). A symbol that no
+        input carries (its input was replaced by a constant, as ``retarget`` does) keeps its example size."""
         bindings: dict[str, int] = {}
         for sym, (name, dim) in self._binders.items():
             v = values.get(name)
             if isinstance(v, torch.Tensor) and v.dim() > dim:
                 bindings[sym] = v.shape[dim]
+        for sym, size in self.graph.dims.items():
+            if sym not in self._binders:
+                bindings[sym] = size
         for s in self.graph.inputs:
             v = values.get(s.name)
             if not isinstance(v, torch.Tensor):

@@ -10,7 +10,7 @@ Example:
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .fit import fit, make_accelerator
-from .objective import TaskSpec, TrainError, graph_mismatches, logits_of, prepare_model
+from .objective import TaskSpec, TrainError, graph_mismatches, logits_of, prepare_model, sees_future
 from .result import FitResult, TrainInterrupted
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "prepare_model",
     "proxies",
     "save_checkpoint",
+    "sees_future",
 ]
 
 

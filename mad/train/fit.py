@@ -30,7 +30,7 @@ from mad.graph import ArchGraph
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TaskData
-from .objective import Prepared, TaskSpec, TrainError, count_params, logits_of, prepare_model
+from .objective import Prepared, TaskSpec, TrainError, count_params, logits_of, prepare_model, sees_future
 from .optim import default_warmup, make_optimizer, make_scheduler
 from .result import FitResult, TrainInterrupted, json_value
 
@@ -108,6 +108,11 @@ class _StopRequest:
         return False
 
 
+def _device_of(m: nn.Module) -> torch.device:
+    p = next(m.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def _evaluate(model: nn.Module, data: TaskData, spec: TaskSpec, accelerator, split: str, batch_size: int,
               max_batches: int | None) -> dict[str, float]:
     dtype = torch.float32 if accelerator.device.type == "mps" else torch.float64
@@ -147,7 +152,7 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
 
     Args:
         model: an :class:`ArchGraph` (built with ``g.to_module()`` after ``torch.manual_seed(seed)``; retargeted
-            with ``mad.data.tasks.fit`` if it does not fit the task and that pass exists) or an ``nn.Module``
+            with ``mad.data.tasks.fit`` if it does not fit the task) or an ``nn.Module``
             (trained in place). Either must take ``(N, *input_shape)`` inputs and return logits ``(N, classes)``
             or ``(N, T, vocab)`` (or a tuple / dict with ``"logits"`` first).
         task: a name from ``mad.data.tasks.names()``; it decides the loss (cross-entropy, next-token
@@ -214,6 +219,13 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
     if prepared.graph is None:
         torch.manual_seed(seed)
     module = prepared.module
+    leaks = None
+    if spec.is_lm:
+        leaks = sees_future(module, data.sample(2)[0].to(_device_of(module)), spec.num_outputs)
+        if leaks:
+            log.warning("%s sees later tokens (a bidirectional model): next-token training on %s can copy the "
+                        "answer from its input, so its loss and bits per character are not a language model's",
+                        prepared.name, spec.name)
     opt = make_optimizer(optimizer, module, lr, weight_decay)
     sched = make_scheduler(opt, schedule, steps, warmup)
     step, loss_curve, eval_curve, train_seconds = 0, [], [], 0.0
@@ -251,6 +263,7 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
             train_seconds=train_seconds, steps_per_s=run_steps / run_seconds if run_seconds > 0 else 0.0,
             params=params, device=str(accelerator.device), seed=seed, config=config,
             checkpoint=None if checkpoint is None else str(checkpoint), retargeted=prepared.retargeted,
+            sees_future=leaks,
             model=accelerator.unwrap_model(module, keep_fp32_wrapper=False))
 
     def save(folder: Path) -> Path:

@@ -11,14 +11,13 @@ language_modeling   ``(N, T, vocab_size)``       next-token cross-entropy (mean 
 
 :func:`prepare_model` puts a graph or module on a task: a graph is shape-checked against the task
 (input shape without batch, input dtype, output classes / vocabulary), retargeted with
-``mad.data.tasks.fit`` when that pass exists and the graph does not fit, and built with
+``mad.data.tasks.fit`` when it does not fit, and built with
 ``g.to_module()``; a module is used as it is. Both are then run on one small task batch, and any
 mismatch raises :class:`TrainError` saying what differs and what to do.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 from dataclasses import dataclass, field
@@ -31,7 +30,8 @@ from torch import nn
 from mad.data import tasks
 from mad.graph import ArchGraph
 
-__all__ = ["TaskSpec", "TrainError", "Prepared", "logits_of", "prepare_model", "graph_mismatches", "count_params"]
+__all__ = ["TaskSpec", "TrainError", "Prepared", "logits_of", "prepare_model", "graph_mismatches", "count_params",
+           "sees_future"]
 
 log = logging.getLogger("mad.train")
 
@@ -201,17 +201,6 @@ def graph_mismatches(g: ArchGraph, spec: TaskSpec) -> list[str]:
     return out
 
 
-def _retargeter():
-    return getattr(tasks, "fit", None)
-
-
-def _retarget(g: ArchGraph, spec: TaskSpec, fn) -> ArchGraph:
-    params = inspect.signature(fn).parameters
-    takes_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    opts = {k: v for k, v in spec.options.items() if takes_kw or k in params}
-    return fn(g, spec.name, **opts)
-
-
 # ---------------------------------------------------------------------------------------------- prepare
 @dataclass
 class Prepared:
@@ -228,8 +217,6 @@ def _advice(spec: TaskSpec, kind: str = "graph") -> str:
             + (f"vocabulary of {spec.num_outputs}" if spec.is_lm else f"{spec.num_outputs} classes"))
     if kind != "graph":
         return f"change the module to take task {spec.name!r} batches ({need}), or capture it and train the graph"
-    if _retargeter() is None:
-        return f"build the model for task {spec.name!r} ({need}) and convert it again"
     return f"retarget it with mad.data.tasks.fit(graph, {spec.name!r}) or build the model for the task ({need})"
 
 
@@ -238,7 +225,8 @@ def prepare_model(model: ArchGraph | nn.Module, spec: TaskSpec, sample: tuple[to
     """Check ``model`` against the task (retargeting a graph if possible) and build the module.
 
     Args:
-        model: an :class:`ArchGraph` (built with ``g.to_module()`` after ``torch.manual_seed(seed)``) or an
+        model: an :class:`ArchGraph` (retargeted with ``mad.data.tasks.fit`` if it does not fit; built with
+            ``g.to_module()`` after ``torch.manual_seed(seed)``) or an
             ``nn.Module`` (used as it is, not copied).
         spec: the task.
         sample: a few task examples ``(x, y)`` for the dry run.
@@ -250,11 +238,10 @@ def prepare_model(model: ArchGraph | nn.Module, spec: TaskSpec, sample: tuple[to
     if isinstance(model, ArchGraph):
         g, retargeted = model, False
         problems = graph_mismatches(g, spec)
-        fn = _retargeter()
-        if problems and fn is not None:
+        if problems:
             log.info("graph %s does not fit task %s (%s); retargeting", g.name, spec.name, "; ".join(problems))
             try:
-                g = _retarget(g.copy(), spec, fn)
+                g = tasks.fit(g, spec.name, **spec.options)
             except Exception as e:  # noqa: BLE001 - reported with the mismatch
                 raise TrainError(f"graph {model.name!r} does not fit task {spec.name!r}: {'; '.join(problems)}; "
                                  f"retargeting failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
@@ -304,3 +291,24 @@ def dry_run(prepared: Prepared, spec: TaskSpec, sample: tuple[torch.Tensor, torc
                          f"{_advice(spec, kind)}")
     if not logits.dtype.is_floating_point:
         raise TrainError(f"{kind} {prepared.name!r} outputs {logits.dtype}, expected float logits")
+
+
+def sees_future(model: nn.Module, x: torch.Tensor, vocab_size: int, atol: float = 1e-5) -> bool:
+    """Whether a token model's logits at a position depend on later tokens (a bidirectional encoder).
+
+    Next-token training of such a model reads the answer from its input, so its loss and bits per character
+    mean nothing. The check changes the last token of ``x`` (``(N, T)`` token ids, ``T >= 2``) and compares
+    the logits of the earlier positions (eval mode, no grad).
+    """
+    if x.dim() != 2 or x.shape[1] < 2:
+        raise TrainError(f"sees_future needs (N, T >= 2) token ids, got {tuple(x.shape)}")
+    y = x.clone()
+    y[:, -1] = (y[:, -1] + 1) % vocab_size
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            a, b = logits_of(model(x)), logits_of(model(y))
+    finally:
+        model.train(was_training)
+    return not torch.allclose(a[:, :-1].float(), b[:, :-1].float(), atol=atol, rtol=1e-4)

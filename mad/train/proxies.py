@@ -1,7 +1,7 @@
 """Zero-cost proxies: cheap scores of an untrained graph or module on one batch of a task.
 
 Every proxy takes ``(graph_or_module, task)`` and works the same on image classifiers and on token language
-models. A graph is checked against the task (and retargeted if ``mad.data.tasks.fit`` exists), exactly as
+models. A graph is checked against the task (and retargeted with ``mad.data.tasks.fit`` if needed), exactly as
 :func:`mad.train.fit` does, then built with ``g.to_module()`` after ``torch.manual_seed(seed)``; a module is
 deep-copied, so the caller's module is never changed. Each proxy gets a fresh model, so results do not depend
 on the order in which they run, and the same ``seed`` gives the same numbers.

@@ -49,6 +49,9 @@ class FitResult:
         config: every training option (JSON values).
         checkpoint: folder of the last checkpoint written, or ``None``.
         retargeted: the graph was put on the task by ``mad.data.tasks.fit``.
+        sees_future: language modelling only: the model's logits depend on later tokens (a bidirectional
+            encoder), so it can read the next character from its input and its figures are not comparable
+            with a causal model's (see :func:`mad.train.objective.sees_future`); ``None`` for classification.
         model: the trained ``nn.Module`` (not serialised).
 
     Example:
@@ -81,6 +84,7 @@ class FitResult:
     config: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
     retargeted: bool = False
+    sees_future: bool | None = None
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     @property

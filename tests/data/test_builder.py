@@ -69,12 +69,19 @@ def test_resume_after_interruption_matches(built, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         build(BuildConfig(**CFG), tmp_path / "r", progress=False)
     assert len(list((tmp_path / "r" / "shards").glob("shard_*.arrow"))) == 1
+    first = json.loads((tmp_path / "r" / "shards" / "seconds.json").read_text())
+    assert list(first) == ["00000"]
     monkeypatch.setattr(builder, "_write_shard", real)
     written = []
     monkeypatch.setattr(builder, "_write_shard", lambda p, *a: (written.append(p.name), real(p, *a)))
     resumed = build(BuildConfig(**CFG), tmp_path / "r", progress=False)
     assert written == ["shard_00001.arrow", "shard_00002.arrow"]  # the finished shard is not redone
     assert _rows(resumed) == _rows(dd)
+    # the build time counts both segments: the interrupted one's finished shard too
+    timing = json.loads((tmp_path / "r" / "shards" / "seconds.json").read_text())
+    assert sorted(timing) == ["00000", "00001", "00002"] and timing["00000"] == first["00000"]
+    stats = json.loads((tmp_path / "r" / "stats.json").read_text())
+    assert stats["build_seconds"] >= sum(timing.values())
 
 
 def test_other_config_in_same_dir_is_refused(built):

@@ -15,7 +15,8 @@ from train_nets import CHARS, DigitsCNN, TinyCNN, TinyLM
 
 from mad.code2graph import from_module
 from mad.data import tasks
-from mad.train import FitResult, TrainError, TrainInterrupted, fit, load_checkpoint
+from mad.graph import GraphError
+from mad.train import FitResult, TrainError, TrainInterrupted, fit, load_checkpoint, sees_future
 
 QUICK = dict(batch_size=32, lr=3e-3, progress=False)
 
@@ -137,12 +138,15 @@ def test_resume_with_another_task_is_refused(cnn_graph, tmp_path):
 
 
 def test_graph_mismatch_message(cnn_graph, monkeypatch):
-    monkeypatch.delattr(tasks, "fit", raising=False)  # no retargeting pass: the error must say what to do
+    def cannot(graph, name, **opts):
+        raise GraphError("retarget: no stem to adapt")
+
+    monkeypatch.setattr(tasks, "fit", cannot)  # a graph retarget cannot adapt: the error says what and why
     with pytest.raises(TrainError) as info:
         fit(cnn_graph, "mnist5k", steps=1, **QUICK)
     msg = str(info.value)
     assert "expected input (1, 28, 28), graph takes (1, 8, 8)" in msg and "mnist5k" in msg
-    assert "build the model for task 'mnist5k'" in msg
+    assert "retargeting failed: GraphError: retarget: no stem to adapt" in msg
     wide = from_module(TinyCNN(classes=7), (torch.randn(2, 1, 8, 8),))
     with pytest.raises(TrainError, match="output has 7 classes, task has 10"):
         fit(wide, "digits", steps=1, **QUICK)
@@ -150,16 +154,36 @@ def test_graph_mismatch_message(cnn_graph, monkeypatch):
         fit(cnn_graph, "chars", steps=1, task_options=CHARS, **QUICK)
 
 
-def test_graph_mismatch_uses_retargeting_pass_when_present(cnn_graph, monkeypatch):
-    seen = []
+class _Bidirectional(nn.Module):
+    """Each position also sees the mean of the whole sequence: later tokens leak into earlier logits."""
 
-    def retarget(graph, task_name):
-        seen.append(task_name)
-        return from_module(TinyCNN(side=28), (torch.randn(2, 1, 28, 28),), name=graph.name)
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, 8)
+        self.head = nn.Linear(8, vocab)
 
-    monkeypatch.setattr(tasks, "fit", retarget, raising=False)
-    r = fit(cnn_graph, "mnist5k", steps=2, eval_every=0, **QUICK)
-    assert seen == ["mnist5k"] and r.retargeted and r.status == "completed"
+    def forward(self, ids):
+        h = self.emb(ids)
+        return self.head(h + h.mean(1, keepdim=True))
+
+
+def test_language_model_that_sees_later_tokens_is_flagged(caplog):
+    vocab = tasks.info("chars", **CHARS).vocab_size
+    x = torch.randint(0, vocab, (2, 6))
+    assert not sees_future(TinyLM(vocab), x, vocab) and sees_future(_Bidirectional(vocab), x, vocab)
+    r = fit(_Bidirectional(vocab), "chars", steps=2, eval_every=0, task_options=CHARS, **QUICK)
+    assert r.sees_future is True and "sees later tokens" in caplog.text
+    assert fit(TinyLM(vocab), "chars", steps=2, eval_every=0, task_options=CHARS, **QUICK).sees_future is False
+    assert fit(DigitsCNN(), "digits", steps=1, eval_every=0, **QUICK).sees_future is None
+    with pytest.raises(TrainError, match="token ids"):
+        sees_future(TinyLM(vocab), x[:, :1], vocab)
+
+
+def test_graph_for_another_task_is_retargeted(cnn_graph):
+    r = fit(cnn_graph, "mnist5k", steps=2, eval_every=0, **QUICK)  # an 8x8 digits CNN on 28x28 MNIST
+    assert r.retargeted and r.status == "completed" and r.val_accuracy is not None
+    assert r.model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    assert cnn_graph.inputs[0].shape[1:] == [1, 8, 8]  # the caller's graph is left as it was
 
 
 def test_module_mismatch_message(vocab):

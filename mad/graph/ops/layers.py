@@ -10,7 +10,6 @@ names its parameters like the source model.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from torch import nn
 

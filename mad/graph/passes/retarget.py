@@ -19,7 +19,9 @@ What changes, in a re-inference walk over a copy of the graph:
 - the result returns one tensor: the logits.
 
 Symbolic dims (``B``, ``T``) need no rewriting: a new sequence length is a
-new example size in ``graph.dims``. Concrete recorded sizes are rewritten by
+new example size in ``graph.dims`` (where a capture left a copy of its old
+example size concrete, a failed walk is retried with that size substituted
+too: the result then runs at the new length only). Concrete recorded sizes are rewritten by
 :class:`~mad.graph.passes.resize.Resize`, and a walk that fails is retried:
 with size changes seen on the way (a token count behind a patch embedding),
 without a substitution that was a coincidence (a rotary width equal to the
@@ -32,7 +34,7 @@ says why; the input graph is never changed.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..arch_graph import ArchGraph, GraphError
 from ..builder import GraphBuilder
@@ -64,6 +66,7 @@ def _blame(g: ArchGraph, failed: str, applied: list[str], disabled: set[str]) ->
         if site in up and site not in disabled:
             return site
     return None
+
 
 # ops a head's output passes through on its way to the graph output
 _HEAD_PASS = {"dropout", "view", "reshape", "_unsafe_view", "flatten", "squeeze", "squeeze_dims", "squeeze_all",
@@ -299,7 +302,17 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
             dims[o] = n
         elif o != n:
             sub[o] = n
+    # other inputs' symbols of the same example size follow too (a decoder's length S with the encoder's T),
+    # as equal concrete sizes do through the substitution map
+    moved = {graph.dims[o]: dims[o] for o in old_shape[first:] if isinstance(o, str) and o in graph.dims}
+    for sym, size in graph.dims.items():
+        if sym not in old_shape and size in moved and sym != old_shape[0]:
+            dims[sym] = moved[size]
     keep = {d for d in old_shape[:first] if isinstance(d, int)}
+    # sizes a capture left concrete although they follow a symbolic dim (its old example size): tried if needed
+    # (they take the new example size, so the result runs at that length)
+    frozen = {graph.dims[o]: dims[o] for o in old_shape[first:] if isinstance(o, str) and o in graph.dims
+              and graph.dims[o] != dims[o] and graph.dims[o] > 1 and graph.dims[o] not in keep}
     resize_input, disabled, tried = False, set(), set()
     error: GraphError | None = None
     last: tuple[str, str] | None = None  # (failing node, node disabled for it)
@@ -317,6 +330,8 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
             last = None
             if more:  # sizes that turned out to follow the input (a token count): substitute them too
                 sub = sub | more
+            elif frozen and not frozen.items() <= sub.items():  # concrete copies of a symbolic dim's size
+                sub = sub | frozen
             elif blame is not None:  # a size substituted by coincidence (a rotary dim equal to the length)
                 disabled.add(blame)
                 tried.add(blame)

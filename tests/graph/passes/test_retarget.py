@@ -152,7 +152,7 @@ def test_tied_weights_stay_one_parameter_count():
 # --------------------------------------------------------------------------- the shipped dataset
 FAMILIES = {
     "image": ["random-cnn", "vit", "convnext", "resnet", "swin", "mobilenet_v2"],
-    "text": ["random-transformer", "bert", "llama", "gpt_neox", "t5", "qwen2_moe"],
+    "text": ["random-transformer", "bert", "llama", "gpt_neox", "t5", "qwen2_moe", "deepseek_v2", "qwen2_5_vl_text"],
 }
 
 
