@@ -29,10 +29,10 @@ print(f"batch 5, length 9: max difference to the source {err:.1e}")
 # 2. build a CNN op by op: every step is checked, shapes are inferred at once
 b = GraphBuilder("small_cnn")
 h = b.input("x", ("B", 1, 8, 8))
-for width in (16, 32):
-    h = b.op("relu", b.op("conv2d", h, out_channels=width, kernel_size=3, padding=1))
-h = b.op("flatten", b.op("adaptive_avg_pool2d", h, output_size=[1, 1]), start_dim=1)
-b.output(b.op("linear", h, out_features=10))
+h = b.op("relu", b.op("conv2d", h, out_channels=16, kernel_size=3, padding=1))
+h = b.op("max_pool2d", h, kernel_size=2, stride=2)
+h = b.op("relu", b.op("conv2d", h, out_channels=32, kernel_size=3, padding=1))
+b.output(b.op("linear", b.op("flatten", h, start_dim=1), out_features=10))  # its width follows the image size
 net = b.build()
 print(f"built {net.name}: {len(net)} nodes, {net.num_params:,} parameters")
 
