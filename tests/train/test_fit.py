@@ -15,7 +15,7 @@ from train_nets import CHARS, DigitsCNN, TinyCNN, TinyLM
 
 from mad.code2graph import from_module
 from mad.data import tasks
-from mad.graph import GraphError
+from mad.graph import GraphBuilder, GraphError
 from mad.train import FitResult, TrainError, TrainInterrupted, fit, load_checkpoint, sees_future
 
 QUICK = dict(batch_size=32, lr=3e-3, progress=False)
@@ -221,3 +221,36 @@ def test_small_cnn_learns_digits():
     r = fit(g, "digits", steps=300, batch_size=64, lr=3e-3, progress=False)
     assert r.val_accuracy > 0.9, r.eval_curve
     assert r.test_accuracy > 0.9
+
+
+def _fake_cifar10(root):
+    """A CIFAR-10 folder in the real layout (python pickle batches) with 20 random images per batch."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"labels": [i % 10 for i in range(20)], b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8)}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    return root
+
+
+@pytest.mark.parametrize("task", tasks.names())
+def test_fit_runs_on_every_task(task, cnn_graph, lm_graph, tmp_path):
+    opts = dict(CHARS) if task == "chars" else {}
+    if task == "cifar10":
+        opts["data_dir"] = str(_fake_cifar10(tmp_path))
+    graph = lm_graph if task == "chars" else cnn_graph  # the digits CNN is retargeted to the other image tasks
+    if task == "mnist1d":  # 1-d signals: a conv1d net
+        b = GraphBuilder("conv1d_net")
+        h = b.op("relu", b.op("conv1d", b.input("x", ("B", 1, 40)), out_channels=4, kernel_size=5))
+        b.output(b.op("linear", b.op("flatten", h, start_dim=1), out_features=10))
+        graph = b.build()
+    r = fit(graph, task, steps=3, eval_every=0, task_options=opts, **{**QUICK, "batch_size": 8})
+    assert r.status == "completed" and r.steps == 3 and math.isfinite(r.val_loss)
+    assert (r.val_bpc if task == "chars" else r.val_accuracy) is not None
+    assert r.retargeted == (task in ("mnist5k", "cifar10"))
