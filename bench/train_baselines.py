@@ -98,9 +98,10 @@ def _screen(job: tuple[str, str, str]) -> tuple[str, str, float | None, str]:
         return task, row_id, None, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
 
 
-def select(n: dict[str, int], max_mflops: float, seed: int, workers: int) -> dict[str, Any]:
-    """Pick ``n[task]`` held-out graphs per task that retarget and cost at most ``max_mflops`` per example."""
-    cands = _candidates(seed)
+def select(cands: dict[str, list[tuple[str, str]]], n: dict[str, int], max_mflops: float, seed: int,
+           workers: int) -> dict[str, Any]:
+    """Pick ``n[task]`` of the candidates (from :func:`_candidates` with ``seed``) per task that retarget and cost
+    at most ``max_mflops`` per example."""
     chosen: dict[str, list[str]] = {t: [] for t in GROUPS}
     screened = {t: {"tried": 0, "retarget_failed": 0, "sees_later_tokens": 0, "over_budget": 0} for t in GROUPS}
     with mp.get_context("spawn").Pool(workers, initializer=_init) as pool:
@@ -217,10 +218,13 @@ def main() -> None:
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     if previous.get("selection") and not args.reselect:
         selection = previous["selection"]
+        cands = _candidates(selection["order_seed"])
         counts = ", ".join(f"{t}: {len(v)}" for t, v in selection["ids"].items())
         print(f"reusing the held-out ids of {args.out} ({counts})")
     else:
-        selection = select({"mnist5k": args.image, "chars": args.seq}, args.max_mflops, args.seed, args.workers)
+        cands = _candidates(args.seed)
+        selection = select(cands, {"mnist5k": args.image, "chars": args.seq}, args.max_mflops, args.seed,
+                           args.workers)
         print("selected", {t: len(v) for t, v in selection["ids"].items()}, "screened", selection["screened"])
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -234,7 +238,7 @@ def main() -> None:
         print(f"resuming: {len(done)} graphs already trained ({partial})")
 
     texts = {}
-    for rows in _candidates(selection["order_seed"]).values():
+    for rows in cands.values():
         texts.update(dict(rows))
     missing = [i for ids in selection["ids"].values() for i in ids if i not in texts]
     if missing:

@@ -121,6 +121,8 @@ class ArchModule(nn.Module):
         self._train_attrs = {k: v for k, v in graph.meta.get("train_attrs", {}).items() if k in graph.nodes}
         self._batches_tracked = self._find_batch_counters()
         self._binders = _dim_binders(graph)
+        # symbols no input carries (an input replaced by a constant) keep their example size
+        self._fixed_dims = {s: v for s, v in graph.dims.items() if s not in self._binders}
         self._input_names = [s.name for s in graph.inputs]
         self._input_node = {graph.nodes[n].attrs["name"]: n for n in self._order if graph.nodes[n].op == "input"}
         last_use: dict[str, int] = {}
@@ -311,14 +313,11 @@ class ArchModule(nn.Module):
     def _bind(self, values: dict[str, Any]) -> dict[str, int]:
         """Sizes of the symbolic dims, read from the inputs (``B`` from ``x.shape[0]``...). A symbol that no
         input carries (its input was replaced by a constant, as ``retarget`` does) keeps its example size."""
-        bindings: dict[str, int] = {}
+        bindings: dict[str, int] = dict(self._fixed_dims)
         for sym, (name, dim) in self._binders.items():
             v = values.get(name)
             if isinstance(v, torch.Tensor) and v.dim() > dim:
                 bindings[sym] = v.shape[dim]
-        for sym, size in self.graph.dims.items():
-            if sym not in self._binders:
-                bindings[sym] = size
         for s in self.graph.inputs:
             v = values.get(s.name)
             if not isinstance(v, torch.Tensor):

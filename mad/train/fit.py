@@ -30,7 +30,8 @@ from mad.graph import ArchGraph
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TaskData
-from .objective import Prepared, TaskSpec, TrainError, count_params, logits_of, prepare_model, sees_future
+from .objective import (Prepared, TaskSpec, TrainError, count_params, logits_of, module_device, prepare_model,
+                        sees_future)
 from .optim import default_warmup, make_optimizer, make_scheduler
 from .result import FitResult, TrainInterrupted, json_value
 
@@ -106,11 +107,6 @@ class _StopRequest:
     def __exit__(self, *exc) -> bool:
         self._restore()
         return False
-
-
-def _device_of(m: nn.Module) -> torch.device:
-    p = next(m.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def _evaluate(model: nn.Module, data: TaskData, spec: TaskSpec, accelerator, split: str, batch_size: int,
@@ -221,7 +217,7 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
     module = prepared.module
     leaks = None
     if spec.is_lm:
-        leaks = sees_future(module, data.sample(2)[0].to(_device_of(module)), spec.num_outputs)
+        leaks = sees_future(module, data.sample(2)[0].to(module_device(module)), spec.num_outputs)
         if leaks:
             log.warning("%s sees later tokens (a bidirectional model): next-token training on %s can copy the "
                         "answer from its input, so its loss and bits per character are not a language model's",

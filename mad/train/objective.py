@@ -31,7 +31,7 @@ from mad.data import tasks
 from mad.graph import ArchGraph
 
 __all__ = ["TaskSpec", "TrainError", "Prepared", "logits_of", "prepare_model", "graph_mismatches", "count_params",
-           "sees_future"]
+           "module_device", "sees_future"]
 
 log = logging.getLogger("mad.train")
 
@@ -136,6 +136,12 @@ def logits_of(out: Any) -> torch.Tensor:
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         return out[0]
     raise TrainError(f"model returned {type(out).__name__}; return a logits tensor (or a dict with 'logits')")
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of ``module``'s first parameter (CPU for a module without parameters)."""
+    p = next(module.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def count_params(module: nn.Module) -> int:
@@ -265,11 +271,7 @@ def dry_run(prepared: Prepared, spec: TaskSpec, sample: tuple[torch.Tensor, torc
     """Run the model once (eval mode, no grad) on ``sample`` and check the logits shape."""
     m = prepared.module
     kind = "graph" if prepared.graph is not None else "module"
-    x = sample[0]
-    try:
-        x = x.to(next(m.parameters()).device)
-    except StopIteration:
-        pass
+    x = sample[0].to(module_device(m))
     was_training = m.training
     m.eval()
     try:

@@ -47,7 +47,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from mad.graph import ArchGraph
 
 from .data import TaskData
-from .objective import TaskSpec, TrainError, count_params, logits_of, prepare_model
+from .objective import TaskSpec, TrainError, count_params, logits_of, module_device, prepare_model
 
 __all__ = ["PROXIES", "ProxyInput", "register_proxy", "compute", "num_params", "flops", "synflow", "naswot",
            "grad_norm", "naswot_score", "ACTIVATIONS"]
@@ -107,10 +107,6 @@ class ProxyInput:
             return self.graph.to_module()
         return copy.deepcopy(self.module)
 
-    def device(self, m: nn.Module) -> torch.device:
-        p = next(m.parameters(), None)
-        return p.device if p is not None else torch.device("cpu")
-
 
 # ---------------------------------------------------------------------------------------------- proxies
 @register_proxy("num_params")
@@ -155,7 +151,7 @@ def _synflow(inp: ProxyInput) -> float:
 
 
 def _synflow_score(m: nn.Module, inp: ProxyInput, dtype: torch.dtype) -> float:
-    dev = inp.device(m)
+    dev = module_device(m)
     with torch.no_grad():
         for p in m.parameters():
             p.abs_()
@@ -222,14 +218,14 @@ def naswot_score(model: nn.Module, x: torch.Tensor) -> float:
 @register_proxy("naswot")
 def _naswot(inp: ProxyInput) -> float:
     m = inp.fresh()
-    return naswot_score(m, inp.x.to(inp.device(m)))
+    return naswot_score(m, inp.x.to(module_device(m)))
 
 
 @register_proxy("grad_norm")
 def _grad_norm(inp: ProxyInput) -> float:
     m = inp.fresh()
     m.train()
-    dev = inp.device(m)
+    dev = module_device(m)
     torch.manual_seed(inp.seed)
     m.zero_grad(set_to_none=True)
     inp.spec.loss(logits_of(m(inp.x.to(dev))), inp.y.to(dev)).backward()

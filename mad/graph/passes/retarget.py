@@ -311,8 +311,7 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
     keep = {d for d in old_shape[:first] if isinstance(d, int)}
     # sizes a capture left concrete although they follow a symbolic dim (its old example size): tried if needed
     # (they take the new example size, so the result runs at that length)
-    frozen = {graph.dims[o]: dims[o] for o in old_shape[first:] if isinstance(o, str) and o in graph.dims
-              and graph.dims[o] != dims[o] and graph.dims[o] > 1 and graph.dims[o] not in keep}
+    frozen = {old: new for old, new in moved.items() if old != new and old > 1 and old not in keep}
     resize_input, disabled, tried = False, set(), set()
     error: GraphError | None = None
     last: tuple[str, str] | None = None  # (failing node, node disabled for it)
