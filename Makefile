@@ -30,6 +30,7 @@ demo: install
 	$(BIN)/mad dataset info default
 	$(BIN)/python examples/dataset_tasks.py
 	$(BIN)/python examples/build_and_train.py
+	$(BIN)/python examples/ghn_predict.py
 	@echo "demo outputs in $(OUT)/"
 
 test: install

@@ -172,7 +172,68 @@ def _train_baselines(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _ghn_eval(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for task, s in (d.get("summary") or {}).items():
+        lm = s.get("metric") == "bits_per_char"
+        fmt = (lambda v: _num(v)) if lm else _pct  # noqa: E731
+        m = s.get("mean", {})
+        what = "val bits/char" if lm else "val accuracy"
+        rows.append((f"{task}: {s.get('graphs')} held-out graphs, mean {what}: GHN-predicted / default init / "
+                     "10 / 100 / 1000 AdamW steps",
+                     " / ".join(fmt(m.get(k)) for k in ("ghn", "default_init", "steps_10", "steps_100",
+                                                        "steps_1000")),
+                     "" if lm else "GHN >= 100 steps"))
+        if lm:
+            rows.append((f"{task}: share of the default-init -> 100-step gap the GHN closes (of the means; "
+                         "median over graphs)",
+                         f"{_pct(s.get('gap_closed_vs_100_steps'))}; {_pct(s.get('gap_closed_per_graph_median'))}",
+                         ">= 50%"))
+        rows.append((f"{task}: GHN prediction + closed-form output layer (not a pure prediction)",
+                     fmt(m.get("ghn_readout")), ""))
+        ft = s.get("finetune", {})
+        steps = ft.get("steps")
+        rows.append((f"{task}: fine-tuned from the GHN, mean {what} at 10 / 100 / {steps} steps",
+                     " / ".join(fmt(m.get(f"ghn_finetune_{e}")) for e in (10, 100, steps)), ""))
+        rows.append((f"{task}: graphs reaching the 1000-step figure within {steps} steps from the GHN; median "
+                     "steps to reach it, GHN / default",
+                     f"{ft.get('reached_1000_step_metric')} of {s.get('graphs')}; "
+                     f"{ft.get('median_steps_to_reach_ghn')} / {ft.get('median_steps_to_reach_default')}",
+                     "<= 1/5 of the steps" if not lm else ""))
+        taus = s.get("kendall_tau_vs_1000_steps") or {}
+        rows.append((f"{task}: Kendall tau vs the 1000-step figure",
+                     ", ".join(f"{k} {_num(v)}" for k, v in taus.items()), ">= 0.6, above every proxy"))
+    speed = d.get("speed_cpu") or []
+    if speed:
+        rows.append(("seconds per prediction on CPU (parameters / whole module), by #params",
+                     "; ".join(f"{r['params']:,}: {_num(r['params_s'])} / {_num(r['predict_s'])}"
+                               for r in sorted(speed, key=lambda r: r["params"])), "<= 1 s up to 10M"))
+    cov = d.get("coverage") or {}
+    if cov:
+        rows.append(("shipped dataset: parameters predicted (by count) of those the graphs compute with / of all "
+                     "the modules hold; layer-op roles predicted",
+                     f"{_pct(cov.get('predicted_share_of_used'))} / {_pct(cov.get('predicted_share'))}; "
+                     f"{_pct(cov.get('layer_roles_predicted', 0) / max(cov.get('layer_roles', 0), 1))}",
+                     ">= 99%; 100%"))
+    g = d.get("ghn") or {}
+    if g:
+        rows.append(("GHN: parameters / training steps / training time (hardware)",
+                     f"{g.get('params'):,} / {g.get('steps')} / {_num((g.get('train_seconds') or 0) / 60)} min "
+                     f"({(g.get('hardware') or {}).get('device')})", "<= 3 h on 2 CPU cores"))
+    return rows
+
+
+def _ghn_decoders(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    s, st = d.get("summary", {}), d.get("setup", {})
+    return [(f"one GHN fitted per architecture ({st.get('graphs')} {st.get('task')} graphs, {st.get('steps')} steps): "
+             "train loss over the last 30 steps, tiled / CP decoder / the net trained directly (chance "
+             f"{_num(s.get('chance'))})",
+             " / ".join(_num(s.get(f"last30_train_loss_{k}")) for k in ("tiled", "cp", "direct")), "")]
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
+    "ghn_eval": _ghn_eval,
+    "ghn_decoders": _ghn_decoders,
     "ir_builder": _builder,
     "ir_retarget": _retarget,
     "ir_learning": _ir_learning,

@@ -10,6 +10,7 @@ import typer
 from .common import _state, _version, _setup_logging
 from .convert import convert
 from .dataset import dataset_app
+from .ghn import ghn_app
 from .inspect import info, show, code, ops
 from .train import train_command
 
@@ -44,6 +45,7 @@ def _main(
 for _fn in (info, show, code, ops, convert,):
     app.command()(_fn)
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(ghn_app, name="ghn")
 app.command("train")(train_command)
 
 

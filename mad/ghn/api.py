@@ -1,0 +1,299 @@
+"""``GHN``: load a trained graph hypernetwork, predict every parameter of a model or graph for a task, and
+score architectures by the quality of their predicted parameters.
+
+    >>> ghn = mad.ghn.load("default")
+    >>> net = ghn.predict(graph, task="mnist5k")        # an nn.Module with predicted parameters
+    >>> ghn.score([g1, g2], task="mnist5k")             # accuracy of the predicted parameters, no training
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mad.graph import ArchGraph
+
+from .encode import GraphInput, collate, encode
+from .model import GHNConfig, GHNModel, task_features
+
+__all__ = ["GHN", "load", "DEFAULT_DIR", "evaluate", "recalibrate_batch_norm", "fill_parameters", "GHNError"]
+
+log = logging.getLogger(__name__)
+DEFAULT_DIR = Path(__file__).parent / "checkpoints" / "default"
+WEIGHTS, CONFIG, RECORD = "model.safetensors", "config.json", "record.json"
+
+
+class GHNError(ValueError):
+    """A GHN checkpoint or an input cannot be used; the message says what to do."""
+
+
+def _device(device: Any = None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def fill_parameters(module: nn.Module, params: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """Copy predicted tensors into ``module``'s parameters of the same names; returns (numel filled, numel of all
+    parameters)."""
+    own = dict(module.named_parameters())
+    filled = 0
+    with torch.no_grad():
+        for name, t in params.items():
+            p = own.get(name)
+            if p is None or tuple(p.shape) != tuple(t.shape):
+                continue
+            p.copy_(t.to(p))
+            filled += p.numel()
+    return filled, sum(p.numel() for p in own.values())
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(module: nn.Module, batches: list[torch.Tensor]) -> int:
+    """Recompute the running statistics of every batch-norm layer of ``module`` as the plain average over
+    ``batches`` (the statistics the predicted weights produce); returns the number of layers reset."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms or not batches:
+        return 0
+    saved = [(m, m.momentum) for m in norms]
+    was_training = module.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: the mean over the batches
+    module.train()
+    try:
+        for x in batches:
+            module(x)
+    finally:
+        for m, mom in saved:
+            m.momentum = mom
+        module.train(was_training)
+    return len(norms)
+
+
+@torch.no_grad()
+def evaluate(module: nn.Module, task: str, split: str = "val", max_examples: int | None = 500,
+             batch_size: int = 250) -> dict[str, float]:
+    """``{"loss", "accuracy"}`` (classification) or ``{"loss", "bpc"}`` of ``module`` (eval mode) on a split."""
+    from mad.train.data import TaskData
+    from mad.train.objective import TaskSpec, logits_of, module_device
+
+    spec = TaskSpec.of(task)
+    data = TaskData(spec, batch_size=min(64, batch_size))
+    dev = module_device(module)
+    was = module.training
+    module.eval()
+    sums = torch.zeros(3, dtype=torch.float64)
+    n_batches = None if max_examples is None else -(-max_examples // batch_size)
+    try:
+        for x, y in data.eval_batches(split, batch_size, n_batches, device=dev):
+            sums += spec.sums(logits_of(module(x)), y).cpu()
+    finally:
+        module.train(was)
+    return spec.figures(sums)
+
+
+class GHN:
+    """A trained graph hypernetwork and the task data it scores with.
+
+    Args:
+        model: the :class:`GHNModel`.
+        record: its training record (data, steps, hardware, figures).
+        device: where to run (CUDA when present by default).
+    """
+
+    def __init__(self, model: GHNModel, record: dict[str, Any] | None = None, device: Any = None):
+        self.device = _device(device)
+        self.model = model.to(self.device).eval()
+        self.record = record or {}
+
+    @property
+    def config(self) -> GHNConfig:
+        return self.model.config
+
+    # ------------------------------------------------------------------ files
+    @classmethod
+    def load(cls, name_or_path: str | Path = "default", device: Any = None) -> "GHN":
+        """``"default"`` (the shipped checkpoint) or a folder with ``model.safetensors`` and ``config.json``."""
+        from safetensors.torch import load_file
+
+        folder = DEFAULT_DIR if str(name_or_path) == "default" else Path(name_or_path)
+        if folder.is_file():
+            folder = folder.parent
+        if (folder / "checkpoint" / WEIGHTS).exists() and not (folder / WEIGHTS).exists():
+            folder = folder / "checkpoint"  # a training run folder that has not finished yet
+        if (folder / WEIGHTS).exists() and (folder / CONFIG).exists():
+            config = GHNConfig.from_dict(json.loads((folder / CONFIG).read_text()))
+        elif (folder / WEIGHTS).exists() and (folder / "trainer.json").exists():  # a training checkpoint
+            config = GHNConfig.from_dict(json.loads((folder / "trainer.json").read_text())["model_config"])
+        else:
+            raise GHNError(f"{folder} is not a GHN checkpoint: it needs {WEIGHTS} and {CONFIG} "
+                           "(write one with `mad ghn train --out DIR`)")
+        model = GHNModel(config)
+        state = load_file(str(folder / WEIGHTS))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise GHNError(f"{folder / WEIGHTS} does not match its config: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+        record = json.loads((folder / RECORD).read_text()) if (folder / RECORD).exists() else {}
+        return cls(model, record, device)
+
+    def save(self, folder: str | Path, record: dict[str, Any] | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS))
+        (folder / CONFIG).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        if record is not None or self.record:
+            (folder / RECORD).write_text(json.dumps(record if record is not None else self.record, indent=2) + "\n")
+        return folder
+
+    # ------------------------------------------------------------------ prediction
+    def _task(self, task: str):
+        from mad.train.objective import TaskSpec
+
+        spec = TaskSpec.of(task)
+        if spec.name not in self.config.tasks:
+            log.warning("the GHN was not trained on task %r (trained on %s); predictions use only its input "
+                        "shape and classes", spec.name, ", ".join(self.config.tasks))
+        return spec
+
+    @torch.no_grad()
+    def predict_encoded(self, encoded: list[GraphInput], task: str, chunk: int = 8):
+        """Predicted parameters (``state-dict name -> tensor``) and pooled embeddings ``(d,)`` of encoded graphs."""
+        spec = self._task(task)
+        tf = task_features(spec.input_shape, spec.num_outputs, spec.is_lm)
+        params, pooled_all = [], []
+        for i in range(0, len(encoded), chunk):
+            part = encoded[i:i + chunk]
+            batch = collate(part).to(self.device)
+            ids = self.model.task_ids([spec.name] * len(part)).to(self.device)
+            out, pooled, _ = self.model(batch, ids, tf[None].repeat(len(part), 1).to(self.device))
+            params.extend(out)
+            pooled_all.extend(pooled.cpu())
+        return params, pooled_all
+
+    @torch.no_grad()
+    def quality(self, graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str) -> list[float | None]:
+        """The learned estimate of each graph's metric after brief training (``None`` when the estimator was not
+        calibrated on ``task``); ``pooled`` are the graphs' pooled embeddings from :meth:`predict_encoded`."""
+        from .quality import graph_costs
+
+        est = (self.record.get("quality") or {}).get("tasks", {}).get(task)
+        if not est or not graphs:
+            return [None] * len(graphs)
+        costs = torch.tensor([graph_costs(g, task) for g in graphs], dtype=torch.float64)
+        X = torch.cat([torch.stack(pooled).double().cpu(), costs], 1)
+        z = X @ torch.tensor(est["coef"], dtype=torch.float64) + est["intercept"]
+        # a linear estimate can leave the metric's range on graphs unlike its calibration set: clip it
+        z = z.clamp(0.0, 1.0) if est["higher_is_better"] else z.clamp(min=0.0)
+        return [float(v) for v in z]
+
+    def _graph_for(self, model: ArchGraph | nn.Module, spec) -> tuple[ArchGraph, nn.Module | None]:
+        """The graph to encode (retargeted if it does not fit) and the module to fill (None: build it)."""
+        from mad.train.objective import graph_mismatches
+
+        if isinstance(model, ArchGraph):
+            if graph_mismatches(model, spec):
+                from mad.data import tasks
+
+                try:
+                    return tasks.fit(model, spec.name, **spec.options), None
+                except Exception as e:  # noqa: BLE001
+                    raise GHNError(f"graph {model.name!r} does not fit task {spec.name!r} and cannot be "
+                                   f"retargeted: {str(e).splitlines()[0][:300]}") from e
+            return model, None
+        if isinstance(model, nn.Module):
+            from mad.code2graph.capture import from_module
+            from mad.train.data import TaskData
+
+            x = TaskData(spec, batch_size=2).sample(2)[0]
+            try:
+                g = from_module(model, (x,))
+            except Exception as e:  # noqa: BLE001
+                raise GHNError(f"cannot capture {type(model).__name__} on task {spec.name!r} inputs "
+                               f"{tuple(x.shape)}: {str(e).splitlines()[0][:300]}") from e
+            return g, model
+        raise GHNError(f"can only predict for an ArchGraph or a torch.nn.Module, got {type(model).__name__}")
+
+    def predict(self, model: ArchGraph | nn.Module, task: str, bn_batches: int = 8, readout: bool = False) -> nn.Module:
+        """``model`` with every parameter predicted for ``task``.
+
+        An ``nn.Module`` comes back as the same object with its parameters overwritten; a graph comes back as its
+        rebuilt module (retargeted to the task first if it does not fit). Batch-norm running statistics are
+        recomputed on ``bn_batches`` training batches of the task. With ``readout``, the output layer is then
+        refitted in closed form on those batches (:mod:`mad.ghn.readout`; no gradient steps, but no longer a pure
+        prediction). The module is in eval mode; ``module.ghn_info`` holds the share of parameters predicted,
+        the readout fit and the seconds taken.
+        """
+        return self.predict_many([model], task, bn_batches, readout)[0]
+
+    def predict_many(self, models: list[ArchGraph | nn.Module], task: str, bn_batches: int = 8,
+                     readout: bool = False) -> list[nn.Module]:
+        from mad.train.data import TaskData
+
+        spec = self._task(task)
+        t0 = time.perf_counter()
+        pairs = [self._graph_for(m, spec) for m in models]
+        encoded = [encode(g) for g, _ in pairs]
+        params, pooled = self.predict_encoded(encoded, spec.name)
+        quality = self.quality([g for g, _ in pairs], pooled, spec.name)
+        data = TaskData(spec, batch_size=64)
+        batches = [data.train_batch(i) for i in range(max(bn_batches, 8 if readout else 0))]
+        xs = [x for x, _ in batches[:bn_batches]]
+        seconds = (time.perf_counter() - t0) / max(1, len(models))
+        out = []
+        for (g, mod), p, q in zip(pairs, params, quality):
+            t1 = time.perf_counter()
+            module = mod if mod is not None else g.to_module()
+            module = module.to(self.device) if mod is None else module
+            filled, total = fill_parameters(module, p)
+            dev = next(iter(module.parameters()), torch.empty(0)).device
+            recalibrate_batch_norm(module, [x.to(dev) for x in xs])
+            module.eval()
+            fitted: dict[str, Any] | None = None
+            if readout:
+                from .readout import fit_readout, readout_layer
+
+                layer, why = readout_layer(g, module, spec.num_outputs)
+                fitted = {"skipped": why} if layer is None else fit_readout(
+                    module, layer, [(x.to(dev), y.to(dev)) for x, y in batches], spec.num_outputs)
+            module.ghn_info = {"predicted_params": filled, "params": total, "readout": fitted,
+                               "predicted_share": filled / total if total else 1.0, "quality": q,
+                               "seconds": seconds + time.perf_counter() - t1, "graph": g}
+            out.append(module)
+        return out
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, models: ArchGraph | nn.Module | list, task: str, split: str = "val",
+              max_examples: int | None = 500, readout: bool = False) -> dict[str, Any] | list[dict[str, Any]]:
+        """How good each architecture is on ``task`` without training it: the metric of its predicted parameters
+        on ``split`` (accuracy, or bits per character for language modelling), the loss, the GHN's learned quality
+        estimate (the metric it expects after brief training; ``None`` for tasks it was not calibrated on) and
+        the seconds taken. One dict per model (a dict for a single model).
+        ``readout`` refits the output layer in closed form first (see :meth:`predict`)."""
+        single = not isinstance(models, (list, tuple))
+        items = [models] if single else list(models)
+        out = []
+        for module in self.predict_many(items, task, readout=readout):
+            t0 = time.perf_counter()
+            figures = evaluate(module, task, split, max_examples)
+            info = module.ghn_info
+            out.append({"name": info["graph"].name, "task": task, **figures,
+                        "quality": info["quality"], "params": info["params"],
+                        "predicted_share": info["predicted_share"], "readout": info["readout"],
+                        "seconds_predict": info["seconds"], "seconds_eval": time.perf_counter() - t0})
+        return out[0] if single else out
+
+
+def load(name_or_path: str | Path = "default", device: Any = None) -> GHN:
+    """Load a GHN: ``"default"`` (shipped) or a checkpoint folder."""
+    return GHN.load(name_or_path, device)

@@ -1,0 +1,138 @@
+"""The GHN's learned quality estimate: what an architecture reaches after brief training, from its embedding.
+
+Labels come from training graphs of the GHN's own pools (the dataset's ``train`` split, never the held-out
+ones): each is trained with ``mad.train.fit`` for ``steps`` AdamW steps from default init (lr 1e-3, cosine,
+batch 64, seed 0) and its validation metric recorded (:func:`collect_labels`, resumable: one JSON line per
+graph). :func:`fit_quality` then fits, per task, a ridge regression from the frozen, pooled graph embedding
+plus log parameter count and log FLOPs to the metric; its coefficients are stored in the GHN's record, and
+:meth:`GHN.score` reports the estimate in the metric's own units.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from mad.graph import ArchGraph
+
+__all__ = ["collect_labels", "fit_quality", "graph_costs"]
+
+log = logging.getLogger("mad.ghn")
+
+
+def graph_costs(g: ArchGraph, task: str) -> tuple[float, float]:
+    """``(log1p #params, log1p FLOPs per example)`` of ``g`` on ``task``."""
+    from mad.train import proxies
+
+    n = g.num_params() if callable(getattr(g, "num_params", None)) else 0
+    try:
+        f = proxies.flops(g, task, batch_size=1) or 0
+    except Exception:  # noqa: BLE001 - a graph whose FLOPs cannot be counted gets 0
+        f = 0
+    return math.log1p(n), math.log1p(f)
+
+
+def collect_labels(task: str, pool: list[tuple[str, ArchGraph]], out: str | Path, steps: int = 100,
+                   progress: bool = True) -> list[dict[str, Any]]:
+    """Train every graph of ``pool`` for ``steps`` steps on ``task`` and append ``{"id", "metric", ...}`` lines to
+    ``out`` (graphs already there are skipped)."""
+    from mad.train import fit
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if out.exists():
+        for line in out.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[r["id"]] = r
+    todo = [(i, g) for i, g in pool if i not in done]
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(pool), initial=len(pool) - len(todo), desc=f"labels {task}", unit="graph")
+    with out.open("a") as fh:
+        for row_id, g in todo:
+            t0 = time.perf_counter()
+            rec: dict[str, Any] = {"id": row_id, "task": task, "steps": steps}
+            try:
+                r = fit(g, task, steps=steps, batch_size=64, lr=1e-3, optimizer="adamw", schedule="cosine", seed=0,
+                        eval_every=[steps], device="cpu", progress=False)
+                key = "bpc" if r.metric == "bits_per_char" else "accuracy"
+                rec["metric"] = r.eval_curve[-1][key]
+            except Exception as e:  # noqa: BLE001 - recorded, skipped in fitting
+                rec["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            rec["seconds"] = round(time.perf_counter() - t0, 2)
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            done[row_id] = rec
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+    return [done[i] for i, _ in pool if i in done]
+
+
+def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int = 0) -> dict[str, Any]:
+    """Fit one linear estimator per task on ``{task: [(graph on task, metric), ...]}``: ridge regression (penalty
+    chosen by leave-one-out cross-validation) from the frozen pooled GHN embedding plus log #params and log FLOPs
+    to the metric. Returns what :meth:`GHN.quality` reads (``{"tasks": {task: {"coef", "intercept",
+    "higher_is_better", "graphs", "alpha"}}}``), stored in the GHN's record."""
+    import numpy as np
+    from sklearn.linear_model import RidgeCV
+
+    from mad.train.objective import TaskSpec
+
+    stats = {}
+    for task, pairs in data.items():
+        pairs = [(g, m) for g, m in pairs if m is not None and math.isfinite(m)]
+        if len(pairs) < 4:
+            log.warning("task %s: only %d labelled graphs; its quality estimate is not calibrated", task, len(pairs))
+            continue
+        spec = TaskSpec.of(task)
+        X = features(model, [g for g, _ in pairs], task).numpy().astype(np.float64)
+        y = np.array([m for _, m in pairs], dtype=np.float64)
+        mu, sd = X.mean(0), X.std(0) + 1e-6
+        ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((X - mu) / sd, y)
+        coef = ridge.coef_ / sd
+        stats[task] = {"coef": [round(float(c), 8) for c in coef],
+                       "intercept": float(ridge.intercept_ - (ridge.coef_ * mu / sd).sum()),
+                       "alpha": float(ridge.alpha_), "higher_is_better": not spec.is_lm, "graphs": len(pairs),
+                       "label_mean": float(y.mean()), "label_std": float(y.std())}
+    if not stats:
+        raise ValueError("no task has at least 4 labelled graphs")
+    return {"tasks": stats, "label": "validation metric after brief training", "seed": seed}
+
+
+def features(model, graphs: list[ArchGraph], task: str) -> torch.Tensor:
+    """``(G, d + 2)``: pooled GHN embeddings, then log #params and log FLOPs of each graph on ``task``."""
+    costs = torch.tensor([graph_costs(g, task) for g in graphs], dtype=torch.float32)
+    return torch.cat([embeddings(model, graphs, task), costs], 1)
+
+
+@torch.no_grad()
+def embeddings(model, graphs: list[ArchGraph], task: str, chunk: int = 8) -> torch.Tensor:
+    """Pooled GHN embeddings ``(G, d)`` of graphs on ``task``."""
+    from mad.train.objective import TaskSpec
+
+    from .encode import collate, encode
+    from .model import task_features
+
+    spec = TaskSpec.of(task)
+    tf = task_features(spec.input_shape, spec.num_outputs, spec.is_lm)
+    out = []
+    was = model.training
+    model.eval()
+    for i in range(0, len(graphs), chunk):
+        part = [encode(g) for g in graphs[i:i + chunk]]
+        b = collate(part)
+        h = model.embed(b, model.task_ids([spec.name] * len(part)), tf[None].repeat(len(part), 1))
+        out.append(h.sum(1) / b.mask.sum(1, keepdim=True).clamp(min=1))
+    model.train(was)
+    return torch.cat(out)

@@ -1,0 +1,108 @@
+"""A closed-form readout on top of predicted parameters: the output layer refitted by ridge regression.
+
+``GHN.predict(..., readout=True)`` keeps every predicted parameter except the final ``linear`` layer's, which is
+replaced by the ridge-regression solution from the features the predicted network computes on a few labelled
+training batches of the task (one-hot targets, then one temperature chosen to minimise the cross-entropy on
+those batches). No gradient step is taken; it costs one forward pass per batch and a ``d x d`` solve. Scores
+with it are reported separately from pure predictions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from mad.graph import ArchGraph
+
+__all__ = ["readout_layer", "fit_readout", "ridge", "apply_ridge"]
+
+_PASS = {"reshape", "view", "flatten", "contiguous", "dropout", "identity", "clone", "to", "type_as", "getitem"}
+
+
+def readout_layer(g: ArchGraph, module: nn.Module, num_outputs: int) -> tuple[nn.Linear | None, str]:
+    """The ``nn.Linear`` that produces the logits (through reshapes and dropout only), or ``(None, why not)``."""
+    if not g.outputs:
+        return None, "graph has no outputs"
+    nid = g.outputs[0]
+    while g.nodes[nid].op in _PASS and len(g.predecessors(nid)) >= 1:
+        nid = g.predecessors(nid)[0]
+    node = g.nodes[nid]
+    if node.op != "linear" or "weight" not in node.params or node.params["weight"][0] != num_outputs:
+        return None, f"the logits come from {node.op!r}, not a linear layer with {num_outputs} outputs"
+    fqn = node.param_name("weight")
+    prefix = fqn.rpartition(".")[0]
+    try:
+        layer = module.get_submodule(prefix)
+    except AttributeError:
+        return None, f"{prefix!r} is not a submodule"
+    if not isinstance(layer, nn.Linear):
+        return None, f"{prefix!r} is a {type(layer).__name__}, not nn.Linear"
+    shared = sum(p is layer.weight for _, p in module.named_parameters(remove_duplicate=False))
+    if shared > 1:
+        return None, "the output weight is tied to another parameter (e.g. the token embedding)"
+    return layer, ""
+
+
+class _Inputs(TorchFunctionMode):
+    """Records the input of every ``linear`` call with weight ``w`` (module or functional call alike)."""
+
+    def __init__(self, w: torch.Tensor, detach: bool = True):
+        super().__init__()
+        self.w, self.detach, self.feats = w, detach, []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        w = args[1] if len(args) > 1 else kwargs.get("weight")
+        if w is self.w and isinstance(args[0], torch.Tensor):
+            x = args[0].detach() if self.detach else args[0]
+            self.feats.append(x.reshape(-1, x.shape[-1]))
+        return func(*args, **kwargs)
+
+
+def ridge(X: torch.Tensor, y: torch.Tensor, num_outputs: int, bias: bool, strength: float = 1e-2) -> torch.Tensor:
+    """Ridge regression of one-hot ``y`` on features ``X`` (``(n, d)``): ``(d [+1], num_outputs)``, differentiable.
+    The penalty is ``strength`` times the mean diagonal of ``X^T X``."""
+    if bias:
+        X = torch.cat([X, torch.ones(X.shape[0], 1, dtype=X.dtype, device=X.device)], 1)
+    Y = F.one_hot(y, num_outputs).to(X.dtype)
+    A = X.T @ X
+    lam = strength * A.diagonal().mean().detach().clamp(min=1e-12)
+    return torch.linalg.solve(A + lam * torch.eye(A.shape[0], dtype=A.dtype, device=A.device), X.T @ Y)
+
+
+def apply_ridge(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Scores of features ``X`` under a :func:`ridge` solution (with or without its bias row)."""
+    return X @ W[:X.shape[1]] + (W[X.shape[1]] if W.shape[0] > X.shape[1] else 0.0)
+
+
+@torch.no_grad()
+def fit_readout(module: nn.Module, layer: nn.Linear, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                num_outputs: int, strength: float = 1e-2) -> dict[str, float]:
+    """Refit ``layer`` (inside ``module``) on ``batches`` of (inputs, labels); returns the fit's figures."""
+    grab = _Inputs(layer.weight)
+    was = module.training
+    module.eval()
+    try:
+        with grab:
+            for x, _ in batches:
+                module(x)
+    finally:
+        module.train(was)
+    if len(grab.feats) != len(batches):
+        raise RuntimeError(f"the output layer ran {len(grab.feats)} times on {len(batches)} batches")
+    X = torch.cat(grab.feats).double()
+    y = torch.cat([t.reshape(-1) for _, t in batches]).to(X.device)
+    W = ridge(X, y, num_outputs, layer.bias is not None, strength)
+    scores = apply_ridge(X, W)
+    best = (float("inf"), 1.0)
+    for s in torch.logspace(0, 3, 25).tolist():
+        ce = F.cross_entropy((s * scores).float(), y).item()
+        best = min(best, (ce, s))
+    ce, s = best
+    d = layer.weight.shape[1]
+    layer.weight.copy_((s * W[:d]).T.to(layer.weight))
+    if layer.bias is not None:
+        layer.bias.copy_((s * W[d]).to(layer.bias))
+    return {"fit_loss": ce, "temperature": s, "examples": int(y.numel())}

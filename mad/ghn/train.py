@@ -1,0 +1,357 @@
+"""Train a GHN over the dataset's training graphs retargeted to several tasks.
+
+Each step draws one task (by ``task_weights``), a meta-batch of that task's architectures and one batch of its
+training data; the GHN predicts every parameter of every architecture, each architecture runs on the batch
+with its predicted parameters (``torch.func.functional_call``, batch norm on batch statistics), and the GHN
+takes one AdamW step on the mean task loss plus a penalty on the predicted weights' norms (relative to their
+fan-in scale). Everything a step draws is a function of the seed and
+the step number, so a resumed run continues exactly.
+
+The run folder holds ``pools/`` (the retargeted graphs, found once), ``checkpoint/`` (written every
+``save_every`` steps, on Ctrl-C and at the end), ``log.jsonl`` (one line per logged step and evaluation) and,
+at the end, the GHN itself (``model.safetensors``, ``config.json``, ``record.json``) that :func:`mad.ghn.load`
+reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .api import GHN, evaluate, fill_parameters, recalibrate_batch_norm
+from .readout import fit_readout
+from .encode import collate, encode
+from .model import GHNConfig, GHNModel, task_features
+from .pool import describe, task_pool
+from .readout import readout_layer
+
+__all__ = ["TrainConfig", "train"]
+
+log = logging.getLogger("mad.ghn")
+
+
+@dataclass
+class TrainConfig:
+    """What a GHN training run does (saved in the checkpoint and the record)."""
+
+    tasks: list[str] = field(default_factory=lambda: ["mnist5k", "digits", "mnist1d", "chars"])
+    steps: int = 4000
+    meta_batch: int = 4
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup: int = 100
+    norm_penalty: float = 1e-3
+    clip: float = 1.0
+    graphs: dict[str, int] = field(default_factory=lambda: {"mnist5k": 300, "chars": 250})
+    default_graphs: int = 150
+    task_weights: dict[str, float] = field(default_factory=lambda: {"mnist5k": 0.35, "chars": 0.35})
+    val_graphs: int = 8
+    val_examples: int = 500
+    eval_every: int = 500
+    save_every: int = 100
+    log_every: int = 25
+    max_mflops: float = 15.0
+    max_nodes: int = 400
+    archs: str = "default"
+    seed: int = 0
+    quality_tasks: list[str] = field(default_factory=lambda: ["mnist5k", "chars"])
+    # training graphs per task trained briefly to calibrate the quality estimate
+    quality_graphs: dict[str, int] = field(default_factory=lambda: {"mnist5k": 200, "chars": 120})
+    quality_steps: int = 100
+
+    def n_graphs(self, task: str) -> int:
+        return int(self.graphs.get(task, self.default_graphs))
+
+    def weights(self) -> list[float]:
+        rest = max(0.0, 1.0 - sum(self.task_weights.get(t, 0.0) for t in self.tasks))
+        free = [t for t in self.tasks if t not in self.task_weights]
+        return [self.task_weights.get(t, rest / max(1, len(free))) for t in self.tasks]
+
+
+_MUST_MATCH = ("tasks", "meta_batch", "batch_size", "graphs", "default_graphs", "seed", "archs")
+
+
+class _TaskState:
+    """One task's spec, data, training graphs (encoded, with their modules) and validation graphs."""
+
+    def __init__(self, task: str, cfg: TrainConfig, folder: Path, device: torch.device, workers: int):
+        from mad.train.data import TaskData
+        from mad.train.objective import TaskSpec
+
+        self.spec = TaskSpec.of(task)
+        self.data = TaskData(self.spec, seed=cfg.seed, batch_size=cfg.batch_size)
+        kw = dict(max_mflops=cfg.max_mflops, max_nodes=cfg.max_nodes, seed=cfg.seed, workers=workers, progress=True)
+        self.pool = task_pool(task, cfg.n_graphs(task), ("train",), folder / "pools" / f"{task}.jsonl", **kw)
+        self.val = task_pool(task, cfg.val_graphs, ("validation",), folder / "pools" / f"{task}.val.jsonl", **kw)
+        if len(self.pool) < cfg.meta_batch:
+            raise ValueError(f"task {task!r}: only {len(self.pool)} training graphs qualify; need >= {cfg.meta_batch}")
+        self.enc = [encode(g) for _, g in self.pool]
+        self.modules = [g.to_module(device) for _, g in self.pool]
+        self.val_enc = [encode(g) for _, g in self.val]
+        self.features = task_features(self.spec.input_shape, self.spec.num_outputs, self.spec.is_lm)
+        self.broken: set[int] = set()
+
+
+def _schedule(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _step(model: GHNModel, st: _TaskState, idx: list[int], step: int, cfg: TrainConfig, device, accelerator):
+    from mad.train.objective import logits_of
+
+    batch = collate([st.enc[i] for i in idx]).to(device)
+    ids = model.task_ids([st.spec.name] * len(idx)).to(device)
+    out, _, penalty = model(batch, ids, st.features[None].repeat(len(idx), 1).to(device))
+    x, y = st.data.train_batch(step, device=device)
+    losses = []
+    for i, params in zip(idx, out):
+        mod = st.modules[i]
+        mod.train()
+        try:
+            loss = st.spec.loss(logits_of(torch.func.functional_call(mod, params, (x,))), y)
+        except Exception as e:  # noqa: BLE001 - one graph failing must not stop the run
+            log.warning("task %s graph %s fails with predicted parameters (%s); dropped", st.spec.name,
+                        st.pool[i][0], str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+            st.broken.add(i)
+            continue
+        if torch.isfinite(loss):
+            losses.append(loss)
+    if not losses:
+        return None
+    task_loss = torch.stack(losses)
+    total = task_loss.mean() + cfg.norm_penalty * penalty
+    accelerator.backward(total)
+    return {"loss": task_loss.mean().item(), "penalty": penalty.item()}
+
+
+@torch.no_grad()
+def evaluate_tasks(ghn_model: GHNModel, states: dict[str, _TaskState], cfg: TrainConfig, device) -> dict[str, Any]:
+    """Mean validation metric of the predicted parameters on each task's validation graphs."""
+    ghn = GHN(ghn_model, device=device)
+    was = ghn_model.training
+    ghn_model.eval()
+    out = {}
+    try:
+        for task, st in states.items():
+            params, _ = ghn.predict_encoded(st.val_enc, task)
+            batches = [(x.to(device), y.to(device)) for x, y in (st.data.train_batch(i) for i in range(8))]
+            xs = [x for x, _ in batches[:4]]
+            figures, fitted = [], []
+            max_ex = cfg.val_examples if not st.spec.is_lm else max(64, cfg.val_examples // 4)
+            for (_, g), p in zip(st.val, params):
+                module = g.to_module(device)
+                fill_parameters(module, p)
+                recalibrate_batch_norm(module, xs)
+                figures.append(evaluate(module, task, "val", max_ex))
+                layer, _ = readout_layer(g, module, st.spec.num_outputs)
+                if layer is not None:
+                    fit_readout(module, layer, batches, st.spec.num_outputs)
+                    fitted.append(evaluate(module, task, "val", max_ex))
+                else:
+                    fitted.append(figures[-1])
+            key = "bpc" if st.spec.is_lm else "accuracy"
+            n = max(1, len(figures))
+            out[task] = {key: sum(f[key] for f in figures) / n, f"{key}_readout": sum(f[key] for f in fitted) / n,
+                         "graphs": len(figures)}
+    finally:
+        ghn_model.train(was)
+    return out
+
+
+def _load_state(model: GHNModel, path: Path) -> None:
+    """Load GHN weights (an older checkpoint may carry a quality head, which is dropped)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    own = model.state_dict()
+    state = {k: v for k, v in state.items() if k in own or not k.startswith("quality.")}  # an older quality head
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit the GHN config (missing {missing[:5]}, unexpected {unexpected[:5]})")
+
+
+def calibrate(model: GHNModel, states: dict[str, "_TaskState"], cfg: TrainConfig, folder: Path,
+              progress: bool = True) -> dict[str, Any] | None:
+    """Train ``cfg.quality_graphs`` training graphs per quality task briefly (labels cached in ``folder/labels``)
+    and fit the quality estimator on them (:mod:`mad.ghn.quality`)."""
+    from .quality import collect_labels, fit_quality
+
+    data, label_seconds = {}, {}
+    for task in cfg.quality_tasks:
+        n = int(cfg.quality_graphs.get(task, 0))
+        if task not in states or n <= 0:
+            continue
+        pool = states[task].pool[:n]
+        labels = collect_labels(task, pool, folder / "labels" / f"{task}.jsonl", cfg.quality_steps, progress)
+        metric = {r["id"]: r.get("metric") for r in labels}
+        data[task] = [(g, metric.get(i)) for i, g in pool]
+        label_seconds[task] = round(sum(r.get("seconds", 0.0) for r in labels), 1)
+    if not data:
+        return None
+    try:
+        stats = fit_quality(model, data, seed=cfg.seed)
+    except ValueError as e:
+        log.warning("quality head not calibrated: %s", e)
+        return None
+    stats["steps"] = cfg.quality_steps
+    stats["label_seconds"] = label_seconds
+    return stats
+
+
+def train(cfg: TrainConfig, out: str | Path, model_config: GHNConfig | None = None, resume: bool = True,
+          minutes: float | None = None, device: str | None = None, workers: int = 1,
+          progress: bool = True, run_steps: int | None = None) -> dict[str, Any]:
+    """Train a GHN into the folder ``out`` (continuing the run there if it has a checkpoint and ``resume``).
+
+    Returns the training record (also written to ``out/record.json``); ``record["status"]`` is ``"completed"``,
+    ``"time_limit"`` (``minutes`` or ``run_steps``, the steps this call may take, ran out) or ``"interrupted"``.
+    """
+    from mad.train.checkpoint import load_checkpoint, save_checkpoint
+    from mad.train.fit import _StopRequest, make_accelerator
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    accelerator = make_accelerator(device)
+    dev = accelerator.device
+    t_start = time.perf_counter()
+    ckpt_dir = folder / "checkpoint"
+    start, seconds_before, history = 0, 0.0, []
+    prev = None
+    if resume and (ckpt_dir / "trainer.json").exists():
+        prev = load_checkpoint(ckpt_dir)
+        old = prev.meta.get("train_config", {})
+        diff = [k for k in _MUST_MATCH if old.get(k) != asdict(cfg).get(k)]
+        if diff:
+            raise ValueError(f"{ckpt_dir} was trained with other {', '.join(diff)}; resume with the same settings "
+                             f"or pass another --out")
+        model_config = GHNConfig.from_dict(prev.meta["model_config"])
+    model_config = model_config or GHNConfig(tasks=list(cfg.tasks))
+    model_config.tasks = list(cfg.tasks)
+    torch.manual_seed(cfg.seed)
+    model = GHNModel(model_config)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, cfg))
+    if prev is not None:
+        _load_state(model, prev.path / "model.safetensors")
+        start = int(prev.meta["step"])
+        try:
+            opt.load_state_dict(prev.state["optimizer"])
+        except ValueError as e:  # a checkpoint of an older GHN version: fine if nothing is left to train
+            if start < cfg.steps:
+                raise ValueError(f"{ckpt_dir}: the optimizer state does not fit this GHN ({e}); start over with "
+                                 "--fresh or another --out") from None
+            log.warning("%s: optimizer state of another GHN version ignored (the run is complete)", ckpt_dir)
+        sched.load_state_dict(prev.state["scheduler"])
+        seconds_before = float(prev.meta.get("seconds", 0.0))
+        history = prev.meta.get("evals", [])
+        log.info("resuming %s at step %d", folder, start)
+    model, opt = accelerator.prepare(model, opt)
+    raw = accelerator.unwrap_model(model)
+    t_pool = time.perf_counter()
+    states = {t: _TaskState(t, cfg, folder, dev, workers) for t in cfg.tasks}
+    pool_seconds = time.perf_counter() - t_pool
+    weights = cfg.weights()
+    deadline = None if minutes is None else time.perf_counter() + 60 * minutes
+    logf = (folder / "log.jsonl").open("a")
+    status, step = "completed", start
+
+    def save() -> None:
+        meta = {"step": step, "seconds": seconds_before + time.perf_counter() - t_loop,
+                "train_config": asdict(cfg), "model_config": raw.config.to_dict(), "evals": history}
+        save_checkpoint(ckpt_dir, raw, opt, sched, meta=meta)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start, desc="ghn", unit="step")
+    t_loop = time.perf_counter()
+    window: list[dict] = []
+    model.train()
+    try:
+        with _StopRequest() as stop:
+            while step < cfg.steps:
+                if stop.requested:
+                    status = "interrupted"
+                    break
+                if (deadline is not None and time.perf_counter() > deadline) or (
+                        run_steps is not None and step >= start + run_steps):
+                    status = "time_limit"
+                    break
+                rng = random.Random(cfg.seed * 1_000_003 + step)
+                task = rng.choices(cfg.tasks, weights)[0]
+                st = states[task]
+                live = [i for i in range(len(st.pool)) if i not in st.broken]
+                idx = rng.sample(live, min(cfg.meta_batch, len(live)))
+                opt.zero_grad(set_to_none=True)
+                figures = _step(model, st, idx, step, cfg, dev, accelerator)
+                if figures is not None:
+                    if cfg.clip:
+                        accelerator.clip_grad_norm_(model.parameters(), cfg.clip)
+                    opt.step()
+                    window.append({"task": task, **figures})
+                sched.step()
+                step += 1
+                if bar:
+                    bar.update(1)
+                    if window:
+                        bar.set_postfix(loss=f"{window[-1]['loss']:.3f}", task=task)
+                if step % cfg.log_every == 0 and window:
+                    rec = {"step": step, "seconds": round(time.perf_counter() - t_loop + seconds_before, 1),
+                           "lr": sched.get_last_lr()[0]}
+                    for t in cfg.tasks:
+                        ls = [w["loss"] for w in window if w["task"] == t]
+                        if ls:
+                            rec[f"loss/{t}"] = sum(ls) / len(ls)
+                    logf.write(json.dumps(rec) + "\n")
+                    logf.flush()
+                    window = []
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    ev = {"step": step, **evaluate_tasks(raw, states, cfg, dev)}
+                    history.append(ev)
+                    logf.write(json.dumps({"eval": ev}) + "\n")
+                    logf.flush()
+                    log.info("step %d: %s", step, ev)
+                if step % cfg.save_every == 0:
+                    save()
+            save()
+    finally:
+        logf.close()
+        if bar:
+            bar.close()
+    seconds = seconds_before + time.perf_counter() - t_loop
+    quality = None
+    if status != "interrupted":
+        t_q = time.perf_counter()
+        quality = calibrate(raw, states, cfg, folder, progress)
+        if quality is not None:
+            quality["seconds"] = round(time.perf_counter() - t_q, 1)
+    record = {
+        "status": status, "steps": step, "train_config": asdict(cfg), "model_config": raw.config.to_dict(),
+        "ghn_params": sum(p.numel() for p in raw.parameters()),
+        "data": {t: {**describe(st.pool), "val_graphs": len(st.val), "dropped": len(st.broken)}
+                 for t, st in states.items()},
+        "train_seconds": round(seconds, 1), "pool_seconds": round(pool_seconds, 1),
+        "wall_seconds_this_run": round(time.perf_counter() - t_start, 1),
+        "hardware": {"device": str(dev), "cuda": torch.cuda.get_device_name(0) if dev.type == "cuda" else None,
+                     "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
+                     "torch": torch.__version__},
+        "evals": history,
+        "quality": quality,
+    }
+    GHN(raw, record).save(folder, record)
+    return record

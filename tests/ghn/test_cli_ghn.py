@@ -1,0 +1,90 @@
+"""`mad ghn predict/score/train` end to end with a tiny GHN: --json output, the weights file, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from mad.cli import app
+from mad.data import tasks
+from mad.data.random_space.sampling import sample
+from mad.ghn import GHN, GHNConfig, GHNModel
+
+runner = CliRunner()
+TINY = dict(d=32, layers=1, heads=4, ff=64, pe=8, rank=4)
+
+
+def mad(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def ghn_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return GHN(GHNModel(GHNConfig(**TINY)), device="cpu").save(tmp_path_factory.mktemp("ghn") / "tiny", {"x": 1})
+
+
+@pytest.fixture(scope="module")
+def graph_file(tmp_path_factory) -> Path:
+    for seed in range(40):
+        try:
+            g = tasks.fit(sample(seed), "digits")
+            break
+        except Exception:  # noqa: BLE001
+            continue
+    path = tmp_path_factory.mktemp("graphs") / "g.json"
+    g.to_json(path)
+    return path
+
+
+def test_predict_writes_every_tensor(ghn_dir, graph_file, tmp_path):
+    out = tmp_path / "w.safetensors"
+    r = mad("ghn", "predict", graph_file, "--task", "digits", "--ghn", ghn_dir, "-o", out, "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["predicted_share"] == 1.0
+    state = load_file(str(out))
+    from mad.graph import ArchGraph
+
+    module = ArchGraph.from_json(graph_file).to_module()
+    assert set(state) == set(module.state_dict())
+    module.load_state_dict(state)
+    assert module(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_score_table_and_json(ghn_dir, graph_file):
+    r = mad("ghn", "score", graph_file, graph_file, "--task", "digits", "--ghn", ghn_dir, "--max-examples", 50,
+            "--json")
+    assert r.exit_code == 0, r.output
+    scores = json.loads(r.stdout)
+    assert len(scores) == 2 and scores[0]["accuracy"] == scores[1]["accuracy"]
+    r = mad("ghn", "score", graph_file, "--task", "digits", "--ghn", ghn_dir, "--max-examples", 50)
+    assert r.exit_code == 0 and "accuracy" in r.stdout
+
+
+def test_user_errors(ghn_dir, graph_file, tmp_path):
+    r = mad("ghn", "score", graph_file, "--task", "nope", "--ghn", ghn_dir)
+    assert r.exit_code == 2 and "unknown task" in r.stderr
+    r = mad("ghn", "score", graph_file, "--task", "digits", "--ghn", tmp_path)
+    assert r.exit_code == 2 and "not a GHN checkpoint" in r.stderr
+    r = mad("ghn", "predict", tmp_path / "missing.json", "--task", "digits", "--ghn", ghn_dir)
+    assert r.exit_code == 2 and "not found" in r.stderr
+    r = mad("ghn", "train", "--tasks", "digits,nope", "--out", tmp_path / "x")
+    assert r.exit_code == 2 and "unknown task" in r.stderr
+
+
+def test_default_checkpoint_ships_and_serves_its_tasks():
+    from mad.ghn import DEFAULT_DIR, load
+
+    size = sum(f.stat().st_size for f in DEFAULT_DIR.iterdir())
+    assert size <= 30 * 2**20
+    ghn = load("default", device="cpu")
+    assert set(ghn.config.tasks) == {"mnist5k", "digits", "mnist1d", "chars"}
+    rec = ghn.record
+    assert rec["steps"] > 0 and rec["hardware"] and rec["data"]
+    assert set(rec["quality"]["tasks"]) >= {"mnist5k", "chars"}

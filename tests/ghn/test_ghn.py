@@ -1,0 +1,288 @@
+"""The GHN: encoding covers every parameter, predictions are permutation invariant and well scaled, training
+lowers the loss and resumes exactly, the API fills modules and graphs, checkpoints round-trip."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from mad.data import tasks
+from mad.data.random_space.sampling import sample
+from mad.ghn import GHN, GHNConfig, GHNError, GHNModel, encode, load
+from mad.ghn.api import fill_parameters, recalibrate_batch_norm
+from mad.ghn.encode import KINDS, collate
+from mad.ghn.model import task_features
+from mad.graph import ArchGraph
+
+TINY = dict(d=32, layers=1, heads=4, ff=64, pe=8, rank=4)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def graphs() -> list[ArchGraph]:
+    """Random-space architectures put on digits (convs, norms, linears, some free parameters)."""
+    out = []
+    for seed in range(40):
+        try:
+            out.append(tasks.fit(sample(seed), "digits"))
+        except Exception:  # noqa: BLE001 - some random-space graphs cannot take 8x8 inputs
+            continue
+        if len(out) == 4:
+            break
+    assert len(out) == 4
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny() -> GHN:
+    torch.manual_seed(0)
+    return GHN(GHNModel(GHNConfig(**TINY)), device="cpu")
+
+
+def _predict(model: GHNModel, gs: list[ArchGraph], task: str = "digits"):
+    spec = tasks.info(task)
+    tf = task_features(spec.input_shape, spec.num_classes, False)
+    enc = [encode(g) for g in gs]
+    with torch.no_grad():
+        out, pooled, _ = model.eval()(collate(enc), model.task_ids([task] * len(gs)), tf[None].repeat(len(gs), 1))
+    return out
+
+
+def test_slots_cover_every_parameter(graphs):
+    for g in graphs:
+        module = g.to_module()
+        slots = {s.fqn: s for s in encode(g).slots}
+        params = dict(module.named_parameters())
+        assert set(slots) == set(params), g.name
+        for name, p in params.items():
+            assert slots[name].shape == tuple(p.shape)
+        buffers = {n for n, _ in module.named_buffers()}
+        assert not buffers & set(slots)
+
+
+@pytest.mark.parametrize("decoder", ["tiled", "cp"])
+def test_predictions_fit_the_module_and_are_scaled(decoder, graphs):
+    torch.manual_seed(0)
+    out = _predict(GHNModel(GHNConfig(**TINY, decoder=decoder)), graphs)
+    for g, params in zip(graphs, out):
+        module = g.to_module()
+        filled, total = fill_parameters(module, params)
+        assert filled == total > 0
+        for s in encode(g).slots:
+            t = params[s.fqn]
+            assert torch.isfinite(t).all()
+            if KINDS[s.kind] == "weight":  # gains start at the PyTorch default scale 1/sqrt(fan_in)
+                rms = t.pow(2).mean().sqrt().item()
+                assert 0.5 / math.sqrt(s.fan_in) < rms < 1.5 / math.sqrt(s.fan_in), s.fqn
+            elif KINDS[s.kind] == "scale":  # norm weights start at exactly 1, biases at 0
+                assert torch.allclose(t, torch.ones_like(t))
+            elif KINDS[s.kind] == "bias":
+                assert torch.allclose(t, torch.zeros_like(t))
+        x = torch.randn(3, 1, 8, 8)
+        assert module(x).shape == (3, 10)
+
+
+def _permuted(g: ArchGraph, seed: int) -> ArchGraph:
+    d = g.to_dict()
+    random.Random(seed).shuffle(d["nodes"])
+    random.Random(seed + 1).shuffle(d["edges"])
+    return ArchGraph.from_dict(d)
+
+
+@pytest.mark.parametrize("decoder", ["tiled", "cp"])
+def test_permutation_invariant(decoder, graphs):
+    torch.manual_seed(1)
+    model = GHNModel(GHNConfig(**TINY, decoder=decoder))
+    with torch.no_grad():  # make the gain heads non-trivial so every part of the decoder matters
+        model.gains.weight.normal_(0, 0.5)
+    g = graphs[0]
+    h = _permuted(g, 3)
+    assert [n for n in h.nodes] != [n for n in g.nodes]
+    a, b = _predict(model, [g])[0], _predict(model, [h])[0]
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_batching_does_not_change_predictions(tiny, graphs):
+    together = _predict(tiny.model, graphs)
+    alone = [_predict(tiny.model, [g])[0] for g in graphs]
+    for x, y in zip(together, alone):
+        for k in x:
+            torch.testing.assert_close(x[k], y[k], rtol=1e-4, atol=1e-5)
+
+
+def test_task_conditioning_changes_predictions(graphs):
+    torch.manual_seed(0)
+    model = GHNModel(GHNConfig(**TINY))
+    g = graphs[0]
+    enc = collate([encode(g)])
+    tf = task_features((1, 8, 8), 10, False)[None]
+    with torch.no_grad():
+        a, _, _ = model.eval()(enc, model.task_ids(["digits"]), tf)
+        b, _, _ = model(enc, model.task_ids(["mnist5k"]), tf)
+    assert any(not torch.allclose(a[0][k], b[0][k]) for k in a[0])
+
+
+def test_training_steps_lower_the_loss(graphs):
+    """A few AdamW steps of the GHN on four graphs lower their loss with predicted parameters."""
+    from mad.train.data import TaskData
+    from mad.train.objective import TaskSpec
+
+    torch.manual_seed(0)
+    model = GHNModel(GHNConfig(**TINY))
+    spec = TaskSpec.of("digits")
+    data = TaskData(spec, batch_size=128)
+    x, y = data.train_batch(0)
+    enc = collate([encode(g) for g in graphs])
+    mods = [g.to_module() for g in graphs]
+    tf = task_features(spec.input_shape, spec.num_outputs, False)[None].repeat(len(graphs), 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+    def loss() -> torch.Tensor:
+        out, _, _ = model(enc, model.task_ids(["digits"] * len(graphs)), tf)
+        return torch.stack([spec.loss(torch.func.functional_call(m, p, (x,)), y) for m, p in zip(mods, out)]).mean()
+
+    first = loss()
+    for _ in range(25):
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    assert loss().item() < first.item() - 0.2
+
+
+def test_recalibrate_batch_norm_uses_batch_statistics():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
+    xs = [torch.randn(16, 1, 8, 8) * 3 + 1 for _ in range(3)]
+    assert recalibrate_batch_norm(net, xs) == 1
+    feats = torch.cat([net[0](x) for x in xs])
+    torch.testing.assert_close(net[1].running_mean, feats.mean((0, 2, 3)), rtol=1e-4, atol=1e-4)
+    assert net[1].momentum == 0.1 and net.training  # momentum and mode restored
+
+
+class _TinyCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+def test_predict_fills_the_same_module_and_builds_graphs(tiny):
+    torch.manual_seed(0)
+    net = _TinyCNN()
+    before = net.conv.weight.detach().clone()
+    out = tiny.predict(net, "digits")
+    assert out is net
+    assert not torch.equal(before, net.conv.weight)
+    assert net.ghn_info["predicted_share"] == 1.0
+    assert not net.training
+    g = tasks.fit(sample(1), "mnist5k")
+    m = tiny.predict(g, "digits")  # a graph for another input is retargeted
+    assert m(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_score_and_round_trip(tiny, graphs, tmp_path):
+    s = tiny.score(graphs[0], "digits", max_examples=100)
+    assert set(s) >= {"accuracy", "loss", "quality", "seconds_predict", "seconds_eval", "predicted_share"}
+    assert 0.0 <= s["accuracy"] <= 1.0 and s["predicted_share"] == 1.0
+    many = tiny.score(graphs[:2], "digits", max_examples=100)
+    assert isinstance(many, list) and len(many) == 2
+    tiny.save(tmp_path / "g", {"note": "test"})
+    again = load(tmp_path / "g", device="cpu")
+    assert again.record == {"note": "test"}
+    a, b = _predict(tiny.model, graphs[:1])[0], _predict(again.model, graphs[:1])[0]
+    for k in a:
+        assert torch.equal(a[k], b[k])
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(GHNError, match="not a GHN checkpoint"):
+        load(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "config.json").write_text(json.dumps(GHNConfig(**TINY).to_dict()))
+    with pytest.raises(Exception):
+        load(tmp_path)
+
+
+def test_bad_input_is_a_clear_error(tiny):
+    with pytest.raises(GHNError, match="ArchGraph or a torch.nn.Module"):
+        tiny.predict("not a model", "digits")
+
+
+def test_training_run_resumes_exactly(tmp_path):
+    """Six steps in one run equal three steps, a stop, and three more."""
+    from mad.ghn.train import TrainConfig, train
+
+    kw = dict(tasks=["digits"], steps=6, graphs={"digits": 4}, val_graphs=1, eval_every=6, save_every=3,
+              log_every=1, warmup=2, meta_batch=2, batch_size=32, quality_tasks=["digits"], quality_graphs={"digits": 4},
+              quality_steps=3)
+    mc = GHNConfig(**TINY)
+    train(TrainConfig(**kw), tmp_path / "a", model_config=mc, progress=False)
+    part = train(TrainConfig(**kw), tmp_path / "b", model_config=GHNConfig(**TINY), progress=False, run_steps=3)
+    assert part["status"] == "time_limit" and part["steps"] == 3
+    rec = train(TrainConfig(**kw), tmp_path / "b", progress=False)
+    assert rec["status"] == "completed" and rec["steps"] == 6
+    a, b = load(tmp_path / "a"), load(tmp_path / "b")
+    for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        torch.testing.assert_close(v, w, msg=k)
+    assert a.record["quality"]["tasks"]["digits"]["graphs"] == 4
+    assert len(a.quality([g for g in []], [], "digits")) == 0
+    logged = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert any("eval" in r for r in logged)
+
+
+def test_readout_fit_on_a_probe(graphs):
+    """The closed-form head finds the logits layer, refits it from task batches and beats chance on them."""
+    from mad.ghn.readout import fit_readout, readout_layer
+    from mad.train.data import TaskData
+    from mad.train.objective import TaskSpec
+
+    spec = TaskSpec.of("digits")
+    data = TaskData(spec, batch_size=64)
+    batches = [data.train_batch(i) for i in range(6)]
+    g = graphs[0]
+    torch.manual_seed(0)
+    module = g.to_module()
+    layer, why = readout_layer(g, module, 10)
+    assert layer is not None, why
+    fit = fit_readout(module, layer, batches, 10)
+    assert fit["examples"] == 6 * 64
+    with torch.no_grad():
+        acc = sum((module(x).argmax(-1) == y).float().mean().item() for x, y in batches) / len(batches)
+    assert acc > 0.5
+    assert readout_layer(g, module, 7)[0] is None  # another class count: not the logits layer
+
+
+def test_quality_estimate_is_calibrated_per_task(graphs):
+    """A quality estimator fitted on labelled graphs reports estimates in the metric's units for that task only."""
+    from mad.ghn.quality import fit_quality
+
+    torch.manual_seed(0)
+    ghn = GHN(GHNModel(GHNConfig(**TINY)), device="cpu")
+    labels = [0.2, 0.4, 0.6, 0.8]
+    stats = fit_quality(ghn.model, {"digits": list(zip(graphs, labels))})
+    assert stats["tasks"]["digits"]["graphs"] == 4 and stats["tasks"]["digits"]["higher_is_better"]
+    ghn.record["quality"] = stats
+    est = ghn.quality(graphs, _pooled(ghn.model, graphs), "digits")
+    assert all(0.0 < e < 1.0 for e in est)
+    assert abs(sum(est) / 4 - 0.5) < 1e-6  # ridge keeps the mean of its labels
+    assert ghn.quality(graphs, _pooled(ghn.model, graphs), "mnist5k") == [None] * len(graphs)
+
+
+def _pooled(model, gs):
+    from mad.ghn.quality import embeddings
+
+    return list(embeddings(model, gs, "digits"))
