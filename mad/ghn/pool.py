@@ -71,11 +71,14 @@ def ordered_rows(splits: tuple[str, ...], modalities: tuple[str, ...], seed: int
     return sorted(rows, key=lambda r: hashlib.sha1(f"{seed}:{r[0]}".encode()).hexdigest())
 
 
-def _screen_job(job: tuple[str, str, str, float, int]) -> tuple[str, str | None, str]:
+def _worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)
+
+
+def _screen_job(job: tuple[str, str, str, float, int]) -> tuple[str, str | None, str]:
     row_id, text, task, max_mflops, max_nodes = job
     g, reason = screen(ArchGraph.from_json(text), task, max_mflops, max_nodes)
     return row_id, None if g is None else g.to_json(), reason
@@ -114,7 +117,7 @@ def task_pool(task: str, n: int, splits: tuple[str, ...] = ("train",), cache: st
     fh = cache.open("a") if cache else None
     try:
         chunk = 8 * max(1, workers)
-        pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+        pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init) if workers > 1 else None
         try:
             while len(out) < n and todo:
                 batch, todo = todo[:chunk], todo[chunk:]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from mad.graph import ArchGraph
 
 __all__ = ["collect_labels", "fit_quality", "graph_costs"]
@@ -63,7 +64,7 @@ def collect_labels(task: str, pool: list[tuple[str, ArchGraph]], out: str | Path
             rec: dict[str, Any] = {"id": row_id, "task": task, "steps": steps}
             try:
                 r = fit(g, task, steps=steps, batch_size=64, lr=1e-3, optimizer="adamw", schedule="cosine", seed=0,
-                        eval_every=[steps], device="cpu", progress=False)
+                        eval_every=[steps], progress=False)
                 key = "bpc" if r.metric == "bits_per_char" else "accuracy"
                 rec["metric"] = r.eval_curve[-1][key]
             except Exception as e:  # noqa: BLE001 - recorded, skipped in fitting
