@@ -146,6 +146,8 @@ def score_cmd(
 ) -> None:
     """Score architectures on a task without training them: the metric of their predicted parameters and the
     GHN's estimate of the metric after brief training."""
+    from mad.train.objective import TaskSpec
+
     _check_task(task)
     objs = [_load_model(m, {}) for m in models]
     h = _load_ghn(ghn, device)
@@ -153,15 +155,20 @@ def score_cmd(
         scores = h.score(objs, task, split=split, max_examples=max_examples, readout=readout)
     for s, src in zip(scores, models):
         s["source"] = src
+    if all("error" in s for s in scores):
+        raise CliError(f"no model could be scored: {scores[0]['source']}: {scores[0]['error']}")
     if as_json:
         _emit_json(scores)
         return
-    lm = "bpc" in scores[0]
+    lm = TaskSpec.of(task).is_lm
     t = Table(title=f"GHN scores on {task} ({split}, no training)", title_justify="left")
     for col in ("model", "params", "bits/char" if lm else "accuracy", "loss", "expected after training",
                 "seconds"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for s in scores:
+        if "error" in s:
+            t.add_row(s["source"], "", "error", "", s["error"][:80], "")
+            continue
         fmt = (lambda v: f"{v:.3f}") if lm else (lambda v: f"{v:.1%}")
         q = "n/a" if s["quality"] is None else fmt(s["quality"])
         t.add_row(s["source"], _human(s["params"]), fmt(s["bpc"] if lm else s["accuracy"]), f"{s['loss']:.3f}", q,

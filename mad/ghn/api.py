@@ -238,18 +238,22 @@ class GHN:
 
     def predict_many(self, models: list[ArchGraph | nn.Module], task: str, bn_batches: int = 8,
                      readout: bool = False) -> list[nn.Module]:
-        from mad.train.data import TaskData
-
+        """:meth:`predict` for several models at once (their graphs go through the GHN in batches)."""
         spec = self._task(task)
         t0 = time.perf_counter()
-        pairs = [self._graph_for(m, spec) for m in models]
+        return self._predict_pairs([self._graph_for(m, spec) for m in models], spec, bn_batches, readout, t0)
+
+    def _predict_pairs(self, pairs: list[tuple[ArchGraph, nn.Module | None]], spec, bn_batches: int, readout: bool,
+                       t0: float) -> list[nn.Module]:
+        from mad.train.data import TaskData
+
         encoded = [encode(g) for g, _ in pairs]
         params, pooled = self.predict_encoded(encoded, spec.name)
         quality = self.quality([g for g, _ in pairs], pooled, spec.name)
         data = TaskData(spec, batch_size=64)
         batches = [data.train_batch(i) for i in range(max(bn_batches, 8 if readout else 0))]
         xs = [x for x, _ in batches[:bn_batches]]
-        seconds = (time.perf_counter() - t0) / max(1, len(models))
+        seconds = (time.perf_counter() - t0) / max(1, len(pairs))
         out = []
         for (g, mod), p, q in zip(pairs, params, quality):
             t1 = time.perf_counter()
@@ -278,12 +282,31 @@ class GHN:
         """How good each architecture is on ``task`` without training it: the metric of its predicted parameters
         on ``split`` (accuracy, or bits per character for language modelling), the loss, the GHN's learned quality
         estimate (the metric it expects after brief training; ``None`` for tasks it was not calibrated on) and
-        the seconds taken. One dict per model (a dict for a single model).
+        the seconds taken. One dict per model (a dict for a single model); in a list, a model that cannot take
+        the task gets ``{"name", "task", "error"}`` instead of stopping the others.
         ``readout`` refits the output layer in closed form first (see :meth:`predict`)."""
         single = not isinstance(models, (list, tuple))
         items = [models] if single else list(models)
+        spec = self._task(task)
+        t0 = time.perf_counter()
+        out: list[dict[str, Any] | None] = [None] * len(items)
+        good = []
+        for k, m in enumerate(items):  # in a list, a model that cannot take the task does not stop the others
+            try:
+                good.append((k, self._graph_for(m, spec)))
+            except GHNError as e:
+                if single:
+                    raise
+                out[k] = {"name": getattr(m, "name", type(m).__name__), "task": task, "error": str(e)}
+        scored = self._score([p for _, p in good], spec, split, max_examples, readout, t0)
+        for (k, _), s in zip(good, scored):
+            out[k] = s
+        return out[0] if single else out  # type: ignore[return-value]
+
+    def _score(self, pairs: list, spec, split: str, max_examples: int | None, readout: bool, t0: float) -> list:
+        task = spec.name
         out = []
-        for module in self.predict_many(items, task, readout=readout):
+        for module in self._predict_pairs(pairs, spec, 8, readout, t0) if pairs else []:
             t0 = time.perf_counter()
             figures = evaluate(module, task, split, max_examples)
             info = module.ghn_info
@@ -291,7 +314,7 @@ class GHN:
                         "quality": info["quality"], "params": info["params"],
                         "predicted_share": info["predicted_share"], "readout": info["readout"],
                         "seconds_predict": info["seconds"], "seconds_eval": time.perf_counter() - t0})
-        return out[0] if single else out
+        return out
 
 
 def load(name_or_path: str | Path = "default", device: Any = None) -> GHN:

@@ -217,9 +217,18 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
         load(tmp_path)
 
 
-def test_bad_input_is_a_clear_error(tiny):
+class _Broken(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("this module does not run")
+
+
+def test_bad_input_is_a_clear_error(tiny, graphs):
     with pytest.raises(GHNError, match="ArchGraph or a torch.nn.Module"):
         tiny.predict("not a model", "digits")
+    with pytest.raises(GHNError, match="cannot capture _Broken"):
+        tiny.score(_Broken(), "digits")
+    out = tiny.score([_Broken(), graphs[0]], "digits", max_examples=50)  # one bad model does not stop the rest
+    assert "cannot capture" in out[0]["error"] and 0.0 <= out[1]["accuracy"] <= 1.0
 
 
 def test_training_run_resumes_exactly(tmp_path):
