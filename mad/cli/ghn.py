@@ -55,7 +55,7 @@ def train_cmd(
     steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 6000,
     minutes: Annotated[float | None, typer.Option(help="Stop (and save) after this many minutes.")] = None,
     meta_batch: Annotated[int, typer.Option("--meta-batch", min=1, help="Architectures per step.")] = 4,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 5e-4,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 3e-4,
     graphs: Annotated[int | None, typer.Option(min=2, help="Training graphs per task (default: per-task "
                                                 "defaults, 300 mnist5k, 250 chars, 150 others).")] = None,
     eval_every: Annotated[int, typer.Option("--eval-every", min=1, help="Validate every N steps.")] = 500,

@@ -45,12 +45,12 @@ class TrainConfig:
     """What a GHN training run does (saved in the checkpoint and the record)."""
 
     tasks: list[str] = field(default_factory=lambda: ["mnist5k", "digits", "mnist1d", "chars"])
-    steps: int = 4000
+    steps: int = 6000
     meta_batch: int = 4
     batch_size: int = 64
-    lr: float = 5e-4
+    lr: float = 3e-4
     weight_decay: float = 0.01
-    warmup: int = 100
+    warmup: int = 200
     norm_penalty: float = 1e-3
     clip: float = 1.0
     graphs: dict[str, int] = field(default_factory=lambda: {"mnist5k": 300, "chars": 250})
@@ -229,6 +229,11 @@ def train(cfg: TrainConfig, out: str | Path, model_config: GHNConfig | None = No
     dev = accelerator.device
     t_start = time.perf_counter()
     ckpt_dir = folder / "checkpoint"
+    if not resume:  # start over; the pools (retargeted graphs) and quality labels stay valid
+        import shutil
+
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        (folder / "log.jsonl").unlink(missing_ok=True)
     start, seconds_before, history = 0, 0.0, []
     prev = None
     if resume and (ckpt_dir / "trainer.json").exists():
