@@ -193,8 +193,8 @@ class GHN:
         costs = torch.tensor([graph_costs(g, task) for g in graphs], dtype=torch.float64)
         X = torch.cat([torch.stack(pooled).double().cpu(), costs], 1)
         z = X @ torch.tensor(est["coef"], dtype=torch.float64) + est["intercept"]
-        # a linear estimate can leave the metric's range on graphs unlike its calibration set: clip it
-        z = z.clamp(0.0, 1.0) if est["higher_is_better"] else z.clamp(min=0.0)
+        # a linear estimate can leave the range it was fitted on for graphs unlike its calibration set: clip it
+        z = z.clamp(est.get("label_min", 0.0), est.get("label_max", 1.0 if est["higher_is_better"] else float("inf")))
         return [float(v) for v in z]
 
     def _graph_for(self, model: ArchGraph | nn.Module, spec) -> tuple[ArchGraph, nn.Module | None]:

@@ -105,7 +105,8 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
         stats[task] = {"coef": [round(float(c), 8) for c in coef],
                        "intercept": float(ridge.intercept_ - (ridge.coef_ * mu / sd).sum()),
                        "alpha": float(ridge.alpha_), "higher_is_better": not spec.is_lm, "graphs": len(pairs),
-                       "label_mean": float(y.mean()), "label_std": float(y.std())}
+                       "label_mean": float(y.mean()), "label_std": float(y.std()),
+                       "label_min": float(y.min()), "label_max": float(y.max())}
     if not stats:
         raise ValueError("no task has at least 4 labelled graphs")
     return {"tasks": stats, "label": "validation metric after brief training", "seed": seed}
