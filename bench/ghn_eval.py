@@ -122,7 +122,8 @@ def summarise(records: list[dict], baselines: dict[tuple[str, str], dict], ft_st
             "steps_10": _mean([r["default"]["10"] for r in ok]),
             "steps_100": _mean([r["default"]["100"] for r in ok]),
             "steps_1000": _mean(final),
-            **{f"ghn_finetune_{e}": _mean([r["finetune"].get(str(e)) for r in ok]) for e in FT_EVALS if 0 < e <= ft_steps},
+            **{f"ghn_finetune_{e}": _mean([r["finetune"].get(str(e)) for r in ok])
+               for e in FT_EVALS if 0 < e <= ft_steps},
         }
         m = s["mean"]
         if lm:
@@ -182,11 +183,14 @@ def speed(ghn_path: str, graphs: list) -> list[dict[str, Any]]:
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(a, b), nn.ReLU()]
         extra.append(from_module(nn.Sequential(*layers[:-1]), (torch.randn(2, 1, 28, 28),), name=name))
+    def task_of(g) -> str:
+        return "chars" if g.inputs[0].dtype in ("int64", "long") else "mnist5k"
+
     rows = []
     if graphs:  # warm up (first-call allocations and caches) before timing
-        ghn.predict(graphs[0], "chars" if graphs[0].inputs[0].dtype in ("int64", "long") else "mnist5k")
+        ghn.predict(graphs[0], task_of(graphs[0]))
     for g in list(graphs) + extra:
-        task = "chars" if g.inputs[0].dtype in ("int64", "long") else "mnist5k"
+        task = task_of(g)
         t0 = time.perf_counter()
         enc = encode(g)
         t1 = time.perf_counter()

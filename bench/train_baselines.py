@@ -74,28 +74,14 @@ def _candidates(seed: int) -> dict[str, list[tuple[str, str]]]:
 
 
 def _screen(job: tuple[str, str, str]) -> tuple[str, str, float | None, str]:
-    """(task, id, MFLOPs per example on the task or None, reason it cannot be used). A token model whose
-    logits depend on later tokens (a bidirectional encoder) cannot be a baseline language model: next-token
-    training would let it copy the answer from its input."""
+    """(task, id, MFLOPs per example on the task or None, reason it cannot be used); see
+    :func:`mad.train.proxies.screen`."""
     task, row_id, text = job
-    from mad.data import tasks
     from mad.graph import ArchGraph
     from mad.train import proxies
 
-    try:
-        g = tasks.fit(ArchGraph.from_json(text), task)
-        if task == "chars":
-            import torch
-
-            from mad.train import sees_future
-
-            info = tasks.info(task)
-            x = torch.randint(0, info.vocab_size, (2, info.input_shape[0]), generator=torch.Generator().manual_seed(0))
-            if sees_future(g.to_module(), x, info.vocab_size):
-                return task, row_id, None, "sees later tokens"
-        return task, row_id, proxies.flops(g, task, batch_size=2) / 1e6, ""
-    except Exception as e:  # noqa: BLE001 - a graph that cannot take the task is a data point
-        return task, row_id, None, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+    _, mflops, reason = proxies.screen(ArchGraph.from_json(text), task)
+    return task, row_id, mflops, reason
 
 
 def select(cands: dict[str, list[tuple[str, str]]], n: dict[str, int], max_mflops: float, seed: int,

@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-__all__ = ["CliError", "_busy", "_command", "_emit_json", "_first_line", "_human", "_load_graph", "_stdout", "_stderr"]
+__all__ = ["CliError", "_busy", "_check_task", "_command", "_emit_json", "_first_line", "_human", "_load_graph",
+           "_stdout", "_stderr"]
 
 log = logging.getLogger("mad.cli")
 
@@ -127,6 +128,14 @@ def _setup_logging(verbose: int) -> None:
     handler.setLevel(level)
     logger.addHandler(handler)
     logger.setLevel(level)
+
+
+def _check_task(task: str) -> None:
+    """A one-line user error unless ``task`` is a known task name."""
+    from mad.data import tasks
+
+    if task not in tasks.names():
+        raise CliError(f"unknown task {task!r}; use one of {', '.join(tasks.names())}")
 
 
 # ----------------------------------------------------------------- loading graphs

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .common import CliError, _busy, _command, _emit_json, _human, _stdout
+from .common import CliError, _busy, _check_task, _command, _emit_json, _human, _stdout
 from .train import _load_model
 
 __all__ = ["ghn_app"]
@@ -26,13 +26,6 @@ ghn_app = typer.Typer(help="Graph hypernetwork: predict parameters, score archit
                       no_args_is_help=True)
 
 _GHN_OPT = typer.Option("--ghn", metavar="DIR", help="GHN checkpoint folder, or 'default' (shipped).")
-
-
-def _check_task(task: str) -> None:
-    from mad.data import tasks
-
-    if task not in tasks.names():
-        raise CliError(f"unknown task {task!r}; use one of {', '.join(tasks.names())}")
 
 
 def _load_ghn(where: str, device: str | None):

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .common import CliError, _command, _emit_json, _first_line, _load_graph, _stderr, _stdout
+from .common import CliError, _check_task, _command, _emit_json, _first_line, _load_graph, _stderr, _stdout
 from .convert import _convert_hf, _import_file, _split_args, _split_source, parse_sets
 
 __all__ = ["train_command"]
@@ -115,14 +115,12 @@ def train_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the FitResult as JSON on stdout.")] = False,
 ) -> None:
     """Train a graph or model on a task; prints a results table and writes a loss-curve PNG."""
-    from mad.data import tasks
     from mad.graph import ArchGraph
     from mad.train import TrainError, TrainInterrupted, fit
     from mad.train.checkpoint import find_checkpoint
     from mad.train.plot import plot_curves
 
-    if task not in tasks.names():
-        raise CliError(f"unknown task {task!r}; use one of {', '.join(tasks.names())}")
+    _check_task(task)
     task_options = parse_sets(options or [])
     if data_dir is not None:
         task_options["data_dir"] = str(data_dir)

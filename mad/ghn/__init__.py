@@ -14,8 +14,8 @@ from .api import DEFAULT_DIR, GHN, GHNError, evaluate, load
 from .encode import GraphInput, encode, param_slots
 from .model import GHNConfig, GHNModel
 
-__all__ = ["DEFAULT_DIR", "GHN", "GHNConfig", "GHNError", "GHNModel", "GraphInput", "encode", "evaluate", "load", "param_slots",
-           "train", "train_config"]
+__all__ = ["DEFAULT_DIR", "GHN", "GHNConfig", "GHNError", "GHNModel", "GraphInput", "encode", "evaluate", "load",
+           "param_slots", "train", "train_config"]
 
 
 def train(*args, **kwargs):

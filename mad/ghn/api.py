@@ -21,8 +21,10 @@ from mad.graph import ArchGraph
 
 from .encode import GraphInput, collate, encode
 from .model import GHNConfig, GHNModel, task_features
+from .readout import refit_readout
 
-__all__ = ["GHN", "load", "DEFAULT_DIR", "evaluate", "recalibrate_batch_norm", "fill_parameters", "GHNError"]
+__all__ = ["GHN", "load", "DEFAULT_DIR", "evaluate", "materialise", "recalibrate_batch_norm", "fill_parameters",
+           "GHNError"]
 
 log = logging.getLogger(__name__)
 DEFAULT_DIR = Path(__file__).parent / "checkpoints" / "default"
@@ -77,15 +79,30 @@ def recalibrate_batch_norm(module: nn.Module, batches: list[torch.Tensor]) -> in
     return len(norms)
 
 
+def materialise(g: ArchGraph, params: dict[str, torch.Tensor], bn_inputs: list[torch.Tensor],
+                module: nn.Module | None = None, device: Any = None) -> tuple[nn.Module, int, int]:
+    """``module`` (or ``g``'s rebuilt module on ``device``) with ``params`` copied in, batch-norm statistics
+    recomputed on ``bn_inputs`` and in eval mode; also the numel filled and the numel of all its parameters."""
+    from mad.train.objective import module_device
+
+    module = module if module is not None else g.to_module(device)
+    filled, total = fill_parameters(module, params)
+    dev = module_device(module)
+    recalibrate_batch_norm(module, [x.to(dev) for x in bn_inputs])
+    module.eval()
+    return module, filled, total
+
+
 @torch.no_grad()
 def evaluate(module: nn.Module, task: str, split: str = "val", max_examples: int | None = 500,
-             batch_size: int = 250) -> dict[str, float]:
-    """``{"loss", "accuracy"}`` (classification) or ``{"loss", "bpc"}`` of ``module`` (eval mode) on a split."""
+             batch_size: int = 250, data: Any = None) -> dict[str, float]:
+    """``{"loss", "accuracy"}`` (classification) or ``{"loss", "bpc"}`` of ``module`` (eval mode) on a split.
+    ``data``: the task's :class:`~mad.train.data.TaskData`, when the caller has one (else it is made)."""
     from mad.train.data import TaskData
     from mad.train.objective import TaskSpec, logits_of, module_device
 
     spec = TaskSpec.of(task)
-    data = TaskData(spec, batch_size=min(64, batch_size))
+    data = data if data is not None else TaskData(spec, batch_size=min(64, batch_size))
     dev = module_device(module)
     was = module.training
     module.eval()
@@ -257,19 +274,8 @@ class GHN:
         out = []
         for (g, mod), p, q in zip(pairs, params, quality):
             t1 = time.perf_counter()
-            module = mod if mod is not None else g.to_module()
-            module = module.to(self.device) if mod is None else module
-            filled, total = fill_parameters(module, p)
-            dev = next(iter(module.parameters()), torch.empty(0)).device
-            recalibrate_batch_norm(module, [x.to(dev) for x in xs])
-            module.eval()
-            fitted: dict[str, Any] | None = None
-            if readout:
-                from .readout import fit_readout, readout_layer
-
-                layer, why = readout_layer(g, module, spec.num_outputs)
-                fitted = {"skipped": why} if layer is None else fit_readout(
-                    module, layer, [(x.to(dev), y.to(dev)) for x, y in batches], spec.num_outputs)
+            module, filled, total = materialise(g, p, xs, mod, self.device)
+            fitted = refit_readout(g, module, batches, spec.num_outputs) if readout else None
             module.ghn_info = {"predicted_params": filled, "params": total, "readout": fitted,
                                "predicted_share": filled / total if total else 1.0, "quality": q,
                                "seconds": seconds + time.perf_counter() - t1, "graph": g}
@@ -304,11 +310,14 @@ class GHN:
         return out[0] if single else out  # type: ignore[return-value]
 
     def _score(self, pairs: list, spec, split: str, max_examples: int | None, readout: bool, t0: float) -> list:
+        from mad.train.data import TaskData
+
         task = spec.name
+        data = TaskData(spec, batch_size=64)
         out = []
         for module in self._predict_pairs(pairs, spec, 8, readout, t0) if pairs else []:
             t0 = time.perf_counter()
-            figures = evaluate(module, task, split, max_examples)
+            figures = evaluate(module, task, split, max_examples, data=data)
             info = module.ghn_info
             out.append({"name": info["graph"].name, "task": task, **figures,
                         "quality": info["quality"], "params": info["params"],

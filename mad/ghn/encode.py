@@ -183,7 +183,8 @@ class Batch:
     graphs: list[GraphInput]
 
     def to(self, device) -> "Batch":
-        kw = {k: getattr(self, k).to(device) for k in ("op", "feat", "in_deg", "out_deg", "depth", "fwd", "bwd", "mask")}
+        names = ("op", "feat", "in_deg", "out_deg", "depth", "fwd", "bwd", "mask")
+        kw = {k: getattr(self, k).to(device) for k in names}
         return Batch(graphs=self.graphs, **kw)
 
 

@@ -191,11 +191,16 @@ class GHNModel(nn.Module):
             h = layer(h, bias)
         return self.ln(h) * batch.mask[..., None]
 
+    @staticmethod
+    def pool(h: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Mean of the node embeddings ``(G, N, d)`` over each graph's real nodes: ``(G, d)``."""
+        return h.sum(1) / batch.mask.sum(1, keepdim=True).clamp(min=1)
+
     # ------------------------------------------------------------------ decoder
     def forward(self, batch: Batch, task_ids: torch.Tensor, task_feats: torch.Tensor):
         c = self.config
         h = self.embed(batch, task_ids, task_feats)
-        pooled = h.sum(1) / batch.mask.sum(1, keepdim=True).clamp(min=1)
+        pooled = self.pool(h, batch)
         rows, index = [], []
         for g, gi in enumerate(batch.graphs):
             for k, s in enumerate(gi.slots):

@@ -32,27 +32,15 @@ MODALITIES = {
 
 def screen(g: ArchGraph, task: str, max_mflops: float = 15.0, max_nodes: int = 400) -> tuple[ArchGraph | None, str]:
     """``(graph retargeted to task, "")`` or ``(None, reason it does not qualify)``."""
-    from mad.data import tasks
     from mad.train import proxies
 
     if len(g.nodes) > max_nodes:
         return None, f"{len(g.nodes)} nodes > {max_nodes}"
-    try:
-        fitted = tasks.fit(g, task)
-        mflops = proxies.flops(fitted, task, batch_size=2) / 1e6
-    except Exception as e:  # noqa: BLE001 - a graph that cannot take the task is a data point
-        return None, f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+    fitted, mflops, reason = proxies.screen(g, task)
+    if mflops is None:
+        return None, reason
     if mflops > max_mflops:
         return None, f"{mflops:.1f} MFLOPs > {max_mflops}"
-    info = tasks.info(task)
-    if info.task_type == "language_modeling":
-        import torch
-
-        from mad.train import sees_future
-
-        x = torch.randint(0, info.vocab_size, (2, info.input_shape[0]), generator=torch.Generator().manual_seed(0))
-        if sees_future(fitted.to_module(), x, info.vocab_size):
-            return None, "sees later tokens"
     return fitted, ""
 
 

@@ -135,6 +135,6 @@ def embeddings(model, graphs: list[ArchGraph], task: str, chunk: int = 8) -> tor
         part = [encode(g) for g in graphs[i:i + chunk]]
         b = collate(part)
         h = model.embed(b, model.task_ids([spec.name] * len(part)), tf[None].repeat(len(part), 1))
-        out.append(h.sum(1) / b.mask.sum(1, keepdim=True).clamp(min=1))
+        out.append(model.pool(h, b))
     model.train(was)
     return torch.cat(out)

@@ -16,7 +16,7 @@ from torch.overrides import TorchFunctionMode
 
 from mad.graph import ArchGraph
 
-__all__ = ["readout_layer", "fit_readout", "ridge", "apply_ridge"]
+__all__ = ["readout_layer", "fit_readout", "refit_readout", "ridge", "apply_ridge"]
 
 _PASS = {"reshape", "view", "flatten", "contiguous", "dropout", "identity", "clone", "to", "type_as", "getitem"}
 
@@ -106,3 +106,16 @@ def fit_readout(module: nn.Module, layer: nn.Linear, batches: list[tuple[torch.T
     if layer.bias is not None:
         layer.bias.copy_((s * W[d]).to(layer.bias))
     return {"fit_loss": ce, "temperature": s, "examples": int(y.numel())}
+
+
+def refit_readout(g: ArchGraph, module: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                  num_outputs: int) -> dict[str, float | str]:
+    """Find the logits layer of ``module`` (built from ``g``) and refit it on ``batches`` (moved to the module's
+    device); ``{"skipped": why}`` when there is no separate linear output layer."""
+    from mad.train.objective import module_device
+
+    layer, why = readout_layer(g, module, num_outputs)
+    if layer is None:
+        return {"skipped": why}
+    dev = module_device(module)
+    return fit_readout(module, layer, [(x.to(dev), y.to(dev)) for x, y in batches], num_outputs)

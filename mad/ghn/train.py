@@ -28,12 +28,11 @@ from typing import Any
 
 import torch
 
-from .api import GHN, evaluate, fill_parameters, recalibrate_batch_norm
-from .readout import fit_readout
+from .api import GHN, evaluate, materialise
 from .encode import collate, encode
 from .model import GHNConfig, GHNModel, task_features
 from .pool import describe, task_pool
-from .readout import readout_layer
+from .readout import refit_readout
 
 __all__ = ["TrainConfig", "train"]
 
@@ -148,21 +147,17 @@ def evaluate_tasks(ghn_model: GHNModel, states: dict[str, _TaskState], cfg: Trai
     try:
         for task, st in states.items():
             params, _ = ghn.predict_encoded(st.val_enc, task)
-            batches = [(x.to(device), y.to(device)) for x, y in (st.data.train_batch(i) for i in range(8))]
+            batches = [st.data.train_batch(i) for i in range(8)]
             xs = [x for x, _ in batches[:4]]
             figures, fitted = [], []
             max_ex = cfg.val_examples if not st.spec.is_lm else max(64, cfg.val_examples // 4)
             for (_, g), p in zip(st.val, params):
-                module = g.to_module(device)
-                fill_parameters(module, p)
-                recalibrate_batch_norm(module, xs)
-                figures.append(evaluate(module, task, "val", max_ex))
-                layer, _ = readout_layer(g, module, st.spec.num_outputs)
-                if layer is not None:
-                    fit_readout(module, layer, batches, st.spec.num_outputs)
-                    fitted.append(evaluate(module, task, "val", max_ex))
-                else:
+                module, _, _ = materialise(g, p, xs, device=device)
+                figures.append(evaluate(module, task, "val", max_ex, data=st.data))
+                if "skipped" in refit_readout(g, module, batches, st.spec.num_outputs):
                     fitted.append(figures[-1])
+                else:
+                    fitted.append(evaluate(module, task, "val", max_ex, data=st.data))
             key = "bpc" if st.spec.is_lm else "accuracy"
             n = max(1, len(figures))
             out[task] = {key: sum(f[key] for f in figures) / n, f"{key}_readout": sum(f[key] for f in fitted) / n,
@@ -170,18 +165,6 @@ def evaluate_tasks(ghn_model: GHNModel, states: dict[str, _TaskState], cfg: Trai
     finally:
         ghn_model.train(was)
     return out
-
-
-def _load_state(model: GHNModel, path: Path) -> None:
-    """Load GHN weights (an older checkpoint may carry a quality head, which is dropped)."""
-    from safetensors.torch import load_file
-
-    state = load_file(str(path))
-    own = model.state_dict()
-    state = {k: v for k, v in state.items() if k in own or not k.startswith("quality.")}  # an older quality head
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path} does not fit the GHN config (missing {missing[:5]}, unexpected {unexpected[:5]})")
 
 
 def calibrate(model: GHNModel, states: dict[str, "_TaskState"], cfg: TrainConfig, folder: Path,
@@ -251,15 +234,9 @@ def train(cfg: TrainConfig, out: str | Path, model_config: GHNConfig | None = No
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, cfg))
     if prev is not None:
-        _load_state(model, prev.path / "model.safetensors")
+        prev.load_model(model)
         start = int(prev.meta["step"])
-        try:
-            opt.load_state_dict(prev.state["optimizer"])
-        except ValueError as e:  # a checkpoint of an older GHN version: fine if nothing is left to train
-            if start < cfg.steps:
-                raise ValueError(f"{ckpt_dir}: the optimizer state does not fit this GHN ({e}); start over with "
-                                 "--fresh or another --out") from None
-            log.warning("%s: optimizer state of another GHN version ignored (the run is complete)", ckpt_dir)
+        opt.load_state_dict(prev.state["optimizer"])
         sched.load_state_dict(prev.state["scheduler"])
         seconds_before = float(prev.meta.get("seconds", 0.0))
         history = prev.meta.get("evals", [])

@@ -50,7 +50,7 @@ from .data import TaskData
 from .objective import TaskSpec, TrainError, count_params, logits_of, module_device, prepare_model
 
 __all__ = ["PROXIES", "ProxyInput", "register_proxy", "compute", "num_params", "flops", "synflow", "naswot",
-           "grad_norm", "naswot_score", "ACTIVATIONS"]
+           "grad_norm", "naswot_score", "screen", "ACTIVATIONS"]
 
 log = logging.getLogger("mad.train")
 
@@ -270,6 +270,27 @@ synflow = _one("synflow")
 naswot = _one("naswot")
 grad_norm = _one("grad_norm")
 flops = _one("flops")
+
+
+def screen(g: ArchGraph, task: str) -> tuple[ArchGraph | None, float | None, str]:
+    """Put ``g`` on ``task`` and measure it: ``(retargeted graph, MFLOPs per example, "")``, or ``(graph or None,
+    None, reason it cannot be used)``. A token model whose logits depend on later tokens (a bidirectional
+    encoder) cannot serve as a language model: next-token training would let it copy the answer from its input.
+    """
+    from mad.data import tasks
+
+    from .objective import sees_future
+
+    try:
+        fitted = tasks.fit(g, task)
+        info = tasks.info(task)
+        if info.task_type == "language_modeling":
+            x = torch.randint(0, info.vocab_size, (2, info.input_shape[0]), generator=torch.Generator().manual_seed(0))
+            if sees_future(fitted.to_module(), x, info.vocab_size):
+                return fitted, None, "sees later tokens"
+        return fitted, flops(fitted, task, batch_size=2) / 1e6, ""
+    except Exception as e:  # noqa: BLE001 - a graph that cannot take the task is a data point
+        return None, None, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
 
 
 def num_params(model: ArchGraph | nn.Module, task: str | None = None, **kwargs: Any) -> int:

@@ -236,7 +236,8 @@ def test_training_run_resumes_exactly(tmp_path):
     from mad.ghn.train import TrainConfig, train
 
     kw = dict(tasks=["digits"], steps=6, graphs={"digits": 4}, val_graphs=1, eval_every=6, save_every=3,
-              log_every=1, warmup=2, meta_batch=2, batch_size=32, quality_tasks=["digits"], quality_graphs={"digits": 4},
+              log_every=1, warmup=2, meta_batch=2, batch_size=32, quality_tasks=["digits"],
+              quality_graphs={"digits": 4},
               quality_steps=3)
     mc = GHNConfig(**TINY)
     train(TrainConfig(**kw), tmp_path / "a", model_config=mc, progress=False)
