@@ -30,7 +30,7 @@ def graph_costs(g: ArchGraph, task: str) -> tuple[float, float]:
     """``(log1p #params, log1p FLOPs per example)`` of ``g`` on ``task``."""
     from mad.train import proxies
 
-    n = g.num_params() if callable(getattr(g, "num_params", None)) else 0
+    n = g.num_params
     try:
         f = proxies.flops(g, task, batch_size=1) or 0
     except Exception:  # noqa: BLE001 - a graph whose FLOPs cannot be counted gets 0

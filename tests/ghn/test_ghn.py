@@ -332,3 +332,13 @@ def test_tiny_ghn_beats_default_init_on_digits(graphs):
         recalibrate_batch_norm(m, [data.train_batch(i)[0] for i in range(8)])
         default.append(evaluate(m, "digits")["accuracy"])
     assert sum(predicted) / 2 > sum(default) / 2 + 0.1, (predicted, default)
+
+
+def test_graph_costs_are_log_params_and_flops(graphs):
+    from mad.ghn.quality import graph_costs
+    from mad.train import proxies
+
+    g = graphs[0]
+    n, f = graph_costs(g, "digits")
+    assert g.num_params > 0 and n == pytest.approx(math.log1p(g.num_params))
+    assert f == pytest.approx(math.log1p(proxies.flops(g, "digits", batch_size=1)))
