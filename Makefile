@@ -31,6 +31,7 @@ demo: install
 	$(BIN)/python examples/dataset_tasks.py
 	$(BIN)/python examples/build_and_train.py
 	$(BIN)/python examples/ghn_predict.py
+	$(BIN)/python examples/generate.py
 	@echo "demo outputs in $(OUT)/"
 
 test: install

@@ -231,7 +231,78 @@ def _ghn_decoders(d: dict[str, Any]) -> list[tuple[str, str, str]]:
              " / ".join(_num(s.get(f"last30_train_loss_{k}")) for k in ("tiled", "cp", "direct")), "")]
 
 
+def _tokenizer(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    t, u, ll = d.get("tokens", {}), d.get("tokens_uncompressed", {}), d.get("llama_7b", {})
+    rows = [("graphs (of the shipped dataset) / exact round trips (same WL hash)",
+             f"{d.get('graphs')} / {d.get('exact_round_trips')}", "all"),
+            ("tokens per graph, repeats compressed: median / p95 / max",
+             f"{_num(t.get('median'))} / {_num(t.get('p95'))} / {t.get('max')}", ""),
+            ("... share of graphs within 2,048 tokens", _pct(t.get("share_le_2048")), ">= 95%"),
+            ("tokens per graph, uncompressed: median / p95", f"{_num(u.get('median'))} / {_num(u.get('p95'))}", ""),
+            ("median encode / decode (ms)", f"{_num(d.get('encode_ms_median'))} / {_num(d.get('decode_ms_median'))}",
+             "")]
+    if ll:
+        rows.append(("Llama-2-7B config (full size): tokens compressed / uncompressed, exact",
+                     f"{ll.get('tokens')} / {ll.get('tokens_uncompressed')}, {ll.get('exact')}", "<= 2048"))
+    return rows
+
+
+def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    ck = d.get("checkpoints", {})
+    for name, c in ck.items():
+        rec = c.get("record") or {}
+        rows.append((f"checkpoint {name}: structure bias / params / steps / train s",
+                     f"{c.get('structure_bias')} / {c.get('params')} / {rec.get('steps')} / {rec.get('seconds')}", ""))
+    ab = d.get("structure_bias_ablation")
+    if ab and ab.get("steps"):
+        w, wo = ab.get("with_bias", {}), ab.get("without_bias", {})
+        rows.append((f"structure bias ablation at steps {ab['steps']}: held-out loss with / without (s per step)",
+                     f"{w.get('val_loss')} / {wo.get('val_loss')} ({w.get('seconds_per_step')} / "
+                     f"{wo.get('seconds_per_step')})", f"kept: {ab.get('kept')}"))
+    for split, per in d.get("masked_op", {}).items():
+        m = per.get("main", {})
+        txt = f"{_pct(m.get('top1'))} vs {_pct(m.get('baseline_top1'))}"
+        if "ablation" in per:
+            txt += f" (ablation {_pct(per['ablation'].get('top1'))})"
+        rows.append((f"masked-op top-1 on {split} ({m.get('nodes')} nodes) vs most-frequent-op-in-context", txt,
+                     ">= 90% (test), > baseline (ood)"))
+    for name, g in d.get("generation", {}).items():
+        rows.append((f"{name}: valid / unique / novel ({g.get('sampled')} samples over the prompt set)",
+                     f"{_pct(g.get('validity'))} / {_pct(g.get('uniqueness'))} / {_pct(g.get('novelty'))}",
+                     ">= 99.5% / 95% / 80%"))
+        st = g.get("stats_vs_test", {})
+        ref = st.get("reference_train_vs_test", {})
+        rows.append((f"{name}: op-histogram JS / log-nodes KS vs test (train vs test)",
+                     f"{_num(st.get('op_hist_js'))} / {_num(st.get('log_nodes_ks'))} ({_num(ref.get('op_hist_js'))} / "
+                     f"{_num(ref.get('log_nodes_ks'))})", ""))
+    for cut, c in d.get("completion", {}).items():
+        rows.append((f"completion of zoo models cut at {cut}: valid / right output / op-histogram cosine "
+                     f"({c.get('tried')} graphs)",
+                     f"{_pct(c.get('valid'))} / {_pct(c.get('right_output'))} / {_num(c.get('op_hist_cosine'))}",
+                     ">= 95% valid with the right output"))
+    a = d.get("adherence")
+    if a:
+        rows.append(("prompt adherence: constraints met / prompts with a result meeting all",
+                     f"{_pct(a.get('constraints_met'))} / {a.get('prompts_with_a_fully_met_result')} of "
+                     f"{a.get('prompts')}", ">= 90% / all"))
+    sp = d.get("speed")
+    if sp:
+        rows.append((f"valid architectures (<= 200 nodes) per second, CPU {sp.get('threads')} threads: sampling / "
+                     "with compile+forward+backward check",
+                     f"{_num(sp.get('valid_per_second_sampling'))} / {_num(sp.get('valid_per_second_with_check'))}",
+                     ">= 20"))
+    tr = d.get("trainability")
+    if tr:
+        rows.append(("100-step mnist5k val accuracy: generated / random-space classifiers (ratio)",
+                     f"{_pct(tr['generated'].get('mean_val_acc'))} / {_pct(tr['random_space'].get('mean_val_acc'))}"
+                     f" ({_num(tr.get('ratio'))})", ">= 1.0"))
+    return rows
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
+    "tokenizer_eval": _tokenizer,
+    "generator_eval": _generator,
     "ghn_eval": _ghn_eval,
     "ghn_decoders": _ghn_decoders,
     "ir_builder": _builder,

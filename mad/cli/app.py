@@ -10,6 +10,7 @@ import typer
 from .common import _state, _version, _setup_logging
 from .convert import convert
 from .dataset import dataset_app
+from .generate import complete, edit, generator_app, suggest
 from .ghn import ghn_app
 from .inspect import info, show, code, ops
 from .train import train_command
@@ -18,7 +19,8 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="mad",
-    help="mad: model architectures as graphs. Convert models, inspect, draw and print them.",
+    help="mad: model architectures as graphs. Convert, inspect and draw models; suggest, complete and edit "
+         "architectures; predict their parameters.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -37,15 +39,17 @@ def _main(
     ] = 0,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
 ) -> None:
-    """mad: model architectures as graphs. Convert models, inspect, draw and print them."""
+    """mad: model architectures as graphs. Convert, inspect and draw models; suggest, complete and edit
+    architectures; predict their parameters."""
     _state.debug = debug or os.environ.get("MAD_DEBUG", "") not in ("", "0")
     _setup_logging(verbose)
 
 
-for _fn in (info, show, code, ops, convert,):
+for _fn in (info, show, code, ops, convert, suggest, complete, edit):
     app.command()(_fn)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(ghn_app, name="ghn")
+app.add_typer(generator_app, name="generator")
 app.command("train")(train_command)
 
 

@@ -95,6 +95,8 @@ def prepare_node(g: ArchGraph, op: str, inputs: list[str], kwargs: dict[str, Any
         raise GraphError(str(e)) from None
     if opdef.category == "source":
         raise GraphError(f"{op}: add graph inputs with input() and free parameters with parameter()")
+    if op == "getitem" and inputs and not get_op(g.nodes[inputs[0]].op).multi_output:
+        raise GraphError(f"getitem: reads from {inputs[0]!r} ({g.nodes[inputs[0]].op}), which has one output")
     in_specs = [(g.nodes[i].shape, g.nodes[i].dtype) for i in inputs]
     in_shapes = [s for s, _ in in_specs]
     kwargs = dict(kwargs)

@@ -228,3 +228,15 @@ def test_flops_are_summed_as_nodes_are_added():
     b = _cnn()
     torch.manual_seed(0)
     assert b.flops == b.build().infer().flops > 0
+
+
+def test_getitem_needs_a_multi_output_input():
+    from mad.graph import GraphBuilder, GraphError
+
+    b = GraphBuilder()
+    x = b.input("x", ("B", 8))
+    h = b.op("relu", x)
+    with pytest.raises(GraphError, match="has one output"):
+        b.op("getitem", h, index=0)
+    parts = b.unpack(b.op("split", h, split_size=4, dim=-1))
+    assert len(parts) == 2

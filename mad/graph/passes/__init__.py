@@ -1,25 +1,43 @@
-"""Graph passes: edits that keep an ArchGraph valid (torch.fx style), canonicalisation and retargeting."""
+"""Graph passes: edits that keep an ArchGraph valid (torch.fx style), canonicalisation, retargeting,
+cutting a prefix, and the architecture edits researchers ask for (LoRA, activations, GQA, depth)."""
 
+from .activation import ACTIVATIONS, GATED, replace_activation
 from .blocks import block_io, block_nodes, remove_block, rename_scope, repeat_block, replace_subgraph
 from .canonicalize import canonicalize
+from .cut import cut, removed_part
+from .deepen import block_families, deepen
 from .edit import eliminate_dead_code, insert_after, mutates, replace_all_uses, rewire
+from .edits import EDIT_PASSES
+from .kv_heads import set_kv_heads
+from .lora import add_lora, lora_targets
 from .reinfer import reinfer, transaction
 from .retarget import retarget
 
 __all__ = [
+    "ACTIVATIONS",
+    "EDIT_PASSES",
+    "GATED",
+    "add_lora",
+    "block_families",
     "block_io",
     "block_nodes",
     "canonicalize",
+    "cut",
+    "deepen",
     "eliminate_dead_code",
     "insert_after",
+    "lora_targets",
     "mutates",
     "reinfer",
     "remove_block",
+    "removed_part",
     "rename_scope",
     "repeat_block",
+    "replace_activation",
     "replace_all_uses",
     "replace_subgraph",
     "retarget",
     "rewire",
+    "set_kv_heads",
     "transaction",
 ]

@@ -1,0 +1,414 @@
+"""Generator evaluation: masked-op recovery, validity/uniqueness/novelty, completion, prompt adherence, speed,
+trainability, and the structure-bias ablation, in one run.
+
+    python bench/generator_eval.py --gen out/gen_bias --ablation out/gen_nobias     # both checkpoints
+    python bench/generator_eval.py                                                  # the shipped one only
+    python bench/generator_eval.py --quick --out /tmp/g.json                         # a smoke run
+
+* ``masked_op``: on the ``test`` and ``ood`` splits, 15% of the nodes (fixed by position) have their op and
+  attrs replaced by ``<mask>`` (their input references stay); top-1 of the op against the most frequent op
+  in the same context in the training corpus (the op of the node's first input and of its first consumer,
+  backing off to the first input's op, then to the most frequent op).
+* ``generation``: ``--per-prompt`` samples for each of the benchmark prompts (``mad.generator.PROMPTS``).
+  Valid: the sample finished, took the task (``retarget``) and compiles, runs forward and backward at batch
+  1 and 4. Unique: distinct WL hashes among the valid. Novel: unique ones whose raw sample (before the
+  task's head) is not a training graph (dataset ``train`` split and the extra random-space graphs).
+  Statistics: Jensen-Shannon divergence of op histograms and the KS statistic of log node counts against
+  the ``test`` split, with the ``train`` split against ``test`` as the reference.
+* ``completion``: zoo models of ``test``/``ood`` cut at 25/50/75% of their nodes (``mad.graph.passes.cut``) and
+  completed (one result, 2 samples): valid, right output (the original's output shape), and the cosine
+  similarity of the op histograms of the generated part and the removed part.
+* ``adherence``: ``suggest(prompt, n=5)`` for every benchmark prompt: the share of constraints met over all
+  results, and the share of prompts with at least one result meeting all.
+* ``speed``: samples of unconditional image classifiers per second on this CPU (sampling, then the
+  compile/forward/backward check) for graphs of at most 200 nodes.
+* ``trainability``: 100-step mnist5k validation accuracy (``mad.train.fit``, AdamW 1e-3, batch 64, seed 0)
+  of generated classifiers against random-space ones of the same budget.
+
+Writes ``bench/results/generator_eval.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mad.data import load_default  # noqa: E402
+from mad.generator import PROMPTS, Generator, load, runs  # noqa: E402
+from mad.generator.api import output_rule  # noqa: E402
+from mad.generator.corpus import build_corpus  # noqa: E402
+from mad.generator.structure import ROLE, token_structure  # noqa: E402
+from mad.generator.train import Batcher, TrainConfig, load_corpus  # noqa: E402
+from mad.graph import ArchGraph  # noqa: E402
+
+OUT = Path(__file__).parent / "results" / "generator_eval.json"
+
+
+# ------------------------------------------------------------------------------------------ masked op
+def _node_contexts(tokens: list[str]) -> list[tuple[str, str, str]]:
+    """(op, first input's op, first consumer's op) of every node of a token sequence."""
+    s = token_structure(tokens)
+    ops = [tokens[t][3:] for t in range(len(tokens)) if s.role[t] == ROLE["op"]]
+    consumer: dict[int, int] = {}
+    for i, ps in enumerate(s.parents):
+        for p in ps:
+            consumer.setdefault(p, i)
+    return [(op, ops[s.parents[i][0]] if s.parents[i] else "-", ops[consumer[i]] if i in consumer else "-")
+            for i, op in enumerate(ops)]
+
+
+class ContextBaseline:
+    """The most frequent op in the training corpus given the ops around a node (backing off)."""
+
+    def __init__(self, corpus) -> None:
+        self.c2: dict[tuple, Counter] = {}
+        self.c1: dict[str, Counter] = {}
+        self.c0: Counter = Counter()
+        for e in corpus:
+            for op, a, b in _node_contexts(e.tokens):
+                self.c2.setdefault((a, b), Counter())[op] += 1
+                self.c1.setdefault(a, Counter())[op] += 1
+                self.c0[op] += 1
+
+    def predict(self, a: str, b: str) -> str:
+        for table, key in ((self.c2, (a, b)), (self.c1, a)):
+            hit = table.get(key)  # type: ignore[attr-defined]
+            if hit:
+                return hit.most_common(1)[0][0]
+        return self.c0.most_common(1)[0][0]
+
+
+def masked_op(gen: Generator, examples, baseline: ContextBaseline) -> dict[str, float]:
+    """Top-1 of masked ops (op and attrs hidden) for the model and the baseline."""
+    tok = gen.tokenizer
+    b = Batcher(examples, tok.vocab.ids, gen.cond_vocab, gen.text_encoder, gen.cfg, TrainConfig(), seed=0)
+    hit = base_hit = total = 0
+    gen.model.eval()
+    with torch.no_grad():
+        for k in range(0, len(examples), 16):
+            idx = list(range(k, min(k + 16, len(examples))))
+            batch = b.make(idx, masked=True, train=False)
+            batch = {kk: v.to(gen.device) for kk, v in batch.items()}
+            logits = gen.model(batch["tokens"], batch["pos"], batch["role"], batch["depth"], batch["text"],
+                               batch["cond"], batch["bucket"], batch["keep"], masked=True)
+            pred = logits.argmax(-1).cpu()
+            tgt = batch["target"].cpu()
+            role = batch["role"].cpu()
+            for r, i in enumerate(idx):
+                ctx = _node_contexts(examples[i].tokens[: b.ids[i].shape[0]])
+                node = token_structure(examples[i].tokens[: b.ids[i].shape[0]]).node
+                sel = ((tgt[r] >= 0) & (role[r] == ROLE["op"])).nonzero().flatten().tolist()
+                for t in sel:
+                    total += 1
+                    hit += int(pred[r, t] == tgt[r, t])
+                    op, a, c = ctx[int(node[t])]
+                    base_hit += int(baseline.predict(a, c) == op)
+    return {"nodes": total, "top1": round(hit / max(total, 1), 4), "baseline_top1": round(base_hit / max(total, 1), 4)}
+
+
+# ------------------------------------------------------------------------------------------ generation
+def _op_hist(graphs) -> Counter:
+    c: Counter = Counter()
+    for g in graphs:
+        c.update(n.op for n in g.nodes.values() if n.op not in ("input",))
+    return c
+
+
+def _js(a: Counter, b: Counter) -> float:
+    keys = sorted(set(a) | set(b))
+    p = np.array([a[k] for k in keys], float)
+    q = np.array([b[k] for k in keys], float)
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2
+
+    def kl(x, y):
+        nz = x > 0
+        return float((x[nz] * np.log2(x[nz] / y[nz])).sum())
+
+    return round((kl(p, m) + kl(q, m)) / 2, 4)
+
+
+def _ks(a: list[float], b: list[float]) -> float:
+    from scipy.stats import ks_2samp
+
+    return round(float(ks_2samp(a, b).statistic), 4)
+
+
+def _cos(a: Counter, b: Counter) -> float:
+    keys = set(a) | set(b)
+    num = sum(a[k] * b[k] for k in keys)
+    den = math.sqrt(sum(v * v for v in a.values())) * math.sqrt(sum(v * v for v in b.values()))
+    return num / den if den else 0.0
+
+
+def generation(gen: Generator, per_prompt: int, train_hashes: set[str], test_graphs, train_graphs,
+               seed: int = 0) -> dict:
+    from mad.generator.prompt import parse_prompt
+
+    sampled = valid = 0
+    raw_hashes, valid_graphs, errors = [], [], Counter()
+    t0 = time.time()
+    for k, bp in enumerate(PROMPTS):
+        c = parse_prompt(bp.text)
+        task = gen._task(c)  # noqa: SLF001 - the same task suggest() would choose
+        prefix = gen._start_graph(task[0], task[1], task[3])  # noqa: SLF001
+        text, cond, words = gen._condition(bp.text, c)  # noqa: SLF001
+        samples = gen.sampler.sample(per_prompt, text, cond, prefix, max_len=gen.cfg.max_len, temperature=1.0,
+                                     seed=seed + k, output_ok=output_rule(task[0]))
+        for s in samples:
+            sampled += 1
+            if s.graph is None:
+                errors["unfinished"] += 1
+                continue
+            fin = gen._finish([s], type(c)(), task, bp.text, seed, words)  # noqa: SLF001 - retarget + runs
+            if not fin:
+                errors["task or run check"] += 1
+                continue
+            valid += 1
+            raw_hashes.append(s.graph.wl_hash())
+            valid_graphs.append(fin[0][1])
+    uniq = {g.wl_hash(): (g, h) for g, h in zip(valid_graphs, raw_hashes)}
+    novel = sum(h not in train_hashes for _, h in uniq.values())
+    gens = [g for g, _ in uniq.values()]
+    return {
+        "sampled": sampled, "valid": valid, "validity": round(valid / max(sampled, 1), 4),
+        "uniqueness": round(len(uniq) / max(valid, 1), 4), "novelty": round(novel / max(len(uniq), 1), 4),
+        "invalid_reasons": dict(errors), "seconds": round(time.time() - t0, 1),
+        "stats_vs_test": {
+            "op_hist_js": _js(_op_hist(gens), _op_hist(test_graphs)) if gens else None,
+            "log_nodes_ks": _ks([math.log(len(g.nodes)) for g in gens], [math.log(len(g.nodes)) for g in test_graphs])
+            if gens else None,
+            "reference_train_vs_test": {"op_hist_js": _js(_op_hist(train_graphs), _op_hist(test_graphs)),
+                                        "log_nodes_ks": _ks([math.log(len(g.nodes)) for g in train_graphs],
+                                                            [math.log(len(g.nodes)) for g in test_graphs])},
+        },
+    }
+
+
+def completion(gen: Generator, graphs: list[ArchGraph], fractions=(0.25, 0.5, 0.75), seed: int = 0) -> dict:
+    from mad.generator import GeneratorError
+    from mad.graph.passes import cut
+
+    out: dict[str, dict] = {}
+    for f in fractions:
+        tried = valid = right = skipped = 0
+        sims = []
+        for k, g in enumerate(graphs):
+            partial = cut(g, fraction=f)
+            if len(gen.tokenizer.prefix_tokens(partial)) > gen.cfg.max_len - 16:
+                skipped += 1
+                continue
+            tried += 1
+            want = g.nodes[g.outputs[0]].shape
+            try:
+                res = gen.complete(partial, n=1, output_shape=want, seed=seed + k)[0]
+            except GeneratorError:
+                continue
+            valid += 1
+            right += [res.nodes[o].shape for o in res.outputs][:1] == [want]
+            new_ops = Counter(n.op for n in list(res.nodes.values())[len(partial.nodes):])
+            sims.append(_cos(new_ops, Counter(partial.meta["cut"]["removed_ops"])))
+        out[f"{int(f * 100)}%"] = {"tried": tried, "skipped_too_long": skipped,
+                                   "valid": round(valid / max(tried, 1), 4),
+                                   "right_output": round(right / max(tried, 1), 4),
+                                   "op_hist_cosine": round(statistics.mean(sims), 4) if sims else None}
+    return out
+
+
+def adherence(gen: Generator, n: int = 5, seed: int = 0) -> dict:
+    from mad.generator import GeneratorError
+
+    met = checked = all_met_prompts = 0
+    per = []
+    for bp in PROMPTS:
+        try:
+            graphs = gen.suggest(bp.text, n=n, seed=seed)
+        except GeneratorError as e:
+            per.append({"prompt": bp.name, "results": 0, "error": str(e)[:200]})
+            continue
+        scores = []
+        for g in graphs:
+            ch = g.meta["generator"]["checks"]
+            met += sum(ch.values())
+            checked += len(ch)
+            scores.append(g.meta["generator"]["adherence"])
+        best = max(scores) if scores else 0.0
+        all_met_prompts += best == 1.0
+        per.append({"prompt": bp.name, "results": len(graphs), "mean": round(statistics.mean(scores), 3),
+                    "best": best, "missed": sorted({k for g in graphs for k, ok in g.meta["generator"]["checks"].items()
+                                                    if not ok})})
+    return {"constraints_met": round(met / max(checked, 1), 4), "prompts": len(PROMPTS),
+            "prompts_with_a_fully_met_result": all_met_prompts, "per_prompt": per}
+
+
+def speed(gen: Generator, n: int = 64, seed: int = 0) -> dict:
+    from mad.generator.constraints import Constraints
+
+    c = Constraints()
+    task = gen._task(c)  # noqa: SLF001
+    prefix = gen._start_graph(task[0], task[1], task[3])  # noqa: SLF001
+    text, cond, _ = gen._condition("", c)  # noqa: SLF001
+    t0 = time.time()
+    samples = gen.sampler.sample(n, text, cond, prefix, max_len=gen.cfg.max_len, seed=seed,
+                                 output_ok=output_rule(task[0]))
+    t_sample = time.time() - t0
+    small = [s for s in samples if s.graph is not None and len(s.graph.nodes) <= 200]
+    t1 = time.time()
+    ok = [s for s in small if runs(s.graph) is None]
+    t_check = time.time() - t1
+    return {"batch": n, "threads": torch.get_num_threads(), "finished": sum(s.graph is not None for s in samples),
+            "le_200_nodes": len(small), "valid_le_200_nodes": len(ok), "sample_seconds": round(t_sample, 2),
+            "check_seconds": round(t_check, 2),
+            "valid_per_second_sampling": round(len(ok) / max(t_sample, 1e-9), 2),
+            "valid_per_second_with_check": round(len(ok) / max(t_sample + t_check, 1e-9), 2),
+            "mean_nodes": round(statistics.mean(len(s.graph.nodes) for s in small), 1) if small else None}
+
+
+def trainability(gen: Generator, n: int = 8, steps: int = 100, seed: int = 0) -> dict:
+    from mad.data.random_space import RandomSpaceConfig, sample
+    from mad.train import fit
+    from mad.train.proxies import screen
+
+    def usable(graphs):
+        out = []
+        for g in graphs:
+            fitted, mflops, why = screen(g, "mnist5k")
+            if fitted is not None and mflops is not None and mflops <= 20:
+                out.append(fitted)
+            if len(out) == n:
+                break
+        return out
+
+    prompt = "a convolutional network for 28x28 grayscale digits, 10 classes, under 200k parameters"
+    generated = usable(gen.suggest(prompt, n=3 * n, seed=seed, oversample=2))
+    cfg = RandomSpaceConfig(modality="image", image_shape=(1, 28, 28), max_params=200_000)
+    rnd = usable(sample(s, cfg) for s in range(1000, 1000 + 10 * n))
+    res = {}
+    for name, graphs in (("generated", generated), ("random_space", rnd)):
+        accs = []
+        for g in graphs:
+            r = fit(g, "mnist5k", steps=steps, batch_size=64, lr=1e-3, seed=0, eval_every=0, progress=False,
+                    device="cpu")
+            accs.append(float(r.val_accuracy))
+        res[name] = {"graphs": len(accs), "mean_val_acc": round(statistics.mean(accs), 4) if accs else None,
+                     "accs": [round(a, 4) for a in accs]}
+    g, r = res["generated"]["mean_val_acc"], res["random_space"]["mean_val_acc"]
+    res["ratio"] = round(g / r, 3) if g and r else None
+    return res
+
+
+def ablation(main: Generator, other: Path) -> dict:
+    """Held-out loss and masked accuracy of two runs at the steps both evaluated, and their seconds per step."""
+    rec = json.loads((other / "record.json").read_text())
+    cfg = json.loads((other / "config.json").read_text())["model"]
+
+    def evals(r):
+        return {c["step"]: c for c in r.get("curve", []) if "val_loss" in c}
+
+    def per_step(r):
+        pts = [c for c in r.get("curve", []) if "mode" in c]
+        return round(pts[-1]["s"] / pts[-1]["step"], 3) if pts else None
+
+    a, b = evals(main.record), evals(rec)
+    steps = sorted(set(a) & set(b))
+    key = {True: "with_bias", False: "without_bias"}
+    return {"steps": steps,
+            key[main.cfg.structure_bias]: {"val_loss": [a[k]["val_loss"] for k in steps],
+                                           "val_mask_acc": [a[k]["val_mask_acc"] for k in steps],
+                                           "seconds_per_step": per_step(main.record)},
+            key[cfg["structure_bias"]]: {"val_loss": [b[k]["val_loss"] for k in steps],
+                                         "val_mask_acc": [b[k]["val_mask_acc"] for k in steps],
+                                         "seconds_per_step": per_step(rec), "steps_trained": rec.get("steps")},
+            "kept": key[main.cfg.structure_bias]}
+
+
+# ------------------------------------------------------------------------------------------ main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gen", default="default", help="Generator checkpoint (default: the shipped one).")
+    ap.add_argument("--ablation", default=None, help="The run folder of the same training with the structure bias "
+                    "switched the other way: held-out figures compared at equal steps.")
+    ap.add_argument("--per-prompt", type=int, default=8)
+    ap.add_argument("--completion-graphs", type=int, default=20)
+    ap.add_argument("--quick", action="store_true", help="Few graphs everywhere (a smoke run).")
+    ap.add_argument("--skip", default="", help="Comma-separated parts to skip.")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    skip = set(args.skip.split(",")) - {""}
+    random.seed(0)
+    ds = load_default()
+    gens = {"main": load(args.gen, device="cpu")}
+    limit = 30 if args.quick else None
+    max_len = gens["main"].cfg.max_len
+
+    def rows(split):
+        d = ds[split]
+        return d if limit is None else d.select(range(min(limit, len(d))))
+
+    res: dict = {"checkpoints": {k: {"path": str(args.gen if k == "main" else args.ablation),
+                                     "structure_bias": g.cfg.structure_bias, "params": g.model.num_parameters(),
+                                     "record": {kk: g.record.get(kk) for kk in ("steps", "seconds", "corpus",
+                                                                                 "hardware", "final_eval")}}
+                                 for k, g in gens.items()},
+                 "hardware": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}}
+    if args.ablation:
+        res["structure_bias_ablation"] = ablation(gens["main"], Path(args.ablation))
+        print(json.dumps(res["structure_bias_ablation"]), flush=True)
+    t_all = time.time()
+    corpus_path = Path(args.gen) / "corpus.jsonl"
+    train_corpus = load_corpus(corpus_path) if corpus_path.exists() else build_corpus(
+        rows("train"), paraphrases=0, max_len=max_len, progress=False)
+    train_hashes = {e.wl_hash for e in train_corpus} | set(ds["train"]["wl_hash"])
+    for g in gens.values():  # a shipped checkpoint lists the hashes of every graph it was trained on
+        train_hashes |= set(g.train_hashes)
+    if "masked_op" not in skip:
+        baseline = ContextBaseline(train_corpus)
+        res["masked_op"] = {}
+        for split in ("test", "ood"):
+            ex = build_corpus(rows(split), paraphrases=0, max_len=max_len, progress=False)
+            res["masked_op"][split] = {k: masked_op(g, ex, baseline) for k, g in gens.items()}
+        print(json.dumps(res["masked_op"]), flush=True)
+    test_graphs = [ArchGraph.from_json(r["graph"]) for r in rows("test")]
+    train_graphs = [ArchGraph.from_json(r["graph"]) for r in ds["train"].select(range(0, len(ds["train"]), 8))]
+    if "generation" not in skip:
+        per = 2 if args.quick else args.per_prompt
+        res["generation"] = {k: generation(g, per, train_hashes, test_graphs, train_graphs) for k, g in gens.items()}
+        print(json.dumps(res["generation"]), flush=True)
+    main_gen = gens["main"]
+    if "completion" not in skip:
+        zoo = [ArchGraph.from_json(r["graph"]) for split in ("test", "ood") for r in rows(split)
+               if not r["id"].startswith("random/")]
+        zoo = [g for g in zoo if len(g.nodes) <= 400][: 4 if args.quick else args.completion_graphs]
+        res["completion"] = completion(main_gen, zoo)
+        print(json.dumps(res["completion"]), flush=True)
+    if "adherence" not in skip:
+        res["adherence"] = adherence(main_gen)
+        print(json.dumps({k: v for k, v in res["adherence"].items() if k != "per_prompt"}), flush=True)
+    if "speed" not in skip:
+        res["speed"] = speed(main_gen, n=16 if args.quick else 64)
+        print(json.dumps(res["speed"]), flush=True)
+    if "trainability" not in skip:
+        res["trainability"] = trainability(main_gen, n=2 if args.quick else 8)
+        print(json.dumps(res["trainability"]), flush=True)
+    res["seconds"] = round(time.time() - t_all, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1))
+    print(f"wrote {args.out} in {res['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

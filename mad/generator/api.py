@@ -1,0 +1,389 @@
+"""The generator's public face: ``gen = mad.generator.load("default")``, then suggest, complete, edit.
+
+- :meth:`Generator.suggest` reads a prompt into constraints
+  (:func:`~mad.generator.prompt.parse_prompt`; keyword arguments win), starts
+  a graph at the requested input, samples ``oversample * n`` candidates with
+  constrained decoding (:class:`~mad.generator.sample.Sampler`), puts each on
+  the task with ``retarget`` (input shape, classes or vocabulary), checks it
+  (``validate``, ``to_module``, forward and backward at batch 1 and 4, the
+  parameter budget) and returns the best ``n`` distinct ones, ranked by the
+  share of the prompt's constraints they meet, then by the model's
+  log-likelihood per token.
+- :meth:`Generator.complete` continues a partial graph (any graph cut
+  anywhere, e.g. by :func:`mad.graph.passes.cut`).
+- :meth:`Generator.edit` runs a recognised instruction as a graph pass
+  (:mod:`mad.generator.edit`); for any other instruction that names a scope of
+  the graph, it regenerates the graph from that scope on, prompted by the
+  instruction.
+
+Every returned graph carries ``meta["generator"]``: the prompt, the checks
+and which constraints it meets (``why``), its log-likelihood and sample seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mad.graph import ArchGraph, GraphBuilder, GraphError
+
+from .constraints import Constraints, adherence, check
+from .model import GeneratorConfig, GraphTransformer
+
+__all__ = ["Generator", "GeneratorError", "load", "load_weights", "output_rule", "runs"]
+
+log = logging.getLogger(__name__)
+DEFAULT_DIR = Path(__file__).parent / "checkpoints" / "default"
+HASHES = "train_hashes.txt"  # WL hashes of the training graphs (novelty is measured against them)
+IMAGE_DEFAULT = (3, 32, 32)
+SEQ_DEFAULT = 32
+
+
+class GeneratorError(ValueError):
+    """A request the generator cannot serve (bad checkpoint, prompt, or graph); the message says what to do."""
+
+
+def load_weights(model: GraphTransformer, path: str | Path) -> None:
+    """Load ``model.safetensors`` into ``model`` (strict; the tied output head is the token embedding)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k != "head.weight"]
+    if missing or unexpected:
+        raise GeneratorError(f"{path}: weights do not fit this generator config (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
+
+
+def _float_dtype(d: Any) -> bool:
+    return isinstance(d, str) and d.startswith(("float", "bfloat"))
+
+
+def output_rule(modality: str):
+    """Which nodes may end a graph for a task: a float tensor with the batch dim first; for a language model,
+    per-token features ``(B, T, D)``."""
+    def ok(node) -> bool:
+        sh = node.shape
+        if node.op in ("input", "parameter") or not _float_dtype(node.dtype) or not isinstance(sh, list) or not sh:
+            return False
+        if isinstance(sh[0], list) or sh[0] != "B":
+            return False
+        if modality == "text":
+            return len(sh) == 3 and sh[1] == "T" and isinstance(sh[2], int)
+        return len(sh) >= 2
+
+    return ok
+
+
+def runs(g: ArchGraph) -> str | None:
+    """None when ``g`` validates, builds a module, and runs forward and backward at batch 1 and 4; else why not."""
+    try:
+        g.validate()
+        m = g.to_module()
+        for b in (1, 4):
+            args = g.example_inputs(seed=0, dims={"B": b})
+            out = m(*args)
+            outs = out if isinstance(out, (tuple, list)) else (out.values() if isinstance(out, dict) else [out])
+            loss = sum(o.float().sum() for o in outs if torch.is_tensor(o) and o.is_floating_point())
+            if torch.is_tensor(loss) and loss.requires_grad:
+                loss.backward()
+        return None
+    except Exception as e:  # noqa: BLE001 - any failure makes the graph invalid; say which
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+
+
+class Generator:
+    """A trained graph transformer with its tokenizer, prompt encoder and condition vocabulary.
+
+    Args:
+        model: the :class:`GraphTransformer`.
+        cond_vocab: condition token texts (index 0 is padding).
+        record: the training record (shown by ``mad suggest --json`` and the benchmark).
+        device: where it runs (default CUDA when present, else CPU).
+
+    Example:
+        >>> gen = load("default")
+        >>> graphs = gen.suggest("a small CNN for 28x28 grayscale digits with batch norm", n=3)
+        >>> graphs[0].meta["generator"]["adherence"]
+        1.0
+    """
+
+    def __init__(self, model: GraphTransformer, cond_vocab: list[str], record: dict[str, Any] | None = None,
+                 device: Any = None, text_encoder: dict[str, Any] | None = None,
+                 op_arity: dict[str, list[int]] | None = None) -> None:
+        from mad.tokenizer import GraphTokenizer
+
+        from .sample import Sampler
+        from .text_encoder import TextEncoder
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.cfg = model.cfg
+        self.cond_list = list(cond_vocab)
+        self.cond_vocab = {c: i for i, c in enumerate(self.cond_list)}
+        self.record = record or {}
+        self.tokenizer = GraphTokenizer.load("default", compress=False)
+        if len(self.tokenizer.vocab) != self.cfg.vocab_size:
+            raise GeneratorError(f"the generator was trained with {self.cfg.vocab_size} graph tokens but the shipped "
+                                 f"tokenizer has {len(self.tokenizer.vocab)}; retrain it (mad generator train)")
+        te = dict(text_encoder or {"dim": self.cfg.text_dim})
+        self.text_encoder = TextEncoder(**te)
+        self.op_arity = dict(op_arity or {})
+        self.sampler = Sampler(self.model, self.tokenizer, self.device, op_arity=self.op_arity)
+        self.train_hashes: list[str] = []
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def load(cls, name_or_path: str | Path = "default", device: Any = None) -> "Generator":
+        """``"default"`` (the shipped checkpoint) or a folder with ``model.safetensors`` and ``config.json``."""
+        path = DEFAULT_DIR if str(name_or_path) == "default" else Path(name_or_path)
+        cfg_path, weights = path / "config.json", path / "model.safetensors"
+        if not cfg_path.exists() or not weights.exists():
+            raise GeneratorError(f"no generator checkpoint in {path} (needs config.json and model.safetensors); "
+                                 "pass 'default' or a folder written by `mad generator train`")
+        saved = json.loads(cfg_path.read_text())
+        model = GraphTransformer(GeneratorConfig.from_dict(saved["model"]))
+        load_weights(model, weights)
+        rec_path = path / "record.json"
+        record = json.loads(rec_path.read_text()) if rec_path.exists() else {}
+        gen = cls(model, saved["cond_vocab"], record, device, saved.get("text_encoder"), saved.get("op_arity"))
+        hashes = path / HASHES
+        gen.train_hashes = hashes.read_text().split() if hashes.exists() else []
+        return gen
+
+    def save(self, folder: str | Path) -> Path:
+        from .train import save_checkpoint
+
+        folder = Path(folder)
+        save_checkpoint(self.model, folder, {"cond_vocab": self.cond_list, "text_encoder": self.text_encoder.config(),
+                                             "tokenizer": "default", "op_arity": self.op_arity}, self.record)
+        return folder
+
+    # ------------------------------------------------------------------ conditioning
+    def _condition(self, prompt: str | None, c: Constraints) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        from .corpus import condition_tokens
+
+        words = [w for w in condition_tokens(c) if w in self.cond_vocab][: self.cfg.max_cond]
+        cond = torch.zeros(self.cfg.max_cond, dtype=torch.long)
+        cond[: len(words)] = torch.tensor([self.cond_vocab[w] for w in words], dtype=torch.long)
+        text = self.text_encoder.encode([prompt or ""])[0]
+        return text, cond, words
+
+    @staticmethod
+    def _task(c: Constraints) -> tuple[str, tuple[int, ...], int | None, int | None]:
+        """(modality, input shape without batch, classes, vocabulary) a request asks for, with defaults."""
+        token = c.modality in ("text",) or (c.modality is None and c.family in ("decoder-only", "encoder-only",
+                                                                                   "encoder-decoder"))
+        if c.vocab_size is not None:
+            token = True
+        if token:
+            shape = tuple(int(d) for d in c.input_shape) if c.input_shape and all(
+                isinstance(d, int) for d in c.input_shape) else (SEQ_DEFAULT,)
+            return "text", shape[:1], None, int(c.vocab_size or 256)
+        shape = tuple(int(d) for d in c.input_shape) if c.input_shape else IMAGE_DEFAULT
+        return "image", shape, int(c.num_classes or 10), None
+
+    def _start_graph(self, modality: str, shape: tuple[int, ...], vocab: int | None) -> list[str]:
+        if modality == "text":
+            b = GraphBuilder(dims={"B": 2, "T": int(shape[0])})
+            b.input("input_ids", ("B", "T"), dtype="int64", range=[0, int(vocab or 256)])
+            b.graph.inputs[-1].dims = ["batch", "seq"]
+        else:
+            b = GraphBuilder(dims={"B": 2})
+            b.input("pixel_values", ("B", *shape))
+            if len(shape) == 3:
+                b.graph.inputs[-1].dims = ["batch", "channels", "height", "width"]
+        return self.tokenizer.prefix_tokens(b.graph)
+
+    # ------------------------------------------------------------------ finishing candidates
+    def _finish(self, samples, c: Constraints, task: tuple, prompt: str | None, seed: int,
+                words: list[str]) -> list[tuple[tuple, ArchGraph]]:
+        from mad.graph.passes import retarget
+
+        modality, shape, classes, vocab = task
+        out = []
+        for k, s in enumerate(samples):
+            if s.graph is None:
+                continue
+            try:
+                g = s.graph if classes is None and vocab is None else retarget(
+                    s.graph, shape, num_classes=classes if modality != "text" else None,
+                    vocab_size=vocab if modality == "text" else None)
+            except GraphError as e:
+                log.debug("sample %d cannot take the task: %s", k, e)
+                continue
+            if c.max_params is not None and g.num_params > c.max_params:
+                continue
+            why_not = runs(g)
+            if why_not is not None:
+                log.debug("sample %d does not run: %s", k, why_not)
+                continue
+            checks = check(g, c)
+            score = adherence(g, c)
+            n_tok = max(1, len(s.tokens))
+            g.name = f"generated-{seed}-{k}"
+            g.source = "generated"
+            g.meta["generator"] = {"prompt": prompt, "conditions": words, "checks": checks, "adherence": score,
+                                   "why": [k2 for k2, ok in checks.items() if ok], "logprob": s.logprob,
+                                   "logprob_per_token": s.logprob / n_tok, "seed": seed, "sample": k,
+                                   "retries": s.retries}
+            g.meta["num_params"] = g.num_params
+            out.append(((score, s.logprob / n_tok), g))
+        return out
+
+    @staticmethod
+    def _rank(cands: list[tuple[tuple, ArchGraph]], n: int) -> list[ArchGraph]:
+        seen: set[str] = set()
+        best = []
+        for _, g in sorted(cands, key=lambda x: x[0], reverse=True):
+            h = g.wl_hash()
+            if h in seen:
+                continue
+            seen.add(h)
+            best.append(g)
+            if len(best) == n:
+                break
+        return best
+
+    # ------------------------------------------------------------------ the three requests
+    def suggest(self, prompt: str, n: int = 5, input_shape: tuple[int, ...] | None = None,
+                num_classes: int | None = None, vocab_size: int | None = None, max_params: int | None = None,
+                max_flops: int | None = None, seed: int = 0, temperature: float = 0.9, oversample: int = 3,
+                max_len: int | None = None) -> list[ArchGraph]:
+        """``n`` ranked architectures for ``prompt`` (keyword arguments override what the prompt says).
+
+        Raises:
+            GeneratorError: a bad argument, or no candidate that runs and meets the budget.
+        """
+        from .prompt import parse_prompt
+
+        if n < 1:
+            raise GeneratorError(f"n must be >= 1, got {n}")
+        over = {k: v for k, v in {"input_shape": tuple(input_shape) if input_shape else None,
+                                  "num_classes": num_classes, "vocab_size": vocab_size,
+                                  "max_params": max_params, "max_flops": max_flops}.items() if v is not None}
+        try:
+            c = parse_prompt(prompt or "", **over)
+        except (TypeError, ValueError) as e:
+            raise GeneratorError(f"cannot read the request: {e}") from None
+        task = self._task(c)
+        prefix = self._start_graph(task[0], task[1], task[3])
+        text, cond, words = self._condition(prompt, c)
+        cands = []
+        for rnd in range(3):  # more rounds only when too few candidates survive
+            samples = self.sampler.sample(n * oversample, text, cond, prefix, max_len=max_len or self.cfg.max_len,
+                                          temperature=temperature, seed=seed * 1000 + rnd,
+                                          max_params=c.max_params, output_ok=output_rule(task[0]))
+            cands += self._finish(samples, c, task, prompt, seed * 1000 + rnd, words)
+            if len({g.wl_hash() for _, g in cands}) >= n:
+                break
+        if not cands:
+            raise GeneratorError(f"no valid architecture found for {prompt!r} within the constraints "
+                                 f"(budget {c.max_params}); loosen the budget or raise oversample")
+        return self._rank(cands, n)
+
+    def complete(self, partial: ArchGraph, n: int = 3, prompt: str | None = None, num_classes: int | None = None,
+                 vocab_size: int | None = None, output_shape: list | None = None, seed: int = 0,
+                 temperature: float = 0.9, oversample: int = 2) -> list[ArchGraph]:
+        """``n`` completions of the partial graph ``partial`` (its nodes kept as they are).
+
+        Args:
+            partial: a partial graph (e.g. :func:`mad.graph.passes.cut`); its inputs fix the input shape.
+            prompt: what the rest should be, in words.
+            num_classes, vocab_size: put a classifier or LM head on the result (``retarget``).
+            output_shape: instead, end the completion on a node of this shape (e.g. the original
+                model's ``['B', 'T', 64]`` hidden states): only such nodes may be the output.
+        """
+        from .prompt import parse_prompt
+
+        if not partial.inputs:
+            raise GeneratorError("the partial graph has no inputs; cut a graph with mad.graph.passes.cut()")
+        prefix = self.tokenizer.prefix_tokens(partial)
+        if len(prefix) > self.cfg.max_len - 16:
+            raise GeneratorError(f"the partial graph is {len(prefix)} tokens long; this generator continues "
+                                 f"graphs of up to {self.cfg.max_len - 16} tokens (cut it earlier)")
+        spec = partial.inputs[0]
+        token = spec.dtype.startswith("int")
+        if token:
+            vocab_size = vocab_size or (spec.range[1] if spec.range else 256)
+            shape = (int(partial.dims.get("T", SEQ_DEFAULT)),)
+        else:
+            shape = tuple(int(d) for d in spec.shape[1:])
+        c = parse_prompt(prompt or "", input_shape=shape, **({"vocab_size": vocab_size} if token else
+                                                              {"num_classes": num_classes or 10}))
+        head = output_shape is None
+        task = ("text" if token else "image", shape, None if token or not head else (num_classes or 10),
+                vocab_size if token and head else None)
+        text, cond, words = self._condition(prompt, c)
+        if head:
+            rule = output_rule(task[0])
+        else:
+            want = list(output_shape)  # type: ignore[arg-type]
+
+            def rule(node) -> bool:
+                return node.shape == want and node.op not in ("input", "parameter")
+
+        samples = self.sampler.sample(n * oversample, text, cond, prefix, max_len=self.cfg.max_len,
+                                      temperature=temperature, seed=seed, output_ok=rule)
+        cands = self._finish(samples, c, task, prompt, seed, words)
+        if not cands:
+            raise GeneratorError("no valid completion found; try another cut or more samples (oversample=)")
+        out = self._rank(cands, n)
+        for g in out:
+            g.meta["generator"]["completed_from"] = partial.name
+            g.meta["generator"]["kept_nodes"] = len(partial.nodes)
+        return out
+
+    def edit(self, graph: ArchGraph, instruction: str, seed: int = 0) -> ArchGraph:
+        """``graph`` changed as ``instruction`` says (see the module docstring)."""
+        from mad.graph.passes import cut
+
+        from .edit import apply_edit, parse_instruction
+
+        spec = parse_instruction(instruction)
+        if spec is not None:
+            g = apply_edit(graph, spec)
+            g.meta["generator"] = {"instruction": instruction, "edit": spec.name, "kwargs": spec.kwargs}
+            return g
+        scope = _named_scope(graph, instruction)
+        if scope is None:
+            raise GeneratorError(
+                f"instruction {instruction!r} is not a recognised edit (LoRA, activation swaps, grouped-query "
+                "attention, deeper) and names no scope of the graph to regenerate; name one, e.g. "
+                f"'redesign {_example_scope(graph)}'")
+        nodes = [nid for nid in graph.topo_order() if graph.nodes[nid].scope.startswith(scope)]
+        order = graph.topo_order()
+        first = order.index(nodes[0])
+        if first < 1:
+            raise GeneratorError(f"scope {scope!r} starts at the graph's input; nothing to keep before it")
+        partial = cut(graph, after=order[first - 1])
+        from .constraints import constraints_of
+
+        c = constraints_of(graph)
+        outs = self.complete(partial, n=1, prompt=instruction, num_classes=c.num_classes, vocab_size=c.vocab_size,
+                             seed=seed)
+        g = outs[0]
+        g.meta["generator"].update({"instruction": instruction, "edit": "regenerate", "scope": scope})
+        return g
+
+
+def _named_scope(g: ArchGraph, text: str) -> str | None:
+    scopes = {n.scope for n in g.nodes.values() if n.scope}
+    words = re.findall(r"[A-Za-z_][\w.]*", text)
+    named = [w for w in words if w in scopes or any(s.startswith(w + ".") for s in scopes)]
+    return max(named, key=len) if named else None
+
+
+def _example_scope(g: ArchGraph) -> str:
+    scopes = sorted({n.scope for n in g.nodes.values() if n.scope and n.params})
+    return scopes[len(scopes) // 2] if scopes else "<scope>"
+
+
+def load(name_or_path: str | Path = "default", device: Any = None) -> Generator:
+    """The shipped generator (``"default"``) or one saved in a folder."""
+    return Generator.load(name_or_path, device)

@@ -1,0 +1,226 @@
+"""The graph transformer: a decoder over graph token sequences with graph-structure attention.
+
+A sequence is ``[text, cond_1..cond_C, tok_1..tok_T]``: a projected sentence
+embedding, the constraint tokens (``modality=image``, ``norm=batch_norm``,
+``params<=2^17``...) and the graph's tokens (:class:`~mad.tokenizer.GraphTokenizer`).
+Each graph token also carries its role in its node (reference, op, key) and
+its node's depth. Attention adds a learned per-head bias chosen by the
+relation of the query token's node to the key token's node
+(:mod:`mad.generator.structure`): same node, an input 1/2/3/4/5+ hops back,
+an unrelated earlier node, a consumer (only in masked mode), or no relation
+known. With ``structure_bias=False`` the bias is off and the model is a plain
+decoder (the benchmark's comparison).
+
+The same weights run in two modes: causal (next-token prediction: suggestion
+and completion) and bidirectional (masked op/attr/edge recovery).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .structure import N_BUCKETS, N_ROLES
+
+__all__ = ["GeneratorConfig", "GraphTransformer", "KVCache"]
+
+
+@dataclass
+class GeneratorConfig:
+    """Sizes of a :class:`GraphTransformer` (saved as ``config.json`` next to its weights).
+
+    Args:
+        vocab_size: graph tokens (the tokenizer's vocabulary).
+        cond_vocab: constraint tokens (index 0 is padding).
+        text_dim: size of the sentence embedding (:class:`~mad.generator.TextEncoder`).
+        d_model, n_layers, n_heads, d_ff: transformer sizes.
+        max_len: longest graph token sequence (the prefix comes on top).
+        max_cond: constraint tokens per sequence.
+        structure_bias: graph-structure attention bias on or off.
+        max_depth: node depths are clipped to this for their embedding.
+    """
+
+    vocab_size: int
+    cond_vocab: int
+    text_dim: int = 512
+    d_model: int = 192
+    n_layers: int = 4
+    n_heads: int = 6
+    d_ff: int = 768
+    max_len: int = 768
+    max_cond: int = 24
+    structure_bias: bool = True
+    max_depth: int = 63
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GeneratorConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"generator config: unknown field(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    @property
+    def prefix_len(self) -> int:
+        return 1 + self.max_cond
+
+
+class KVCache:
+    """Keys and values of every layer for incremental decoding, ``(B, H, S, dh)`` each.
+
+    Storage is allocated ``capacity`` positions at a time and written in place,
+    so a step costs no copy of the cache.
+    """
+
+    def __init__(self, n_layers: int, capacity: int = 1024) -> None:
+        self.k: list[torch.Tensor | None] = [None] * n_layers
+        self.v: list[torch.Tensor | None] = [None] * n_layers
+        self.n = [0] * n_layers
+        self.capacity = capacity
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, t = self.n[layer], k.shape[2]
+        buf_k, buf_v = self.k[layer], self.v[layer]
+        if buf_k is None or n + t > buf_k.shape[2]:
+            size = max(self.capacity, 2 * (n + t))
+            new_k = k.new_empty(k.shape[0], k.shape[1], size, k.shape[3])
+            new_v = v.new_empty(v.shape[0], v.shape[1], size, v.shape[3])
+            if buf_k is not None:
+                new_k[:, :, :n] = buf_k[:, :, :n]
+                new_v[:, :, :n] = buf_v[:, :, :n]  # type: ignore[index]
+            buf_k, buf_v = self.k[layer], self.v[layer] = new_k, new_v
+        buf_k[:, :, n: n + t] = k
+        buf_v[:, :, n: n + t] = v  # type: ignore[index]
+        self.n[layer] = n + t
+        return buf_k[:, :, : n + t], buf_v[:, :, : n + t]  # type: ignore[index]
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only batch rows ``rows`` (finished samples leave the batch)."""
+        self.k = [None if k is None else k[rows] for k in self.k]
+        self.v = [None if v is None else v[rows] for v in self.v]
+
+
+class _Block(nn.Module):
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.h = cfg.n_heads
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None, layer: int = 0):
+        b, t, c = x.shape  # (B, T, C)
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)  # (B, H, T, dh)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)  # (B, H, S, dh)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, dh)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, c)))
+        return x + self.drop(self.ff(self.ln2(x)))
+
+
+class GraphTransformer(nn.Module):
+    """Decoder over graph tokens with graph-structure attention bias (see the module docstring).
+
+    Args:
+        cfg: a :class:`GeneratorConfig`.
+
+    Shapes:
+        tokens, role, depth: (B, T) longs; pos: (B, T) logical positions;
+        text: (B, text_dim); cond: (B, C) constraint ids (0 = none);
+        bucket: (B, P+T, P+T) relation ids of every query/key pair (P = prefix length);
+        keep: (B, P+T) bool, False for padding; returns logits (B, T, vocab).
+
+    Example:
+        >>> m = GraphTransformer(GeneratorConfig(vocab_size=100, cond_vocab=10))
+    """
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.tok = nn.Embedding(cfg.vocab_size, d)
+        self.pos = nn.Embedding(cfg.max_len + cfg.prefix_len, d)
+        self.role = nn.Embedding(N_ROLES, d)
+        self.depth = nn.Embedding(cfg.max_depth + 1, d)
+        self.cond = nn.Embedding(cfg.cond_vocab, d, padding_idx=0)
+        self.text = nn.Linear(cfg.text_dim, d)
+        self.mode = nn.Embedding(2, d)  # 0 causal, 1 masked
+        self.bias = nn.Embedding(N_BUCKETS, cfg.n_heads) if cfg.structure_bias else None
+        if self.bias is not None:
+            nn.init.zeros_(self.bias.weight)
+        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, cfg.vocab_size, bias=False)
+        self.head.weight = self.tok.weight
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    # ---------------------------------------------------------------- embeddings
+    def prefix(self, text: torch.Tensor, cond: torch.Tensor, masked: bool = False) -> torch.Tensor:
+        """(B, P, C) embeddings of the prompt: the sentence, then the constraint tokens."""
+        p = torch.arange(self.cfg.prefix_len, device=text.device)
+        x = torch.cat([self.text(text)[:, None], self.cond(cond)], dim=1) + self.pos(p)[None]  # (B, P, C)
+        return x + self.mode.weight[int(masked)]
+
+    def embed(self, tokens: torch.Tensor, pos: torch.Tensor, role: torch.Tensor, depth: torch.Tensor,
+              masked: bool = False) -> torch.Tensor:
+        """(B, T, C) embeddings of graph tokens at logical positions ``pos`` (0 = first graph token)."""
+        x = self.tok(tokens) + self.pos(pos.clamp(max=self.cfg.max_len - 1) + self.cfg.prefix_len)
+        x = x + self.role(role) + self.depth(depth.clamp(0, self.cfg.max_depth))
+        return x + self.mode.weight[int(masked)]
+
+    def attn_mask(self, bucket: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """(B, H, Tq, S) float mask: the structure bias where ``allowed``, -inf elsewhere."""
+        neg = torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device)
+        neg = neg.masked_fill(~allowed, float("-inf"))[:, None]  # (B, 1, Tq, S)
+        if self.bias is None:
+            return neg
+        return neg + self.bias(bucket).permute(0, 3, 1, 2)  # (B, H, Tq, S)
+
+    # ---------------------------------------------------------------- training forward
+    def forward(self, tokens: torch.Tensor, pos: torch.Tensor, role: torch.Tensor, depth: torch.Tensor,
+                text: torch.Tensor, cond: torch.Tensor, bucket: torch.Tensor, keep: torch.Tensor,
+                masked: bool = False) -> torch.Tensor:
+        x = torch.cat([self.prefix(text, cond, masked), self.embed(tokens, pos, role, depth, masked)], dim=1)
+        n = x.shape[1]
+        allowed = keep[:, None, :].expand(-1, n, -1)  # (B, S, S)
+        if not masked:
+            allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=x.device).tril()[None]
+        allowed = allowed | torch.eye(n, dtype=torch.bool, device=x.device)[None]
+        mask = self.attn_mask(bucket, allowed)
+        for blk in self.blocks:
+            x = blk(x, mask)
+        return self.head(self.ln(x[:, self.cfg.prefix_len:]))  # (B, T, V)
+
+    # ---------------------------------------------------------------- incremental decoding
+    def step(self, x: torch.Tensor, bucket: torch.Tensor, allowed: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Run new embedded positions ``x`` (B, t, C) against the cache; logits (B, t, V) of the last layer.
+
+        ``bucket``/``allowed``: (B, t, S) for the new queries against all S cached + new keys.
+        """
+        mask = self.attn_mask(bucket, allowed)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, mask, cache, i)
+        return self.head(self.ln(x))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

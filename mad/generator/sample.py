@@ -1,0 +1,422 @@
+"""Constrained decoding: sample token sequences that are valid graphs at every step.
+
+:class:`Sampler` runs ``n`` sequences in lockstep with a key/value cache. At
+every step each sequence may only take tokens its grammar allows next:
+
+- at a node boundary: an input reference ``@k`` to an existing node, an op,
+  or ``<out>``;
+- after the references: more references (up to 4) or an op not yet rejected
+  on these inputs;
+- after the op: a ``key=value`` token of that op's attrs or layer sizes, in
+  sorted key order, or a token that starts the next node.
+
+When a node is finished, it is added through
+:class:`~mad.tokenizer.Assembler` (that is, :class:`~mad.graph.GraphBuilder`:
+its shape rule runs on the actual input shapes) and checked against the
+parameter budget. A node that fails is taken back (its cache slots are masked
+out), its op is banned on those inputs, and the sequence resamples from the
+node's start; so the emitted sequence is a valid partial graph after every
+node. Only nodes the caller's ``output_ok`` accepts (a float tensor with the
+batch dim, per-token features for a language model...) may become the output.
+After ``max_retries`` failures at one place the sequence closes at its last
+such node; at the length limit only ``<out>`` is left.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from mad.graph import ArchGraph, get_op
+from mad.graph.layer_params import LAYER_RULES
+from mad.tokenizer import MAX_REF, Assembler, GraphTokenizer, NodeRec
+
+from .model import GraphTransformer, KVCache
+from .structure import ROLE, NodeDistances, bucket_row
+
+__all__ = ["Sampler", "Sample"]
+
+MAX_REFS = 4
+
+
+@dataclass
+class Sample:
+    """One sampled sequence: its tokens, the graph (None when it could not be finished) and log-probability."""
+
+    tokens: list[str]
+    graph: ArchGraph | None
+    logprob: float
+    error: str | None = None
+    retries: int = 0
+
+
+@dataclass
+class _Seq:
+    asm: Assembler
+    tokens: list[str] = field(default_factory=list)  # alive graph tokens
+    slots: list[tuple[str, int, int, int]] = field(default_factory=list)  # per cache slot: token, role, node, depth
+    alive: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per cache slot (preallocated)
+    slot_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    depths: list[int] = field(default_factory=list)  # per node
+    phase: str = "start"  # start | refs | attrs | out | done
+    refs: list[int] = field(default_factory=list)
+    op: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    last_key: str = ""
+    node_slots: list[int] = field(default_factory=list)  # cache slots of the node in progress
+    node_tokens: int = 0
+    banned: dict[tuple, set[int]] = field(default_factory=dict)
+    fails_here: int = 0
+    retries: int = 0
+    logprob: float = 0.0
+    outputs: list[int] = field(default_factory=list)
+    graph: ArchGraph | None = None
+    error: str | None = None
+    pending: tuple[str, int, int, int] | None = None  # the token to feed next step, with its structure
+    params: int = 0
+    ok_outputs: list[int] = field(default_factory=list)  # nodes that may be the graph's output
+
+
+class Sampler:
+    """Samples graphs from a :class:`~mad.generator.model.GraphTransformer` with grammar and builder checks.
+
+    Args:
+        model: the trained model (eval mode is set).
+        tokenizer: the uncompressed :class:`~mad.tokenizer.GraphTokenizer` of its vocabulary.
+        device: where the model runs.
+    """
+
+    def __init__(self, model: GraphTransformer, tokenizer: GraphTokenizer, device: Any = "cpu",
+                 op_arity: dict[str, list[int]] | None = None) -> None:
+        self.model = model.eval()
+        self.tok = tokenizer
+        self.device = torch.device(device)
+        v = tokenizer.vocab
+        self.V = len(v)
+        self.ids = v.ids
+        self.texts = v.tokens
+        self.ref_ids = np.array([v.id(f"@{k}") for k in range(1, MAX_REF + 1)])
+        self.op_ids = {t[3:]: i for i, t in enumerate(v.tokens) if t.startswith("op:")}
+        self.out_id, self.eos_id = v.id("<out>"), v.id("<eos>")
+        self._op_keys: dict[str, np.ndarray] = {}
+        self.pair_key: dict[int, str] = {}
+        for i, t in enumerate(v.tokens):
+            if "=" in t and t[:2] in ("a.", "s."):
+                self.pair_key[i] = t.split("=", 1)[0]
+        self.output_ok: Any = None
+        # ops by number of inputs: those the training graphs had (all ops, any count, without a table)
+        self.ops_with = np.zeros((MAX_REFS + 1, self.V), dtype=bool)
+        for o, i in self.op_ids.items():
+            if o == "input":
+                continue
+            for k in (op_arity or {}).get(o, [] if op_arity else range(MAX_REFS + 1)):
+                if k <= MAX_REFS:
+                    self.ops_with[k, i] = True
+        self._required: dict[str, list[str]] = {}
+        self._pair_keys = set(self.pair_key.values())
+
+    # ------------------------------------------------------------------ grammar
+    def _keys_of(self, op: str) -> np.ndarray:
+        """Ids of the ``key=value`` tokens op ``op`` may take (its attrs, its layer sizes)."""
+        hit = self._op_keys.get(op)
+        if hit is None:
+            d = get_op(op)
+            keys = {f"a.{a}" for a in d.attrs} | {f"a.{a.name}" for a in d.args}
+            rule = LAYER_RULES.get(op)
+            if rule is not None:
+                keys |= {f"s.{k}" for k in rule.sizes}
+            keys -= {f"a.{a}" for a in d.param_args}
+            hit = np.array(sorted(i for i, k in self.pair_key.items() if k in keys), dtype=np.int64)
+            self._op_keys[op] = hit
+        return hit
+
+    def _required_keys(self, op: str) -> list[str]:
+        """Keys a node of ``op`` must have (required attrs and sizes, a parameter's shape) that some token sets."""
+        hit = self._required.get(op)
+        if hit is None:
+            d = get_op(op)
+            keys = {f"a.{k}" for k, spec in d.attrs.items() if spec.required}
+            rule = LAYER_RULES.get(op)
+            if rule is not None:
+                keys |= {f"s.{k}" for k, v in rule.sizes.items() if v is None}
+            if op == "parameter":
+                keys.add("s.shape")
+            hit = self._required[op] = sorted(k for k in keys if k in self._pair_keys)
+        return hit
+
+    def _allowed(self, s: _Seq, max_len: int) -> np.ndarray:
+        """Bool mask over the vocabulary of the tokens ``s`` may take next."""
+        m = np.zeros(self.V, dtype=bool)
+        n = len(s.asm)
+        refs = self.ref_ids[: min(n, len(self.ref_ids))]
+        outs = self.ref_ids[[n - i - 1 for i in s.ok_outputs if n - i <= len(self.ref_ids)]]
+        if s.phase == "out":
+            m[self.eos_id if s.outputs else outs] = True
+            return m
+        if len(s.tokens) >= max_len - 3:  # no room left: finish here
+            m[self.out_id] = len(outs) > 0
+            return m
+        if s.phase == "attrs":
+            op = s.op or ""
+            missing = [k for k in self._required_keys(op) if k not in s.attrs and k > s.last_key]
+            upto = missing[0] if missing else None  # a required key may not be skipped (keys come sorted)
+            m[[i for i in self._keys_of(s.op) if s.last_key < self.pair_key[i] and  # type: ignore[arg-type]
+               (upto is None or self.pair_key[i] <= upto)]] = True
+            if missing:
+                return m  # the node is not complete yet
+        if s.phase in ("start", "attrs"):
+            m[refs] = True
+            m |= self.ops_with[0]
+            m[self.out_id] = len(outs) > 0
+            if s.phase == "start" and s.banned.get(()):
+                m[list(s.banned[()])] = False
+        elif s.phase == "refs":
+            if len(s.refs) < MAX_REFS:
+                m[refs] = True
+            m |= self.ops_with[len(s.refs)]
+            if s.banned.get(tuple(s.refs)):
+                m[list(s.banned[tuple(s.refs)])] = False
+        return m
+
+    # ------------------------------------------------------------------ node bookkeeping
+    def _close(self, s: _Seq, dist: NodeDistances, max_params: int | None) -> bool:
+        """Add the node in progress; on failure take it back. True when it was added."""
+        rec = NodeRec(s.op, list(s.refs), dict(s.attrs))  # type: ignore[arg-type]
+        n_before = len(s.asm)
+        try:
+            nid = s.asm.add(rec)
+            params = s.params + s.asm.graph.nodes[nid].num_params
+            if max_params is not None and params > max_params:
+                s.asm.graph.remove_nodes([nid])
+                s.asm.ids.pop()
+                raise ValueError(f"over the parameter budget ({params} > {max_params})")
+        except Exception as e:  # noqa: BLE001 - any rejection of the node: take it back
+            if len(s.asm) > n_before:
+                s.asm.ids.pop()
+            s.error = str(e).splitlines()[0][:200]
+            self._rollback(s, dist, ban=True)
+            return False
+        s.params = params
+        s.depths.append(1 + max((s.depths[r] for r in s.refs), default=-1))
+        if self.output_ok is None or self.output_ok(s.asm.graph.nodes[nid]):
+            s.ok_outputs.append(len(s.asm) - 1)
+        s.fails_here = 0
+        s.banned = {}
+        self._reset_node(s)
+        return True
+
+    @staticmethod
+    def _reset_node(s: _Seq) -> None:
+        s.phase, s.refs, s.op, s.attrs, s.last_key, s.node_slots, s.node_tokens = "start", [], None, {}, "", [], 0
+
+    def _rollback(self, s: _Seq, dist: NodeDistances, ban: bool, refeed: bool = True) -> None:
+        """Take back the node in progress; with ``refeed`` the next step feeds the last token before it again."""
+        if s.op is not None:
+            if ban:
+                s.banned.setdefault(tuple(s.refs), set()).add(self.op_ids[s.op])
+            if len(dist) > len(s.asm):
+                dist.pop()
+        for slot in s.node_slots:
+            s.alive[slot] = False
+        if s.node_tokens:
+            del s.tokens[len(s.tokens) - s.node_tokens:]
+        if ban:
+            s.fails_here += 1
+            s.retries += 1
+        self._reset_node(s)
+        if not refeed:
+            return
+        p = sum(1 for x in s.slots if x[1] == ROLE["prefix"])
+        last = p + int(np.nonzero(s.alive[p: len(s.slots)])[0][-1])
+        s.alive[last] = False  # its logits are needed again: feed it once more (one copy stays alive)
+        s.pending = s.slots[last]
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, n: int, text: torch.Tensor, cond: torch.Tensor, prefix: list[str], max_len: int = 768,
+               temperature: float = 1.0, top_k: int = 40, seed: int = 0, max_params: int | None = None,
+               max_retries: int = 12, output_ok: Any = None) -> list[Sample]:
+        """``n`` samples continuing the graph-token ``prefix`` (``<bos>``, dims, input nodes or a partial graph).
+
+        Args:
+            text: (text_dim,) prompt embedding; cond: (C,) condition ids (0 = none).
+            prefix: forced tokens; they must decode to a valid partial graph.
+            max_len: graph tokens per sample at most.
+            temperature, top_k: sampling of the allowed tokens.
+            max_params: parameter budget enforced node by node.
+            max_retries: rejected nodes at one place before the sample is closed there.
+            output_ok: ``output_ok(node) -> bool``: which nodes may be the output (default: any).
+        """
+        from .structure import buckets, token_structure
+
+        self.output_ok = output_ok
+        model, dev = self.model, self.device
+        gen = torch.Generator().manual_seed(seed)
+        p = model.cfg.prefix_len
+        st = token_structure(prefix)
+        seqs = []
+        for _ in range(n):
+            asm = self.tok.assembler(prefix)
+            sq = _Seq(asm=asm, tokens=list(prefix), params=asm.graph.num_params)
+            sq.depths = [0] * len(asm)
+            for i, ps in enumerate(st.parents[: len(asm)]):
+                sq.depths[i] = 1 + max((sq.depths[r] for r in ps), default=-1)
+            sq.slots = [("", ROLE["prefix"], -1, 0)] * p + [
+                (t, int(st.role[i]), int(st.node[i]), int(st.depth[i])) for i, t in enumerate(prefix)]
+            cap = p + len(prefix) + max_len * 4 + 8
+            sq.alive = np.zeros(cap, dtype=bool)
+            sq.alive[: p + len(prefix)] = [True] + [bool(c) for c in cond.tolist()] + [True] * len(prefix)
+            sq.slot_nodes = np.full(cap, -1, dtype=np.int64)
+            sq.slot_nodes[p: p + len(prefix)] = st.node
+            sq.ok_outputs = [i for i, nid in enumerate(asm.ids)
+                             if output_ok is None or output_ok(asm.graph.nodes[nid])]
+            seqs.append(sq)
+        dists = []
+        for sq in seqs:
+            d = NodeDistances()
+            for ps in st.parents[: len(sq.asm)]:
+                d.add(ps)
+            dists.append(d)
+        cache = KVCache(model.cfg.n_layers, capacity=len(seqs[0].alive))
+        # the prompt and the forced prefix, for all samples at once
+        x0 = model.prefix(text[None].expand(n, -1).to(dev), cond[None].expand(n, -1).to(dev))
+        toks = torch.tensor([self.ids[t] for t in prefix], device=dev)[None].expand(n, -1)
+        pos = torch.arange(len(prefix), device=dev)[None].expand(n, -1)
+        xe = model.embed(toks, pos, torch.from_numpy(st.role).to(dev)[None].expand(n, -1),
+                         torch.from_numpy(st.depth).to(dev)[None].expand(n, -1))
+        total = p + len(prefix)
+        keep = torch.from_numpy(seqs[0].alive[:total].copy()).to(dev)
+        allowed = torch.ones(total, total, dtype=torch.bool, device=dev).tril() & keep[None]
+        allowed |= torch.eye(total, dtype=torch.bool, device=dev)
+        bk = torch.from_numpy(buckets(st, p)).to(dev)
+        logits = model.step(torch.cat([x0, xe], dim=1), bk[None].expand(n, -1, -1),
+                            allowed[None].expand(n, -1, -1), cache)[:, -1]  # (n, V)
+        done = [False] * n
+        rows = list(range(n))  # batch row -> sample; finished samples leave the batch
+        for _ in range(max_len * 4):
+            active, masks = [], []
+            for r, b in enumerate(rows):
+                sq = seqs[b]
+                if done[b] or sq.pending is not None:
+                    continue
+                m = self._allowed(sq, max_len)
+                if not m.any():  # nowhere to go (no node can be the output): give the sample up
+                    sq.error, sq.phase, done[b] = sq.error or "no admissible token", "done", True
+                    continue
+                active.append(r)
+                masks.append(m)
+            if active:
+                lg = logits[active].float() / max(temperature, 1e-4)  # (A, V)
+                lg = lg.masked_fill(~torch.from_numpy(np.stack(masks)).to(lg.device), float("-inf"))
+                if top_k and top_k < lg.shape[1]:
+                    kth = lg.topk(top_k, dim=1).values[:, -1:]
+                    lg = lg.masked_fill(lg < kth, float("-inf"))
+                logp = torch.log_softmax(lg, dim=1).cpu()
+                picks = torch.multinomial(logp.exp(), 1, generator=gen)[:, 0].tolist()
+                for r, t, row in zip(active, picks, logp):
+                    sq = seqs[rows[r]]
+                    sq.logprob += float(row[t])
+                    self._consume(sq, t, dists[rows[r]], max_params, max_retries)
+                    done[rows[r]] = sq.phase == "done"
+            if all(done):
+                break
+            finished = [r for r, b in enumerate(rows) if done[b]]
+            if finished and len(finished) >= max(1, len(rows) // 4):
+                keep = [r for r, b in enumerate(rows) if not done[b]]
+                cache.select(torch.tensor(keep, device=dev))
+                rows = [rows[r] for r in keep]
+            feed, qb, roles, depths, poss = [], [], [], [], []
+            for b in rows:
+                sq = seqs[b]
+                info = sq.pending if sq.pending is not None and not done[b] else ("<pad>", ROLE["other"], -1, 0)
+                sq.pending = None
+                t, role, node, depth = info
+                live = t != "<pad>"
+                k = len(sq.slots)
+                sq.slots.append(info)
+                sq.alive[k] = live
+                sq.slot_nodes[k] = node if live else -1
+                if live and role in (ROLE["ref"], ROLE["op"], ROLE["key"]) and sq.phase in ("refs", "attrs"):
+                    sq.node_slots.append(k)
+                feed.append(self.ids[t])
+                roles.append(role)
+                depths.append(depth)
+                poss.append(max(0, int(sq.alive[p: k + 1].sum()) - 1))
+                qb.append(bucket_row(dists[b], node, role, sq.slot_nodes[: k + 1]))
+            xe = model.embed(torch.tensor(feed, device=dev)[:, None], torch.tensor(poss, device=dev)[:, None],
+                             torch.tensor(roles, device=dev)[:, None], torch.tensor(depths, device=dev)[:, None])
+            size = len(seqs[rows[0]].slots)
+            al = torch.from_numpy(np.stack([seqs[b].alive[:size] for b in rows])).to(dev)[:, None]  # (R, 1, S)
+            al[:, 0, -1] = True
+            logits = model.step(xe, torch.from_numpy(np.stack(qb)).to(dev)[:, None], al, cache)[:, -1]
+        return [Sample(list(sq.tokens), sq.graph, sq.logprob, None if sq.graph is not None else
+                       (sq.error or "not finished"), sq.retries) for sq in seqs]
+
+    def _consume(self, s: _Seq, t: int, dist: NodeDistances, max_params: int | None, max_retries: int) -> None:
+        """Apply token ``t`` to ``s``'s state (closing the node in progress when ``t`` starts another)."""
+        text = self.texts[t]
+        n = len(s.asm)
+        if s.phase == "out":
+            if text == "<eos>":
+                s.tokens.append(text)
+                try:
+                    s.graph = s.asm.finish(s.outputs)
+                    s.graph.validate()
+                except Exception as e:  # noqa: BLE001 - an output the graph cannot have
+                    s.graph, s.error = None, str(e).splitlines()[0][:200]
+                s.phase = "done"
+                return
+            s.outputs.append(n - int(text[1:]))
+            s.tokens.append(text)
+            s.pending = (text, ROLE["out"], -1, 0)
+            return
+        if s.phase == "attrs" and (text.startswith("@") or text.startswith("op:") or text == "<out>"):
+            if not self._close(s, dist, max_params):
+                if s.fails_here >= max_retries:
+                    self._finish_early(s)
+                return  # resample from the node's start
+            n = len(s.asm)
+        if text == "<out>":
+            if s.phase == "refs":  # references with no op yet: drop them
+                self._rollback(s, dist, ban=False, refeed=False)
+            s.phase = "out"
+            s.tokens.append(text)
+            s.pending = (text, ROLE["out"], -1, 0)
+            return
+        if text.startswith("@"):
+            s.refs.append(n - int(text[1:]))
+            s.phase = "refs"
+            info = (text, ROLE["ref"], n, 0)
+        elif text.startswith("op:"):
+            s.op = text[3:]
+            s.phase = "attrs"
+            dist.add(list(s.refs))
+            info = (text, ROLE["op"], n, 1 + max((s.depths[r] for r in s.refs), default=-1))
+        else:
+            key, _, val = text.partition("=")
+            s.attrs[key] = json.loads(val)
+            s.last_key = key
+            info = (text, ROLE["key"], n, 1 + max((s.depths[r] for r in s.refs), default=-1))
+        s.tokens.append(text)
+        s.node_tokens += 1
+        s.pending = info
+
+    def _finish_early(self, s: _Seq) -> None:
+        """Close the graph at its last admissible output node (the caller fixes its head)."""
+        if not s.ok_outputs:
+            s.error, s.phase, s.pending = "stuck: no node can be the output", "done", None
+            return
+        last = s.ok_outputs[-1]
+        s.tokens += ["<out>", f"@{len(s.asm) - last}", "<eos>"]
+        s.outputs = [last]
+        try:
+            s.graph = s.asm.finish(s.outputs)
+            s.graph.validate()
+        except Exception as e:  # noqa: BLE001
+            s.graph, s.error = None, str(e).splitlines()[0][:200]
+        s.pending = None
+        s.phase = "done"

@@ -1,0 +1,42 @@
+"""What the architecture edits share: work on a copy, record the edit, refresh the summary, validate.
+
+The edits a researcher asks for by name are graph passes in their own modules:
+:func:`~mad.graph.passes.lora.add_lora`,
+:func:`~mad.graph.passes.activation.replace_activation`,
+:func:`~mad.graph.passes.kv_heads.set_kv_heads` and
+:func:`~mad.graph.passes.deepen.deepen`. Each takes a graph and returns a new,
+validated graph (the input is never changed) whose ``meta["edits"]`` lists
+the edits applied so far (``{"pass": name, ...arguments and what changed}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..arch_graph import ArchGraph, Node
+
+__all__ = ["finish_edit", "layer_path", "EDIT_PASSES"]
+
+# names of the edit passes, for callers that dispatch on a name (see mad.generator.edit)
+EDIT_PASSES = ("add_lora", "replace_activation", "set_kv_heads", "deepen")
+
+
+def layer_path(node: Node) -> str:
+    """The module path of a layer node: its scope, else its id (the prefix of its new sub-layers)."""
+    return node.scope or node.id
+
+
+def finish_edit(g: ArchGraph, name: str, **info: Any) -> ArchGraph:
+    """Record edit ``name`` with ``info`` (JSON values) in ``g.meta["edits"]``, refresh the summary, validate.
+
+    ``meta`` keys ``num_params``, ``num_nodes`` and ``flops`` are recomputed when present.
+    Returns ``g``.
+    """
+    g.meta["edits"] = [*g.meta.get("edits", []), {"pass": name, **info}]
+    if "num_params" in g.meta:
+        g.meta["num_params"] = g.num_params
+    if "num_nodes" in g.meta:
+        g.meta["num_nodes"] = len(g.nodes)
+    if "flops" in g.meta:
+        g.meta["flops"] = g.infer().flops
+    return g.validate()

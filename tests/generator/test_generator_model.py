@@ -1,0 +1,176 @@
+"""The graph transformer: structure relations, causality, cached decoding, constrained sampling, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mad.data.random_space import RandomSpaceConfig, sample
+from mad.generator.corpus import Example, condition_tokens
+from mad.generator.constraints import constraints_of
+from mad.generator.model import GeneratorConfig, GraphTransformer, KVCache
+from mad.generator.sample import Sampler
+from mad.generator.structure import ROLE, NodeDistances, bucket_row, buckets, node_distances, token_structure
+from mad.generator.train import Batcher, TrainConfig, loss_of
+from mad.generator.text_encoder import TextEncoder
+from mad.graph import GraphBuilder
+from mad.tokenizer import GraphTokenizer
+
+
+@pytest.fixture(scope="module")
+def tok() -> GraphTokenizer:
+    return GraphTokenizer.load("default", compress=False)
+
+
+def _tiny(tok: GraphTokenizer, bias: bool = True) -> GraphTransformer:
+    cfg = GeneratorConfig(vocab_size=len(tok.vocab), cond_vocab=8, text_dim=64, d_model=32, n_layers=2, n_heads=2,
+                          d_ff=64, max_len=256, max_cond=3, structure_bias=bias)
+    m = GraphTransformer(cfg).eval()
+    if m.bias is not None:
+        torch.nn.init.normal_(m.bias.weight, std=1.0)  # a bias that matters
+    return m
+
+
+def test_token_structure_reads_the_graph(tok):
+    g = sample(4, RandomSpaceConfig(modality="image", max_params=200_000))
+    s = token_structure(tok.tokens(g))
+    order = list(tok.decode(tok.encode(g)).nodes)
+    assert len(s.parents) == len(order)
+    h = tok.decode(tok.encode(g))
+    index = {nid: i for i, nid in enumerate(h.nodes)}
+    for nid in h.nodes:
+        assert sorted(s.parents[index[nid]]) == sorted(index[p] for p in h.predecessors(nid))
+
+
+def test_incremental_relations_match_the_full_matrix(tok):
+    g = sample(6, RandomSpaceConfig(modality="sequence", num_layers=(1, 1), max_params=200_000))
+    toks = tok.tokens(g)
+    s = token_structure(toks)
+    full = buckets(s, 0)
+    d = NodeDistances()
+    for ps in s.parents:
+        d.add(ps)
+    np.testing.assert_array_equal(np.array(d.rows[-1]), node_distances(s.parents)[-1])
+    for t in range(len(toks)):
+        row = bucket_row(d, int(s.node[t]), int(s.role[t]), s.node[: t + 1])
+        np.testing.assert_array_equal(row, full[t, : t + 1], err_msg=f"token {t} {toks[t]}")
+
+
+def _inputs(tok, toks, cfg):
+    s = token_structure(toks)
+    t = len(toks)
+    return dict(tokens=torch.tensor([[tok.vocab.id(x) for x in toks]]), pos=torch.arange(t)[None],
+                role=torch.from_numpy(s.role)[None], depth=torch.from_numpy(s.depth)[None],
+                text=torch.randn(1, cfg.text_dim), cond=torch.tensor([[1, 2, 0]]),
+                bucket=torch.from_numpy(buckets(s, cfg.prefix_len))[None],
+                keep=torch.tensor([[True, True, True, False] + [True] * t])), s
+
+
+def test_causal_mode_does_not_look_ahead(tok):
+    m = _tiny(tok)
+    toks = tok.tokens(sample(1, RandomSpaceConfig(modality="image", max_params=100_000)))[:40]
+    x, _ = _inputs(tok, toks, m.cfg)
+    a = m(**x)
+    y = dict(x)
+    y["tokens"] = x["tokens"].clone()
+    y["tokens"][0, 30:] = tok.vocab.id("op:relu")
+    b = m(**y)
+    torch.testing.assert_close(a[0, :30], b[0, :30])
+    assert not torch.allclose(m(**x, masked=True)[0, :30], m(**y, masked=True)[0, :30])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_cached_decoding_equals_the_full_forward(tok, bias):
+    m = _tiny(tok, bias)
+    toks = tok.tokens(sample(2, RandomSpaceConfig(modality="sequence", max_params=100_000)))[:50]
+    x, s = _inputs(tok, toks, m.cfg)
+    full = m(**x)[0]  # (T, V)
+    p = m.cfg.prefix_len
+    cache = KVCache(m.cfg.n_layers)
+    keep = x["keep"][0]
+    with torch.no_grad():
+        pre = m.prefix(x["text"], x["cond"])
+        first = m.embed(x["tokens"][:, :1], x["pos"][:, :1], x["role"][:, :1], x["depth"][:, :1])
+        n = p + 1
+        allowed = torch.ones(n, n, dtype=torch.bool).tril() & keep[None, :n]
+        allowed |= torch.eye(n, dtype=torch.bool)
+        outs = [m.step(torch.cat([pre, first], 1), x["bucket"][:, :n, :n], allowed[None], cache)[0, -1]]
+        for t in range(1, len(toks)):
+            e = m.embed(x["tokens"][:, t: t + 1], x["pos"][:, t: t + 1], x["role"][:, t: t + 1],
+                        x["depth"][:, t: t + 1])
+            q = p + t
+            al = keep[None, None, : q + 1].clone()
+            outs.append(m.step(e, x["bucket"][:, q: q + 1, : q + 1], al, cache)[0, -1])
+    torch.testing.assert_close(torch.stack(outs), full, atol=1e-4, rtol=1e-4)
+
+
+def test_constrained_sampling_never_emits_an_invalid_prefix(tok):
+    m = _tiny(tok)
+    sampler = Sampler(m, tok)
+    b = GraphBuilder(dims={"B": 2})
+    b.input("pixel_values", ("B", 1, 8, 8))
+    prefix = tok.prefix_tokens(b.graph)
+    out = sampler.sample(4, torch.zeros(m.cfg.text_dim), torch.zeros(m.cfg.max_cond, dtype=torch.long), prefix,
+                         max_len=120, seed=0, max_retries=4)
+    assert len(out) == 4
+    for smp in out:
+        toks = smp.tokens
+        bounds = [k for k in range(len(prefix), len(toks) + 1)
+                  if k == len(toks) or toks[k].startswith("@") or toks[k].startswith("op:") or toks[k] == "<out>"]
+        for k in bounds:
+            h = tok.decode(toks[:k], partial=True)
+            h.validate(partial=not h.outputs)
+        if smp.graph is not None:
+            smp.graph.validate()
+            assert tok.decode(toks).wl_hash() == smp.graph.wl_hash()
+
+
+def test_parameter_budget_is_kept_node_by_node(tok):
+    m = _tiny(tok)
+    sampler = Sampler(m, tok)
+    b = GraphBuilder(dims={"B": 2})
+    b.input("pixel_values", ("B", 3, 16, 16))
+    out = sampler.sample(3, torch.zeros(m.cfg.text_dim), torch.zeros(m.cfg.max_cond, dtype=torch.long),
+                         tok.prefix_tokens(b.graph), max_len=150, seed=1, max_params=2_000, max_retries=4)
+    for smp in out:
+        if smp.graph is not None:
+            assert smp.graph.num_params <= 2_000
+
+
+def test_a_few_steps_fit_one_batch(tok):
+    graphs = [sample(s, RandomSpaceConfig(modality="any", max_params=100_000)) for s in range(3)]
+    ex = [Example(tok.tokens(g)[:200], ["a network"], condition_tokens(constraints_of(g, flops=1)), "t", g.wl_hash())
+          for g in graphs]
+    conds = ["<none>"] + sorted({c for e in ex for c in e.cond})
+    m = _tiny(tok).train()
+    m.cfg.max_cond = len(conds)
+    m = GraphTransformer(GeneratorConfig(**{**m.cfg.to_dict(), "cond_vocab": len(conds), "max_cond": 16}))
+    bt = Batcher(ex, tok.vocab.ids, {c: i for i, c in enumerate(conds)}, TextEncoder(dim=64), m.cfg,
+                 TrainConfig(cond_drop=0.0, text_drop=0.0), seed=0)
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    losses = {}
+    for masked in (False, True):
+        batch = bt.make([0, 1, 2], masked=masked, train=False)
+        first = None
+        for _ in range(15):
+            loss, _ = loss_of(m, batch)
+            first = first if first is not None else loss.item()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        losses[masked] = (first, loss.item())
+    assert all(last < 0.7 * first for first, last in losses.values()), losses
+
+
+def test_masked_batches_hide_ops_and_edges(tok):
+    g = sample(0, RandomSpaceConfig(modality="image", max_params=100_000))
+    ex = [Example(tok.tokens(g), ["x"], [], "t", "h")]
+    cfg = GeneratorConfig(vocab_size=len(tok.vocab), cond_vocab=2, text_dim=64, max_cond=2)
+    bt = Batcher(ex, tok.vocab.ids, {"<none>": 0}, TextEncoder(dim=64), cfg, TrainConfig(), seed=3)
+    batch = bt.make([0], masked=True, train=True)
+    hidden = batch["tokens"][0] == tok.vocab.id("<mask>")
+    assert hidden.any()
+    assert (batch["target"][0][hidden] >= 0).all() and (batch["target"][0][~hidden] == -100).all()
+    roles = batch["role"][0][hidden]
+    assert set(roles.tolist()) <= {ROLE["ref"], ROLE["op"], ROLE["key"]}

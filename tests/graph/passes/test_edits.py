@@ -1,0 +1,302 @@
+"""Architecture edits (LoRA, activations, key/value heads, depth): valid, runnable, and equal where they should be."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mad.data.random_space import RandomSpaceConfig, sample
+from mad.data.random_space import layers as L
+from mad.graph import GraphBuilder, GraphError
+from mad.graph.passes import add_lora, block_families, deepen, replace_activation, set_kv_heads
+
+
+def _mlp(act: str = "relu"):
+    b = GraphBuilder("mlp")
+    x = b.input("x", ("B", 6))
+    h = b.op("linear", x, out_features=8, scope="fc1")
+    r = b.op(act, h, scope="act")
+    y = b.op("linear", r, out_features=3, scope="fc2")
+    b.output(y)
+    return b.build()
+
+
+def _transformer(layers: int = 2, heads: int = 4, kv_heads: int = 4, fused: bool = False, mlp: str = "gelu"):
+    """Pre-norm transformer LM; each block is the identity when its o_proj and fc2 are zero."""
+    b = GraphBuilder("tf", dims={"B": 2, "T": 8})
+    ids = b.input("ids", ("B", "T"), dtype="int64", range=[0, 30])
+    x = b.op("embedding", ids, num_embeddings=30, embedding_dim=32, scope="emb")
+    for i in range(layers):
+        s = f"layers.{i}"
+        h = L.seq_norm(b, x, "layer_norm", f"{s}.norm1")
+        x = b.op("add", x, L.attention(b, h, heads, kv_heads, 32 // heads, f"{s}.attn", causal=True, fused=fused),
+                 scope=s)
+        h = L.seq_norm(b, x, "layer_norm", f"{s}.norm2")
+        h = L.act(b, L.linear(b, h, 64, f"{s}.mlp.fc1"), mlp, f"{s}.mlp.act")
+        x = b.op("add", x, L.linear(b, h, 32, f"{s}.mlp.fc2"), scope=s)
+    b.output(L.linear(b, x, 30, "head", bias=False))
+    return b.build()
+
+
+def _first(out):
+    """The first tensor of a model output (a tensor, tuple or dict)."""
+    return out if torch.is_tensor(out) else next(iter(out.values() if isinstance(out, dict) else out))
+
+
+def _runs(g):
+    """Forward and backward work; returns the (first) output."""
+    model = g.to_module()
+    out = _first(model(*g.example_inputs(seed=0)))
+    out.float().sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    return out
+
+
+def _same_params(src, dst, rename=lambda k: k):
+    """Load ``src``'s parameters into ``dst`` under ``rename``d names; returns the names not loaded."""
+    sd = {rename(k): v for k, v in src.state_dict().items()}
+    missing, _ = dst.load_state_dict(sd, strict=False)
+    return missing
+
+
+# --------------------------------------------------------------------------- LoRA
+def test_lora_on_the_last_layer_is_exact_low_rank_update():
+    g = _mlp()
+    h = add_lora(g, rank=2, alpha=4)
+    assert g.wl_hash() == _mlp().wl_hash()  # input untouched
+    info = h.meta["edits"][-1]
+    assert info["targets"] == ["linear_3"] and info["zero_init"] == ["fc2.lora_B.weight"]
+    assert h.num_params == g.num_params + 2 * 8 + 3 * 2
+    base, lora = g.to_module(), h.to_module()
+    assert sorted(_same_params(base, lora)) == ["fc2.lora_A.weight", "fc2.lora_B.weight"]
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        lora.get_parameter("fc2.lora_B.weight").zero_()
+        assert torch.equal(lora(x), base(x))  # B = 0: the original model
+        lora.get_parameter("fc2.lora_B.weight").normal_()
+        a, bw = lora.get_parameter("fc2.lora_A.weight"), lora.get_parameter("fc2.lora_B.weight")
+        hidden = torch.relu(base.fc1(x))
+        assert torch.allclose(lora(x), base(x) + (4 / 2) * hidden @ a.T @ bw.T, atol=1e-5)
+    _runs(h)
+
+
+def test_lora_on_a_scope_adapts_every_linear_in_it():
+    g = sample(0, RandomSpaceConfig(modality="sequence"))
+    linears = [n.scope for n in g if n.op == "linear" and n.scope.startswith("blocks.0.")]
+    h = add_lora(g, target="blocks.0", rank=4)
+    assert sorted(n.scope[: -len(".lora_A")] for n in h if n.scope.endswith(".lora_A")) == sorted(linears)
+    assert not any(n.op == "mul" and n.attrs.get("other") is not None for n in h if n.scope in linears)  # alpha=rank
+    base, lora = g.to_module(), h.to_module()
+    _same_params(base, lora)
+    with torch.no_grad():
+        for name in h.meta["edits"][-1]["zero_init"]:
+            lora.get_parameter(name).zero_()
+        ids = g.example_inputs(seed=1)
+        assert torch.allclose(lora(*ids), base(*ids), atol=1e-6)
+    _runs(h)
+
+
+def test_lora_errors_name_the_target():
+    g = _mlp()
+    with pytest.raises(GraphError, match="node 'relu_2' is a 'relu'"):
+        add_lora(g, target="relu_2")
+    with pytest.raises(GraphError, match="'decoder' is neither"):
+        add_lora(g, target="decoder")
+    with pytest.raises(GraphError, match="rank must be an int >= 1"):
+        add_lora(g, rank=0)
+
+
+# --------------------------------------------------------------------------- activations
+def test_replace_activation_plain_changes_the_function_only():
+    g = _mlp("relu")
+    h = replace_activation(g, "ReLU", "gelu_tanh")
+    assert [n.op for n in h].count("relu") == 0 and h.nodes["relu_2"].attrs == {"approximate": "tanh"}
+    base, new = g.to_module(), h.to_module()
+    assert _same_params(base, new) == []
+    x = torch.randn(4, 6)
+    assert torch.allclose(new(x), base.fc2(F.gelu(base.fc1(x), approximate="tanh")), atol=1e-6)
+
+
+def test_swiglu_gates_the_linear_and_inverts_exactly():
+    g = _mlp("gelu")
+    h = replace_activation(g, "gelu", "swiglu")
+    assert h.num_params == g.num_params + 8 * 6 + 8
+    base, new = g.to_module(), h.to_module()
+    assert _same_params(base, new) == ["fc1_gate.weight", "fc1_gate.bias"]
+    x = torch.randn(4, 6)
+    gate = new.get_submodule("fc1_gate")
+    assert torch.allclose(new(x), base.fc2(F.silu(base.fc1(x)) * gate(x)), atol=1e-6)
+    back = replace_activation(h, "swiglu", "gelu")
+    assert back.wl_hash() == g.wl_hash() and back.num_params == g.num_params
+    geglu = replace_activation(h, "swiglu", "geglu")
+    assert sum(n.op == "gelu" for n in geglu) == 1 and sum(n.op == "silu" for n in geglu) == 0
+    _runs(geglu)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_replace_activation_on_random_transformers(seed):
+    g = sample(seed, RandomSpaceConfig(modality="sequence"))
+    old = g.meta["hparams"]["mlp"]
+    new = "relu" if old != "relu" else "swiglu"
+    h = replace_activation(g, old, new)
+    layers = g.meta["hparams"]["num_layers"]
+    assert len(h.meta["edits"][-1]["replaced"]) == layers
+    assert h.meta["num_params"] == h.num_params
+    _runs(h)
+
+
+def test_gated_activation_needs_a_linear_input():
+    g = sample(1, RandomSpaceConfig(modality="image"))
+    act = g.meta["hparams"]["activation"]
+    before = g.to_json()
+    with pytest.raises(GraphError, match=r"activation node '\w+' \(scope 'stem.act'\) reads .* not a linear layer"):
+        replace_activation(g, act, "swiglu")
+    assert g.to_json() == before
+    with pytest.raises(GraphError, match="has no 'mish' activation"):
+        replace_activation(g, "mish", "relu")
+    with pytest.raises(GraphError, match="unknown activation 'sparkle'"):
+        replace_activation(g, act, "sparkle")
+
+
+# --------------------------------------------------------------------------- key/value heads
+def _kv_rename(heads: int, n: int, head_dim: int, fused: bool):
+    """Map GQA parameters onto an MHA model: each key/value head repeated for its query-head group."""
+
+    def rep(w):
+        return w.reshape(n, head_dim, *w.shape[1:]).repeat_interleave(heads // n, 0).reshape(-1, *w.shape[1:])
+
+    def convert(name, w):
+        if fused and "qkv_proj" in name:
+            q, k, v = w.split([heads * head_dim, n * head_dim, n * head_dim])
+            return torch.cat([q, rep(k), rep(v)])
+        if not fused and ("k_proj" in name or "v_proj" in name):
+            return rep(w)
+        return w
+
+    return convert
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("n", [1, 2])
+def test_gqa_equals_mha_with_repeated_key_value_heads(fused, n):
+    g = _transformer(heads=4, kv_heads=4, fused=fused)
+    h = set_kv_heads(g, n)
+    head_dim = 8
+    saved = 2 * 2 * (4 - n) * head_dim * (32 + 1)  # 2 layers x (k, v) x removed heads x (weight + bias)
+    assert g.num_params - h.num_params == saved
+    sdpa = [x for x in h if x.op == "scaled_dot_product_attention"]
+    assert len(sdpa) == 2 and all(x.attrs["enable_gqa"] for x in sdpa)
+    gqa, mha = h.to_module(), g.to_module()
+    convert = _kv_rename(4, n, head_dim, fused)
+    mha.load_state_dict({k: convert(k, v) for k, v in gqa.state_dict().items()})
+    ids = g.example_inputs(seed=2)
+    with torch.no_grad():
+        assert torch.allclose(gqa(*ids), mha(*ids), atol=1e-5)
+    back = set_kv_heads(h, 4)
+    assert back.num_params == g.num_params and not any(x.attrs.get("enable_gqa") for x in back)
+    _runs(h)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_set_kv_heads_on_random_transformers(seed):
+    g = sample(seed, RandomSpaceConfig(modality="sequence"))
+    h = set_kv_heads(g, 1)
+    k = [x for x in h if x.op == "scaled_dot_product_attention"]
+    assert all(h.nodes[h.predecessors(x.id)[1]].shape[1] == 1 for x in k)
+    assert len(k) == g.meta["hparams"]["num_layers"]
+    _runs(h)
+
+
+def test_set_kv_heads_rejects_what_it_cannot_do():
+    g = _transformer(heads=4)
+    with pytest.raises(GraphError, match="has 4 query heads, which 3 key/value heads do not divide"):
+        set_kv_heads(g, 3)
+    with pytest.raises(GraphError, match="no scaled_dot_product_attention node"):
+        set_kv_heads(_mlp(), 1)
+    b = GraphBuilder("raw")  # keys made by a matmul: not a projection
+    x = b.input("x", ("B", 4, 6, 8))
+    w = b.parameter("w", [8, 8])
+    k = b.op("matmul", x, w)
+    b.output(b.op("scaled_dot_product_attention", x, k, k, attn_mask=None))
+    with pytest.raises(GraphError, match=r"the key input is not recognised at node 'matmul_\d+'"):
+        set_kv_heads(b.build(), 2)
+
+
+# --------------------------------------------------------------------------- depth
+def test_deepen_interleaves_copies_that_can_be_identities():
+    g = _transformer(layers=2)
+    h = deepen(g, 2)
+    assert block_families(g) == {"layers.": [0, 1]} and block_families(h) == {"layers.": [0, 1, 2, 3]}
+    per_layer = sum(n.num_params for n in g if n.scope.startswith("layers.0."))
+    assert h.num_params == g.num_params + 2 * per_layer
+    # old layers.i is new layers.2i; zero the copies' residual branches and the outputs agree
+    base, deep = g.to_module(), h.to_module()
+
+    def rename(k):
+        if k.startswith("layers."):
+            i, rest = k.split(".", 2)[1:]
+            return f"layers.{2 * int(i)}.{rest}"
+        return k
+
+    missing = _same_params(base, deep, rename)
+    assert missing and all(m.startswith(("layers.1.", "layers.3.")) for m in missing)
+    ids = g.example_inputs(seed=3)
+    with torch.no_grad():
+        for m in missing:
+            if "o_proj" in m or "fc2" in m:
+                deep.get_parameter(m).zero_()
+        assert torch.allclose(deep(*ids), base(*ids), atol=1e-5)
+        deep.get_parameter("layers.1.mlp.fc2.bias").fill_(0.1)
+        assert not torch.allclose(deep(*ids), base(*ids), atol=1e-5)
+    _runs(h)
+
+
+def test_deepen_cnn_repeats_cells_inside_stages():
+    g = sample(2, RandomSpaceConfig(modality="image"))
+    fams = block_families(g)
+    assert fams and all(b.startswith("stages.") for b in fams)
+    h = deepen(g, 3)
+    after = block_families(h)
+    assert {b: len(v) for b, v in after.items()} == {b: 3 * len(v) for b, v in fams.items()}
+    assert h.meta["num_params"] == h.num_params
+    _runs(h)
+
+
+def test_deepen_errors():
+    with pytest.raises(GraphError, match="no repeated blocks"):
+        deepen(_mlp())
+    with pytest.raises(GraphError, match="factor must be an int >= 1"):
+        deepen(_transformer(), 0)
+    g = _transformer(layers=1)
+    assert deepen(g, 1).wl_hash() == g.wl_hash()
+
+
+# --------------------------------------------------------------------------- captured HF models
+@pytest.fixture(scope="module")
+def llama():
+    from mad.code2graph import from_hf
+
+    return from_hf("llama")
+
+
+@pytest.mark.slow
+def test_captured_llama_gqa_equals_mha_with_repeated_heads(llama):
+    h = set_kv_heads(llama, 2)
+    gqa, mha = h.to_module(), llama.to_module()
+    heads, head_dim = 4, 16
+    assert llama.num_params - h.num_params == 2 * 2 * (heads - 2) * head_dim * 64
+    convert = _kv_rename(heads, 2, head_dim, fused=False)
+    mha.load_state_dict({k: convert(k, v) for k, v in gqa.state_dict().items()})
+    inputs = llama.example_inputs(seed=4)
+    with torch.no_grad():
+        assert torch.allclose(_first(gqa(*inputs)), _first(mha(*inputs)), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_captured_llama_takes_every_edit(llama):
+    edited = [add_lora(llama, "layers.1.self_attn", rank=4), replace_activation(llama, "swiglu", "gelu"),
+              replace_activation(llama, "silu", "relu"), set_kv_heads(llama, 1), deepen(llama, 2)]
+    assert block_families(edited[-1]) == {"layers.": [0, 1, 2, 3]}
+    for h in edited:
+        _runs(h)
