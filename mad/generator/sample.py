@@ -130,6 +130,8 @@ class Sampler:
             if rule is not None:
                 keys |= {f"s.{k}" for k in rule.sizes}
             keys -= {f"a.{a}" for a in d.param_args}
+            if op == "parameter":
+                keys.add("s.shape")
             hit = np.array(sorted(i for i, k in self.pair_key.items() if k in keys), dtype=np.int64)
             self._op_keys[op] = hit
         return hit
@@ -145,7 +147,8 @@ class Sampler:
                 keys |= {f"s.{k}" for k, v in rule.sizes.items() if v is None}
             if op == "parameter":
                 keys.add("s.shape")
-            hit = self._required[op] = sorted(k for k in keys if k in self._pair_keys)
+            settable = {self.pair_key[i] for i in self._keys_of(op)}
+            hit = self._required[op] = sorted(k for k in keys if k in settable)
         return hit
 
     def _allowed(self, s: _Seq, max_len: int) -> np.ndarray:
