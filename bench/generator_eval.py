@@ -345,6 +345,8 @@ def main() -> None:
     ap.add_argument("--completion-graphs", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="Few graphs everywhere (a smoke run).")
     ap.add_argument("--skip", default="", help="Comma-separated parts to skip.")
+    ap.add_argument("--update", action="store_true", help="Merge into the results file instead of replacing it "
+                    "(with --skip, to rerun some parts).")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -405,6 +407,8 @@ def main() -> None:
         res["trainability"] = trainability(main_gen, n=2 if args.quick else 8)
         print(json.dumps(res["trainability"]), flush=True)
     res["seconds"] = round(time.time() - t_all, 1)
+    if args.update and args.out.exists():
+        res = json.loads(args.out.read_text()) | {k: v for k, v in res.items() if k != "seconds"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1))
     print(f"wrote {args.out} in {res['seconds']:.0f} s")

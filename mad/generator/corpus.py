@@ -108,12 +108,16 @@ _TOK = None
 
 def _init() -> None:
     global _TOK
-    import torch
-
     from mad.tokenizer import GraphTokenizer
 
-    torch.set_num_threads(1)
     _TOK = GraphTokenizer.load("default", compress=False)
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # forked workers share 2 cores: one thread each
+    _init()
 
 
 def random_rows(start: int, count: int, seed: int = 0) -> list[tuple[str, str, str, str, int]]:
@@ -170,7 +174,7 @@ class _pool:
 
     def __enter__(self):
         if self.workers > 1:
-            self.pool = mp.get_context("fork").Pool(self.workers, initializer=_init)
+            self.pool = mp.get_context("fork").Pool(self.workers, initializer=_init_worker)
         else:
             _init()
         return self.pool
