@@ -206,18 +206,14 @@ def edit(
 ) -> None:
     """Edit a graph by instruction: recognised edits run as graph passes, others regenerate the named scope."""
     from mad.generator import GeneratorError
-    from mad.generator.edit import parse_instruction
+    from mad.generator.edit import edit_by_instruction
     from mad.graph import GraphError
 
     g, _ = _load_graph(graph)
     out = out or graph.with_name(graph.stem + "-edited.json")
-    try:
-        if parse_instruction(instruction) is not None:
-            from mad.generator.edit import apply_edit
-
-            h = apply_edit(g, parse_instruction(instruction))
-            h.meta["generator"] = {"instruction": instruction}
-        else:
+    try:  # a recognised edit is a graph pass and needs no generator; anything else regenerates a scope
+        h = edit_by_instruction(g, instruction)
+        if h is None:
             h = _load_gen(generator, device).edit(g, instruction, seed=seed)
     except (GraphError, GeneratorError) as e:
         raise CliError(str(e)) from None

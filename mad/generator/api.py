@@ -32,7 +32,7 @@ import torch
 
 from mad.graph import ArchGraph, GraphBuilder, GraphError
 
-from .constraints import Constraints, adherence, check
+from .constraints import Constraints, check, share_met
 from .model import GeneratorConfig, GraphTransformer
 
 __all__ = ["Generator", "GeneratorError", "load", "load_weights", "output_rule", "runs"]
@@ -224,7 +224,7 @@ class Generator:
                 log.debug("sample %d does not run: %s", k, why_not)
                 continue
             checks = check(g, c)
-            score = adherence(g, c)
+            score = share_met(checks)
             n_tok = max(1, len(s.tokens))
             g.name = f"generated-{seed}-{k}"
             g.source = "generated"
@@ -343,13 +343,11 @@ class Generator:
         """``graph`` changed as ``instruction`` says (see the module docstring)."""
         from mad.graph.passes import cut
 
-        from .edit import apply_edit, parse_instruction
+        from .edit import edit_by_instruction
 
-        spec = parse_instruction(instruction)
-        if spec is not None:
-            g = apply_edit(graph, spec)
-            g.meta["generator"] = {"instruction": instruction, "edit": spec.name, "kwargs": spec.kwargs}
-            return g
+        edited = edit_by_instruction(graph, instruction)
+        if edited is not None:
+            return edited
         scope = _named_scope(graph, instruction)
         if scope is None:
             raise GeneratorError(

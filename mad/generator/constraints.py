@@ -31,6 +31,7 @@ from mad.graph import ArchGraph
 
 __all__ = [
     "Constraints", "GraphTraits", "traits_of", "constraints_of", "constraints_from_facts", "check", "adherence",
+    "share_met",
     "MODALITIES", "FAMILIES", "ATTENTION_KINDS", "NORMS", "ACTIVATIONS", "MLP_KINDS", "POSITIONS", "CONV_KINDS",
 ]
 
@@ -446,5 +447,9 @@ def check(graph: ArchGraph, c: Constraints, traits: GraphTraits | None = None,
 
 def adherence(graph: ArchGraph, c: Constraints, traits: GraphTraits | None = None, flops: int | None = None) -> float:
     """Share of the set fields of ``c`` that ``graph`` meets (1.0 when nothing is constrained)."""
-    result = check(graph, c, traits=traits, flops=flops)
+    return share_met(check(graph, c, traits=traits, flops=flops))
+
+
+def share_met(result: dict[str, bool]) -> float:
+    """Share of the checks in ``result`` (from :func:`check`) that pass; 1.0 when there are none."""
     return sum(result.values()) / len(result) if result else 1.0

@@ -24,7 +24,6 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-import numpy as np
 
 from mad.graph import ArchGraph
 
@@ -182,10 +181,6 @@ class _pool:
     def __exit__(self, *exc: Any) -> None:
         if self.pool is not None:
             self.pool.terminate()
-
-
-def lengths(examples: list[Example]) -> np.ndarray:
-    return np.array([len(e.tokens) for e in examples])
 
 
 def op_arities(examples: list[Example]) -> dict[str, list[int]]:

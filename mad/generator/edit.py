@@ -33,7 +33,7 @@ from mad.graph import ArchGraph, GraphError
 from mad.graph.passes import ACTIVATIONS, GATED, add_lora, block_families, deepen, replace_activation, set_kv_heads
 from mad.graph.passes.activation import gated_units
 
-__all__ = ["EditSpec", "parse_instruction", "apply_edit", "EDITS"]
+__all__ = ["EditSpec", "parse_instruction", "apply_edit", "edit_by_instruction", "EDITS"]
 
 EDITS: dict[str, Callable[..., ArchGraph]] = {
     "add_lora": add_lora,
@@ -252,6 +252,16 @@ def _resolve(g: ArchGraph, spec: EditSpec) -> dict[str, Any]:
                                  "ask for multi-query attention or a number of key-value heads")
             kwargs["n"] = proper[-1]  # the mildest grouping: pairs of query heads share a key/value head
     return kwargs
+
+
+def edit_by_instruction(g: ArchGraph, instruction: str) -> ArchGraph | None:
+    """``g`` edited by a recognised ``instruction`` (``meta["generator"]`` says which pass), or None."""
+    spec = parse_instruction(instruction)
+    if spec is None:
+        return None
+    h = apply_edit(g, spec)
+    h.meta["generator"] = {"instruction": instruction, "edit": spec.name, "kwargs": spec.kwargs}
+    return h
 
 
 def apply_edit(g: ArchGraph, spec: EditSpec) -> ArchGraph:

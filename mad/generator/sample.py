@@ -79,6 +79,7 @@ class _Seq:
     pending: tuple[str, int, int, int] | None = None  # the token to feed next step, with its structure
     params: int = 0
     ok_outputs: list[int] = field(default_factory=list)  # nodes that may be the graph's output
+    node_depth: int = 0  # depth of the node in progress (set by its op token)
 
 
 class Sampler:
@@ -189,22 +190,20 @@ class Sampler:
     def _close(self, s: _Seq, dist: NodeDistances, max_params: int | None) -> bool:
         """Add the node in progress; on failure take it back. True when it was added."""
         rec = NodeRec(s.op, list(s.refs), dict(s.attrs))  # type: ignore[arg-type]
-        n_before = len(s.asm)
         try:
-            nid = s.asm.add(rec)
-            params = s.params + s.asm.graph.nodes[nid].num_params
-            if max_params is not None and params > max_params:
-                s.asm.graph.remove_nodes([nid])
-                s.asm.ids.pop()
-                raise ValueError(f"over the parameter budget ({params} > {max_params})")
+            nid = s.asm.add(rec)  # leaves the graph unchanged when it raises
         except Exception as e:  # noqa: BLE001 - any rejection of the node: take it back
-            if len(s.asm) > n_before:
-                s.asm.ids.pop()
             s.error = str(e).splitlines()[0][:200]
             self._rollback(s, dist, ban=True)
             return False
+        params = s.params + s.asm.graph.nodes[nid].num_params
+        if max_params is not None and params > max_params:
+            s.asm.pop()
+            s.error = f"over the parameter budget ({params} > {max_params})"
+            self._rollback(s, dist, ban=True)
+            return False
         s.params = params
-        s.depths.append(1 + max((s.depths[r] for r in s.refs), default=-1))
+        s.depths.append(s.node_depth)
         if self.output_ok is None or self.output_ok(s.asm.graph.nodes[nid]):
             s.ok_outputs.append(len(s.asm) - 1)
         s.fails_here = 0
@@ -233,7 +232,7 @@ class Sampler:
         self._reset_node(s)
         if not refeed:
             return
-        p = sum(1 for x in s.slots if x[1] == ROLE["prefix"])
+        p = self.model.cfg.prefix_len
         last = p + int(np.nonzero(s.alive[p: len(s.slots)])[0][-1])
         s.alive[last] = False  # its logits are needed again: feed it once more (one copy stays alive)
         s.pending = s.slots[last]
@@ -278,12 +277,10 @@ class Sampler:
             sq.ok_outputs = [i for i, nid in enumerate(asm.ids)
                              if output_ok is None or output_ok(asm.graph.nodes[nid])]
             seqs.append(sq)
-        dists = []
-        for sq in seqs:
-            d = NodeDistances()
-            for ps in st.parents[: len(sq.asm)]:
-                d.add(ps)
-            dists.append(d)
+        base = NodeDistances()
+        for ps in st.parents[: len(seqs[0].asm)]:
+            base.add(ps)
+        dists = [base.copy() for _ in seqs]
         cache = KVCache(model.cfg.n_layers, capacity=len(seqs[0].alive))
         # the prompt and the forced prefix, for all samples at once
         x0 = model.prefix(text[None].expand(n, -1).to(dev), cond[None].expand(n, -1).to(dev))
@@ -398,12 +395,13 @@ class Sampler:
             s.op = text[3:]
             s.phase = "attrs"
             dist.add(list(s.refs))
-            info = (text, ROLE["op"], n, 1 + max((s.depths[r] for r in s.refs), default=-1))
+            s.node_depth = 1 + max((s.depths[r] for r in s.refs), default=-1)
+            info = (text, ROLE["op"], n, s.node_depth)
         else:
             key, _, val = text.partition("=")
             s.attrs[key] = json.loads(val)
             s.last_key = key
-            info = (text, ROLE["key"], n, 1 + max((s.depths[r] for r in s.refs), default=-1))
+            info = (text, ROLE["key"], n, s.node_depth)
         s.tokens.append(text)
         s.node_tokens += 1
         s.pending = info

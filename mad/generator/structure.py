@@ -168,6 +168,12 @@ class NodeDistances:
     def pop(self) -> None:
         self.rows.pop()
 
+    def copy(self) -> "NodeDistances":
+        """An independent copy (rows are never changed in place, so they are shared)."""
+        d = NodeDistances()
+        d.rows = list(self.rows)
+        return d
+
     def __len__(self) -> int:
         return len(self.rows)
 

@@ -329,6 +329,12 @@ class Assembler:
             b._owned.update(g.nodes[nid].param_name(role) for role in params)  # noqa: SLF001
         return nid
 
+    def pop(self) -> None:
+        """Take back the last node added (its parameter names become free again)."""
+        nid = self.ids.pop()
+        self.b.release([nid])
+        self.b.graph.remove_nodes([nid])
+
     def finish(self, outputs: list[int], kind: str | None = None, keys: list[str] | None = None) -> ArchGraph:
         """Declare the outputs (record positions) and return the graph."""
         self.b.graph.set_outputs([self.ids[o] for o in outputs], kind=kind, keys=keys)
