@@ -32,6 +32,7 @@ demo: install
 	$(BIN)/python examples/build_and_train.py
 	$(BIN)/python examples/ghn_predict.py
 	$(BIN)/python examples/generate.py
+	$(BIN)/python examples/search.py
 	@echo "demo outputs in $(OUT)/"
 
 test: install

@@ -300,9 +300,45 @@ def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _agent(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for task, t in d.get("tasks", {}).items():
+        st = t.get("strategies", {})
+        fmt = _pct if t.get("higher_is_better", True) else _num
+        finals = " / ".join(f"{n} {fmt(v.get('final_mean'))}" for n, v in st.items())
+        rows.append((f"{task}: best {t.get('metric')} after {t.get('evals')} evals, mean of {t.get('seeds')} seeds "
+                     f"({t.get('train', {}).get('steps')} steps each)", finals, "loop best"))
+        for name in ("loop", "loop-noghn"):
+            v = st.get(name, {})
+            if v.get("fraction_of_evolution_budget") is not None:
+                share = _pct(v["fraction_of_evolution_budget"])
+                rows.append((f"{task}: {name} evals to reach evolution's final best (share of the budget)",
+                             f"{_num(v.get('evals_to_evolution_best_mean'))} ({share})",
+                             "<= 33.3%" if name == "loop" else "worse than loop"))
+        lp = st.get("loop", {})
+        if lp.get("proposal_value_by_third"):
+            rows.append((f"{task}: loop's trained proposals, mean value by thirds of the run",
+                         " / ".join(fmt(x) for x in lp["proposal_value_by_third"]), "rising"))
+        rows.append((f"{task}: seconds per trained evaluation (all strategies, 2 workers)",
+                     _num(t.get("seconds_per_eval")), ""))
+    if d.get("mnist5k_200_evals_minutes_estimate") is not None:
+        rows.append(("mnist5k 200-evaluation search, minutes (estimated from the per-eval rate)",
+                     _num(d["mnist5k_200_evals_minutes_estimate"]), "<= 60"))
+    tab = d.get("tabular") or {}
+    if tab.get("strategies"):
+        opt = tab.get("optimum", {})
+        rows.append((f"NAS-Bench-Graph {tab.get('dataset')}: val / test-at-best-val after {tab.get('evals')} queries, "
+                     f"mean of {tab.get('seeds')} seeds (optimum {_pct(opt.get('best_val'))} / "
+                     f"{_pct(opt.get('test_at_best_val'))})",
+                     " ; ".join(f"{n} {_pct(v.get('val_mean'))} / {_pct(v.get('test_at_best_val_mean'))}"
+                                for n, v in tab["strategies"].items()), ""))
+    return rows
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
     "tokenizer_eval": _tokenizer,
     "generator_eval": _generator,
+    "agent_eval": _agent,
     "ghn_eval": _ghn_eval,
     "ghn_decoders": _ghn_decoders,
     "ir_builder": _builder,

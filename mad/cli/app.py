@@ -13,6 +13,8 @@ from .dataset import dataset_app
 from .generate import complete, edit, generator_app, suggest
 from .ghn import ghn_app
 from .inspect import info, show, code, ops
+from .search import search_command
+from .report import report_command
 from .train import train_command
 
 __all__ = ["app", "main"]
@@ -51,6 +53,8 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(ghn_app, name="ghn")
 app.add_typer(generator_app, name="generator")
 app.command("train")(train_command)
+app.command("search")(search_command)
+app.command("report")(report_command)
 
 
 def main(argv: list[str] | None = None) -> None:

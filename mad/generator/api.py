@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -254,8 +255,11 @@ class Generator:
     def suggest(self, prompt: str, n: int = 5, input_shape: tuple[int, ...] | None = None,
                 num_classes: int | None = None, vocab_size: int | None = None, max_params: int | None = None,
                 max_flops: int | None = None, seed: int = 0, temperature: float = 0.9, oversample: int = 3,
-                max_len: int | None = None) -> list[ArchGraph]:
+                max_len: int | None = None, seconds: float | None = None) -> list[ArchGraph]:
         """``n`` ranked architectures for ``prompt`` (keyword arguments override what the prompt says).
+
+        ``seconds`` bounds the sampling time (samples unfinished by then are dropped; the result then depends
+        on the machine's speed); ``None``: no bound.
 
         Raises:
             GeneratorError: a bad argument, or no candidate that runs and meets the budget.
@@ -275,10 +279,14 @@ class Generator:
         prefix = self._start_graph(task[0], task[1], task[3])
         text, cond, words = self._condition(prompt, c)
         cands = []
+        deadline = None if seconds is None else time.perf_counter() + seconds
         for rnd in range(3):  # more rounds only when too few candidates survive
+            if deadline is not None and time.perf_counter() > deadline:
+                break
             samples = self.sampler.sample(n * oversample, text, cond, prefix, max_len=max_len or self.cfg.max_len,
                                           temperature=temperature, seed=seed * 1000 + rnd,
-                                          max_params=c.max_params, output_ok=output_rule(task[0]))
+                                          max_params=c.max_params, output_ok=output_rule(task[0]),
+                                          deadline=deadline)
             cands += self._finish(samples, c, task, prompt, seed * 1000 + rnd, words)
             if len({g.wl_hash() for _, g in cands}) >= n:
                 break
@@ -368,6 +376,31 @@ class Generator:
         g = outs[0]
         g.meta["generator"].update({"instruction": instruction, "edit": "regenerate", "scope": scope})
         return g
+
+    # ------------------------------------------------------------------ adapting
+    def finetune(self, graphs: list[ArchGraph], texts: list[str | None] | None = None, **kw: Any) -> dict[str, Any]:
+        """Fine-tune this generator in place on ``graphs`` (e.g. a search's best-scoring graphs so far).
+
+        Each graph becomes a training example as in the corpus (tokens, its true constraints as condition
+        tokens, ``texts[i]`` or its description plus two paraphrases as prompts); then a few AdamW steps of the
+        training objective run (next-token and masked steps). The model is back in eval mode afterwards, and
+        ``record["finetune"]`` gets an entry, so :meth:`save` keeps the history.
+
+        Args:
+            graphs: the graphs to learn (one that cannot be tokenized is skipped and counted).
+            texts: a prompt per graph (``None`` entries use the graph's description).
+            **kw: ``steps`` (20), ``lr`` (3e-4), ``batch_tokens`` (4096), ``mlm_rate`` (0.25), ``seed`` (0).
+
+        Returns:
+            ``{"steps", "graphs", "skipped", "loss_before", "loss_after", "seconds"}``: the losses are the mean
+            next-token loss on the used graphs before and after.
+
+        Raises:
+            ValueError: no graphs, ``steps < 0``, or no graph that could be tokenized.
+        """
+        from .finetune import finetune
+
+        return finetune(self, graphs, texts, **kw)
 
 
 def _named_scope(g: ArchGraph, text: str) -> str | None:

@@ -29,7 +29,7 @@ from mad.graph import ArchGraph
 
 from .constraints import Constraints, constraints_of
 
-__all__ = ["Example", "condition_tokens", "build_corpus", "random_rows", "RANDOM_SETTINGS"]
+__all__ = ["Example", "condition_tokens", "graph_example", "build_corpus", "random_rows", "RANDOM_SETTINGS"]
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +84,52 @@ def condition_tokens(c: Constraints) -> list[str]:
     return out
 
 
-def _example(args: tuple) -> Example | None:
-    graph_json, description, source, wl, flops, seed, paraphrases, max_len = args
-    from mad.tokenizer import GraphTokenizer
+def graph_example(g: ArchGraph, description: str | None = None, *, source: str = "", seed: int = 0,
+                  paraphrases: int = 3, max_len: int = 768, flops: int | None = None, tokenizer: Any = None,
+                  wl: str | None = None) -> Example:
+    """The training example of graph ``g``, as the corpus makes it.
 
+    Args:
+        g: the graph.
+        description: its first prompt text; ``None``: :func:`~mad.data.describe.describe` of ``g``.
+        source: where it came from (kept in the example).
+        seed: seeds the paraphrases.
+        paraphrases: rewritten prompts added after the description.
+        max_len: its token sequence is cropped to this.
+        flops: its FLOPs if known (computed otherwise).
+        tokenizer: an uncompressed :class:`~mad.tokenizer.GraphTokenizer` (the default one if ``None``).
+        wl: its WL hash if known.
+
+    Raises:
+        Exception: whatever tokenizing or analysing ``g`` raises (the corpus skips such graphs).
+    """
     from .paraphrase import paraphrase
 
+    tok = tokenizer or _TOK
+    if tok is None:
+        from mad.tokenizer import GraphTokenizer
+
+        tok = GraphTokenizer.load("default", compress=False)
+    tokens = tok.tokens(g)
+    c = constraints_of(g, flops=flops)
+    if description is None:
+        from mad.data.describe import describe
+
+        description = describe(g)
+    rng = random.Random(seed)
+    texts = [description] + [paraphrase(description, c, rng) for _ in range(paraphrases)]
+    return Example(tokens[:max_len], texts, condition_tokens(c), source, wl or g.wl_hash())
+
+
+def _example(args: tuple) -> Example | None:
+    graph_json, description, source, wl, flops, seed, paraphrases, max_len = args
     try:
         g = ArchGraph.from_json(graph_json)
-        tokens = _TOK.tokens(g) if _TOK is not None else GraphTokenizer.load("default", compress=False).tokens(g)
-        c = constraints_of(g, flops=flops)
+        return graph_example(g, description, source=source, seed=seed, paraphrases=paraphrases, max_len=max_len,
+                             flops=flops, wl=wl)
     except Exception as e:  # noqa: BLE001 - a graph the corpus cannot read is skipped, and said so
         log.warning("corpus: skipped %s: %s", source, str(e).splitlines()[0][:200])
         return None
-    rng = random.Random(seed)
-    texts = [description] + [paraphrase(description, c, rng) for _ in range(paraphrases)]
-    return Example(tokens[:max_len], texts, condition_tokens(c), source, wl)
 
 
 _TOK = None

@@ -25,6 +25,7 @@ such node; at the length limit only ``<out>`` is left.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,7 +242,7 @@ class Sampler:
     @torch.no_grad()
     def sample(self, n: int, text: torch.Tensor, cond: torch.Tensor, prefix: list[str], max_len: int = 768,
                temperature: float = 1.0, top_k: int = 40, seed: int = 0, max_params: int | None = None,
-               max_retries: int = 12, output_ok: Any = None) -> list[Sample]:
+               max_retries: int = 12, output_ok: Any = None, deadline: float | None = None) -> list[Sample]:
         """``n`` samples continuing the graph-token ``prefix`` (``<bos>``, dims, input nodes or a partial graph).
 
         Args:
@@ -252,6 +253,7 @@ class Sampler:
             max_params: parameter budget enforced node by node.
             max_retries: rejected nodes at one place before the sample is closed there.
             output_ok: ``output_ok(node) -> bool``: which nodes may be the output (default: any).
+            deadline: a ``time.perf_counter()`` value; samples not finished by then are given up.
         """
         from .structure import buckets, token_structure
 
@@ -298,6 +300,8 @@ class Sampler:
         done = [False] * n
         rows = list(range(n))  # batch row -> sample; finished samples leave the batch
         for _ in range(max_len * 4):
+            if deadline is not None and time.perf_counter() > deadline:
+                break
             active, masks = [], []
             for r, b in enumerate(rows):
                 sq = seqs[b]

@@ -122,9 +122,8 @@ class Batcher:
         self.ids = [np.array([vocab[t] for t in e.tokens[: cfg.max_len]], dtype=np.int64) for e in examples]
         self._text_cache: dict[str, torch.Tensor] = {}
 
-    def batches(self) -> list[list[int]]:
-        """One epoch of index batches, each under the token budget, in random order."""
-        order = sorted(range(len(self.ex)), key=lambda i: (len(self.ids[i]), self.rng.random()))
+    def pack(self, order: list[int]) -> list[list[int]]:
+        """Consecutive runs of ``order`` (example indices), each padded batch under the token budget."""
         out, cur, longest = [], [], 0
         for i in order:
             n = len(self.ids[i]) + self.cfg.prefix_len
@@ -135,6 +134,11 @@ class Batcher:
             longest = max(longest, n)
         if cur:
             out.append(cur)
+        return out
+
+    def batches(self) -> list[list[int]]:
+        """One epoch of index batches, each under the token budget, in random order."""
+        out = self.pack(sorted(range(len(self.ex)), key=lambda i: (len(self.ids[i]), self.rng.random())))
         self.rng.shuffle(out)
         return out
 

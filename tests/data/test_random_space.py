@@ -28,13 +28,7 @@ from mad.graph.validate import validate
 SMALL = dict(max_params=400_000, max_flops=300_000_000)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models run fastest on one thread; several threads thrash on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _expected_out(g: ArchGraph, cfg: RandomSpaceConfig) -> tuple[int, ...]:

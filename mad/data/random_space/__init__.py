@@ -12,6 +12,10 @@ Every node is added through the builder, which checks it and infers its shape
 at once; FLOPs are summed as nodes are added, so the parameter and FLOP ranges
 are enforced by rejection without an interpreter walk per try.
 
+A sample's ``meta["hparams"]`` is its genotype (:mod:`.genotype`): :func:`build`
+turns a genotype back into its graph and :func:`mutate` changes one of its
+:func:`genes`, e.g. for regularized evolution.
+
 Example:
     >>> cfg = RandomSpaceConfig(modality="image", image_shape=(1, 28, 28), max_params=500_000)
     >>> g = sample(7, cfg)
@@ -22,6 +26,7 @@ Example:
 
 from .cnn import sample_image_classifier
 from .config import CELL_OPS, SPACE_VERSION, RandomSpaceConfig, RandomSpaceError, config_dict
+from .genotype import build, genes, mutate
 from .sampling import sample, sample_many
 from .transformer import sample_sequence_model
 
@@ -30,7 +35,10 @@ __all__ = [
     "SPACE_VERSION",
     "RandomSpaceConfig",
     "RandomSpaceError",
+    "build",
     "config_dict",
+    "genes",
+    "mutate",
     "sample",
     "sample_image_classifier",
     "sample_many",

@@ -10,18 +10,21 @@ from mad.graph import ArchGraph, GraphBuilder
 from . import layers as L
 from .config import CELL_OPS, PARAMETRIC, RandomSpaceConfig, RandomSpaceError
 
-__all__ = ["sample_image_classifier", "cnn_hparams"]
+__all__ = ["sample_image_classifier", "build_image_classifier", "cnn_hparams"]
 
-_ACTIVATIONS = ("relu", "gelu", "silu", "hardswish")
-_CNN_NORMS = ("batch_norm", "group_norm", "layer_norm")
+ACTIVATIONS = ("relu", "gelu", "silu", "hardswish")
+CNN_NORMS = ("batch_norm", "group_norm", "layer_norm")
+ORDERS = ("post", "pre")
+DOWNSAMPLES = ("conv", "max_pool", "avg_pool")
 
 
-def _choice(rng: random.Random, weights: dict[str, float]) -> str:
+def choice(rng: random.Random, weights: dict[str, float]) -> str:
+    """A draw from the keys with positive weight, in proportion to the weights."""
     keys = [k for k, w in weights.items() if w > 0]
     return rng.choices(keys, weights=[weights[k] for k in keys])[0]
 
 
-def _sample_cell(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
+def sample_cell(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
     """A cell genotype: nodes (op, inputs), how loose ends merge, and whether the cell is residual.
 
     Input index 0 is the cell input; node ``i`` is value ``i + 1``.
@@ -31,9 +34,9 @@ def _sample_cell(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
     for i in range(n):
         k = 1 if i == 0 or rng.random() < 0.6 else 2
         inputs = sorted(rng.sample(range(i + 1), k))
-        nodes.append({"op": _choice(rng, cfg.cell_ops), "inputs": inputs})
+        nodes.append({"op": choice(rng, cfg.cell_ops), "inputs": inputs})
     if not any(nd["op"] in PARAMETRIC for nd in nodes):  # every cell learns something
-        nodes[-1]["op"] = _choice(rng, {k: w for k, w in cfg.cell_ops.items() if k in PARAMETRIC})
+        nodes[-1]["op"] = choice(rng, {k: w for k, w in cfg.cell_ops.items() if k in PARAMETRIC})
     return {
         "nodes": nodes,
         "merge": rng.choice(["sum", "concat"]),
@@ -43,14 +46,17 @@ def _sample_cell(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
     }
 
 
-def cnn_hparams(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
-    """Draw the hyperparameters (genotype) of one image classifier."""
-    side = min(cfg.image_shape[1:])
-    hp: dict[str, Any] = {
-        "norm": rng.choices(_CNN_NORMS, weights=[2, 1, 1])[0],
-        "activation": rng.choice(_ACTIVATIONS),
-        "order": rng.choice(["post", "pre"]),  # conv-norm-act or act-conv-norm
-    }
+def max_downsamplings(side: int) -> int:
+    """How often a stem output of (at least) ``side`` pixels can be halved, keeping at least 2x2."""
+    n = 0
+    while side >= 4:
+        side //= 2
+        n += 1
+    return n
+
+
+def draw_stem(rng: random.Random, side: int) -> dict[str, Any]:
+    """A stem for inputs whose smaller side is ``side``: a conv, or non-overlapping patches."""
     kinds = ["conv"] + (["patchify"] if side >= 16 else [])
     stem = {"kind": rng.choice(kinds)}
     if stem["kind"] == "conv":
@@ -59,29 +65,47 @@ def cnn_hparams(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
     else:
         stem["patch"] = rng.choice([2, 4] if side >= 32 else [2])
         stem["stride"] = stem["patch"]
-    hp["stem"] = stem
-    side //= stem["stride"]  # a lower bound on the stem's output size
-    max_down = 0
-    while side >= 4:  # every downsampling keeps at least 2x2
-        side //= 2
-        max_down += 1
-    num_stages = min(rng.randint(*cfg.num_stages), 1 + max_down)
-    widths = sorted(set(cfg.widths))
-    width = rng.choice(widths[: max(1, (len(widths) + 1) // 2)])
-    shared_cell = _sample_cell(rng, cfg)
-    hp["downsample"] = rng.choice(["conv", "max_pool", "avg_pool"])
-    stages = []
-    for s in range(num_stages):
-        if s > 0:
-            width = rng.choice([x for x in widths if width <= x <= 2 * width] or [width])
-        cell = shared_cell if rng.random() < 0.7 else _sample_cell(rng, cfg)
-        stages.append({"width": width, "cells": rng.randint(*cfg.cells_per_stage), "cell": cell})
-    hp["stages"] = stages
-    hp["head"] = {
+    return stem
+
+
+def draw_head(rng: random.Random) -> dict[str, Any]:
+    """A classifier head: optional 1x1 expansion, global pooling, optional hidden layer."""
+    return {
         "expand": rng.choice([0, 0, 2, 4]),  # 1x1 conv to k x width before pooling (0: none)
         "pool": rng.choice(["adaptive_avg", "mean"]),
         "hidden": rng.choice([0, 0, 128, 256]),
     }
+
+
+def next_width(rng: random.Random, widths: list[int], width: int) -> int:
+    """The width of the stage after one of ``width``: from ``widths`` (sorted), at least ``width``, at most double."""
+    return rng.choice([x for x in widths if width <= x <= 2 * width] or [width])
+
+
+def cnn_hparams(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
+    """Draw the hyperparameters (genotype) of one image classifier."""
+    side = min(cfg.image_shape[1:])
+    hp: dict[str, Any] = {
+        "norm": rng.choices(CNN_NORMS, weights=[2, 1, 1])[0],
+        "activation": rng.choice(ACTIVATIONS),
+        "order": rng.choice(ORDERS),  # conv-norm-act or act-conv-norm
+    }
+    stem = draw_stem(rng, side)
+    hp["stem"] = stem
+    max_down = max_downsamplings(side // stem["stride"])  # side // stride: a lower bound on the stem's output
+    num_stages = min(rng.randint(*cfg.num_stages), 1 + max_down)
+    widths = sorted(set(cfg.widths))
+    width = rng.choice(widths[: max(1, (len(widths) + 1) // 2)])
+    shared_cell = sample_cell(rng, cfg)
+    hp["downsample"] = rng.choice(DOWNSAMPLES)
+    stages = []
+    for s in range(num_stages):
+        if s > 0:
+            width = next_width(rng, widths, width)
+        cell = shared_cell if rng.random() < 0.7 else sample_cell(rng, cfg)
+        stages.append({"width": width, "cells": rng.randint(*cfg.cells_per_stage), "cell": cell})
+    hp["stages"] = stages
+    hp["head"] = draw_head(rng)
     return hp
 
 
@@ -127,6 +151,8 @@ class _CNN:
 
     def op(self, name: str, x: str, cell: dict[str, Any], scope: str) -> str:
         b, hp = self.b, self.hp
+        if name not in CELL_OPS:
+            raise RandomSpaceError(f"cell op {name!r} is not in CELL_OPS {sorted(CELL_OPS)}")
         c = b.shape(x)[1]
         if name.startswith("conv"):
             return self.conv_unit(x, c, int(name[4]), scope)
@@ -142,9 +168,7 @@ class _CNN:
             y = L.conv(b, x, c * cell["mlp_ratio"], 1, f"{scope}.fc1", bias=True)
             y = L.act(b, y, hp["activation"], f"{scope}.act")
             return L.conv(b, y, c, 1, f"{scope}.fc2", bias=True)
-        if name == "identity":
-            return x
-        raise RandomSpaceError(f"cell op {name!r} is not in CELL_OPS {sorted(CELL_OPS)}")
+        return x  # identity
 
     def cell(self, x: str, cell: dict[str, Any], scope: str, attn_ok: bool) -> str:
         b = self.b
@@ -230,10 +254,15 @@ def sample_image_classifier(rng: random.Random, cfg: RandomSpaceConfig | None = 
         >>> g.nodes[g.outputs[0]].shape
         ['B', 10]
     """
+    cfg = cfg or RandomSpaceConfig()
+    return build_image_classifier(cnn_hparams(rng, cfg), cfg)
+
+
+def build_image_classifier(hp: dict[str, Any], cfg: RandomSpaceConfig) -> ArchGraph:
+    """The image classifier of a :func:`cnn_hparams` genotype; ``hp`` (now ``meta["hparams"]``) gains each
+    stage's ``resolution``. Raises :class:`~mad.graph.GraphError` (or ``KeyError``, ...) on an invalid genotype."""
     from .sampling import finish
 
-    cfg = cfg or RandomSpaceConfig()
-    hp = cnn_hparams(rng, cfg)
     b = GraphBuilder("random-cnn", source="random", dims={"B": cfg.batch_size})
     x = b.input("pixel_values", ("B", *cfg.image_shape), "float32")
     b.graph.inputs[0].dims = ["batch", "channels", "height", "width"]

@@ -10,22 +10,49 @@ from mad.graph import ArchGraph, GraphBuilder
 from . import layers as L
 from .config import RandomSpaceConfig
 
-__all__ = ["sample_sequence_model", "transformer_hparams"]
+__all__ = ["sample_sequence_model", "build_sequence_model", "transformer_hparams"]
+
+MLPS = ("gelu", "swiglu", "relu")
+SEQ_NORMS = ("layer_norm", "rms_norm")
+PLACEMENTS = ("pre", "post")
+RESIDUALS = ("standard", "parallel")
+POSITIONS = ("learned", "none")
+
+
+def width_pairs(cfg: RandomSpaceConfig) -> list[tuple[int, int]]:
+    """The ``(d_model, head_dim)`` pairs of the space: head sizes that divide the hidden size."""
+    return [(d, h) for d in cfg.d_models for h in cfg.head_dims if d % h == 0]
+
+
+def kv_options(heads: int) -> list[int]:
+    """Grouped-query key/value head counts for ``heads`` query heads (strictly between 1 and ``heads``)."""
+    return [k for k in range(2, heads) if heads % k == 0]
+
+
+def attention_kinds(heads: int) -> list[str]:
+    """The attention kinds ``heads`` query heads allow: mha, mqa (> 1 head), gqa (a proper divisor > 1)."""
+    return ["mha"] + (["mqa"] if heads > 1 else []) + (["gqa"] if kv_options(heads) else [])
+
+
+def draw_attention(rng: random.Random, heads: int) -> tuple[str, int]:
+    """An attention kind and its key/value head count for ``heads`` query heads."""
+    attention = rng.choice(attention_kinds(heads))
+    return attention, {"mha": heads, "mqa": 1}.get(attention) or rng.choice(kv_options(heads))
+
+
+def mlp_hidden(kind: str, ratio: int, d_model: int) -> int:
+    """The MLP hidden size: ``ratio * d_model``, or 2/3 of it rounded to a multiple of 8 for SwiGLU."""
+    return ratio * d_model if kind != "swiglu" else max(8, round(ratio * d_model * 2 / 3 / 8) * 8)
 
 
 def transformer_hparams(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
     """Draw the hyperparameters of one transformer language model."""
-    pairs = [(d, h) for d in cfg.d_models for h in cfg.head_dims if d % h == 0]
-    d_model, head_dim = rng.choice(pairs)
+    d_model, head_dim = rng.choice(width_pairs(cfg))
     heads = d_model // head_dim
-    kv_options = [k for k in range(2, heads) if heads % k == 0]
-    kinds = ["mha"] + (["mqa"] if heads > 1 else []) + (["gqa"] if kv_options else [])
-    attention = rng.choice(kinds)
-    kv_heads = {"mha": heads, "mqa": 1}.get(attention) or rng.choice(kv_options)
-    mlp = rng.choice(["gelu", "swiglu", "relu"])
+    attention, kv_heads = draw_attention(rng, heads)
+    mlp = rng.choice(MLPS)
     ratio = rng.choice(cfg.mlp_ratios)
-    hidden = ratio * d_model if mlp != "swiglu" else max(8, round(ratio * d_model * 2 / 3 / 8) * 8)
-    placement = rng.choice(["pre", "post"])
+    placement = rng.choice(PLACEMENTS)
     return {
         "d_model": d_model,
         "num_layers": rng.randint(*cfg.num_layers),
@@ -37,11 +64,11 @@ def transformer_hparams(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str,
         "causal": rng.random() < 0.7,
         "mlp": mlp,
         "mlp_ratio": ratio,
-        "mlp_hidden": hidden,
-        "norm": rng.choice(["layer_norm", "rms_norm"]),
+        "mlp_hidden": mlp_hidden(mlp, ratio, d_model),
+        "norm": rng.choice(SEQ_NORMS),
         "placement": placement,
-        "residual": rng.choice(["standard", "parallel"]),
-        "position": rng.choice(["learned", "none"]),
+        "residual": rng.choice(RESIDUALS),
+        "position": rng.choice(POSITIONS),
         "bias": rng.random() < 0.5,
         "embed_norm": placement == "post" and rng.random() < 0.5,
         "tie_embeddings": rng.random() < 0.3,
@@ -127,10 +154,15 @@ def sample_sequence_model(rng: random.Random, cfg: RandomSpaceConfig | None = No
         >>> g.nodes[g.outputs[0]].shape, g.dims
         (['B', 'T', 64], {'B': 2, 'T': 16})
     """
+    cfg = cfg or RandomSpaceConfig()
+    return build_sequence_model(transformer_hparams(rng, cfg), cfg)
+
+
+def build_sequence_model(hp: dict[str, Any], cfg: RandomSpaceConfig) -> ArchGraph:
+    """The language model of a :func:`transformer_hparams` genotype (``hp`` becomes ``meta["hparams"]``).
+    Raises :class:`~mad.graph.GraphError` (or ``KeyError``, ...) on an invalid genotype."""
     from .sampling import finish
 
-    cfg = cfg or RandomSpaceConfig()
-    hp = transformer_hparams(rng, cfg)
     b = GraphBuilder("random-transformer", source="random", dims={"B": cfg.batch_size, "T": cfg.seq_len})
     ids = b.input("input_ids", ("B", "T"), "int64", range=[0, cfg.vocab_size])
     b.graph.inputs[0].dims = ["batch", "seq"]

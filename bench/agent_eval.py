@@ -1,0 +1,210 @@
+"""Agent evaluation: the MAD loop vs random search vs regularized evolution vs the loop without the GHN, at the
+same number of trained evaluations (each training the same steps), on real tasks and on a tabular benchmark.
+
+    python bench/agent_eval.py                                   # mnist5k, mnist1d, chars; 3 seeds each
+    python bench/agent_eval.py --tasks digits --seeds 1 --evals 8 --out /tmp/a.json   # a smoke run
+    python bench/agent_eval.py --tabular-only --tabular-seeds 20  # NAS-Bench-Graph only (pip install 'mad[nasbench]')
+
+* Every run is a ``mad.agent.search`` in ``--runs`` (kept, so an interrupted benchmark resumes; a finished run
+  is reused). Trained results are cached by (graph, task, training settings) in ``--runs/cache``, so two
+  strategies that train the same graph get the same figure and pay for it once; evaluations are still
+  counted for each.
+* Per task: the mean best-so-far curve of each strategy over seeds; the final best of evolution; the evaluations
+  the loop needs to reach it (per seed, then averaged; a seed where it never does counts as twice the budget); the
+  loop's proposals' mean trained value by round third (does it learn?); seconds per evaluation, and the
+  minutes a 200-evaluation mnist5k search would take at that rate.
+* Tabular: NAS-Bench-Graph (cora) validation accuracy, test accuracy at the best validation, over
+  ``--tabular-seeds`` seeds, the loop (surrogate on the space's features; no GHN, no generator) vs random vs
+  evolution.
+
+Writes ``bench/results/agent_eval.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mad.agent import RunRecords, TrainSettings, search  # noqa: E402
+
+OUT = Path(__file__).parent / "results" / "agent_eval.json"
+STRATEGIES = {
+    "loop": ("loop", {}),
+    "loop-noghn": ("loop", {"ghn": False}),
+    "random": ("random", {}),
+    "evolution": ("evolution", {"population": 8, "sample_size": 3}),
+}
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.fmean(xs) if xs else None
+
+
+def _curve(result, evals: int, hib: bool) -> list[float | None]:
+    """Best value so far after each evaluation 1..evals (the last value held if the run stopped early)."""
+    out, last = [], None
+    points = dict(result.curve)
+    for i in range(1, evals + 1):
+        last = points.get(i, last)
+        out.append(last)
+    return out
+
+
+def _reach(curve: list[float | None], target: float, hib: bool) -> int | None:
+    """Evaluations until the curve reaches ``target`` (``None`` when it never does)."""
+    for i, v in enumerate(curve, 1):
+        if v is not None and (v >= target - 1e-12 if hib else v <= target + 1e-12):
+            return i
+    return None
+
+
+def _by_round_third(folder: Path) -> dict[str, float | None]:
+    trials = RunRecords(folder).history(True).trials
+    vals = [t.value for t in trials]
+    n = len(vals)
+    thirds = [vals[: n // 3], vals[n // 3: 2 * n // 3], vals[2 * n // 3:]]
+    gen = [[t.value for t in trials[a:b] if t.proposer == "generator"]
+           for a, b in ((0, n // 3), (n // 3, 2 * n // 3), (2 * n // 3, n))]
+    return {"all": [_mean(x) for x in thirds], "generator": [_mean(x) for x in gen]}
+
+
+def run_task(task: str, args, runs: Path) -> dict:
+    settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
+    out: dict = {"strategies": {}, "train": settings.as_dict(), "evals": args.evals, "seeds": args.seeds,
+                 "max_params": args.max_params, "max_flops": args.max_flops, "round_size": args.round_size}
+    hib = True
+    seconds, evals_done, cached = 0.0, 0, 0
+    per_strategy_seconds: dict[str, list[float]] = {}
+    for name in args.strategies:
+        strat, opts = STRATEGIES[name]
+        curves, finals, tests, thirds = [], [], [], []
+        for seed in range(args.seeds):
+            folder = runs / task / f"{name}-s{seed}"
+            r = search(task, strat, folder, evals=args.evals, max_params=args.max_params, max_flops=args.max_flops,
+                       workers=args.workers,
+                       round_size=args.round_size, train=settings, seed=seed, resume=folder.exists(),
+                       progress=not args.quiet, cache_dir=runs / "cache", strategy_options=opts)
+            seconds += r.seconds  # over all segments of the run (a reused run keeps its own time)
+            evals_done += r.evals
+            cached += sum(1 for e in RunRecords(folder).events() if e["event"] == "result"
+                          and e["result"].get("cached"))
+            per_strategy_seconds.setdefault(name, []).append(r.seconds / max(r.evals, 1))
+            hib = r.higher_is_better
+            curves.append(_curve(r, args.evals, hib))
+            finals.append(r.best["value"] if r.best else None)
+            tests.append(r.best.get("test_value") if r.best else None)
+            thirds.append(_by_round_third(folder))
+            print(f"{task} {name} seed {seed}: best {finals[-1]} after {r.evals} evals ({r.seconds:.0f} s)",
+                  flush=True)
+        mean_curve = [_mean(c[i] for c in curves) if all(c[i] is not None for c in curves) else None
+                      for i in range(args.evals)]
+        out["strategies"][name] = {
+            "final_mean": _mean(finals), "final_std": statistics.pstdev([f for f in finals if f is not None])
+            if len([f for f in finals if f is not None]) > 1 else 0.0, "finals": finals, "test_at_best": tests,
+            "curve_mean": mean_curve, "curves": curves,
+            "proposal_value_by_third": [_mean(t["all"][k] for t in thirds) for k in range(3)],
+            "generator_value_by_third": [_mean(t["generator"][k] for t in thirds) for k in range(3)],
+        }
+    out["metric"] = "val_accuracy" if hib else "val_bpc"
+    out["higher_is_better"] = hib
+    s = out["strategies"]
+    if "evolution" in s:
+        evo = s["evolution"]
+        for name in [n for n in s if n.startswith("loop")]:
+            reach = [_reach(lc, ef, hib) for lc, ef in zip(s[name]["curves"], evo["finals"]) if ef is not None]
+            # a seed where the loop never reaches evolution's best counts as twice the budget (censored)
+            counted = [args.evals * 2 if r is None else r for r in reach]
+            s[name]["evals_to_evolution_best"] = reach
+            s[name]["seeds_reaching_evolution_best"] = sum(r is not None for r in reach)
+            s[name]["evals_to_evolution_best_mean"] = _mean(counted)
+            s[name]["fraction_of_evolution_budget"] = _mean(counted) / args.evals if counted else None
+    out["seconds_per_eval"] = seconds / max(evals_done, 1)
+    out["seconds_per_eval_by_strategy"] = {k: _mean(v) for k, v in per_strategy_seconds.items()}
+    out["cached_results"] = cached
+    return out
+
+
+def run_tabular(args, runs: Path) -> dict:
+    try:
+        from mad.agent.nasbench_graph import NasBenchGraphSpace
+        space = NasBenchGraphSpace(args.tabular_dataset)
+    except ImportError as e:
+        return {"skipped": str(e)}
+    opt = space.optimum()
+    out: dict = {"dataset": args.tabular_dataset, "evals": args.tabular_evals, "seeds": args.tabular_seeds,
+                 "optimum": {k: opt[k] for k in ("best_val", "test_at_best_val", "best_test", "num_archs")},
+                 "strategies": {}}
+    for name in ("loop", "random", "evolution"):
+        strat, opts = STRATEGIES[name]
+        opts = {**opts, "population": 20, "sample_size": 5} if name == "evolution" else opts
+        finals, tests, curves = [], [], []
+        for seed in range(args.tabular_seeds):
+            folder = runs / f"nasbench-{args.tabular_dataset}" / f"{name}-s{seed}"
+            r = search("nasbench-graph", strat, folder, evals=args.tabular_evals, space=space, round_size=10,
+                       seed=seed, resume=folder.exists(), progress=False, strategy_options=opts)
+            finals.append(r.best["value"])
+            tests.append(r.best["test_value"])
+            curves.append(_curve(r, args.tabular_evals, True))
+        at = {n: _mean(c[n - 1] for c in curves) for n in (10, 50, 100, args.tabular_evals)
+              if n <= args.tabular_evals}
+        out["strategies"][name] = {"val_mean": _mean(finals), "test_at_best_val_mean": _mean(tests),
+                                   "best_val_mean_at": at}
+        print(f"nasbench {name}: val {_mean(finals):.4f} test {_mean(tests):.4f}", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", default="mnist5k,mnist1d,chars")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--evals", type=int, default=24)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--max-params", type=int, default=50_000)
+    ap.add_argument("--max-flops", type=int, default=20_000_000, help="FLOPs of a forward pass at batch 2")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--round-size", type=int, default=4)
+    ap.add_argument("--runs", default="out/agent_eval", help="run folders (kept for resuming) and the cache")
+    ap.add_argument("--tabular-dataset", default="cora")
+    ap.add_argument("--tabular-seeds", type=int, default=20)
+    ap.add_argument("--tabular-evals", type=int, default=100)
+    ap.add_argument("--tabular-only", action="store_true")
+    ap.add_argument("--no-tabular", action="store_true")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args()
+    args.strategies = [s for s in args.strategies.split(",") if s]
+    runs = Path(args.runs)
+    out_path = Path(args.out)
+    res = json.loads(out_path.read_text()) if out_path.exists() else {}
+    res.update({"machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+                "date": time.strftime("%Y-%m-%d")})
+    res.setdefault("tasks", {})
+    if not args.tabular_only:
+        for task in [t for t in args.tasks.split(",") if t]:
+            res["tasks"][task] = run_task(task, args, runs)
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(json.dumps(res, indent=1))
+        if "mnist5k" in res["tasks"]:  # the loop's own rate (its trainings are the first of a task: few cache hits)
+            rate = res["tasks"]["mnist5k"]["seconds_per_eval_by_strategy"].get("loop")
+            res["mnist5k_200_evals_minutes_estimate"] = None if rate is None else 200 * rate / 60
+    if not args.no_tabular:
+        res["tabular"] = run_tabular(args, runs)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(res, indent=1))
+    print(json.dumps({t: {n: (v["final_mean"], v.get("fraction_of_evolution_budget"))
+                          for n, v in d["strategies"].items()} for t, d in res["tasks"].items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""The MAD loop: generate -> score with the GHN -> train the most promising -> learn, as a :class:`Strategy`.
+
+Each round it builds a pool of ``pool`` x k candidates from three proposers: the generator (conditioned on the
+user's prompt, or on the task when there is none), mutations and edits of the elites (the best trained so far),
+and fresh random-space draws for exploration. Every admissible candidate is scored without training: the GHN
+predicts its parameters and the task's validation split scores them, and a surrogate (:mod:`.surrogate`),
+refit each round on the search's own trained results, turns graph features, the parent's result and the GHN
+scores into a predicted fitness; the GHN scores are calibrated there: they stay in the surrogate only while
+4-fold cross-validation on the trained results says they improve its ranking (and are left out below 8 results). The k with the best optimistic prediction (mean + ``explore`` x spread across
+the ensemble) are trained. After every ``finetune_every`` rounds the generator is fine-tuned on the best
+trained graphs, so it proposes more of what worked.
+
+With ``ghn=False`` it is the same loop without GHN scores (the ablation of the benchmark).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .records import History
+from .space import Candidate
+from .strategies import SearchContext, Strategy, candidate_of, register_strategy
+from .surrogate import Surrogate, graph_features
+
+__all__ = ["MADLoop"]
+
+log = logging.getLogger(__name__)
+
+
+@register_strategy("loop")
+class MADLoop(Strategy):
+    """Generate, score, train the best, learn.
+
+    Args:
+        pool: candidates scored per trained one.
+        shares: ``(generator, mutation, random)`` shares of the pool once there are trained results (the first
+            round has no elites: generator and random share it).
+        elites: how many of the best trained candidates are mutated.
+        ghn: score candidates with the GHN (``"default"`` or a checkpoint folder; ``False``: no GHN).
+        generator: ``"default"``, a checkpoint folder, or ``False`` (no generator proposals).
+        finetune_every, finetune_steps, finetune_top: fine-tune the generator every this many rounds, this many
+            steps, on this many of the best trained graphs (``finetune_every=0``: never).
+        explore: weight of the surrogate's spread in the selection score.
+        ghn_examples: validation examples the GHN's predicted parameters are scored on.
+        gen_seconds: time the generator may take per round (it proposes fewer when slow, so a search with the
+            generator is reproducible only where it never runs out of time; a resumed round is replayed from
+            the journal either way).
+    """
+
+    def __init__(self, pool: int = 4, shares: tuple[float, float, float] = (0.25, 0.5, 0.25), elites: int = 5,
+                 ghn: str | bool = "default", generator: str | bool = "default", finetune_every: int = 2,
+                 finetune_steps: int = 6, finetune_top: int = 6, explore: float = 0.5,
+                 ghn_examples: int = 128, gen_seconds: float = 8.0) -> None:
+        if pool < 1 or elites < 1:
+            raise ValueError(f"pool and elites must be >= 1, got {pool}, {elites}")
+        if len(shares) != 3 or any(s < 0 for s in shares) or sum(shares) <= 0:
+            raise ValueError(f"shares must be three non-negative numbers (generator, mutation, random), got {shares}")
+        self.pool, self.shares, self.elites = pool, tuple(float(s) for s in shares), elites
+        self.ghn_name, self.gen_name = ghn, generator
+        self.finetune_every, self.finetune_steps, self.finetune_top = finetune_every, finetune_steps, finetune_top
+        self.explore, self.ghn_examples, self.gen_seconds = explore, ghn_examples, gen_seconds
+        self.ghn = self.gen = None
+        self.surrogate: Surrogate | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "pool": self.pool, "shares": list(self.shares), "elites": self.elites,
+                "ghn": self.ghn_name, "generator": self.gen_name, "finetune_every": self.finetune_every,
+                "finetune_steps": self.finetune_steps, "finetune_top": self.finetune_top, "explore": self.explore,
+                "ghn_examples": self.ghn_examples, "gen_seconds": self.gen_seconds}
+
+    # ------------------------------------------------------------------ set-up and resume
+    def start(self, ctx: SearchContext, history: History) -> None:
+        super().start(ctx, history)
+        self.surrogate = Surrogate(seed=ctx.seed)
+        graphs = hasattr(ctx.space, "adopt")  # a space of graphs (the GHN and the generator need graphs)
+        if self.ghn_name and graphs:
+            import mad.ghn
+
+            self.ghn = mad.ghn.load(str(self.ghn_name))
+            if ctx.task not in self.ghn.record.get("tasks", [ctx.task]):
+                log.warning("the GHN was not trained on %s; its scores may mean little there", ctx.task)
+        if self.gen_name and graphs:
+            import mad.generator
+
+            saved = self._saved_generators(ctx.last_round)
+            self.gen = mad.generator.load(str(saved[-1]) if saved else str(self.gen_name))
+
+    def _gen_dir(self) -> Path:
+        return self.ctx.folder / "generator"
+
+    def _saved_generators(self, last_round: int) -> list[Path]:
+        """Fine-tuned generators of finished rounds (a round cut short redoes its fine-tuning)."""
+        root = self._gen_dir()
+        found = sorted(root.glob("round-*")) if root.exists() else []
+        return [p for p in found if int(p.name.split("-")[1]) <= last_round and (p / "done").exists()]
+
+    # ------------------------------------------------------------------ proposing
+    def _prompt(self) -> tuple[str, dict[str, Any]]:
+        from mad.data import tasks
+
+        space = self.ctx.space
+        opts = dict(getattr(space, "task_options", {}))
+        info = tasks.info(self.ctx.task, **opts)
+        limits = {"max_params": getattr(space, "max_params", None)}
+        if info.task_type == "classification":
+            shape = tuple(info.input_shape)
+            if len(shape) == 3:
+                kind = "grayscale" if shape[0] == 1 else "color"
+                what = f"an image classifier for {shape[1]}x{shape[2]} {kind} images"
+            else:
+                what = f"a classifier for 1-D signals of length {shape[-1]}"
+            text = self.ctx.prompt or f"{what} with {info.num_classes} classes"
+            return text, {"input_shape": shape, "num_classes": info.num_classes, **limits}
+        text = self.ctx.prompt or "a small causal character-level language model"
+        return text, {"input_shape": tuple(info.input_shape), "vocab_size": info.vocab_size, **limits}
+
+    def _generated(self, n: int, rng: random.Random) -> list[Candidate]:
+        """Up to ``n`` admissible generated candidates, two at a time, within ``gen_seconds``."""
+        if self.gen is None or n <= 0:
+            return []
+        text, kw = self._prompt()
+        out: list[Candidate] = []
+        t0 = time.perf_counter()
+        for _ in range(n):
+            left = self.gen_seconds - (time.perf_counter() - t0)
+            if len(out) >= n or left <= 0:
+                break
+            try:
+                graphs = self.gen.suggest(text, n=min(2, n - len(out)), seed=rng.randrange(2**20), oversample=1,
+                                          max_len=256, seconds=left, **kw)
+            except Exception as e:  # noqa: BLE001 - a generator that finds nothing leaves the pool to the others
+                log.info("generator proposed nothing: %s", str(e).splitlines()[0][:200])
+                continue
+            for g in graphs:
+                try:
+                    c = self.ctx.space.adopt(g, "generator")
+                except Exception:  # noqa: BLE001 - a generated graph that cannot take the task is dropped
+                    continue
+                if self.ctx.admit(c) is None and all(c.key != o.key for o in out):
+                    out.append(c)
+        return out[:n]
+
+    def _parents(self, history: History, n: int, rng: random.Random) -> list[Candidate]:
+        top = [t for t in history.top(self.elites) if t.fitness > -math.inf]
+        if not top:
+            return []
+        weights = [1.0 / (r + 1) for r in range(len(top))]  # the best is mutated most often
+        return [candidate_of(t) for t in rng.choices(top, weights=weights, k=n)]
+
+    def propose(self, k: int, history: History, rng: random.Random) -> list[Candidate]:
+        size = max(k, self.pool * k)
+        g_share, m_share, r_share = self.shares
+        if not history.trials:
+            m_share = 0.0
+        total = g_share + m_share + r_share
+        n_gen = round(size * g_share / total)
+        n_mut = round(size * m_share / total)
+        pool = self._generated(n_gen, rng)
+        pool += [c for c in self.mutants(self._parents(history, n_mut, rng), rng) if all(c.key != o.key for o in pool)]
+        pool += [c for c in self.fresh(size - len(pool), rng) if all(c.key != o.key for o in pool)]
+        pool = self._score(pool, history) if pool else []
+        if not pool:
+            return []
+        order = sorted(range(len(pool)), key=lambda i: -pool[i].info["scores"]["acquisition"])
+        for rank, i in enumerate(order):
+            pool[i].info["selected"] = rank < k
+        return [pool[i] for i in order]
+
+    # ------------------------------------------------------------------ scoring
+    def _ghn_scores(self, cands: list[Candidate]) -> list[Candidate]:
+        """Score ``cands`` with the GHN; returns those it could run (a graph that fails to run with predicted
+        parameters at the evaluation batch size would fail training too, and leaves the pool)."""
+        if self.ghn is None:
+            return cands
+        graphs = [self.ctx.space.to_graph(c) for c in cands]
+        t0 = time.perf_counter()
+        try:
+            scores = self.ghn.score(graphs, self.ctx.task, max_examples=self.ghn_examples)
+        except Exception:  # noqa: BLE001 - one graph that cannot run stops a batch: score them one by one
+            scores = []
+            for g in graphs:
+                try:
+                    scores.append(self.ghn.score(g, self.ctx.task, max_examples=self.ghn_examples))
+                except Exception as e:  # noqa: BLE001 - recorded and dropped from the pool
+                    scores.append({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"})
+        kept = []
+        for c, s in zip(cands, scores):
+            if "error" in s:
+                log.info("GHN could not score %s: %s", c.key, s["error"])
+                continue
+            value = s.get("accuracy", s.get("bpc"))
+            c.info.setdefault("scores", {}).update(ghn_value=value, ghn_loss=s.get("loss"),
+                                                   ghn_quality=s.get("quality"))
+            kept.append(c)
+        log.debug("GHN scored %d candidates in %.1f s", len(cands), time.perf_counter() - t0)
+        return kept
+
+    def _features(self, c: Candidate, parent_fit: dict[str, float], mean_fit: float) -> list[float]:
+        space = self.ctx.space
+        own = getattr(space, "features", None)
+        base = own(c) if own is not None else graph_features(space.to_graph(c), c.info.get("costs"))
+        pf = parent_fit.get(c.parent) if c.parent else None
+        kind = _KIND.get(c.proposer, "random")  # which proposer made it: the surrogate learns which ones pay off
+        x = [*base, *[float(kind == k) for k in ("generator", "mutation", "random")],
+             1.0 if pf is not None else 0.0, pf if pf is not None else mean_fit]
+        if self.ghn is not None:
+            s = c.info.get("scores", {})
+            sign = 1.0 if self.ctx.higher_is_better else -1.0
+            x += [sign * (s.get("ghn_value") if s.get("ghn_value") is not None else 0.0),
+                  -(s.get("ghn_loss") if s.get("ghn_loss") is not None else 10.0),
+                  sign * (s.get("ghn_quality") if s.get("ghn_quality") is not None else 0.0)]
+        return x
+
+    def _score(self, pool: list[Candidate], history: History) -> list[Candidate]:
+        """Scores and acquisition values of the pool's members (those the GHN could not run are dropped)."""
+        pool = self._ghn_scores(pool)
+        if not pool:
+            return pool
+        done = [t for t in history.trials]
+        fits = [t.fitness for t in done if t.fitness > -math.inf]
+        mean_fit = sum(fits) / len(fits) if fits else 0.0
+        parent_fit = {t.key: t.fitness if t.fitness > -math.inf else mean_fit for t in done}
+        x_pool = [self._features(c, parent_fit, mean_fit) for c in pool]
+        x_done = [self._features(_as_candidate(t), parent_fit, mean_fit) for t in done]
+        ghn_cols = list(range(len(x_pool[0]) - 3, len(x_pool[0]))) if self.ghn is not None else None
+        self.surrogate.fit(x_done, [t.fitness for t in done], optional=ghn_cols)
+        if self.surrogate.fitted:
+            mean, std = self.surrogate.predict(x_pool)
+            sign = 1.0 if self.ctx.higher_is_better else -1.0  # predicted in the metric's units
+            cal = self.surrogate.calibration
+            for c, m, s in zip(pool, mean, std):
+                c.info.setdefault("scores", {}).update(predicted=float(sign * m), spread=float(s),
+                                                       acquisition=float(m + self.explore * s),
+                                                       ghn_used=cal.get("optional_used"))
+            return pool
+        # no trained results yet: the GHN's view; without it, the proposers take turns
+        turn: dict[str, int] = {}
+        for c, x in zip(pool, x_pool):
+            sc = c.info.setdefault("scores", {})
+            kind = _KIND.get(c.proposer, "random")
+            turn[kind] = turn.get(kind, 0) + 1
+            if self.ghn is not None and sc.get("ghn_value") is not None:
+                sc["acquisition"] = float(x[-3] if sc.get("ghn_quality") is None else x[-1])
+            else:
+                sc["acquisition"] = -float(turn[kind])
+        return pool
+
+    # ------------------------------------------------------------------ learning
+    def learn(self, round: int, history: History) -> dict[str, Any]:
+        info: dict[str, Any] = {"surrogate": dict(self.surrogate.calibration)} if self.surrogate.calibration else {}
+        if self.gen is None or not self.finetune_every or round % self.finetune_every:
+            return info
+        best = [t for t in history.top(self.finetune_top) if t.fitness > -math.inf and t.candidate.get("graph")]
+        if not best:
+            return info
+        from mad.graph import ArchGraph
+
+        graphs = [ArchGraph.from_json(t.candidate["graph"]) for t in best]
+        text, _ = self._prompt()
+        try:
+            r = self.gen.finetune(graphs, texts=[text] * len(graphs), steps=self.finetune_steps,
+                                  seed=self.ctx.seed * 1000 + round)
+        except Exception as e:  # noqa: BLE001 - a failed fine-tuning keeps the generator as it was
+            log.warning("generator fine-tuning failed: %s", e)
+            return {"finetune_error": str(e)[:300]}
+        folder = self._gen_dir() / f"round-{round:04d}"
+        shutil.rmtree(folder, ignore_errors=True)
+        self.gen.save(folder)
+        (folder / "done").write_text("")
+        for old in sorted(self._gen_dir().glob("round-*"))[:-2]:  # keep the two newest
+            shutil.rmtree(old, ignore_errors=True)
+        info["finetune"] = {k: r[k] for k in ("steps", "graphs", "loss_before", "loss_after", "seconds") if k in r}
+        return info
+
+
+_KIND = {"generator": "generator", "mutation": "mutation", "edit": "mutation", "random": "random", "seed": "random"}
+
+
+def _as_candidate(t) -> Candidate:
+    """A trained record as a candidate with its recorded costs and scores (for the surrogate's features)."""
+    c = candidate_of(t)
+    c.info["costs"] = dict(t.candidate.get("costs") or {})
+    c.info["scores"] = dict(t.candidate.get("scores") or {})
+    return c

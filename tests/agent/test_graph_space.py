@@ -1,0 +1,129 @@
+"""The default graph space, trained evaluations and ``mad search`` on a real task (a few training steps)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mad.agent import Evaluator, GraphSpace, RunRecords, SearchError, SpaceError, TrainSettings, search
+from mad.cli.app import app
+
+
+@pytest.mark.parametrize("task", ["digits", "mnist1d", "chars"])
+def test_space_draws_and_mutates_within_limits(task):
+    s = GraphSpace(task, max_params=30_000)
+    rng = random.Random(0)
+    for _ in range(4):
+        c = s.sample(rng)
+        c.key = s.key(c)
+        m = s.mutate(c, rng)
+        for x in (c, m):
+            g = s.to_graph(x)
+            assert s.costs(x)["num_params"] <= 30_000
+            out = g.to_module()(*g.example_inputs(seed=0))
+            assert out.shape[0] == 2  # logits at the example batch
+        assert m.parent == c.key and s.key(m) != c.key and m.genotype["gene"]
+    if task == "chars":  # a language model never reads the next token
+        assert all(s.sample(random.Random(i)).genotype["hparams"]["causal"] for i in range(10))
+
+
+def test_signal_task_gets_its_own_input_shape():
+    g = GraphSpace("mnist1d").sample(random.Random(1)).graph
+    assert g.inputs[0].shape == ["B", 1, 40]
+    assert g.to_module()(torch.randn(3, 1, 40)).shape == (3, 10)
+
+
+def test_space_errors_are_clear():
+    with pytest.raises(SpaceError, match="imagenet"):
+        GraphSpace("imagenet")
+    with pytest.raises(SpaceError, match="max_params"):
+        GraphSpace("mnist5k", max_params=10, tries=3).sample(random.Random(0))
+
+
+def test_evaluator_trains_and_caches(tmp_path):
+    s = GraphSpace("digits", max_params=20_000)
+    c = s.sample(random.Random(2))
+    ev = Evaluator("digits", TrainSettings(steps=5), workers=1, executor="serial", cache_dir=tmp_path)
+    got = []
+    ev.run([(s.key(c), c.graph.to_json())], lambda i, r: got.append(r))
+    ev.run([(s.key(c), c.graph.to_json())], lambda i, r: got.append(r))
+    assert got[0]["status"] == "completed" and 0.0 <= got[0]["value"] <= 1.0 and got[0]["latency_ms"] > 0
+    assert got[1]["cached"] and got[1]["value"] == got[0]["value"]
+
+
+def test_evaluator_reports_a_failure_as_a_result():
+    ev = Evaluator("digits", TrainSettings(steps=2), executor="serial")
+    got = []
+    ev.run([("k", "{not json")], lambda i, r: got.append(r))
+    assert got[0]["status"] == "failed" and got[0]["value"] is None and got[0]["error"]
+
+
+def test_search_on_a_real_task_with_the_loop(tmp_path):
+    r = search("digits", "loop", tmp_path / "run", evals=3, max_params=20_000, train=TrainSettings(steps=3),
+               executor="serial", round_size=2, progress=False,
+               strategy_options={"generator": False, "pool": 2, "ghn_examples": 64})
+    assert r.status == "completed" and r.evals == 3
+    rows = RunRecords(r.folder).rows()
+    trained = [x for x in rows if x["result"]]
+    assert all(x["scores"].get("ghn_value") is not None for x in rows)  # every proposal was scored by the GHN
+    assert all(x["costs"]["num_params"] <= 20_000 for x in trained)
+    assert len({x["key"] for x in rows}) == len(rows)
+
+
+@pytest.mark.slow
+def test_loop_with_generator_and_finetuning(tmp_path):
+    r = search("digits", "loop", tmp_path / "run", evals=4, max_params=20_000, train=TrainSettings(steps=3),
+               executor="serial", round_size=2, progress=False,
+               strategy_options={"pool": 3, "finetune_every": 1, "finetune_steps": 2, "ghn_examples": 64})
+    events = RunRecords(r.folder).events()
+    learned = [e["learn"] for e in events if e["event"] == "round"]
+    assert any("finetune" in x for x in learned)
+    assert (r.folder / "generator").is_dir()
+    assert any(e.get("proposer") == "generator" for e in events if e["event"] == "candidate")
+
+
+def test_start_graphs_are_trained_first(tmp_path):
+    s = GraphSpace("digits", max_params=20_000)
+    g = s.sample(random.Random(5)).graph
+    r = search("digits", "evolution", tmp_path / "run", evals=2, start=[g], train=TrainSettings(steps=2),
+               executor="serial", progress=False, max_params=20_000)
+    first = [x for x in RunRecords(r.folder).rows() if x["eval_index"] == 1][0]
+    assert first["proposer"] == "seed" and first["key"] == g.wl_hash()
+    with pytest.raises(SearchError):
+        search("digits", "evolution", tmp_path / "run2", evals=0, progress=False)
+
+
+def test_cli_search_json_resume_and_errors(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["search", "--task", "digits", "--evals", "2", "--steps", "2", "--strategy", "random", "--workers", "1",
+            "--max-params", "20k", "--out", str(out), "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["evals"] == 2 and d["status"] == "completed" and d["best"]["value"] is not None
+    res = runner.invoke(app, args)
+    assert res.exit_code != 0 and "--resume" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, [*args[:4], "3", *args[5:], "--resume"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["evals"] == 3
+    for bad in (["--task", "nope", "--evals", "2"], ["--task", "digits"], ["--task", "digits", "--evals", "2",
+                                                                           "--strategy", "annealing"]):
+        res = runner.invoke(app, ["search", *bad, "--out", str(tmp_path / "x")])
+        assert res.exit_code != 0 and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_language_space_refuses_models_that_read_the_next_token():
+    import copy
+
+    from mad.data.random_space import RandomSpaceConfig, build, sample
+
+    s = GraphSpace("chars")
+    cfg = RandomSpaceConfig(modality="sequence", vocab_size=64, seq_len=16, max_params=100_000)
+    hp = copy.deepcopy(sample(3, cfg).meta["hparams"])
+    with pytest.raises(SpaceError, match="not causal"):
+        s.adopt(build({**hp, "causal": False}, cfg), "generator")
+    assert s.adopt(build({**hp, "causal": True}, cfg), "generator").graph.inputs[0].shape == ["B", "T"]

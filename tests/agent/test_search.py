@@ -1,0 +1,160 @@
+"""The search code path on a tiny tabular space: budget accounting, dedup, resume, hard limits, each strategy."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from mad.agent import RunRecords, SearchError, ToySpace, pareto_front, search
+from mad.agent.search import curve_of
+from mad.agent.space import Candidate
+
+
+def _run(tmp_path, strategy="evolution", evals=30, name="run", **kw):
+    kw.setdefault("strategy_options", {"population": 6, "sample_size": 3} if strategy == "evolution" else None)
+    return search("toy", strategy, tmp_path / name, evals=evals, space=kw.pop("space", ToySpace()), progress=False,
+                  **kw)
+
+
+def _table(folder):
+    rows = RunRecords(folder).rows()
+    return [(r["round"], r["key"], r["proposer"], r["status"], r["eval_index"],
+             (r["result"] or {}).get("value")) for r in rows]
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution", "loop"])
+def test_each_strategy_spends_exactly_the_budget(tmp_path, strategy):
+    r = _run(tmp_path, strategy, evals=25, round_size=4)
+    assert r.status == "completed" and r.evals == 25
+    rows = RunRecords(r.folder).rows()
+    trained = [x for x in rows if x["result"] is not None]
+    assert sorted(x["eval_index"] for x in trained) == list(range(1, 26))  # every eval counted once, in order
+    assert r.rounds == 7  # 6 rounds of 4 and one of 1
+    assert len({x["key"] for x in rows}) == len(rows)  # nothing proposed twice
+    assert r.best["value"] == max(x["result"]["value"] for x in trained)
+    values = [v for _, v in r.curve]
+    assert values == sorted(values)  # best so far never drops
+
+
+def test_search_is_deterministic_and_seeds_differ(tmp_path):
+    a = _run(tmp_path, "evolution", name="a", seed=3)
+    b = _run(tmp_path, "evolution", name="b", seed=3)
+    c = _run(tmp_path, "evolution", name="c", seed=4)
+    assert _table(a.folder) == _table(b.folder)
+    assert _table(a.folder) != _table(c.folder)
+
+
+def test_evolution_mutates_once_the_population_is_full(tmp_path):
+    r = _run(tmp_path, "evolution", evals=30, round_size=3)
+    rows = [x for x in RunRecords(r.folder).rows() if x["eval_index"]]
+    first = [x["proposer"] for x in rows if x["eval_index"] <= 6]
+    later = [x for x in rows if x["eval_index"] > 6]
+    assert set(first) == {"random"} and {x["proposer"] for x in later} == {"mutation"}
+    keys = {x["key"] for x in rows}
+    assert all(x["parent"] in keys for x in later)  # parents are trained members
+
+
+def test_loop_scores_more_than_it_trains(tmp_path):
+    r = _run(tmp_path, "loop", evals=12, round_size=2, strategy_options={"pool": 4})
+    rows = RunRecords(r.folder).rows()
+    scored = [x for x in rows if x["status"] == "scored"]
+    assert len(scored) > 0 and all(x["result"] is None for x in scored)
+    assert all("acquisition" in x["scores"] for x in rows)
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "loop"])
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, strategy):
+    full = _run(tmp_path, strategy, evals=24, round_size=3, name="full")
+
+    calls = {"n": 0}
+
+    def kill(trial):
+        calls["n"] += 1
+        if calls["n"] == 10:  # mid-round: two of round 4's three trainings are not done
+            raise KeyboardInterrupt
+
+    part = _run(tmp_path, strategy, evals=24, round_size=3, name="part", on_eval=kill)
+    assert part.status == "interrupted" and part.evals == 10
+    again = _run(tmp_path, strategy, evals=24, round_size=3, name="part", resume=True)
+    assert again.status == "completed" and again.evals == 24
+    assert _table(again.folder) == _table(full.folder)
+    results = [e for e in RunRecords(again.folder).events() if e["event"] == "result"]
+    assert len(results) == 24  # nothing trained twice
+
+
+def test_torn_journal_line_is_dropped_on_resume(tmp_path):
+    full = _run(tmp_path, "random", evals=12, round_size=3, name="full")
+    part = _run(tmp_path, "random", evals=6, round_size=3, name="part")
+    with open(part.folder / "journal.jsonl", "a") as f:
+        f.write('{"event": "candidate", "round": 3, "se')  # a kill in the middle of a write
+    again = _run(tmp_path, "random", evals=12, round_size=3, name="part", resume=True)
+    assert _table(again.folder) == _table(full.folder)
+    for line in (again.folder / "journal.jsonl").read_text().splitlines():
+        json.loads(line)
+
+
+def test_kill_while_proposing_is_redone_cleanly(tmp_path):
+    full = _run(tmp_path, "random", evals=9, round_size=3, name="full")
+    part = _run(tmp_path, "random", evals=6, round_size=3, name="part")
+    round3 = [e for e in RunRecords(full.folder).events() if e.get("round") == 3]
+    torn = [e for e in round3 if e["event"] in ("proposing", "candidate")][:2]  # the marker and one proposal
+    with open(part.folder / "journal.jsonl", "a") as f:
+        f.writelines(json.dumps(e) + "\n" for e in torn)
+    again = _run(tmp_path, "random", evals=9, round_size=3, name="part", resume=True)
+    assert _table(again.folder) == _table(full.folder)
+    assert sorted(x["eval_index"] for x in RunRecords(again.folder).rows() if x["eval_index"]) == list(range(1, 10))
+
+
+def test_budget_can_grow_on_resume(tmp_path):
+    _run(tmp_path, "random", evals=6, round_size=3, name="r")
+    r = _run(tmp_path, "random", evals=9, round_size=3, name="r", resume=True)
+    assert r.evals == 9
+
+
+def test_existing_run_needs_resume_and_same_settings(tmp_path):
+    _run(tmp_path, "random", evals=3, name="r")
+    with pytest.raises(SearchError, match="--resume"):
+        _run(tmp_path, "random", evals=3, name="r")
+    with pytest.raises(SearchError, match="seed"):
+        _run(tmp_path, "random", evals=3, name="r", resume=True, seed=9)
+
+
+def test_hard_limits_are_never_trained(tmp_path):
+    limit = 14_000  # the toy space's cost is 1000 * (1 + sum of the genotype): about half the space is over
+    r = _run(tmp_path, "evolution", evals=20, max_params=limit)
+    rows = RunRecords(r.folder).rows()
+    assert all(x["costs"]["num_params"] <= limit for x in rows if x["result"] is not None)
+    assert r.evals == 20
+
+
+def test_bad_budget_and_strategy_are_clear_errors(tmp_path):
+    with pytest.raises(SearchError, match="budget"):
+        search("toy", "random", tmp_path / "x", evals=None, minutes=None, space=ToySpace(), progress=False)
+    with pytest.raises(SearchError, match="unknown strategy"):
+        search("toy", "annealing", tmp_path / "x", evals=3, space=ToySpace(), progress=False)
+    with pytest.raises(SearchError, match="task"):
+        search("imagenet", "random", tmp_path / "y", evals=3, progress=False)
+
+
+def test_minutes_budget_stops_between_rounds(tmp_path):
+    r = search("toy", "random", tmp_path / "m", evals=None, minutes=1e-6, space=ToySpace(), progress=False)
+    assert r.status == "completed" and r.evals == 2  # one round is always started
+
+
+def test_run_table_reads_as_a_dataset(tmp_path):
+    from mad.data.builder import load
+
+    r = _run(tmp_path, "random", evals=6, round_size=3)
+    dd = load(r.folder)
+    assert dd["train"].num_rows == len(RunRecords(r.folder).rows())
+    assert set(dd["train"]["source"]) == {"agent:random"}
+
+
+def test_pareto_front_and_curve():
+    assert sorted(pareto_front([(1, 1), (2, 0), (0, 2), (0.5, 0.5), (2, 0)])) == [0, 1, 2, 4]
+    s = ToySpace()
+    assert s.mutate(s.sample(random.Random(0)), random.Random(1)).proposer == "mutation"
+    assert curve_of(RunRecords("/nonexistent").history(True)) == []
+    assert isinstance(s.sample(random.Random(0)), Candidate)

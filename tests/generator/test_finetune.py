@@ -1,0 +1,102 @@
+"""Fine-tuning the shipped generator on a few graphs: the loss on them drops, it still suggests, it saves."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mad.data.random_space import RandomSpaceConfig, sample
+from mad.generator import load, runs
+from mad.generator.corpus import graph_example
+from mad.generator.train import Batcher, TrainConfig, loss_of
+from mad.graph import ArchGraph
+
+STEPS = 10
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _graphs() -> list[ArchGraph]:
+    return [sample(s, RandomSpaceConfig(modality="image", image_shape=(1, 8, 8), max_params=50_000)) for s in range(3)]
+
+
+@pytest.fixture(scope="module")
+def tuned():
+    """(generator after fine-tuning, its parameters before, the result, the graphs)."""
+    gen = load("default", device="cpu")
+    before = {k: v.detach().clone() for k, v in gen.model.state_dict().items()}
+    graphs = _graphs()
+    result = gen.finetune(graphs, steps=STEPS, seed=0)
+    return gen, before, result, graphs
+
+
+def test_the_loss_on_the_graphs_drops(tuned):
+    gen, _, result, _ = tuned
+    assert set(result) == {"steps", "graphs", "skipped", "loss_before", "loss_after", "seconds"}
+    assert result["steps"] == STEPS and result["graphs"] == 3 and result["skipped"] == 0
+    assert result["loss_after"] < result["loss_before"]
+    assert result["seconds"] > 0
+
+
+def test_the_weights_change_and_the_model_is_back_in_eval_mode(tuned):
+    gen, before, _, _ = tuned
+    after = gen.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert not gen.model.training
+
+
+def test_the_record_says_it_was_fine_tuned(tuned):
+    gen, _, result, _ = tuned
+    entry = gen.record["finetune"][-1]
+    assert entry["graphs"] == 3 and entry["steps"] == STEPS
+    assert entry["loss_after"] == result["loss_after"]
+
+
+def test_it_still_suggests_valid_graphs(tuned):
+    gen = tuned[0]
+    graphs = gen.suggest("a small CNN for 8x8 digits", n=1, input_shape=(1, 8, 8), num_classes=10, oversample=2)
+    assert len(graphs) >= 1
+    assert runs(graphs[0]) is None
+    assert graphs[0].inputs[0].shape == ["B", 1, 8, 8]
+
+
+def test_save_and_load_keep_the_fine_tuned_weights(tuned, tmp_path):
+    gen, _, _, graphs = tuned
+    again = load(gen.save(tmp_path / "tuned"), device="cpu")
+    assert again.record["finetune"] == gen.record["finetune"]
+    ex = graph_example(graphs[0], "a small CNN", paraphrases=0, max_len=gen.cfg.max_len, tokenizer=gen.tokenizer)
+    tcfg = TrainConfig()
+    with torch.no_grad():
+        losses = []
+        for g in (gen, again):
+            batch = Batcher([ex], g.tokenizer.vocab.ids, g.cond_vocab, g.text_encoder, g.cfg, tcfg).make(
+                [0], masked=False, train=False)
+            logits = g.model(batch["tokens"], batch["pos"], batch["role"], batch["depth"], batch["text"],
+                             batch["cond"], batch["bucket"], batch["keep"])
+            losses.append((logits, loss_of(g.model, batch)[1]["loss"]))
+    assert torch.equal(losses[0][0], losses[1][0])
+    assert losses[0][1] == losses[1][1]
+
+
+def test_graphs_that_cannot_be_tokenized_are_skipped_and_counted():
+    gen = load("default", device="cpu")
+    good = _graphs()[1]
+    bad = good.copy()
+    bad.inputs = []  # its input node names an input the graph lacks: the tokenizer refuses it
+    result = gen.finetune([bad, good, ArchGraph("empty")], steps=1)
+    assert result["graphs"] == 1 and result["skipped"] == 2 and result["steps"] == 1
+    with pytest.raises(ValueError, match="could be tokenized"):
+        gen.finetune([bad], steps=1)
+
+
+def test_bad_requests_raise_value_errors():
+    gen = load("default", device="cpu")
+    with pytest.raises(ValueError, match="at least one graph"):
+        gen.finetune([])
+    g = _graphs()[:1]
+    with pytest.raises(ValueError, match="steps"):
+        gen.finetune(g, steps=-1)
+    with pytest.raises(ValueError, match="texts"):
+        gen.finetune(g, texts=["a", "b"])
+    assert "finetune" not in gen.record
