@@ -4,6 +4,7 @@ same number of trained evaluations (each training the same steps), on real tasks
     python bench/agent_eval.py                                   # mnist5k, mnist1d, chars; 3 seeds each
     python bench/agent_eval.py --tasks digits --seeds 1 --evals 8 --out /tmp/a.json   # a smoke run
     python bench/agent_eval.py --tabular-only --tabular-seeds 20  # NAS-Bench-Graph only (pip install 'mad[nasbench]')
+    python bench/agent_eval.py --tasks "" --no-tabular --timed-search 200   # time one 200-evaluation search
 
 * Every run is a ``mad.agent.search`` in ``--runs`` (kept, so an interrupted benchmark resumes; a finished run
   is reused). Trained results are cached by (graph, task, training settings) in ``--runs/cache``, so two
@@ -161,6 +162,18 @@ def run_tabular(args, runs: Path) -> dict:
     return out
 
 
+def run_timed(args, runs: Path) -> dict:
+    """One loop search of ``--timed-search`` evaluations on mnist5k, wall-clock timed (no shared cache)."""
+    settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
+    folder = runs / "timed" / f"mnist5k-loop-{args.timed_search}"
+    r = search("mnist5k", "loop", folder, evals=args.timed_search, max_params=args.max_params,
+               max_flops=args.max_flops, workers=args.workers, round_size=args.round_size, train=settings, seed=0,
+               resume=folder.exists(), progress=not args.quiet)
+    return {"evals": r.evals, "minutes": r.seconds / 60, "best": r.best["value"] if r.best else None,
+            "test_at_best": r.best.get("test_value") if r.best else None, "train": settings.as_dict(),
+            "status": r.status}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default="mnist5k,mnist1d,chars")
@@ -181,6 +194,7 @@ def main() -> None:
     ap.add_argument("--tabular-only", action="store_true")
     ap.add_argument("--no-tabular", action="store_true")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--timed-search", type=int, default=0, help="also time one loop search of N evals on mnist5k")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     args.strategies = [s for s in args.strategies.split(",") if s]
@@ -198,6 +212,8 @@ def main() -> None:
         if "mnist5k" in res["tasks"]:  # the loop's own rate (its trainings are the first of a task: few cache hits)
             rate = res["tasks"]["mnist5k"]["seconds_per_eval_by_strategy"].get("loop")
             res["mnist5k_200_evals_minutes_estimate"] = None if rate is None else 200 * rate / 60
+    if args.timed_search:
+        res["mnist5k_timed_search"] = run_timed(args, runs)
     if not args.no_tabular:
         res["tabular"] = run_tabular(args, runs)
     out_path.parent.mkdir(parents=True, exist_ok=True)

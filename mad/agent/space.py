@@ -258,6 +258,8 @@ class GraphSpace(SearchSpace):
 
         g = tasks.fit(graph, self.task, **self.task_options)
         g.meta["num_params"], g.meta["flops"] = g.num_params, g.infer().flops
+        g.meta.setdefault("family", f"{proposer}-{'transformer' if self.lm else 'classifier'}")
+        g.meta.setdefault("modality", "sequence" if self.lm else "image")  # the random space's words
         if self.lm:  # a language model that reads the next token has no meaningful figure: refuse it here
             import torch
 
