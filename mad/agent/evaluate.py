@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .records import error_text
+
 __all__ = ["TrainSettings", "Evaluator", "train_graph", "measure_latency", "EXECUTORS"]
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,7 @@ def train_graph(graph_json: str, task: str, settings: dict[str, Any]) -> dict[st
         except Exception:  # noqa: BLE001 - latency is a figure, not a requirement
             out["latency_ms"] = None
     except Exception as e:  # noqa: BLE001 - a candidate that cannot train is a result, not a crash
-        out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+        out["error"] = error_text(e)
     out["seconds"] = time.perf_counter() - t0
     return out
 

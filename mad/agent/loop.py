@@ -6,8 +6,9 @@ and fresh random-space draws for exploration. Every admissible candidate is scor
 predicts its parameters and the task's validation split scores them, and a surrogate (:mod:`.surrogate`),
 refit each round on the search's own trained results, turns graph features, the parent's result and the GHN
 scores into a predicted fitness; the GHN scores are calibrated there: they stay in the surrogate only while
-4-fold cross-validation on the trained results says they improve its ranking (and are left out below 8 results). The k with the best optimistic prediction (mean + ``explore`` x spread across
-the ensemble) are trained. After every ``finetune_every`` rounds the generator is fine-tuned on the best
+4-fold cross-validation on the trained results says they improve its ranking (and are left out below 8
+results). The k with the best optimistic prediction (mean + ``explore`` x spread across the ensemble) are
+trained. After every ``finetune_every`` rounds the generator is fine-tuned on the best
 trained graphs, so it proposes more of what worked.
 
 With ``ghn=False`` it is the same loop without GHN scores (the ablation of the benchmark).
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .records import History
+from .records import History, error_text
 from .space import Candidate
 from .strategies import SearchContext, Strategy, candidate_of, register_strategy
 from .surrogate import Surrogate, graph_features
@@ -188,7 +189,7 @@ class MADLoop(Strategy):
                 try:
                     scores.append(self.ghn.score(g, self.ctx.task, max_examples=self.ghn_examples))
                 except Exception as e:  # noqa: BLE001 - recorded and dropped from the pool
-                    scores.append({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"})
+                    scores.append({"error": error_text(e, 200)})
         kept = []
         for c, s in zip(cands, scores):
             if "error" in s:
@@ -222,7 +223,7 @@ class MADLoop(Strategy):
         pool = self._ghn_scores(pool)
         if not pool:
             return pool
-        done = [t for t in history.trials]
+        done = list(history.trials)
         fits = [t.fitness for t in done if t.fitness > -math.inf]
         mean_fit = sum(fits) / len(fits) if fits else 0.0
         parent_fit = {t.key: t.fitness if t.fitness > -math.inf else mean_fit for t in done}

@@ -27,13 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunRecords", "History", "Trial", "RecordsError", "fitness"]
+__all__ = ["RunRecords", "History", "Trial", "RecordsError", "fitness", "error_text"]
 
 VERSION = 1
 
 
 class RecordsError(ValueError):
     """A run folder that cannot be used (another search's settings, a newer format, unreadable)."""
+
+
+def error_text(e: BaseException, limit: int = 300) -> str:
+    """``"Type: first line of the message"`` (cut to ``limit`` characters), as errors are recorded."""
+    text = str(e)
+    return f"{type(e).__name__}: {text.splitlines()[0][:limit] if text else ''}"
 
 
 def fitness(value: float | None, higher_is_better: bool) -> float:
@@ -154,12 +160,13 @@ class RunRecords:
             self._fh = None
 
     # ------------------------------------------------------------------ reading back
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per candidate: its candidate event merged with its result (if trained)."""
+    def rows(self, events: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """One row per candidate: its candidate event merged with its result (if trained). ``events``: the
+        journal, when the caller has read it already."""
         results = {}
         rows: list[dict[str, Any]] = []
         writing: dict[int, list[dict[str, Any]]] = {}  # a round's proposals until its "proposed" mark
-        for e in self.events():
+        for e in self.events() if events is None else events:
             kind = e.get("event")
             if kind == "proposing":  # a round cut short while proposing was begun again: drop the torn part
                 writing[e["round"]] = []
@@ -174,10 +181,11 @@ class RunRecords:
             r["result"] = res["result"] if res else None
         return rows
 
-    def history(self, higher_is_better: bool) -> History:
-        """The trained candidates (in evaluation order) and every key proposed so far."""
+    def history(self, higher_is_better: bool, rows: list[dict[str, Any]] | None = None) -> History:
+        """The trained candidates (in evaluation order) and every key proposed so far (``rows``: from
+        :meth:`rows`, when the caller has them)."""
         h = History(higher_is_better)
-        rows = self.rows()
+        rows = self.rows() if rows is None else rows
         h.seen.update(r["key"] for r in rows)
         for r in sorted((r for r in rows if r["result"] is not None), key=lambda r: r["eval_index"]):
             value = r["result"].get("value")

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .records import RecordsError, RunRecords, fitness
+from .search import pareto_front as _front
 
 __all__ = ["RunView", "load_run", "run_summary", "write_report", "kendall_tau", "pareto_front"]
 
@@ -272,14 +273,8 @@ def kendall_tau(x: list[float], y: list[float]) -> float | None:
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:
     """Indices of the points ``(cost, value)`` that no other point beats (no more cost and a better value),
     in order of cost."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -fitness(points[i][1], higher_is_better)))
-    front, best = [], float("-inf")
-    for i in order:
-        f = fitness(points[i][1], higher_is_better)
-        if f > best:
-            front.append(i)
-            best = f
-    return front
+    front = _front([(-cost, fitness(value, higher_is_better)) for cost, value in points])
+    return sorted(front, key=lambda i: points[i][0])
 
 
 # ----------------------------------------------------------------- pictures
@@ -299,9 +294,12 @@ def _png(fig, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _grid(n: int, cols: int = 3) -> tuple[int, int]:
+def _panels(n: int, cols: int, width: float, height: float):
+    """A figure of ``n`` panels, ``cols`` to a row, each ``width`` x ``height`` inches; returns it and its axes."""
     cols = max(1, min(cols, n))
-    return math.ceil(n / cols), cols
+    rows = math.ceil(n / cols)
+    fig = _figure(width * cols, height * rows)
+    return fig, [fig.add_subplot(rows, cols, k + 1) for k in range(n)]
 
 
 def _colors(names: list[str], fixed: dict[str, str] | None = None) -> dict[str, Any]:
@@ -343,10 +341,8 @@ def _best_so_far_plot(runs: list[RunView], colors: dict[str, Any]) -> str | None
     groups = {k: vs for k, vs in _tasks(runs).items() if any(v.ok() for v in vs)}
     if not groups:
         return None
-    rows, cols = _grid(len(groups), 2)
-    fig = _figure(6.2 * cols, 3.8 * rows)
-    for k, ((task, hib, metric), views) in enumerate(groups.items()):
-        ax = fig.add_subplot(rows, cols, k + 1)
+    fig, axes = _panels(len(groups), 2, 6.2, 3.8)
+    for ax, ((task, hib, metric), views) in zip(axes, groups.items()):
         by_strategy: dict[str, list[RunView]] = defaultdict(list)
         for v in views:
             by_strategy[v.strategy].append(v)
@@ -389,10 +385,8 @@ def _pareto_plot(runs: list[RunView], colors: dict[str, Any]) -> str | None:
             groups[key] = pts
     if not groups:
         return None
-    rows, cols = _grid(len(groups), 2)
-    fig = _figure(6.2 * cols, 3.8 * rows)
-    for k, ((task, hib, metric), pts) in enumerate(groups.items()):
-        ax = fig.add_subplot(rows, cols, k + 1)
+    fig, axes = _panels(len(groups), 2, 6.2, 3.8)
+    for ax, ((task, hib, metric), pts) in zip(axes, groups.items()):
         xy = [(float(r["costs"]["num_params"]), _value(r)) for _, r in pts]
         seen = set()
         for (v, _), (x, y) in zip(pts, xy):
@@ -426,11 +420,9 @@ def _score_plot(runs: list[RunView], colors: dict[str, Any]) -> tuple[str | None
     panels = [(score, name, key, pts) for score, name in _SCORES for key, pts in _score_pairs(runs, score).items()]
     if not panels:
         return None, []
-    rows, cols = _grid(len(panels), 2)
-    fig = _figure(5.4 * cols, 3.8 * rows)
+    fig, axes = _panels(len(panels), 2, 5.4, 3.8)
     table = []
-    for k, (score, name, (task, _, metric), pts) in enumerate(panels):
-        ax = fig.add_subplot(rows, cols, k + 1)
+    for ax, (score, name, (task, _, metric), pts) in zip(axes, panels):
         seen = set()
         for v, s, y in pts:
             ax.scatter([s], [y], s=14, color=colors[v.strategy], alpha=0.7, linewidths=0,
@@ -454,12 +446,10 @@ def _rounds_plot(runs: list[RunView]) -> str | None:
     views = [v for v in runs if v.ok()]
     if not views:
         return None
-    rows, cols = _grid(len(views), 3)
-    fig = _figure(4.6 * cols, 3.4 * rows)
+    fig, axes = _panels(len(views), 3, 4.6, 3.4)
     proposers = sorted({r.get("proposer", "?") for v in views for r in v.ok()})
     colors = _colors(proposers, _PROPOSER_COLORS)
-    for k, v in enumerate(views):
-        ax = fig.add_subplot(rows, cols, k + 1)
+    for ax, v in zip(axes, views):
         per: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in v.ok():
             per[r.get("proposer", "?")][int(r.get("round") or 0)].append(_value(r))

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from mad.graph import ArchGraph
 
 from .evaluate import Evaluator, TrainSettings, measure_latency
-from .records import History, RunRecords, Trial, fitness
+from .records import History, RunRecords, Trial, error_text, fitness
 from .space import Candidate, GraphSpace, SearchSpace
 from .strategies import SearchContext, Strategy, make_strategy
 
@@ -134,7 +134,7 @@ def search(task: str, strategy: str | Strategy = "loop", out: str | Path = "runs
         >>> r.best["value"], r.folder / "journal.jsonl"
     """
     from .records import RecordsError
-    from .space import SpaceError, task_metric
+    from .space import SpaceError
 
     if evals is None and minutes is None:
         raise SearchError("give a budget: evals (trained evaluations), minutes, or both")
@@ -147,8 +147,7 @@ def search(task: str, strategy: str | Strategy = "loop", out: str | Path = "runs
         strat = strategy if isinstance(strategy, Strategy) else make_strategy(strategy, **(strategy_options or {}))
     except (SpaceError, ValueError, TypeError) as e:
         raise SearchError(str(e)) from None
-    metric, hib = (space.metric, space.higher_is_better) if not isinstance(space, GraphSpace) else \
-        task_metric(task, dict(train.task_options))
+    metric, hib = space.metric, space.higher_is_better  # a GraphSpace takes them from its task
     round_size = int(round_size or max(2, workers))
     settings = {
         "task": task, "strategy": strat.describe(), "space": space.describe(), "seed": seed,
@@ -189,9 +188,10 @@ class _Run:
         self.round = max(done_rounds, default=0) + 1
         self.rounds_done = len(done_rounds)
         self.t0, self.before = time.perf_counter(), max((e.get("time", 0.0) for e in events), default=0.0)
-        self.history = records.history(hib)
+        rows = records.rows(events)
+        self.history = records.history(hib, rows)
         proposed = {e["round"] for e in events if e["event"] == "proposed"}
-        self.pending = [r for r in records.rows() if r["round"] == self.round and self.round in proposed]
+        self.pending = [r for r in rows if r["round"] == self.round and self.round in proposed]
         self.seq = 0
         self.table_at = time.perf_counter()
         ctx = SearchContext(space, task, hib, seed, records.folder, self.admit, prompt, start, self.round - 1)
@@ -214,8 +214,8 @@ class _Run:
         costs = {**c.info.get("costs", {}), **self.space.costs(c)}  # a latency measured before is kept
         c.info["costs"] = costs
         lim = self.limits
-        for name in ("max_params", "max_flops"):
-            v = costs.get(name[4:] if name == "max_flops" else "num_params")
+        for name, cost in (("max_params", "num_params"), ("max_flops", "flops")):
+            v = costs.get(cost)
             if lim[name] is not None and v is not None and v > lim[name]:
                 return f"{v:,} > {name} {lim[name]:,}"
         if lim["max_latency_ms"] is not None and "latency_ms" not in costs:
@@ -225,7 +225,7 @@ class _Run:
                     costs["latency_ms"] = measure_latency(g.to_module().eval(),
                                                           g.example_inputs(seed=0, dims={"B": 1}))
                 except Exception as e:  # noqa: BLE001 - a graph that cannot run is not trained
-                    return f"cannot run: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                    return f"cannot run: {error_text(e, 200)}"
         if lim["max_latency_ms"] is not None and costs.get("latency_ms", 0) > lim["max_latency_ms"]:
             return f"latency {costs['latency_ms']:.2f} ms > max_latency_ms {lim['max_latency_ms']}"
         return None
@@ -297,15 +297,13 @@ class _Run:
 
     def train(self, rows: list[dict[str, Any]], progress) -> None:
         todo = sorted((r for r in rows if r["selected"] and r["result"] is None), key=lambda r: r["eval_index"])
-        jobs = [(r["key"], r["graph"]) for r in todo]
-        own = [r for r in todo if r["graph"] is None]
-        if own:  # a space that scores candidates itself (a tabular benchmark)
+        if any(r["graph"] is None for r in todo):  # a space that scores candidates itself (a tabular benchmark)
             for r in todo:
                 c = Candidate(r["proposer"], r["genotype"], None, r["parent"], r["key"])
                 self._done(r, self.space.evaluate(c, seed=self.seed) or {"status": "failed", "value": None},
                            progress)
             return
-        self.evaluator.run(jobs, lambda i, res: self._done(todo[i], res, progress))
+        self.evaluator.run([(r["key"], r["graph"]) for r in todo], lambda i, res: self._done(todo[i], res, progress))
 
     def _done(self, row: dict[str, Any], res: dict[str, Any], progress) -> None:
         row["result"] = res

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from abc import ABC, abstractmethod
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,8 +56,8 @@ class Candidate:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class SearchSpace:
-    """The interface every search space implements (subclass it, or duck-type the methods).
+class SearchSpace(ABC):
+    """The interface every search space implements (subclass it and implement ``sample`` and ``mutate``).
 
     Methods:
         sample(rng) -> Candidate: a fresh random candidate.
@@ -75,11 +76,13 @@ class SearchSpace:
     metric = "value"
     higher_is_better = True
 
+    @abstractmethod
     def sample(self, rng: random.Random) -> Candidate:
-        raise NotImplementedError
+        """A fresh random candidate."""
 
+    @abstractmethod
     def mutate(self, candidate: Candidate, rng: random.Random) -> Candidate:
-        raise NotImplementedError
+        """A neighbour of ``candidate`` (its ``parent`` set to the candidate's key)."""
 
     def to_graph(self, candidate: Candidate) -> ArchGraph | None:
         return candidate.graph

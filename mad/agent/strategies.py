@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -76,7 +77,7 @@ def candidate_of(trial: Trial) -> Candidate:
     return Candidate(c["proposer"], c.get("genotype"), g, c.get("parent"), c["key"])
 
 
-class Strategy:
+class Strategy(ABC):
     """Base class. Subclasses implement :meth:`propose`; :meth:`start` and :meth:`learn` are optional."""
 
     name = "strategy"
@@ -85,10 +86,10 @@ class Strategy:
         """Called once before the first round (and on resume, with the history so far)."""
         self.ctx = ctx
 
+    @abstractmethod
     def propose(self, k: int, history: History, rng: random.Random) -> list[Candidate]:
         """Candidates for this round, best first. Those with ``info["selected"]`` false were only scored;
         the search trains the first ``k`` admissible selected ones."""
-        raise NotImplementedError
 
     def learn(self, round: int, history: History) -> dict[str, Any]:
         """After a round's trainings: update what the strategy learns from; returns what to record."""
