@@ -11,8 +11,10 @@ trainability, and the structure-bias ablation, in one run.
   backing off to the first input's op, then to the most frequent op).
 * ``generation``: ``--per-prompt`` samples for each of the benchmark prompts (``mad.generator.PROMPTS``).
   Valid: the sample finished, took the task (``retarget``) and compiles, runs forward and backward at batch
-  1 and 4. Unique: distinct WL hashes among the valid. Novel: unique ones whose raw sample (before the
-  task's head) is not a training graph (dataset ``train`` split and the extra random-space graphs).
+  1 and 4, as it is or closed at one of its last 3 admissible earlier nodes (``closed_earlier`` counts
+  those; it is what ``suggest`` does). Unique: distinct WL hashes among the valid. Novel: unique ones whose
+  raw sample (before the task's head) is not a training graph (dataset ``train`` split and the extra
+  random-space graphs).
   Statistics: Jensen-Shannon divergence of op histograms and the KS statistic of log node counts against
   the ``test`` split, with the ``train`` split against ``test`` as the reference.
 * ``completion``: zoo models of ``test``/``ood`` cut at 25/50/75% of their nodes (``mad.graph.passes.cut``) and
@@ -158,7 +160,7 @@ def generation(gen: Generator, per_prompt: int, train_hashes: set[str], test_gra
                seed: int = 0) -> dict:
     from mad.generator.prompt import parse_prompt
 
-    sampled = valid = 0
+    sampled = valid = closed_earlier = 0
     raw_hashes, valid_graphs, errors = [], [], Counter()
     t0 = time.time()
     for k, bp in enumerate(PROMPTS):
@@ -173,12 +175,15 @@ def generation(gen: Generator, per_prompt: int, train_hashes: set[str], test_gra
             if s.graph is None:
                 errors["unfinished"] += 1
                 continue
-            fin = gen._finish([s], type(c)(), task, bp.text, seed, words)  # noqa: SLF001 - retarget + runs
+            fin = gen._finish([s], type(c)(), task, bp.text, seed, words,  # noqa: SLF001 - retarget + runs
+                              output_ok=output_rule(task[0]))
             if not fin:
                 errors["task or run check"] += 1
                 continue
             valid += 1
-            raw_hashes.append(s.graph.wl_hash())
+            meta = fin[0][1].meta["generator"]
+            closed_earlier += meta["closed_earlier"] > 0
+            raw_hashes.append(meta["raw_hash"])
             valid_graphs.append(fin[0][1])
     uniq = {g.wl_hash(): (g, h) for g, h in zip(valid_graphs, raw_hashes)}
     novel = sum(h not in train_hashes for _, h in uniq.values())
@@ -186,7 +191,7 @@ def generation(gen: Generator, per_prompt: int, train_hashes: set[str], test_gra
     return {
         "sampled": sampled, "valid": valid, "validity": round(valid / max(sampled, 1), 4),
         "uniqueness": round(len(uniq) / max(valid, 1), 4), "novelty": round(novel / max(len(uniq), 1), 4),
-        "invalid_reasons": dict(errors), "seconds": round(time.time() - t0, 1),
+        "invalid_reasons": dict(errors), "closed_earlier": closed_earlier, "seconds": round(time.time() - t0, 1),
         "stats_vs_test": {
             "op_hist_js": _js(_op_hist(gens), _op_hist(test_graphs)) if gens else None,
             "log_nodes_ks": _ks([math.log(len(g.nodes)) for g in gens], [math.log(len(g.nodes)) for g in test_graphs])

@@ -81,6 +81,31 @@ def output_rule(modality: str):
     return ok
 
 
+def _earlier_outputs(g: ArchGraph, output_ok: Any, keep: int) -> list[str]:
+    """Nodes of ``g`` after its first ``keep`` (in the order they were emitted) that may end it, latest first,
+    other than its current outputs."""
+    order = list(g.nodes)
+    return [nid for nid in reversed(order[keep:]) if nid not in g.outputs
+            and (output_ok(g.nodes[nid]) if output_ok is not None else g.nodes[nid].op not in ("input", "parameter"))]
+
+
+def _closed_at(g: ArchGraph, end: str, keep: int) -> ArchGraph | None:
+    """``g`` ending at node ``end``, without what no longer reaches the output; None when that would drop one of
+    the first ``keep`` nodes."""
+    from mad.graph.passes.edit import eliminate_dead_code
+
+    h = g.copy()
+    h.set_outputs([end])
+    first = set(list(g.nodes)[:keep])
+    if first & set(eliminate_dead_code(h)):
+        return None
+    try:
+        h.validate()
+    except GraphError:
+        return None
+    return h
+
+
 def runs(g: ArchGraph) -> str | None:
     """None when ``g`` validates, builds a module, and runs forward and backward at batch 1 and 4; else why not."""
     try:
@@ -203,26 +228,29 @@ class Generator:
 
     # ------------------------------------------------------------------ finishing candidates
     def _finish(self, samples, c: Constraints, task: tuple, prompt: str | None, seed: int,
-                words: list[str]) -> list[tuple[tuple, ArchGraph]]:
-        from mad.graph.passes import retarget
+                words: list[str], output_ok: Any = None, keep: int = 0,
+                earlier: int = 3) -> list[tuple[tuple, ArchGraph]]:
+        """Each finished sample that takes the task, keeps the budget and runs, with its ranking key.
 
-        modality, shape, classes, vocab = task
+        A sample that fails is closed earlier: at up to ``earlier`` of its previous nodes that ``output_ok``
+        accepts (latest first; never among its first ``keep`` nodes, the given partial graph, which must all
+        stay), and the first of those that passes is taken instead (``meta["generator"]["closed_earlier"]``).
+        """
         out = []
         for k, s in enumerate(samples):
             if s.graph is None:
                 continue
-            try:
-                g = s.graph if classes is None and vocab is None else retarget(
-                    s.graph, shape, num_classes=classes if modality != "text" else None,
-                    vocab_size=vocab if modality == "text" else None)
-            except GraphError as e:
-                log.debug("sample %d cannot take the task: %s", k, e)
-                continue
-            if c.max_params is not None and g.num_params > c.max_params:
-                continue
-            why_not = runs(g)
-            if why_not is not None:
-                log.debug("sample %d does not run: %s", k, why_not)
+            raw = s.graph
+            g, why = self._take(raw, c, task)
+            closed = 0
+            if g is None and earlier:
+                for closed, end in enumerate(_earlier_outputs(s.graph, output_ok, keep)[:earlier], 1):
+                    raw = _closed_at(s.graph, end, keep)
+                    g, _ = self._take(raw, c, task)
+                    if g is not None:
+                        break
+            if g is None:
+                log.debug("sample %d: %s", k, why)
                 continue
             checks = check(g, c)
             score = share_met(checks)
@@ -232,10 +260,33 @@ class Generator:
             g.meta["generator"] = {"prompt": prompt, "conditions": words, "checks": checks, "adherence": score,
                                    "why": [k2 for k2, ok in checks.items() if ok], "logprob": s.logprob,
                                    "logprob_per_token": s.logprob / n_tok, "seed": seed, "sample": k,
-                                   "retries": s.retries}
+                                   "retries": s.retries, "closed_earlier": closed,
+                                   "raw_hash": raw.wl_hash()}  # type: ignore[union-attr]
             g.meta["num_params"] = g.num_params
             out.append(((score, s.logprob / n_tok), g))
         return out
+
+    @staticmethod
+    def _take(graph: ArchGraph | None, c: Constraints, task: tuple) -> tuple[ArchGraph | None, str]:
+        """(the graph given the task's head, "") when it takes the task, keeps the budget and runs; else
+        (None, why not)."""
+        from mad.graph.passes import retarget
+
+        if graph is None:
+            return None, "the prefix cannot be closed there"
+        modality, shape, classes, vocab = task
+        try:
+            g = graph if classes is None and vocab is None else retarget(
+                graph, shape, num_classes=classes if modality != "text" else None,
+                vocab_size=vocab if modality == "text" else None)
+        except GraphError as e:
+            return None, f"cannot take the task: {e}"
+        if c.max_params is not None and g.num_params > c.max_params:
+            return None, f"over the parameter budget ({g.num_params} > {c.max_params})"
+        why_not = runs(g)
+        if why_not is not None:
+            return None, f"does not run: {why_not}"
+        return g, ""
 
     @staticmethod
     def _rank(cands: list[tuple[tuple, ArchGraph]], n: int) -> list[ArchGraph]:
@@ -287,7 +338,8 @@ class Generator:
                                           temperature=temperature, seed=seed * 1000 + rnd,
                                           max_params=c.max_params, output_ok=output_rule(task[0]),
                                           deadline=deadline)
-            cands += self._finish(samples, c, task, prompt, seed * 1000 + rnd, words)
+            cands += self._finish(samples, c, task, prompt, seed * 1000 + rnd, words,
+                                  output_ok=output_rule(task[0]))
             if len({g.wl_hash() for _, g in cands}) >= n:
                 break
         if not cands:
@@ -338,7 +390,7 @@ class Generator:
 
         samples = self.sampler.sample(n * oversample, text, cond, prefix, max_len=self.cfg.max_len,
                                       temperature=temperature, seed=seed, output_ok=rule)
-        cands = self._finish(samples, c, task, prompt, seed, words)
+        cands = self._finish(samples, c, task, prompt, seed, words, output_ok=rule, keep=len(partial.nodes))
         if not cands:
             raise GeneratorError("no valid completion found; try another cut or more samples (oversample=)")
         out = self._rank(cands, n)

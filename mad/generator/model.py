@@ -103,9 +103,16 @@ class KVCache:
         return buf_k[:, :, : n + t], buf_v[:, :, : n + t]  # type: ignore[index]
 
     def select(self, rows: torch.Tensor) -> None:
-        """Keep only batch rows ``rows`` (finished samples leave the batch)."""
-        self.k = [None if k is None else k[rows] for k in self.k]
-        self.v = [None if v is None else v[rows] for v in self.v]
+        """Keep only batch rows ``rows`` (finished samples leave the batch); only the filled slots are copied."""
+        def take(buf: torch.Tensor | None, n: int) -> torch.Tensor | None:
+            if buf is None:
+                return None
+            out = buf.new_empty((len(rows),) + tuple(buf.shape[1:]))
+            out[:, :, :n] = buf[:, :, :n][rows]
+            return out
+
+        self.k = [take(k, n) for k, n in zip(self.k, self.n)]
+        self.v = [take(v, n) for v, n in zip(self.v, self.n)]
 
 
 class _Block(nn.Module):

@@ -16,8 +16,11 @@ its shape rule runs on the actual input shapes) and checked against the
 parameter budget. A node that fails is taken back (its cache slots are masked
 out), its op is banned on those inputs, and the sequence resamples from the
 node's start; so the emitted sequence is a valid partial graph after every
-node. Only nodes the caller's ``output_ok`` accepts (a float tensor with the
-batch dim, per-token features for a language model...) may become the output.
+node. Inputs on which every op is banned are a dead end: the node is taken
+back and no reference sequence leads to them again at that place. A node
+whose shape would not run at every batch size (``4 // B``) is rejected too.
+Only nodes the caller's ``output_ok`` accepts (a float tensor with the batch
+dim, per-token features for a language model...) may become the output.
 After ``max_retries`` failures at one place the sequence closes at its last
 such node; at the length limit only ``<out>`` is left.
 """
@@ -34,6 +37,8 @@ import torch
 
 from mad.graph import ArchGraph, get_op
 from mad.graph.layer_params import LAYER_RULES
+from mad.graph.symbolic import SymbolError, evaluate, free_symbols, to_poly
+from mad.graph.validate import validate
 from mad.tokenizer import MAX_REF, Assembler, GraphTokenizer, NodeRec
 
 from .model import GraphTransformer, KVCache
@@ -71,6 +76,7 @@ class _Seq:
     node_slots: list[int] = field(default_factory=list)  # cache slots of the node in progress
     node_tokens: int = 0
     banned: dict[tuple, set[int]] = field(default_factory=dict)
+    dead: set[tuple[int, ...]] = field(default_factory=set)  # input lists no op accepts here (a dead end)
     fails_here: int = 0
     retries: int = 0
     logprob: float = 0.0
@@ -81,6 +87,31 @@ class _Seq:
     params: int = 0
     ok_outputs: list[int] = field(default_factory=list)  # nodes that may be the graph's output
     node_depth: int = 0  # depth of the node in progress (set by its op token)
+
+
+def batch_fault(shape: Any, hints: dict[str, int]) -> str | None:
+    """Why a node of ``shape`` would not run at every batch size (None when it would): a dim that holds the
+    batch symbol ``B`` must be a multiple of it (``B``, ``B*T``, not ``4 // B``), and every dim must be
+    positive at batch 1."""
+    dims = shape if isinstance(shape, list) else [shape]
+    for d in dims:
+        if isinstance(d, list):
+            why = batch_fault(d, hints)
+            if why is not None:
+                return why
+            continue
+        if not isinstance(d, str):
+            if isinstance(d, int) and d <= 0:
+                return f"dim {d} is not positive"
+            continue
+        try:
+            if "B" in free_symbols(d) and any("B" not in m for m in to_poly(d)):
+                return f"dim {d!r} mixes the batch into other sizes"
+            if evaluate(d, {**hints, "B": 1}) <= 0:
+                return f"dim {d!r} is not positive at batch 1"
+        except (SymbolError, ArithmeticError) as e:
+            return f"dim {d!r}: {e}"
+    return None
 
 
 class Sampler:
@@ -174,18 +205,26 @@ class Sampler:
             if missing:
                 return m  # the node is not complete yet
         if s.phase in ("start", "attrs"):
-            m[refs] = True
+            m[self._live_refs(s, refs, ()) if s.phase == "start" else refs] = True  # attrs: the next node's
             m |= self.ops_with[0]
             m[self.out_id] = len(outs) > 0
             if s.phase == "start" and s.banned.get(()):
                 m[list(s.banned[()])] = False
         elif s.phase == "refs":
             if len(s.refs) < MAX_REFS:
-                m[refs] = True
+                m[self._live_refs(s, refs, tuple(s.refs))] = True
             m |= self.ops_with[len(s.refs)]
             if s.banned.get(tuple(s.refs)):
                 m[list(s.banned[tuple(s.refs)])] = False
         return m
+
+    @staticmethod
+    def _live_refs(s: _Seq, refs: np.ndarray, head: tuple[int, ...]) -> np.ndarray:
+        """The reference tokens among ``refs`` (``@1``, ``@2``... in order) that do not lead into a dead end."""
+        if not s.dead:
+            return refs
+        n = len(s.asm)
+        return refs[[head + (n - k - 1,) not in s.dead for k in range(len(refs))]]
 
     # ------------------------------------------------------------------ node bookkeeping
     def _close(self, s: _Seq, dist: NodeDistances, max_params: int | None) -> bool:
@@ -197,10 +236,14 @@ class Sampler:
             s.error = str(e).splitlines()[0][:200]
             self._rollback(s, dist, ban=True)
             return False
-        params = s.params + s.asm.graph.nodes[nid].num_params
-        if max_params is not None and params > max_params:
+        node = s.asm.graph.nodes[nid]
+        params = s.params + node.num_params
+        why = batch_fault(node.shape, s.asm.graph.dims)
+        if why is None and max_params is not None and params > max_params:
+            why = f"over the parameter budget ({params} > {max_params})"
+        if why is not None:
             s.asm.pop()
-            s.error = f"over the parameter budget ({params} > {max_params})"
+            s.error = why
             self._rollback(s, dist, ban=True)
             return False
         s.params = params
@@ -208,7 +251,7 @@ class Sampler:
         if self.output_ok is None or self.output_ok(s.asm.graph.nodes[nid]):
             s.ok_outputs.append(len(s.asm) - 1)
         s.fails_here = 0
-        s.banned = {}
+        s.banned, s.dead = {}, set()
         self._reset_node(s)
         return True
 
@@ -308,8 +351,9 @@ class Sampler:
                 if done[b] or sq.pending is not None:
                     continue
                 m = self._allowed(sq, max_len)
-                if not m.any():  # nowhere to go (no node can be the output): give the sample up
-                    sq.error, sq.phase, done[b] = sq.error or "no admissible token", "done", True
+                if not m.any():
+                    self._dead_end(sq, dists[b], max_retries)
+                    done[b] = sq.phase == "done"
                     continue
                 active.append(r)
                 masks.append(m)
@@ -369,7 +413,7 @@ class Sampler:
                 s.tokens.append(text)
                 try:
                     s.graph = s.asm.finish(s.outputs)
-                    s.graph.validate()
+                    validate(s.graph, shapes=False)  # the builder ran every shape rule; runs() checks again
                 except Exception as e:  # noqa: BLE001 - an output the graph cannot have
                     s.graph, s.error = None, str(e).splitlines()[0][:200]
                 s.phase = "done"
@@ -410,6 +454,20 @@ class Sampler:
         s.node_tokens += 1
         s.pending = info
 
+    def _dead_end(self, s: _Seq, dist: NodeDistances, max_retries: int) -> None:
+        """No token may follow: the node's inputs take no op that is left. Mark them a dead end and resample
+        the node from its start (a failure at this place); with no node in progress, close the graph."""
+        if s.phase != "refs":
+            self._rollback(s, dist, ban=False, refeed=False)
+            self._finish_early(s)
+            return
+        s.dead.add(tuple(s.refs))
+        self._rollback(s, dist, ban=False)
+        s.fails_here += 1
+        s.retries += 1
+        if s.fails_here >= max_retries:
+            self._finish_early(s)
+
     def _finish_early(self, s: _Seq) -> None:
         """Close the graph at its last admissible output node (the caller fixes its head)."""
         if not s.ok_outputs:
@@ -420,7 +478,7 @@ class Sampler:
         s.outputs = [last]
         try:
             s.graph = s.asm.finish(s.outputs)
-            s.graph.validate()
+            validate(s.graph, shapes=False)
         except Exception as e:  # noqa: BLE001
             s.graph, s.error = None, str(e).splitlines()[0][:200]
         s.pending = None

@@ -94,9 +94,11 @@ class ArchModule(nn.Module):
     Modes:
         the module starts in eval mode (graphs are captured in eval mode).
         ``.train()`` switches batch norm to batch statistics (updating running
-        statistics and ``num_batches_tracked``) and turns dropout on, exactly
-        as the source module does; ops the source ran in training mode
-        regardless of its mode keep doing so. Attrs that only the training
+        statistics and ``num_batches_tracked``, at the ``momentum`` of the
+        ``nn.BatchNorm*d`` holding them, ``None`` giving the cumulative
+        average) and turns dropout on, exactly as the source module does;
+        ops the source ran in training mode regardless of its mode keep doing
+        so. Attrs that only the training
         mode sets (attention dropout written ``p if self.training else 0``)
         come from ``graph.meta["train_attrs"]`` (node id -> attrs).
 
@@ -120,6 +122,7 @@ class ArchModule(nn.Module):
         self._mode_attr = {nid: MODE_ATTRS[graph.nodes[nid].op] for nid in self._order if graph.nodes[nid].op in MODE_ATTRS}
         self._train_attrs = {k: v for k, v in graph.meta.get("train_attrs", {}).items() if k in graph.nodes}
         self._batches_tracked = self._find_batch_counters()
+        self._bn_layers = self._find_batch_norm_layers()
         self._binders = _dim_binders(graph)
         # symbols no input carries (an input replaced by a constant) keep their example size
         self._fixed_dims = {s: v for s, v in graph.dims.items() if s not in self._binders}
@@ -256,6 +259,33 @@ class ArchModule(nn.Module):
                     out[nid] = fqn.lstrip(".")
         return out
 
+    def _find_batch_norm_layers(self) -> dict[str, nn.modules.batchnorm._BatchNorm]:
+        """BatchNorm nodes -> the ``nn.BatchNorm*d`` holding their tensors (its ``momentum`` is followed)."""
+        out = {}
+        for nid, fqns in self._param_refs.items():
+            if self.graph.nodes[nid].op == "batch_norm" and "running_mean" in fqns:
+                path = fqns["running_mean"].rpartition(".")[0].lstrip(".")
+                try:
+                    mod = self.get_submodule(path)
+                except AttributeError:
+                    continue
+                if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                    out[nid] = mod
+        return out
+
+    def _momentum(self, nid: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A training-mode batch norm's attrs with its layer's current ``momentum``; ``None`` (a cumulative
+        average, as ``nn.BatchNorm`` does) is ``1 / num_batches_tracked``."""
+        layer = self._bn_layers.get(nid)
+        if layer is None or layer.momentum == attrs.get("momentum"):
+            return attrs
+        mom = layer.momentum
+        if mom is None:
+            if nid not in self._batches_tracked:
+                return attrs
+            mom = 1.0 / max(1, int(self._tensor(self._batches_tracked[nid])))
+        return {**attrs, "momentum": float(mom)}
+
     def _tensor(self, fqn: str) -> torch.Tensor:
         path, _, leaf = fqn.rpartition(".")
         mod = self.get_submodule(path) if path else self
@@ -297,6 +327,8 @@ class ArchModule(nn.Module):
                     if nid in self._batches_tracked:
                         with torch.no_grad():
                             self._tensor(self._batches_tracked[nid]).add_(1)
+                    if nid in self._bn_layers:
+                        attrs = self._momentum(nid, attrs)
                 try:
                     env[nid] = call_op(op, attrs, [env[p] for p in self._preds[nid]], params, device)
                 except Exception as e:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from mad.cli.app import app
 from mad.data.random_space import RandomSpaceConfig, sample
 from mad.generator import GeneratorError, load, runs
+from mad.generator.api import output_rule
 from mad.graph.passes import cut
 
 
@@ -89,3 +90,34 @@ def test_cli_errors_are_one_line(argv, message):
     assert r.exit_code == 2
     lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0], r.output
+
+
+def test_a_sample_that_fails_is_closed_at_an_earlier_node(gen):
+    from mad.generator.constraints import Constraints
+    from mad.generator.sample import Sample
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("pixel_values", ("B", 1, 8, 8))
+    h = b.op("conv2d", x, out_channels=4, kernel_size=3, padding=1)
+    h = b.op("relu", h)
+    pooled = b.op("mean", h, dim=[2, 3])                      # (B, 4): a classifier can follow
+    big = b.op("linear", b.op("flatten", h, start_dim=1), out_features=512)  # over the budget below
+    b.output(b.op("relu", big))
+    g = b.build()
+    task = ("image", (1, 8, 8), 10, None)
+    c = Constraints(max_params=2_000)
+    assert gen._take(g, c, task)[0] is None  # noqa: SLF001 - as sampled, it is over the budget
+    out = gen._finish([Sample([], g, -1.0)], c, task, "p", 0, [], output_ok=output_rule("image"))  # noqa: SLF001
+    assert len(out) == 1
+    r = out[0][1]
+    assert runs(r) is None and r.num_params <= 2_000 and r.nodes[r.outputs[0]].shape == ["B", 10]
+    assert r.meta["generator"]["closed_earlier"] >= 1
+    assert pooled in r.nodes and not any(n.op == "linear" and n.params["weight"][0] == 512 for n in r.nodes.values())
+    # a partial graph's nodes must all stay: with the first four kept (through the mean), every earlier close
+    # would drop the mean
+    assert list(g.nodes).index(pooled) == 3
+    kept = gen._finish([Sample([], g, -1.0)], c, task, "p", 0, [], output_ok=output_rule("image"),  # noqa: SLF001
+                       keep=4)
+    assert kept == []
+    assert gen._finish([Sample([], g, -1.0)], c, task, "p", 0, [], earlier=0) == []  # noqa: SLF001

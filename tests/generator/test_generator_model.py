@@ -174,3 +174,31 @@ def test_masked_batches_hide_ops_and_edges(tok):
     assert (batch["target"][0][hidden] >= 0).all() and (batch["target"][0][~hidden] == -100).all()
     roles = batch["role"][0][hidden]
     assert set(roles.tolist()) <= {ROLE["ref"], ROLE["op"], ROLE["key"]}
+
+
+def test_inputs_no_op_accepts_are_a_dead_end_not_a_failure(tok):
+    # the only op on offer takes one input but is offered on two to four: every choice of references ends
+    # with no op left; the sampler must back out of such choices and still finish every sample
+    m = _tiny(tok)
+    sampler = Sampler(m, tok, op_arity={"linear": [2, 3, 4]})
+    b = GraphBuilder(dims={"B": 2})
+    b.input("pixel_values", ("B", 1, 8, 8))
+    out = sampler.sample(6, torch.zeros(m.cfg.text_dim), torch.zeros(m.cfg.max_cond, dtype=torch.long),
+                         tok.prefix_tokens(b.graph), max_len=60, seed=0, max_retries=6)
+    assert sum(smp.retries for smp in out) > 0
+    for smp in out:
+        assert smp.graph is not None, smp.error
+        smp.graph.validate()
+        assert {n.op for n in smp.graph.nodes.values()} == {"input"}
+
+
+@pytest.mark.parametrize("shape, fault", [
+    (["B", 3, "T"], None), (["B*T", 4], None), (["(T - 1)//2 + 1", "B"], None), (5, None),
+    ([["B", 3], ["B", 2]], None), (["32 * (4 // B) // (64 // T)", 3], "not a polynomial"),
+    (["B + 1", 2], "mixes the batch"), (["B", 0], "not positive"), (["T - 9"], "not positive at batch 1"),
+])
+def test_batch_fault_finds_shapes_that_do_not_run_at_every_batch_size(shape, fault):
+    from mad.generator.sample import batch_fault
+
+    why = batch_fault(shape, {"B": 2, "T": 8})
+    assert (why is None) if fault is None else (fault in why)

@@ -342,3 +342,23 @@ def test_graph_costs_are_log_params_and_flops(graphs):
     n, f = graph_costs(g, "digits")
     assert g.num_params > 0 and n == pytest.approx(math.log1p(g.num_params))
     assert f == pytest.approx(math.log1p(proxies.flops(g, "digits", batch_size=1)))
+
+
+def test_batch_norm_statistics_are_recomputed_as_the_mean_over_the_batches():
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("x", ("B", 3, 8, 8))
+    b.output(b.op("batch_norm", b.op("conv2d", x, out_channels=4, kernel_size=3)))
+    m = b.build().to_module()
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(16, 3, 8, 8, generator=gen) * 3 + 1 for _ in range(4)]
+    assert recalibrate_batch_norm(m, xs) == 1
+    conv = next(t for t in m.modules() if isinstance(t, nn.Conv2d))
+    bn = next(t for t in m.modules() if isinstance(t, nn.BatchNorm2d))
+    with torch.no_grad():
+        feats = [conv(xb) for xb in xs]
+    torch.testing.assert_close(bn.running_mean, torch.stack([f.mean((0, 2, 3)) for f in feats]).mean(0))
+    torch.testing.assert_close(bn.running_var, torch.stack([f.transpose(0, 1).reshape(4, -1).var(1)
+                                                            for f in feats]).mean(0))
+    assert bn.momentum == 0.1  # put back

@@ -121,6 +121,25 @@ def test_layer_nodes_become_torch_layers():
     assert m.head[1].in_features == 4 and m.head[1].out_features == 2
 
 
+@pytest.mark.parametrize("momentum", [0.1, 0.5, None])
+def test_training_mode_batch_norm_follows_its_layers_momentum_as_torch_does(momentum):
+    # momentum=None is torch's cumulative average (what recomputing statistics for new weights relies on)
+    ref = TinyCNN()
+    m = tiny_cnn_graph().to_module()
+    m.load_state_dict(ref.state_dict())
+    ref.bn.momentum = m.bn.momentum = momentum
+    ref.bn.reset_running_stats()
+    m.bn.reset_running_stats()
+    ref.train()
+    m.train()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = torch.randn(4, 3, 8, 8, generator=gen) * 2 + 1
+        torch.testing.assert_close(m(x), ref(x), rtol=0, atol=1e-5)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(m.bn, name), getattr(ref.bn, name), rtol=0, atol=1e-6)
+
+
 def test_module_after_json_round_trip_gives_equal_outputs():
     g = tiny_attention_graph()
     m = g.to_module()
