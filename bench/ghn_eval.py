@@ -219,6 +219,14 @@ def _speed_graphs(ids: dict[str, list[str]], texts: dict[str, str]) -> list:
     return sizes
 
 
+def _replace(path: Path, key: str, value: Any) -> None:
+    """Put ``value`` under ``key`` in the results file ``path``, the rest as it was, and print it."""
+    prev = json.loads(path.read_text())
+    prev[key] = value
+    path.write_text(json.dumps(prev, indent=1) + "\n")
+    print(json.dumps(value, indent=1))
+
+
 def coverage() -> dict[str, Any]:
     """Share of parameters and of layer-op roles the GHN predicts over the whole shipped dataset."""
     from mad.data.default import load_default
@@ -274,10 +282,7 @@ def main() -> None:
     args = ap.parse_args()
     t_start = time.perf_counter()
     if args.coverage_only:
-        prev = json.loads(args.out.read_text())
-        prev["coverage"] = coverage()
-        args.out.write_text(json.dumps(prev, indent=1) + "\n")
-        print(json.dumps(prev["coverage"], indent=1))
+        _replace(args.out, "coverage", coverage())
         return
 
     import torch
@@ -301,10 +306,7 @@ def main() -> None:
             if r["id"] in wanted:
                 texts[r["id"]] = r["graph"]
     if args.speed_only:
-        prev = json.loads(args.out.read_text())
-        prev["speed_cpu"] = speed(str(args.ghn), _speed_graphs(ids, texts))
-        args.out.write_text(json.dumps(prev, indent=1) + "\n")
-        print(json.dumps(prev["speed_cpu"], indent=1))
+        _replace(args.out, "speed_cpu", speed(str(args.ghn), _speed_graphs(ids, texts)))
         return
     jobs = [(task, i, texts[i], args.finetune_steps) for task, v in ids.items() for i in v]
     record_ghn = load(args.ghn, device="cpu").record

@@ -142,7 +142,7 @@ class Evaluator:
             return lambda: train_graph(*args)
         if self.executor == "ray":
             ray = self._ray_module()
-            ref = ray.remote(num_cpus=1)(train_graph).remote(*args)
+            ref = self._ray_train.remote(*args)
             return lambda: ray.get(ref)
         if self._pool is None:
             import torch
@@ -175,6 +175,7 @@ class Evaluator:
             if not ray.is_initialized():
                 ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, log_to_driver=False)
             self._ray = ray
+            self._ray_train = ray.remote(num_cpus=1)(train_graph)  # exported once
         return self._ray
 
     def run(self, jobs: list[tuple[str, str]], done: Callable[[int, dict[str, Any]], None]) -> None:

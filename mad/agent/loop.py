@@ -155,7 +155,7 @@ class MADLoop(Strategy):
         return [candidate_of(t) for t in rng.choices(top, weights=weights, k=n)]
 
     def propose(self, k: int, history: History, rng: random.Random) -> list[Candidate]:
-        size = max(k, self.pool * k)
+        size = self.pool * k  # pool >= 1
         g_share, m_share, r_share = self.shares
         if not history.trials:
             m_share = 0.0

@@ -62,6 +62,13 @@ class Trial:
     candidate: dict[str, Any]  # the journal's candidate event (graph JSON, genotype, scores, costs)
     result: dict[str, Any]
 
+    @classmethod
+    def of(cls, row: dict[str, Any], higher_is_better: bool) -> "Trial":
+        """The trial of a journal row (see :meth:`RunRecords.rows`) that has its result."""
+        value = row["result"].get("value")
+        return cls(row["key"], row["round"], row["eval_index"], row["proposer"], value,
+                   fitness(value, higher_is_better), row, row["result"])
+
 
 @dataclass
 class History:
@@ -188,9 +195,7 @@ class RunRecords:
         rows = self.rows() if rows is None else rows
         h.seen.update(r["key"] for r in rows)
         for r in sorted((r for r in rows if r["result"] is not None), key=lambda r: r["eval_index"]):
-            value = r["result"].get("value")
-            h.trials.append(Trial(r["key"], r["round"], r["eval_index"], r["proposer"], value,
-                                  fitness(value, higher_is_better), r, r["result"]))
+            h.trials.append(Trial.of(r, higher_is_better))
         return h
 
     def write_table(self) -> Path | None:

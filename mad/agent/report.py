@@ -111,8 +111,7 @@ class RunView:
 
 
 def _value(r: dict[str, Any]) -> float | None:
-    v = (r.get("result") or {}).get("value")
-    return None if v is None or not isinstance(v, (int, float)) or v != v else float(v)
+    return _num((r.get("result") or {}).get("value"))
 
 
 def _direction(settings: dict[str, Any]) -> tuple[str, bool]:
@@ -245,28 +244,9 @@ def kendall_tau(x: list[float], y: list[float]) -> float | None:
     """Kendall's tau-b of two equally long sequences; ``None`` with fewer than two pairs or a constant one."""
     if len(x) != len(y) or len(x) < 2:
         return None
-    try:
-        from scipy.stats import kendalltau
+    from scipy.stats import kendalltau
 
-        tau, _ = kendalltau(x, y)
-        tau = float(tau)
-    except ImportError:  # pragma: no cover - scipy is a dependency; kept for minimal installs
-        concordant = discordant = tx = ty = 0
-        for i in range(len(x)):
-            for j in range(i + 1, len(x)):
-                dx, dy = x[i] - x[j], y[i] - y[j]
-                if dx == 0 and dy == 0:
-                    continue
-                if dx == 0:
-                    tx += 1
-                elif dy == 0:
-                    ty += 1
-                elif (dx > 0) == (dy > 0):
-                    concordant += 1
-                else:
-                    discordant += 1
-        denom = math.sqrt((concordant + discordant + tx) * (concordant + discordant + ty))
-        tau = (concordant - discordant) / denom if denom else float("nan")
+    tau = float(kendalltau(x, y)[0])
     return None if tau != tau else tau
 
 
@@ -349,15 +329,14 @@ def _best_so_far_plot(runs: list[RunView], colors: dict[str, Any]) -> str | None
         for strategy, vs in by_strategy.items():
             color = colors[strategy]
             several = len(vs) > 1
-            for j, v in enumerate(vs):
-                curve = v.best_so_far()
+            curves = [v.best_so_far() for v in vs]
+            for v, curve in zip(vs, curves):
                 xs = [i + 1 for i, y in enumerate(curve) if y is not None]
                 ys = [y for y in curve if y is not None]
                 label = None if several else f"{strategy} ({v.label})"
                 ax.step(xs, ys, where="post", color=color, alpha=0.35 if several else 0.95,
                         linewidth=0.9 if several else 1.6, label=label)
             if several:
-                curves = [v.best_so_far() for v in vs]
                 length = min(len(c) for c in curves)
                 xs, ys = [], []
                 for i in range(length):
@@ -467,13 +446,11 @@ def _rounds_plot(runs: list[RunView]) -> str | None:
     return _png(fig, "mean trained value per round by proposer")
 
 
-def _svg(graph_json: str) -> str | None:
+def _svg(g: Any) -> str | None:
     """The inline SVG drawing of a graph, or ``None`` when it cannot be drawn."""
     try:
-        from mad.graph import ArchGraph
         from mad.graph.render import render
 
-        g = ArchGraph.from_json(graph_json)
         with tempfile.TemporaryDirectory() as tmp:
             text = render(g, Path(tmp) / "graph.svg").read_text(encoding="utf-8")
     except Exception as e:  # noqa: BLE001 - a drawing is optional
@@ -483,12 +460,10 @@ def _svg(graph_json: str) -> str | None:
     return text[start:] if start >= 0 else None
 
 
-def _code(graph_json: str) -> tuple[str | None, str | None]:
+def _code(g: Any) -> tuple[str | None, str | None]:
     """(PyTorch source, class name) of a graph; (None, error) when it cannot be generated."""
     try:
-        from mad.graph import ArchGraph
-
-        code = ArchGraph.from_json(graph_json).to_code()
+        code = g.to_code()
     except Exception as e:  # noqa: BLE001 - the code is optional
         return None, f"{type(e).__name__}: {e}"
     m = re.search(r"^class (\w+)\(", code, re.M)
@@ -626,9 +601,16 @@ def _arch_section(v: RunView) -> str:
                 + "</p>"]
         graph = r.get("graph")
         if graph:
-            svg = _svg(graph)
+            from mad.graph import ArchGraph
+
+            try:
+                g = ArchGraph.from_json(graph)
+            except Exception as e:  # noqa: BLE001 - a drawing and code are optional
+                log.warning("cannot draw a graph: %s", e)
+                svg, code, name = None, None, f"{type(e).__name__}: {e}"
+            else:
+                svg, (code, name) = _svg(g), _code(g)
             body.append(f"<div class='pic'>{svg}</div>" if svg else "<p>(no drawing)</p>")
-            code, name = _code(graph)
             if code is not None:
                 body.append(f"<details><summary>PyTorch code ({_e(name or 'module')})</summary>"
                             f"<pre class='code'>{_e(code)}</pre></details>")

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from mad.graph import ArchGraph
 
 from .evaluate import Evaluator, TrainSettings, measure_latency
-from .records import History, RunRecords, Trial, error_text, fitness
+from .records import History, RunRecords, Trial, error_text
 from .space import Candidate, GraphSpace, SearchSpace
 from .strategies import SearchContext, Strategy, make_strategy
 
@@ -149,10 +149,11 @@ def search(task: str, strategy: str | Strategy = "loop", out: str | Path = "runs
         raise SearchError(str(e)) from None
     metric, hib = space.metric, space.higher_is_better  # a GraphSpace takes them from its task
     round_size = int(round_size or max(2, workers))
+    limits = {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms}
     settings = {
         "task": task, "strategy": strat.describe(), "space": space.describe(), "seed": seed,
         "round_size": round_size, "train": train.as_dict(), "metric": metric, "higher_is_better": hib,
-        "constraints": {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms},
+        "constraints": dict(limits),
         "prompt": prompt, "start": [g.wl_hash() for g in start or []],
         "evals": evals, "minutes": minutes, "workers": workers, "executor": executor,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -162,8 +163,7 @@ def search(task: str, strategy: str | Strategy = "loop", out: str | Path = "runs
     except RecordsError as e:
         raise SearchError(str(e)) from None
     run = _Run(records, space, strat, task, hib, seed, round_size, train, workers, executor, cache_dir,
-               {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms},
-               prompt, list(start or []), on_eval)
+               limits, prompt, list(start or []), on_eval)
     try:
         status = run.loop(evals, minutes, progress)
     finally:
@@ -207,8 +207,10 @@ class _Run:
 
     # ------------------------------------------------------------------ admission
     def admit(self, c: Candidate) -> str | None:
-        """Set the candidate's key and costs; the reason it cannot be trained, or ``None``."""
-        c.key = self.space.key(c)
+        """Set the candidate's key (once: a strategy may have admitted it already) and costs; the reason it
+        cannot be trained, or ``None``."""
+        if c.key is None:
+            c.key = self.space.key(c)
         if c.key in self.history.seen:
             return "duplicate"
         costs = {**c.info.get("costs", {}), **self.space.costs(c)}  # a latency measured before is kept
@@ -276,7 +278,7 @@ class _Run:
                 reason = self.admit(c)
                 if reason is None and c.key in keys:
                     reason = "duplicate"
-                if reason == "duplicate" and c.key in keys | self.history.seen:
+                if reason == "duplicate":
                     continue  # a duplicate is not recorded twice
                 keys.add(c.key)
                 wants = c.info.get("selected", True)
@@ -309,8 +311,7 @@ class _Run:
         row["result"] = res
         self.records.append({"event": "result", "round": row["round"], "key": row["key"],
                              "eval_index": row["eval_index"], "result": res, "time": self.elapsed()})
-        t = Trial(row["key"], row["round"], row["eval_index"], row["proposer"], res.get("value"),
-                  fitness(res.get("value"), self.hib), row, res)
+        t = Trial.of(row, self.hib)
         self.history.trials.append(t)
         self.history.trials.sort(key=lambda x: x.eval_index)
         if progress is not None:

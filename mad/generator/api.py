@@ -330,16 +330,15 @@ class Generator:
         prefix = self._start_graph(task[0], task[1], task[3])
         text, cond, words = self._condition(prompt, c)
         cands = []
+        rule = output_rule(task[0])
         deadline = None if seconds is None else time.perf_counter() + seconds
         for rnd in range(3):  # more rounds only when too few candidates survive
             if deadline is not None and time.perf_counter() > deadline:
                 break
             samples = self.sampler.sample(n * oversample, text, cond, prefix, max_len=max_len or self.cfg.max_len,
                                           temperature=temperature, seed=seed * 1000 + rnd,
-                                          max_params=c.max_params, output_ok=output_rule(task[0]),
-                                          deadline=deadline)
-            cands += self._finish(samples, c, task, prompt, seed * 1000 + rnd, words,
-                                  output_ok=output_rule(task[0]))
+                                          max_params=c.max_params, output_ok=rule, deadline=deadline)
+            cands += self._finish(samples, c, task, prompt, seed * 1000 + rnd, words, output_ok=rule)
             if len({g.wl_hash() for _, g in cands}) >= n:
                 break
         if not cands:

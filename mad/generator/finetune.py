@@ -51,7 +51,7 @@ def _examples(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None]
         try:
             if not getattr(g, "nodes", None):
                 raise ValueError("not a graph with nodes")
-            description = text or (g.meta.get("description") if isinstance(g.meta, dict) else None) or None
+            description = text or (g.meta.get("description") if isinstance(g.meta, dict) else None)
             ex = graph_example(g, description, source=f"finetune/{i}", seed=seed * 7919 + i, paraphrases=PARAPHRASES,
                                max_len=gen.cfg.max_len, tokenizer=gen.tokenizer)
             unknown = [t for t in ex.tokens if t not in vocab]
@@ -127,13 +127,12 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
     tcfg = TrainConfig(steps=steps, lr=lr, batch_tokens=batch_tokens, mlm_rate=mlm_rate, seed=seed)
     vocab = gen.tokenizer.vocab.ids
     batcher = Batcher(examples, vocab, gen.cond_vocab, gen.text_encoder, gen.cfg, tcfg, seed=seed)
-    measure = Batcher(examples, vocab, gen.cond_vocab, gen.text_encoder, gen.cfg, tcfg, seed=seed)
     model, device = gen.model, gen.device
     warmup = min(WARMUP, max(1, steps // 5))
     done, losses = 0, []
     try:
         model.eval()
-        loss_before = _next_token_loss(model, measure, device)
+        loss_before = _next_token_loss(model, batcher, device)  # draws nothing from its rng
         if steps:
             opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY, betas=(0.9, 0.98))
             model.train()
@@ -159,7 +158,7 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
                 losses.append(m["loss"])
                 done += 1
             model.eval()
-        loss_after = _next_token_loss(model, measure, device)
+        loss_after = _next_token_loss(model, batcher, device)
     finally:
         model.eval()
     seconds = time.perf_counter() - started

@@ -411,12 +411,7 @@ class Sampler:
         if s.phase == "out":
             if text == "<eos>":
                 s.tokens.append(text)
-                try:
-                    s.graph = s.asm.finish(s.outputs)
-                    validate(s.graph, shapes=False)  # the builder ran every shape rule; runs() checks again
-                except Exception as e:  # noqa: BLE001 - an output the graph cannot have
-                    s.graph, s.error = None, str(e).splitlines()[0][:200]
-                s.phase = "done"
+                self._end(s)
                 return
             s.outputs.append(n - int(text[1:]))
             s.tokens.append(text)
@@ -462,9 +457,7 @@ class Sampler:
             self._finish_early(s)
             return
         s.dead.add(tuple(s.refs))
-        self._rollback(s, dist, ban=False)
-        s.fails_here += 1
-        s.retries += 1
+        self._rollback(s, dist, ban=True)  # no op yet: only counts the failure
         if s.fails_here >= max_retries:
             self._finish_early(s)
 
@@ -476,10 +469,15 @@ class Sampler:
         last = s.ok_outputs[-1]
         s.tokens += ["<out>", f"@{len(s.asm) - last}", "<eos>"]
         s.outputs = [last]
+        self._end(s)
+
+    @staticmethod
+    def _end(s: _Seq) -> None:
+        """Finish the graph at ``s.outputs``; the sample is done."""
         try:
             s.graph = s.asm.finish(s.outputs)
-            validate(s.graph, shapes=False)
-        except Exception as e:  # noqa: BLE001
+            validate(s.graph, shapes=False)  # the builder ran every shape rule; runs() checks again
+        except Exception as e:  # noqa: BLE001 - an output the graph cannot have
             s.graph, s.error = None, str(e).splitlines()[0][:200]
         s.pending = None
         s.phase = "done"

@@ -121,8 +121,7 @@ class ArchModule(nn.Module):
         self._sym_keys = {k: v for k, v in self._sym_keys.items() if v}
         self._mode_attr = {nid: MODE_ATTRS[graph.nodes[nid].op] for nid in self._order if graph.nodes[nid].op in MODE_ATTRS}
         self._train_attrs = {k: v for k, v in graph.meta.get("train_attrs", {}).items() if k in graph.nodes}
-        self._batches_tracked = self._find_batch_counters()
-        self._bn_layers = self._find_batch_norm_layers()
+        self._batches_tracked, self._bn_layers = self._find_batch_norms()
         self._binders = _dim_binders(graph)
         # symbols no input carries (an input replaced by a constant) keep their example size
         self._fixed_dims = {s: v for s, v in graph.dims.items() if s not in self._binders}
@@ -248,30 +247,24 @@ class ArchModule(nn.Module):
                 t = torch.zeros(extra["shape"], dtype=dtype_from_name(extra.get("dtype", "float32")))
                 self._register(extra["name"], t, buffer=extra.get("buffer", True))
 
-    def _find_batch_counters(self) -> dict[str, str]:
-        """BatchNorm nodes -> the ``num_batches_tracked`` buffer the source model updates with them."""
-        out = {}
+    def _find_batch_norms(self) -> tuple[dict[str, str], dict[str, nn.modules.batchnorm._BatchNorm]]:
+        """BatchNorm nodes with running statistics -> the ``num_batches_tracked`` buffer the source model
+        updates with them, and -> the ``nn.BatchNorm*d`` holding their tensors (its ``momentum`` is followed)."""
+        counters, layers = {}, {}
         for nid, fqns in self._param_refs.items():
-            node = self.graph.nodes[nid]
-            if node.op == "batch_norm" and "running_mean" in fqns:
-                fqn = fqns["running_mean"].rpartition(".")[0] + ".num_batches_tracked"
-                if self._exists(fqn.lstrip(".")):
-                    out[nid] = fqn.lstrip(".")
-        return out
-
-    def _find_batch_norm_layers(self) -> dict[str, nn.modules.batchnorm._BatchNorm]:
-        """BatchNorm nodes -> the ``nn.BatchNorm*d`` holding their tensors (its ``momentum`` is followed)."""
-        out = {}
-        for nid, fqns in self._param_refs.items():
-            if self.graph.nodes[nid].op == "batch_norm" and "running_mean" in fqns:
-                path = fqns["running_mean"].rpartition(".")[0].lstrip(".")
-                try:
-                    mod = self.get_submodule(path)
-                except AttributeError:
-                    continue
-                if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                    out[nid] = mod
-        return out
+            if self.graph.nodes[nid].op != "batch_norm" or "running_mean" not in fqns:
+                continue
+            path = fqns["running_mean"].rpartition(".")[0].lstrip(".")
+            fqn = f"{path}.num_batches_tracked".lstrip(".")
+            if self._exists(fqn):
+                counters[nid] = fqn
+            try:
+                mod = self.get_submodule(path)
+            except AttributeError:
+                continue
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                layers[nid] = mod
+        return counters, layers
 
     def _momentum(self, nid: str, attrs: dict[str, Any]) -> dict[str, Any]:
         """A training-mode batch norm's attrs with its layer's current ``momentum``; ``None`` (a cumulative

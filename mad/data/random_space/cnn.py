@@ -16,6 +16,9 @@ ACTIVATIONS = ("relu", "gelu", "silu", "hardswish")
 CNN_NORMS = ("batch_norm", "group_norm", "layer_norm")
 ORDERS = ("post", "pre")
 DOWNSAMPLES = ("conv", "max_pool", "avg_pool")
+STEMS = ("conv", "patchify")
+POOLS = ("adaptive_avg", "mean")
+MERGES = ("sum", "concat")
 
 
 def choice(rng: random.Random, weights: dict[str, float]) -> str:
@@ -39,7 +42,7 @@ def sample_cell(rng: random.Random, cfg: RandomSpaceConfig) -> dict[str, Any]:
         nodes[-1]["op"] = choice(rng, {k: w for k, w in cfg.cell_ops.items() if k in PARAMETRIC})
     return {
         "nodes": nodes,
-        "merge": rng.choice(["sum", "concat"]),
+        "merge": rng.choice(MERGES),
         "residual": rng.random() < 0.5,
         "mlp_ratio": rng.choice([2, 4]),
         "head_dim": rng.choice([16, 32]),
@@ -57,7 +60,7 @@ def max_downsamplings(side: int) -> int:
 
 def draw_stem(rng: random.Random, side: int) -> dict[str, Any]:
     """A stem for inputs whose smaller side is ``side``: a conv, or non-overlapping patches."""
-    kinds = ["conv"] + (["patchify"] if side >= 16 else [])
+    kinds = STEMS if side >= 16 else STEMS[:1]
     stem = {"kind": rng.choice(kinds)}
     if stem["kind"] == "conv":
         stem["kernel"] = rng.choice([3, 5, 7] if side >= 32 else [3])
@@ -72,7 +75,7 @@ def draw_head(rng: random.Random) -> dict[str, Any]:
     """A classifier head: optional 1x1 expansion, global pooling, optional hidden layer."""
     return {
         "expand": rng.choice([0, 0, 2, 4]),  # 1x1 conv to k x width before pooling (0: none)
-        "pool": rng.choice(["adaptive_avg", "mean"]),
+        "pool": rng.choice(POOLS),
         "hidden": rng.choice([0, 0, 128, 256]),
     }
 

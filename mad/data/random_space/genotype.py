@@ -32,7 +32,10 @@ from .cnn import (
     ACTIVATIONS,
     CNN_NORMS,
     DOWNSAMPLES,
+    MERGES,
     ORDERS,
+    POOLS,
+    STEMS,
     build_image_classifier,
     choice,
     draw_head,
@@ -43,6 +46,7 @@ from .cnn import (
 )
 from .config import PARAMETRIC, RandomSpaceConfig, RandomSpaceError
 from .transformer import (
+    ATTENTIONS,
     MLPS,
     PLACEMENTS,
     POSITIONS,
@@ -75,8 +79,8 @@ def _modality(hp: Any) -> str:
 # values the builders take for a categorical key (an unknown one would silently build as another)
 _VALUES: dict[str, dict[str, tuple[Any, ...]]] = {
     "image": {"norm": CNN_NORMS, "activation": ACTIVATIONS, "order": ORDERS, "downsample": DOWNSAMPLES,
-              "stem.kind": ("conv", "patchify"), "head.pool": ("adaptive_avg", "mean")},
-    "sequence": {"attention": ("mha", "mqa", "gqa"), "mlp": MLPS, "norm": SEQ_NORMS, "placement": PLACEMENTS,
+              "stem.kind": STEMS, "head.pool": POOLS},
+    "sequence": {"attention": ATTENTIONS, "mlp": MLPS, "norm": SEQ_NORMS, "placement": PLACEMENTS,
                  "residual": RESIDUALS, "position": POSITIONS},
 }
 
@@ -90,7 +94,7 @@ def _check_values(hp: dict[str, Any], modality: str) -> None:
     if modality == "image":
         if not isinstance(hp["stages"], list) or not hp["stages"]:
             raise RandomSpaceError(f"its stages must be a non-empty list, got {hp['stages']!r}")
-        checks += [(f"stages.{s}.cell.merge", st["cell"]["merge"], ("sum", "concat"))
+        checks += [(f"stages.{s}.cell.merge", st["cell"]["merge"], MERGES)
                    for s, st in enumerate(hp["stages"])]
     for key, value, allowed in checks:
         if value not in allowed:

@@ -12,6 +12,7 @@ from .config import RandomSpaceConfig
 
 __all__ = ["sample_sequence_model", "build_sequence_model", "transformer_hparams"]
 
+ATTENTIONS = ("mha", "mqa", "gqa")
 MLPS = ("gelu", "swiglu", "relu")
 SEQ_NORMS = ("layer_norm", "rms_norm")
 PLACEMENTS = ("pre", "post")
