@@ -6,9 +6,10 @@ trainability, and the structure-bias ablation, in one run.
     python bench/generator_eval.py --quick --out /tmp/g.json                         # a smoke run
 
 * ``masked_op``: on the ``test`` and ``ood`` splits, 15% of the nodes (fixed by position) have their op and
-  attrs replaced by ``<mask>`` (their input references stay); top-1 of the op against the most frequent op
-  in the same context in the training corpus (the op of the node's first input and of its first consumer,
-  backing off to the first input's op, then to the most frequent op).
+  attrs replaced by ``<mask>`` (their input references stay); top-1 of the op (among the ops seen with the
+  node's number of inputs) against the most frequent op in the same context in the training corpus (the op
+  of the node's first input and of its first consumer, backing off to either, then to the most frequent op;
+  a neighbour masked too is not seen, as the model does not see it).
 * ``generation``: ``--per-prompt`` samples for each of the benchmark prompts (``mad.generator.PROMPTS``).
   Valid: the sample finished, took the task (``retarget``) and compiles, runs forward and backward at batch
   1 and 4, as it is or closed at one of its last 3 admissible earlier nodes (``closed_earlier`` counts
@@ -18,8 +19,10 @@ trainability, and the structure-bias ablation, in one run.
   Statistics: Jensen-Shannon divergence of op histograms and the KS statistic of log node counts against
   the ``test`` split, with the ``train`` split against ``test`` as the reference.
 * ``completion``: zoo models of ``test``/``ood`` cut at 25/50/75% of their nodes (``mad.graph.passes.cut``) and
-  completed (one result, 2 samples): valid, right output (the original's output shape), and the cosine
-  similarity of the op histograms of the generated part and the removed part.
+  completed (one result; 2 samples a round, up to 3 rounds while none passes): valid, right output (the
+  original's output shape), how many ended by a projection to that shape (``projected_to_output``: no
+  sample reached a node of it), and the cosine similarity of the op histograms of the generated part and the
+  removed part.
 * ``adherence``: ``suggest(prompt, n=5)`` for every benchmark prompt: the share of constraints met over all
   results, and the share of prompts with at least one result meeting all.
 * ``speed``: samples of unconditional image classifiers per second on this CPU (sampling, then the
@@ -52,6 +55,7 @@ from mad.data import load_default  # noqa: E402
 from mad.generator import PROMPTS, Generator, load, runs  # noqa: E402
 from mad.generator.api import output_rule  # noqa: E402
 from mad.generator.corpus import build_corpus  # noqa: E402
+from mad.generator.sample import MAX_REFS  # noqa: E402
 from mad.generator.structure import ROLE, token_structure  # noqa: E402
 from mad.generator.train import Batcher, TrainConfig, load_corpus  # noqa: E402
 from mad.graph import ArchGraph  # noqa: E402
@@ -73,28 +77,33 @@ def _node_contexts(tokens: list[str]) -> list[tuple[str, str, str]]:
 
 
 class ContextBaseline:
-    """The most frequent op in the training corpus given the ops around a node (backing off)."""
+    """The most frequent op in the training corpus given the ops around a node (first input's, first
+    consumer's), backing off to one of them and then to the most frequent op. A neighbour that is masked too
+    is not seen (``None``), as the model does not see it."""
 
     def __init__(self, corpus) -> None:
-        self.c2: dict[tuple, Counter] = {}
-        self.c1: dict[str, Counter] = {}
+        self.tables: dict[str, dict] = {"both": {}, "input": {}, "consumer": {}}
         self.c0: Counter = Counter()
         for e in corpus:
             for op, a, b in _node_contexts(e.tokens):
-                self.c2.setdefault((a, b), Counter())[op] += 1
-                self.c1.setdefault(a, Counter())[op] += 1
+                self.tables["both"].setdefault((a, b), Counter())[op] += 1
+                self.tables["input"].setdefault(a, Counter())[op] += 1
+                self.tables["consumer"].setdefault(b, Counter())[op] += 1
                 self.c0[op] += 1
 
-    def predict(self, a: str, b: str) -> str:
-        for table, key in ((self.c2, (a, b)), (self.c1, a)):
-            hit = table.get(key)  # type: ignore[attr-defined]
+    def predict(self, a: str | None, b: str | None) -> str:
+        for table, key, seen in (("both", (a, b), a is not None and b is not None), ("input", a, a is not None),
+                                 ("consumer", b, b is not None)):
+            hit = self.tables[table].get(key) if seen else None
             if hit:
                 return hit.most_common(1)[0][0]
         return self.c0.most_common(1)[0][0]
 
 
 def masked_op(gen: Generator, examples, baseline: ContextBaseline) -> dict[str, float]:
-    """Top-1 of masked ops (op and attrs hidden) for the model and the baseline."""
+    """Top-1 of masked ops (op and attrs hidden) for the model, its prediction restricted to the ops seen with
+    the node's number of inputs (the node's edges stay visible), and for the baseline (which, like the model,
+    does not see the ops of neighbours that are masked too)."""
     tok = gen.tokenizer
     b = Batcher(examples, tok.vocab.ids, gen.cond_vocab, gen.text_encoder, gen.cfg, TrainConfig(), seed=0)
     hit = base_hit = total = 0
@@ -106,18 +115,28 @@ def masked_op(gen: Generator, examples, baseline: ContextBaseline) -> dict[str, 
             batch = {kk: v.to(gen.device) for kk, v in batch.items()}
             logits = gen.model(batch["tokens"], batch["pos"], batch["role"], batch["depth"], batch["text"],
                                batch["cond"], batch["bucket"], batch["keep"], masked=True)
-            pred = logits.argmax(-1).cpu()
+            logits = logits.cpu()
             tgt = batch["target"].cpu()
             role = batch["role"].cpu()
             for r, i in enumerate(idx):
-                ctx = _node_contexts(examples[i].tokens[: b.ids[i].shape[0]])
-                node = token_structure(examples[i].tokens[: b.ids[i].shape[0]]).node
+                toks = examples[i].tokens[: b.ids[i].shape[0]]
+                s = token_structure(toks)
+                ctx = _node_contexts(toks)
                 sel = ((tgt[r] >= 0) & (role[r] == ROLE["op"])).nonzero().flatten().tolist()
+                hidden = {int(s.node[t]) for t in sel}
+                consumer: dict[int, int] = {}
+                for j, ps in enumerate(s.parents):
+                    for q in ps:
+                        consumer.setdefault(q, j)
                 for t in sel:
                     total += 1
-                    hit += int(pred[r, t] == tgt[r, t])
-                    op, a, c = ctx[int(node[t])]
-                    base_hit += int(baseline.predict(a, c) == op)
+                    j = int(s.node[t])
+                    allowed = torch.from_numpy(gen.sampler.ops_with[min(len(s.parents[j]), MAX_REFS)])
+                    hit += int(logits[r, t].masked_fill(~allowed, float("-inf")).argmax() == tgt[r, t])
+                    op, a, c = ctx[j]
+                    a_seen = a if not s.parents[j] or s.parents[j][0] not in hidden else None
+                    c_seen = c if consumer.get(j) not in hidden else None
+                    base_hit += int(baseline.predict(a_seen, c_seen) == op)
     return {"nodes": total, "top1": round(hit / max(total, 1), 4), "baseline_top1": round(base_hit / max(total, 1), 4)}
 
 
@@ -209,7 +228,7 @@ def completion(gen: Generator, graphs: list[ArchGraph], fractions=(0.25, 0.5, 0.
 
     out: dict[str, dict] = {}
     for f in fractions:
-        tried = valid = right = skipped = 0
+        tried = valid = right = skipped = projected = 0
         sims = []
         for k, g in enumerate(graphs):
             partial = cut(g, fraction=f)
@@ -224,11 +243,13 @@ def completion(gen: Generator, graphs: list[ArchGraph], fractions=(0.25, 0.5, 0.
                 continue
             valid += 1
             right += [res.nodes[o].shape for o in res.outputs][:1] == [want]
+            projected += bool(res.meta["generator"].get("projected"))
             new_ops = Counter(n.op for n in list(res.nodes.values())[len(partial.nodes):])
             sims.append(_cos(new_ops, Counter(partial.meta["cut"]["removed_ops"])))
         out[f"{int(f * 100)}%"] = {"tried": tried, "skipped_too_long": skipped,
                                    "valid": round(valid / max(tried, 1), 4),
                                    "right_output": round(right / max(tried, 1), 4),
+                                   "projected_to_output": projected,
                                    "op_hist_cosine": round(statistics.mean(sims), 4) if sims else None}
     return out
 

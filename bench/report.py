@@ -265,7 +265,8 @@ def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
         txt = f"{_pct(m.get('top1'))} vs {_pct(m.get('baseline_top1'))}"
         if "ablation" in per:
             txt += f" (ablation {_pct(per['ablation'].get('top1'))})"
-        rows.append((f"masked-op top-1 on {split} ({m.get('nodes')} nodes) vs most-frequent-op-in-context", txt,
+        rows.append((f"masked-op top-1 on {split} ({m.get('nodes')} nodes; the op's arity known) vs "
+                     "most-frequent-op-in-context (masked neighbours unseen)", txt,
                      ">= 90% (test), > baseline (ood)"))
     for name, g in d.get("generation", {}).items():
         closed = f"; {g['closed_earlier']} valid after closing earlier" if "closed_earlier" in g else ""
@@ -278,8 +279,9 @@ def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"{_num(st.get('op_hist_js'))} / {_num(st.get('log_nodes_ks'))} ({_num(ref.get('op_hist_js'))} / "
                      f"{_num(ref.get('log_nodes_ks'))})", ""))
     for cut, c in d.get("completion", {}).items():
+        proj = f"; {c['projected_to_output']} ended by a projection" if "projected_to_output" in c else ""
         rows.append((f"completion of zoo models cut at {cut}: valid / right output / op-histogram cosine "
-                     f"({c.get('tried')} graphs)",
+                     f"({c.get('tried')} graphs{proj})",
                      f"{_pct(c.get('valid'))} / {_pct(c.get('right_output'))} / {_num(c.get('op_hist_cosine'))}",
                      ">= 95% valid with the right output"))
     a = d.get("adherence")

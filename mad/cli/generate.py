@@ -3,7 +3,7 @@
     mad suggest "PROMPT" -n 5 [--input 1x28x28 --classes 10 --vocab 128 --max-params 100k] -o DIR [--json]
     mad complete GRAPH --cut-after SCOPE_OR_NODE [--fraction 0.5] -n 3 -o DIR [--prompt TEXT] [--json]
     mad edit GRAPH "INSTRUCTION" -o OUT.json [--json]
-    mad generator train --out ckpt/ [--steps 2500] [--minutes 80]
+    mad generator train --out ckpt/ [--steps 4500] [--minutes 80] [--zoo-repeat 3] [--structure-bias]
 
 Each result is written as ``<name>.json`` (the graph), ``<name>.py`` (PyTorch code) and
 ``<name>.svg`` (a picture); a table says parameters, FLOPs, family and why it matches.
@@ -237,12 +237,15 @@ def edit(
 def train_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Run folder; the generator is written "
                                       "there.")] = Path("ckpt-generator"),
-    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 2500,
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps (the shipped generator: 4500).")] = 4500,
     minutes: Annotated[float | None, typer.Option(help="Stop (and save) after this many minutes.")] = None,
     extra_random: Annotated[int, typer.Option("--extra-random", min=0, help="Random-space graphs added to the "
                                               "dataset's train split.")] = 3000,
-    no_structure_bias: Annotated[bool, typer.Option("--no-structure-bias", help="Plain decoder (the baseline).")]
-    = False,
+    zoo_repeat: Annotated[int, typer.Option("--zoo-repeat", min=1, help="Times each converted model appears per "
+                                            "epoch (weighs them against the random-space graphs).")] = 1,
+    structure_bias: Annotated[bool, typer.Option("--structure-bias/--no-structure-bias", help="Attention bias from "
+                                                 "the graph's edges (the shipped decoder has none: it trained "
+                                                 "better without in the same steps).")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Processes building the corpus.")] = 1,
     device: Annotated[str | None, _DEVICE] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore a checkpoint in --out and start over.")] = False,
@@ -254,8 +257,8 @@ def train_cmd(
 
     from mad.generator.train import RECORD, TrainConfig, train
 
-    cfg = TrainConfig(steps=steps, extra_random=extra_random, seed=seed,
-                      model={"structure_bias": not no_structure_bias})
+    cfg = TrainConfig(steps=steps, extra_random=extra_random, seed=seed, zoo_repeat=zoo_repeat,
+                      model={"structure_bias": structure_bias})
     train(cfg, out, resume=not fresh, minutes=minutes, workers=workers, progress=not as_json, device=device)
     record = json.loads((out / RECORD).read_text())
     if as_json:

@@ -236,7 +236,7 @@ def _attention(r: _Reader) -> tuple[list[tuple[int, int]], bool]:
         preds = g.predecessors(n.id)
         causal = causal or bool(n.attrs.get("is_causal"))
         q, k = (g.nodes[p].shape for p in preds[:2])
-        if not (isinstance(q, list) and isinstance(k, list) and len(q) >= 3 and isinstance(q[-3], int)):
+        if not (isinstance(q, list) and isinstance(k, list) and min(len(q), len(k)) >= 3 and isinstance(q[-3], int)):
             heads.append((1, 1))
             continue
         hq, hk = q[-3], k[-3]

@@ -8,9 +8,10 @@
   (``validate``, ``to_module``, forward and backward at batch 1 and 4, the
   parameter budget) and returns the best ``n`` distinct ones, ranked by the
   share of the prompt's constraints they meet, then by the model's
-  log-likelihood per token.
+  log-likelihood per token. When fewer than ``n`` distinct candidates pass,
+  up to two more rounds are sampled.
 - :meth:`Generator.complete` continues a partial graph (any graph cut
-  anywhere, e.g. by :func:`mad.graph.passes.cut`).
+  anywhere, e.g. by :func:`mad.graph.passes.cut`), in rounds the same way.
 - :meth:`Generator.edit` runs a recognised instruction as a graph pass
   (:mod:`mad.generator.edit`); for any other instruction that names a scope of
   the graph, it regenerates the graph from that scope on, prompted by the
@@ -141,7 +142,7 @@ class Generator:
 
     def __init__(self, model: GraphTransformer, cond_vocab: list[str], record: dict[str, Any] | None = None,
                  device: Any = None, text_encoder: dict[str, Any] | None = None,
-                 op_arity: dict[str, list[int]] | None = None) -> None:
+                 op_arity: dict[str, list[int]] | None = None, op_inputs: dict[str, list[str]] | None = None) -> None:
         from mad.tokenizer import GraphTokenizer
 
         from .sample import Sampler
@@ -160,7 +161,9 @@ class Generator:
         te = dict(text_encoder or {"dim": self.cfg.text_dim})
         self.text_encoder = TextEncoder(**te)
         self.op_arity = dict(op_arity or {})
-        self.sampler = Sampler(self.model, self.tokenizer, self.device, op_arity=self.op_arity)
+        self.op_inputs = dict(op_inputs or {})
+        self.sampler = Sampler(self.model, self.tokenizer, self.device, op_arity=self.op_arity,
+                               op_inputs=self.op_inputs)
         self.train_hashes: list[str] = []
 
     # ------------------------------------------------------------------ persistence
@@ -177,7 +180,8 @@ class Generator:
         load_weights(model, weights)
         rec_path = path / "record.json"
         record = json.loads(rec_path.read_text()) if rec_path.exists() else {}
-        gen = cls(model, saved["cond_vocab"], record, device, saved.get("text_encoder"), saved.get("op_arity"))
+        gen = cls(model, saved["cond_vocab"], record, device, saved.get("text_encoder"), saved.get("op_arity"),
+                  saved.get("op_inputs"))
         hashes = path / HASHES
         gen.train_hashes = hashes.read_text().split() if hashes.exists() else []
         return gen
@@ -187,7 +191,8 @@ class Generator:
 
         folder = Path(folder)
         save_checkpoint(self.model, folder, {"cond_vocab": self.cond_list, "text_encoder": self.text_encoder.config(),
-                                             "tokenizer": "default", "op_arity": self.op_arity}, self.record)
+                                             "tokenizer": "default", "op_arity": self.op_arity,
+                                             "op_inputs": self.op_inputs}, self.record)
         return folder
 
     # ------------------------------------------------------------------ conditioning
@@ -228,27 +233,34 @@ class Generator:
 
     # ------------------------------------------------------------------ finishing candidates
     def _finish(self, samples, c: Constraints, task: tuple, prompt: str | None, seed: int,
-                words: list[str], output_ok: Any = None, keep: int = 0,
-                earlier: int = 3) -> list[tuple[tuple, ArchGraph]]:
+                words: list[str], output_ok: Any = None, keep: int = 0, earlier: int = 3,
+                project: list | None = None) -> list[tuple[tuple, ArchGraph]]:
         """Each finished sample that takes the task, keeps the budget and runs, with its ranking key.
 
         A sample that fails is closed earlier: at up to ``earlier`` of its previous nodes that ``output_ok``
         accepts (latest first; never among its first ``keep`` nodes, the given partial graph, which must all
         stay), and the first of those that passes is taken instead (``meta["generator"]["closed_earlier"]``).
+        With ``project`` (an output shape), a sample that still fails, or never reached a node of that shape,
+        is closed at one of its last ``earlier`` nodes that :func:`~mad.graph.passes.project_output` takes to
+        it, followed by that projection (``meta["generator"]["projected"]``).
         """
         out = []
         for k, s in enumerate(samples):
-            if s.graph is None:
+            graph = s.graph if s.graph is not None or project is None else self._unfinished(s, keep)
+            if graph is None:
                 continue
-            raw = s.graph
-            g, why = self._take(raw, c, task)
-            closed = 0
-            if g is None and earlier:
-                for closed, end in enumerate(_earlier_outputs(s.graph, output_ok, keep)[:earlier], 1):
-                    raw = _closed_at(s.graph, end, keep)
+            raw = graph
+            g, why = self._take(raw, c, task) if s.graph is not None else (None, s.error or "not finished")
+            closed, projected = 0, False
+            if g is None and earlier and s.graph is not None:
+                for closed, end in enumerate(_earlier_outputs(graph, output_ok, keep)[:earlier], 1):
+                    raw = _closed_at(graph, end, keep)
                     g, _ = self._take(raw, c, task)
                     if g is not None:
                         break
+            if g is None and project is not None:
+                g, raw, closed = self._projected(graph, project, c, task, keep, earlier)
+                projected = g is not None and raw.outputs[0] not in graph.nodes  # type: ignore[union-attr]
             if g is None:
                 log.debug("sample %d: %s", k, why)
                 continue
@@ -260,11 +272,40 @@ class Generator:
             g.meta["generator"] = {"prompt": prompt, "conditions": words, "checks": checks, "adherence": score,
                                    "why": [k2 for k2, ok in checks.items() if ok], "logprob": s.logprob,
                                    "logprob_per_token": s.logprob / n_tok, "seed": seed, "sample": k,
-                                   "retries": s.retries, "closed_earlier": closed,
+                                   "retries": s.retries, "closed_earlier": closed, "projected": projected,
                                    "raw_hash": raw.wl_hash()}  # type: ignore[union-attr]
             g.meta["num_params"] = g.num_params
             out.append(((score, s.logprob / n_tok), g))
         return out
+
+    def _unfinished(self, s: Any, keep: int) -> ArchGraph | None:
+        """The nodes an unfinished sample got to (None when it added none to its first ``keep``)."""
+        try:
+            g = self.tokenizer.assembler(s.tokens).graph
+        except Exception:  # noqa: BLE001 - tokens that do not decode: nothing to close
+            return None
+        return g if len(g.nodes) > keep else None
+
+    def _projected(self, graph: ArchGraph, shape: list, c: Constraints, task: tuple, keep: int,
+                   earlier: int) -> tuple[ArchGraph | None, ArchGraph | None, int]:
+        """(graph, raw graph, how many nodes back) closed at one of its last ``earlier`` nodes that project to
+        ``shape`` (latest first), with that projection, when it passes :meth:`_take`; else (None, None, 0)."""
+        from mad.graph.passes import project_output, projectable
+
+        ends = _earlier_outputs(graph, lambda node: node.op not in ("input", "parameter") and projectable(
+            node.shape, shape), keep)
+        for back, end in enumerate(ends[:earlier]):
+            h = _closed_at(graph, end, keep)
+            if h is None:
+                continue
+            try:
+                raw = project_output(h, end, shape)
+            except GraphError:
+                continue
+            g, _ = self._take(raw, c, task)
+            if g is not None:
+                return g, raw, back
+        return None, None, 0
 
     @staticmethod
     def _take(graph: ArchGraph | None, c: Constraints, task: tuple) -> tuple[ArchGraph | None, str]:
@@ -287,6 +328,25 @@ class Generator:
         if why_not is not None:
             return None, f"does not run: {why_not}"
         return g, ""
+
+    def _sample_rounds(self, n: int, oversample: int, prefix: list[str], text: torch.Tensor, cond: torch.Tensor,
+                       rule: Any, seed: int, temperature: float, finish: Any, max_len: int | None = None,
+                       max_params: int | None = None, deadline: float | None = None,
+                       rounds: int = 3) -> list[tuple[tuple, ArchGraph]]:
+        """Candidates from rounds of ``n * oversample`` samples (``finish(samples, seed)`` keeps those that pass);
+        another round only while fewer than ``n`` distinct candidates survive."""
+        cands: list[tuple[tuple, ArchGraph]] = []
+        for rnd in range(rounds):
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            sd = seed * 1000 + rnd
+            samples = self.sampler.sample(n * oversample, text, cond, prefix, max_len=max_len or self.cfg.max_len,
+                                          temperature=temperature, seed=sd, max_params=max_params, output_ok=rule,
+                                          deadline=deadline)
+            cands += finish(samples, sd)
+            if len({g.wl_hash() for _, g in cands}) >= n:
+                break
+        return cands
 
     @staticmethod
     def _rank(cands: list[tuple[tuple, ArchGraph]], n: int) -> list[ArchGraph]:
@@ -329,18 +389,11 @@ class Generator:
         task = self._task(c)
         prefix = self._start_graph(task[0], task[1], task[3])
         text, cond, words = self._condition(prompt, c)
-        cands = []
         rule = output_rule(task[0])
         deadline = None if seconds is None else time.perf_counter() + seconds
-        for rnd in range(3):  # more rounds only when too few candidates survive
-            if deadline is not None and time.perf_counter() > deadline:
-                break
-            samples = self.sampler.sample(n * oversample, text, cond, prefix, max_len=max_len or self.cfg.max_len,
-                                          temperature=temperature, seed=seed * 1000 + rnd,
-                                          max_params=c.max_params, output_ok=rule, deadline=deadline)
-            cands += self._finish(samples, c, task, prompt, seed * 1000 + rnd, words, output_ok=rule)
-            if len({g.wl_hash() for _, g in cands}) >= n:
-                break
+        cands = self._sample_rounds(n, oversample, prefix, text, cond, rule, seed, temperature,
+                                    lambda smp, sd: self._finish(smp, c, task, prompt, sd, words, output_ok=rule),
+                                    max_len=max_len, max_params=c.max_params, deadline=deadline)
         if not cands:
             raise GeneratorError(f"no valid architecture found for {prompt!r} within the constraints "
                                  f"(budget {c.max_params}); loosen the budget or raise oversample")
@@ -356,7 +409,9 @@ class Generator:
             prompt: what the rest should be, in words.
             num_classes, vocab_size: put a classifier or LM head on the result (``retarget``).
             output_shape: instead, end the completion on a node of this shape (e.g. the original
-                model's ``['B', 'T', 64]`` hidden states): only such nodes may be the output.
+                model's ``['B', 'T', 64]`` hidden states): only such nodes may be the output. A sample
+                that reaches none (or whose ending fails) is closed at a late node followed by a projection
+                to this shape (:func:`~mad.graph.passes.project_output`; ``meta["generator"]["projected"]``).
         """
         from .prompt import parse_prompt
 
@@ -379,17 +434,17 @@ class Generator:
         task = ("text" if token else "image", shape, None if token or not head else (num_classes or 10),
                 vocab_size if token and head else None)
         text, cond, words = self._condition(prompt, c)
-        if head:
+        project = None if head else list(output_shape)  # type: ignore[arg-type]
+        if project is None:
             rule = output_rule(task[0])
         else:
-            want = list(output_shape)  # type: ignore[arg-type]
-
             def rule(node) -> bool:
-                return node.shape == want and node.op not in ("input", "parameter")
+                return node.shape == project and node.op not in ("input", "parameter")
 
-        samples = self.sampler.sample(n * oversample, text, cond, prefix, max_len=self.cfg.max_len,
-                                      temperature=temperature, seed=seed, output_ok=rule)
-        cands = self._finish(samples, c, task, prompt, seed, words, output_ok=rule, keep=len(partial.nodes))
+        keep = len(partial.nodes)
+        cands = self._sample_rounds(n, oversample, prefix, text, cond, rule, seed, temperature,
+                                    lambda smp, sd: self._finish(smp, c, task, prompt, sd, words, output_ok=rule,
+                                                                 keep=keep, project=project))
         if not cands:
             raise GeneratorError("no valid completion found; try another cut or more samples (oversample=)")
         out = self._rank(cands, n)

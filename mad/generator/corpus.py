@@ -29,7 +29,8 @@ from mad.graph import ArchGraph
 
 from .constraints import Constraints, constraints_of
 
-__all__ = ["Example", "condition_tokens", "graph_example", "build_corpus", "random_rows", "RANDOM_SETTINGS"]
+__all__ = ["Example", "condition_tokens", "graph_example", "build_corpus", "random_rows", "RANDOM_SETTINGS",
+           "op_arities", "op_input_kinds"]
 
 log = logging.getLogger(__name__)
 
@@ -224,3 +225,23 @@ def op_arities(examples: list[Example]) -> dict[str, list[int]]:
             if s.role[t] == ROLE["op"] and s.node[t] < len(s.parents):
                 seen.setdefault(tok[3:], set()).add(len(s.parents[s.node[t]]))
     return {op: sorted(k) for op, k in sorted(seen.items())}
+
+
+def op_input_kinds(graphs: Iterable[ArchGraph]) -> dict[str, list[str]]:
+    """For every op of ``graphs``, the dtype kinds (:func:`~mad.generator.sample.dtype_kind`) each of its input
+    ports had, e.g. ``{"gelu": ["f"], "masked_fill": ["fi", "b"]}``: the sampler allows an op only on inputs of
+    kinds it was seen with (a fake tensor accepts ``gelu`` on token ids; the CPU kernel does not)."""
+    from .sample import dtype_kind
+
+    seen: dict[str, list[set[str]]] = {}
+    for g in graphs:
+        ports: dict[str, dict[int, str]] = {}
+        for e in g.edges:
+            ports.setdefault(e.dst, {})[e.port] = dtype_kind(g.nodes[e.src].dtype)
+        for nid, ins in ports.items():
+            kinds = seen.setdefault(g.nodes[nid].op, [])
+            for k, port in enumerate(sorted(ins)):
+                if k == len(kinds):
+                    kinds.append(set())
+                kinds[k].add(ins[port])
+    return {op: ["".join(sorted(k)) for k in kinds] for op, kinds in sorted(seen.items())}

@@ -6,7 +6,8 @@ every step each sequence may only take tokens its grammar allows next:
 - at a node boundary: an input reference ``@k`` to an existing node, an op,
   or ``<out>``;
 - after the references: more references (up to 4) or an op not yet rejected
-  on these inputs;
+  on these inputs, seen in training with that many inputs of their dtype
+  kinds (no ``gelu`` on token ids, no ``bitwise_and`` on floats);
 - after the op: a ``key=value`` token of that op's attrs or layer sizes, in
   sorted key order, or a token that starts the next node.
 
@@ -18,7 +19,8 @@ out), its op is banned on those inputs, and the sequence resamples from the
 node's start; so the emitted sequence is a valid partial graph after every
 node. Inputs on which every op is banned are a dead end: the node is taken
 back and no reference sequence leads to them again at that place. A node
-whose shape would not run at every batch size (``4 // B``) is rejected too.
+whose shape would not run at every batch size (``4 // B``) or is too large to
+run at batch 1 is rejected too.
 Only nodes the caller's ``output_ok`` accepts (a float tensor with the batch
 dim, per-token features for a language model...) may become the output.
 After ``max_retries`` failures at one place the sequence closes at its last
@@ -89,6 +91,17 @@ class _Seq:
     node_depth: int = 0  # depth of the node in progress (set by its op token)
 
 
+def dtype_kind(dtype: Any) -> str:
+    """A tensor dtype's kind: ``f`` floating, ``i`` integer, ``b`` bool, ``t`` several outputs, ``?`` unknown."""
+    if isinstance(dtype, list):
+        return "t"
+    if not isinstance(dtype, str):
+        return "?"
+    if dtype.startswith(("float", "bfloat", "complex")):
+        return "f"
+    return "b" if dtype == "bool" else "i"
+
+
 def batch_fault(shape: Any, hints: dict[str, int]) -> str | None:
     """Why a node of ``shape`` would not run at every batch size (None when it would): a dim that holds the
     batch symbol ``B`` must be a multiple of it (``B``, ``B*T``, not ``4 // B``), and every dim must be
@@ -114,6 +127,25 @@ def batch_fault(shape: Any, hints: dict[str, int]) -> str | None:
     return None
 
 
+MAX_NUMEL = 1 << 26  # elements of one tensor at batch 1 (256 MiB in float32)
+
+
+def size_fault(shape: Any, hints: dict[str, int]) -> str | None:
+    """Why a node of ``shape`` is too large to run (over :data:`MAX_NUMEL` elements at batch 1), or None."""
+    if isinstance(shape, list) and shape and all(isinstance(d, list) for d in shape):
+        return next((w for w in (size_fault(d, hints) for d in shape) if w is not None), None)
+    numel = 1
+    for d in shape if isinstance(shape, list) else [shape]:
+        if isinstance(d, str):
+            try:
+                d = int(evaluate(d, {**hints, "B": 1}))
+            except (SymbolError, ArithmeticError):
+                return None  # batch_fault names it
+        if isinstance(d, int):
+            numel *= d
+    return f"{numel} elements at batch 1 (over {MAX_NUMEL})" if numel > MAX_NUMEL else None
+
+
 class Sampler:
     """Samples graphs from a :class:`~mad.generator.model.GraphTransformer` with grammar and builder checks.
 
@@ -121,10 +153,13 @@ class Sampler:
         model: the trained model (eval mode is set).
         tokenizer: the uncompressed :class:`~mad.tokenizer.GraphTokenizer` of its vocabulary.
         device: where the model runs.
+        op_arity: the input counts each op may have (default: any).
+        op_inputs: the dtype kinds (:func:`dtype_kind`) each op may take at each input port
+            (:func:`~mad.generator.corpus.op_input_kinds`; default: any).
     """
 
     def __init__(self, model: GraphTransformer, tokenizer: GraphTokenizer, device: Any = "cpu",
-                 op_arity: dict[str, list[int]] | None = None) -> None:
+                 op_arity: dict[str, list[int]] | None = None, op_inputs: dict[str, list[str]] | None = None) -> None:
         self.model = model.eval()
         self.tok = tokenizer
         self.device = torch.device(device)
@@ -151,6 +186,30 @@ class Sampler:
                     self.ops_with[k, i] = True
         self._required: dict[str, list[str]] = {}
         self._pair_keys = set(self.pair_key.values())
+        self.op_inputs = {o: k for o, k in (op_inputs or {}).items() if o in self.op_ids}
+        self._port_kinds: dict[tuple[int, str], np.ndarray] = {}
+
+    def _takes(self, port: int, kind: str) -> np.ndarray:
+        """Bool mask over the vocabulary: False for the ops never seen with a ``kind`` tensor at input ``port``."""
+        hit = self._port_kinds.get((port, kind))
+        if hit is None:
+            hit = np.ones(self.V, dtype=bool)
+            for o, kinds in self.op_inputs.items():
+                if port < len(kinds) and kind not in kinds[port]:
+                    hit[self.op_ids[o]] = False
+            self._port_kinds[(port, kind)] = hit
+        return hit
+
+    def _ops_on(self, s: _Seq) -> np.ndarray:
+        """The ops that may follow the references ``s.refs``: seen with that many inputs, of those dtype kinds."""
+        m = self.ops_with[len(s.refs)]
+        if self.op_inputs:
+            g, ids = s.asm.graph, s.asm.ids
+            for port, r in enumerate(s.refs):
+                kind = dtype_kind(g.nodes[ids[r]].dtype)
+                if kind != "?":
+                    m = m & self._takes(port, kind)
+        return m
 
     # ------------------------------------------------------------------ grammar
     def _keys_of(self, op: str) -> np.ndarray:
@@ -213,7 +272,7 @@ class Sampler:
         elif s.phase == "refs":
             if len(s.refs) < MAX_REFS:
                 m[self._live_refs(s, refs, tuple(s.refs))] = True
-            m |= self.ops_with[len(s.refs)]
+            m |= self._ops_on(s)
             if s.banned.get(tuple(s.refs)):
                 m[list(s.banned[tuple(s.refs)])] = False
         return m
@@ -238,7 +297,7 @@ class Sampler:
             return False
         node = s.asm.graph.nodes[nid]
         params = s.params + node.num_params
-        why = batch_fault(node.shape, s.asm.graph.dims)
+        why = batch_fault(node.shape, s.asm.graph.dims) or size_fault(node.shape, s.asm.graph.dims)
         if why is None and max_params is not None and params > max_params:
             why = f"over the parameter budget ({params} > {max_params})"
         if why is not None:

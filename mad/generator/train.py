@@ -65,14 +65,16 @@ class TrainConfig:
         seed: everything random derives from it.
         save_every: checkpoint period in steps.
         eval_every: held-out loss period in steps.
+        zoo_repeat: times each converted model (``zoo/`` source) appears per epoch, to weigh the real
+            architectures against the far more numerous random-space graphs.
     """
 
-    steps: int = 3000
+    steps: int = 4500
     lr: float = 1e-3
-    warmup: int = 100
+    warmup: int = 60
     weight_decay: float = 0.01
-    batch_tokens: int = 6144
-    mlm_rate: float = 0.25
+    batch_tokens: int = 4096
+    mlm_rate: float = 0.5
     cond_drop: float = 0.3
     text_drop: float = 0.15
     extra_random: int = 3000
@@ -82,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 100
     eval_every: int = 250
+    zoo_repeat: int = 1
 
 
 # ------------------------------------------------------------------------------------------ corpus cache
@@ -137,8 +140,11 @@ class Batcher:
         return out
 
     def batches(self) -> list[list[int]]:
-        """One epoch of index batches, each under the token budget, in random order."""
-        out = self.pack(sorted(range(len(self.ex)), key=lambda i: (len(self.ids[i]), self.rng.random())))
+        """One epoch of index batches, each under the token budget, in random order (converted models
+        ``zoo_repeat`` times)."""
+        idx = [i for i, e in enumerate(self.ex) for _ in range(self.tcfg.zoo_repeat if e.source.startswith("zoo/")
+                                                              else 1)]
+        out = self.pack(sorted(idx, key=lambda i: (len(self.ids[i]), self.rng.random())))
         self.rng.shuffle(out)
         return out
 
@@ -251,6 +257,7 @@ def train(tcfg: TrainConfig, out: str | Path, resume: bool = False, minutes: flo
     from tqdm.auto import tqdm
 
     from mad.data import load_default
+    from mad.graph import ArchGraph
     from mad.tokenizer import GraphTokenizer
 
     from .corpus import build_corpus
@@ -262,11 +269,11 @@ def train(tcfg: TrainConfig, out: str | Path, resume: bool = False, minutes: flo
     tok = GraphTokenizer.load("default", compress=False)
     ds = load_default()
     corpus_path = out / CORPUS
+    rows = ds["train"] if tcfg.max_train_graphs is None else ds["train"].select(
+        range(min(tcfg.max_train_graphs, len(ds["train"]))))
     if corpus_path.exists():
         examples = load_corpus(corpus_path)
     else:
-        rows = ds["train"] if tcfg.max_train_graphs is None else ds["train"].select(
-            range(min(tcfg.max_train_graphs, len(ds["train"]))))
         examples = build_corpus(rows, extra_random=tcfg.extra_random, paraphrases=tcfg.paraphrases,
                                 max_len=GeneratorConfig(1, 1, **tcfg.model).max_len, seed=tcfg.seed,
                                 workers=workers, progress=progress)
@@ -307,10 +314,11 @@ def train(tcfg: TrainConfig, out: str | Path, resume: bool = False, minutes: flo
     model, opt = acc.prepare(model, opt)
     batcher = Batcher(examples, tok.vocab.ids, cond_vocab, text_encoder, cfg, tcfg, seed=tcfg.seed + step0)
     val_batcher = Batcher(val, tok.vocab.ids, cond_vocab, text_encoder, cfg, tcfg, seed=0)
-    from .corpus import op_arities
+    from .corpus import op_arities, op_input_kinds
 
     extra = {"cond_vocab": cond_list, "text_encoder": text_encoder.config(), "tokenizer": "default",
-             "tokenizer_version": tok.vocab.version, "op_arity": op_arities(examples)}
+             "tokenizer_version": tok.vocab.version, "op_arity": op_arities(examples),
+             "op_inputs": op_input_kinds(ArchGraph.from_json(r["graph"]) for r in rows)}
     started = time.time()
     prev_seconds = float(record.get("seconds", 0.0))
     record.setdefault("segments", []).append({"from_step": step0, "train": asdict(tcfg)})  # a resumed run may

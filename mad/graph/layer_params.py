@@ -53,7 +53,10 @@ def _rank(op: str) -> int:
 
 def _ks(value: Any, op: str) -> list[int]:
     n = _rank(op)
-    return [value] * n if isinstance(value, int) else list(value)
+    ks = [value] * n if isinstance(value, int) else list(value)
+    if len(ks) != n:  # a 2-d kernel on conv1d would build a weight the op cannot run with
+        raise GraphError(f"{op}: kernel_size {value!r} has {len(ks)} dims; {op} takes {n}")
+    return ks
 
 
 @dataclass(frozen=True)

@@ -121,3 +121,46 @@ def test_a_sample_that_fails_is_closed_at_an_earlier_node(gen):
                        keep=4)
     assert kept == []
     assert gen._finish([Sample([], g, -1.0)], c, task, "p", 0, [], earlier=0) == []  # noqa: SLF001
+
+
+def test_a_completion_that_never_reaches_the_output_shape_is_projected_to_it(gen):
+    from mad.generator.constraints import Constraints
+    from mad.generator.sample import Sample
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("pixel_values", ("B", 3, 16, 16))
+    h = b.op("relu", b.op("conv2d", x, out_channels=8, kernel_size=3, padding=1))
+    partial_nodes = 3
+    h = b.op("conv2d", h, out_channels=12, kernel_size=3, stride=2, padding=1)   # (B, 12, 8, 8)
+    b.op("mean", h, dim=[1])                                                      # (B, 8, 8): not projectable
+    g = b.graph  # no output yet: a sample that never reached one
+    want = ["B", 32, 1, 1]
+    task = ("image", (3, 16, 16), None, None)
+    tokens = gen.tokenizer.prefix_tokens(g)
+    out = gen._finish([Sample(tokens, None, -1.0, "stuck")], Constraints(), task, None, 0, [],  # noqa: SLF001
+                      output_ok=lambda n: n.shape == want, keep=partial_nodes, project=want)
+    assert len(out) == 1
+    r = out[0][1]
+    assert runs(r) is None and r.nodes[r.outputs[0]].shape == want and r.meta["generator"]["projected"]
+    assert [n.op for n in r.nodes.values()][-2:] == ["adaptive_avg_pool2d", "conv2d"]
+    # without a projection target the unfinished sample is dropped
+    assert gen._finish([Sample(tokens, None, -1.0, "stuck")], Constraints(), task, None, 0, [],  # noqa: SLF001
+                       keep=partial_nodes) == []
+
+
+def test_project_output_fits_sequences_and_refuses_other_ranks():
+    from mad.graph import GraphBuilder, GraphError
+    from mad.graph.passes import project_output, projectable
+
+    b = GraphBuilder(dims={"B": 2, "T": 8})
+    ids = b.input("input_ids", ("B", "T"), dtype="int64", range=[0, 32])
+    e = b.op("embedding", ids, num_embeddings=32, embedding_dim=16)
+    b.output(e)
+    g = b.build()
+    h = project_output(g, e, ["B", "T", 24])
+    assert h.nodes[h.outputs[0]].shape == ["B", "T", 24] and runs(h) is None
+    assert project_output(g, e, ["B", "T", 16]).outputs == [e]  # already the shape: nothing added
+    assert not projectable(["B", "T", 16], ["B", 4, 16]) and not projectable(["B", 16], ["B", "T", 16])
+    with pytest.raises(GraphError, match="cannot be projected"):
+        project_output(g, e, ["B", 16])

@@ -163,6 +163,18 @@ def test_a_few_steps_fit_one_batch(tok):
     assert all(last < 0.7 * first for first, last in losses.values()), losses
 
 
+def test_an_epoch_repeats_converted_models_zoo_repeat_times(tok):
+    from collections import Counter
+
+    toks = tok.tokens(sample(0, RandomSpaceConfig(modality="image", max_params=100_000)))
+    ex = [Example(toks, ["x"], [], src, "h") for src in ("random/1", "zoo/bert/v0", "random/2", "zoo/vit/v1")]
+    cfg = GeneratorConfig(vocab_size=len(tok.vocab), cond_vocab=2, text_dim=64, max_cond=2)
+    for repeat in (1, 3):
+        bt = Batcher(ex, tok.vocab.ids, {"<none>": 0}, TextEncoder(dim=64), cfg, TrainConfig(zoo_repeat=repeat))
+        seen = Counter(i for batch in bt.batches() for i in batch)
+        assert seen == {0: 1, 1: repeat, 2: 1, 3: repeat}
+
+
 def test_masked_batches_hide_ops_and_edges(tok):
     g = sample(0, RandomSpaceConfig(modality="image", max_params=100_000))
     ex = [Example(tok.tokens(g), ["x"], [], "t", "h")]
@@ -202,3 +214,37 @@ def test_batch_fault_finds_shapes_that_do_not_run_at_every_batch_size(shape, fau
 
     why = batch_fault(shape, {"B": 2, "T": 8})
     assert (why is None) if fault is None else (fault in why)
+
+
+def test_ops_are_offered_only_on_inputs_of_the_dtype_kinds_they_were_seen_with(tok):
+    from mad.generator.corpus import op_input_kinds
+    from mad.generator.sample import _Seq, dtype_kind
+
+    b = GraphBuilder(dims={"B": 2, "T": 8})
+    ids = b.input("input_ids", ("B", "T"), dtype="int64", range=[0, 32])
+    e = b.op("embedding", ids, num_embeddings=32, embedding_dim=16)
+    b.output(b.op("gelu", e))
+    g = b.build()
+    kinds = op_input_kinds([g])
+    assert kinds["embedding"] == ["i"] and kinds["gelu"] == ["f"]
+    assert [dtype_kind(d) for d in ("float16", "bfloat16", "int64", "bool", ["float32"], None)] == \
+        ["f", "f", "i", "b", "t", "?"]
+    sampler = Sampler(_tiny(tok), tok, op_inputs=kinds)
+    s = _Seq(asm=tok.assembler(tok.prefix_tokens(g)))
+    gelu, emb, relu = (sampler.op_ids[o] for o in ("gelu", "embedding", "relu"))
+    s.refs = [0]  # the token ids
+    ops = sampler._ops_on(s)  # noqa: SLF001
+    assert not ops[gelu] and ops[emb] and ops[relu]  # relu was not in the table: any kind
+    s.refs = [1]  # the embeddings
+    ops = sampler._ops_on(s)  # noqa: SLF001
+    assert ops[gelu] and not ops[emb]
+    assert Sampler(_tiny(tok), tok)._ops_on(s)[emb]  # noqa: SLF001 - without a table, every op
+
+
+def test_size_fault_rejects_tensors_too_large_to_run():
+    from mad.generator.sample import MAX_NUMEL, size_fault
+
+    assert size_fault(["B", 64, "T"], {"B": 4, "T": 128}) is None
+    assert "elements" in size_fault(["B", MAX_NUMEL // 4, "T"], {"B": 1, "T": 8})
+    assert size_fault([["B", 3], ["B", MAX_NUMEL + 1]], {}) is not None
+    assert size_fault(["B", "4 // B"], {}) is None  # not a size question: batch_fault names it

@@ -109,6 +109,8 @@ def test_free_parameters_and_tied_weights():
         (lambda b, h: b.op("linear", h), "missing size 'out_features'"),
         (lambda b, h: b.op("linear", h, out_features=4, colour=2), "unknown attribute 'colour'"),
         (lambda b, h: b.op("conv2d", h, out_channels=4, kernel_size=9), "conv2d: cannot take inputs of shapes"),
+        (lambda b, h: b.op("conv2d", h, out_channels=4, kernel_size=[1, 1, 1]), "kernel_size .* has 3 dims"),
+        (lambda b, h: b.op("conv1d", h, out_channels=4, kernel_size=[2, 2]), "conv1d: kernel_size .* conv1d takes 1"),
         (lambda b, h: b.op("embedding", h, num_embeddings=4, embedding_dim=2), "embedding: cannot take inputs"),
         (lambda b, h: b.op("view", h, size=[7, 7]), "view: cannot take inputs of shapes"),
         (lambda b, h: b.op("relu", "ghost"), "no node 'ghost'"),

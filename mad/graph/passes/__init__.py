@@ -11,7 +11,7 @@ from .edits import EDIT_PASSES
 from .kv_heads import set_kv_heads
 from .lora import add_lora, lora_targets
 from .reinfer import reinfer, transaction
-from .retarget import retarget
+from .retarget import project_output, projectable, retarget
 
 __all__ = [
     "ACTIVATIONS",
@@ -28,6 +28,8 @@ __all__ = [
     "insert_after",
     "lora_targets",
     "mutates",
+    "project_output",
+    "projectable",
     "reinfer",
     "remove_block",
     "removed_part",

@@ -44,7 +44,7 @@ from .edit import eliminate_dead_code, rewire
 from .reinfer import ReinferError, reinfer
 from .resize import Resize
 
-__all__ = ["retarget"]
+__all__ = ["retarget", "project_output", "projectable"]
 
 MAX_ATTEMPTS = 24
 
@@ -255,6 +255,46 @@ def _attach_head(g: ArchGraph, feats: str, n: int, token: bool) -> str:
     if len(shape) > 2:
         x = b.op("mean", feats, dim=list(range(1, len(shape) - 1)) if len(shape) == 3 else list(range(2, len(shape))))
     return b.op("linear", x, out_features=n, scope="classifier")
+
+
+def projectable(have: object, want: Sequence) -> bool:
+    """Whether :func:`project_output` can take a tensor of shape ``have`` to ``want``: the same rank (2 to 4)
+    and batch dim, and for ranks 2 and 3 the same dims but the last; for rank 4 (``(B, C, H, W)``) any
+    channels, and any spatial size when ``want``'s is concrete."""
+    want = list(want)
+    if not isinstance(have, list) or len(have) != len(want) or not 2 <= len(want) <= 4 or have[0] != want[0]:
+        return False
+    if any(isinstance(d, list) for d in have):
+        return False
+    if len(want) == 4:
+        return have[2:] == want[2:] or all(isinstance(d, int) and d > 0 for d in want[2:])
+    return have[1:-1] == want[1:-1]
+
+
+def project_output(graph: ArchGraph, node: str, shape: Sequence) -> ArchGraph:
+    """A copy of ``graph`` ending at ``node`` and then the smallest projection to ``shape``.
+
+    An image tensor ``(B, C, H, W)`` gets an adaptive average pool when its spatial size differs and a 1x1
+    convolution when its channels do; ``(B, D)`` and ``(B, T, D)`` get a linear layer on the last dim. Nodes
+    that no longer reach the output are dropped. Raises:
+        GraphError: ``node``'s shape cannot be projected to ``shape`` (:func:`projectable`).
+    """
+    g = graph.copy()
+    have, want = g.nodes[node].shape, list(shape)
+    if not projectable(have, want):
+        raise _fail(g, f"node {node!r} of shape {have} cannot be projected to {want}")
+    b = GraphBuilder.extend(g)
+    x = node
+    if len(want) == 4:
+        if have[2:] != want[2:]:
+            x = b.op("adaptive_avg_pool2d", x, output_size=want[2:], scope="project.pool")
+        if have[1] != want[1]:
+            x = b.op("conv2d", x, out_channels=want[1], kernel_size=1, scope="project.conv")
+    elif have[-1] != want[-1]:
+        x = b.op("linear", x, out_features=want[-1], scope="project.linear")
+    g.set_outputs([x])
+    eliminate_dead_code(g)
+    return g
 
 
 def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | None = None,
