@@ -276,13 +276,15 @@ def project_output(graph: ArchGraph, node: str, shape: Sequence) -> ArchGraph:
 
     An image tensor ``(B, C, H, W)`` gets an adaptive average pool when its spatial size differs and a 1x1
     convolution when its channels do; ``(B, D)`` and ``(B, T, D)`` get a linear layer on the last dim. Nodes
-    that no longer reach the output are dropped. Raises:
+    that no longer reach the output are dropped.
+
+    Raises:
         GraphError: ``node``'s shape cannot be projected to ``shape`` (:func:`projectable`).
     """
     g = graph.copy()
     have, want = g.nodes[node].shape, list(shape)
     if not projectable(have, want):
-        raise _fail(g, f"node {node!r} of shape {have} cannot be projected to {want}")
+        raise GraphError(f"{g.name!r}: node {node!r} of shape {have} cannot be projected to {want}")
     b = GraphBuilder.extend(g)
     x = node
     if len(want) == 4:
