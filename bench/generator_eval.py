@@ -64,16 +64,20 @@ OUT = Path(__file__).parent / "results" / "generator_eval.json"
 
 
 # ------------------------------------------------------------------------------------------ masked op
-def _node_contexts(tokens: list[str]) -> list[tuple[str, str, str]]:
-    """(op, first input's op, first consumer's op) of every node of a token sequence."""
-    s = token_structure(tokens)
+def _node_contexts(tokens: list[str], s=None, hidden=frozenset()) -> list[tuple[str, str | None, str | None]]:
+    """(op, first input's op, first consumer's op) of every node of a token sequence (``s``: its
+    ``token_structure``); ``-`` where there is none, ``None`` where that node is in ``hidden``."""
+    s = token_structure(tokens) if s is None else s
     ops = [tokens[t][3:] for t in range(len(tokens)) if s.role[t] == ROLE["op"]]
     consumer: dict[int, int] = {}
     for i, ps in enumerate(s.parents):
         for p in ps:
             consumer.setdefault(p, i)
-    return [(op, ops[s.parents[i][0]] if s.parents[i] else "-", ops[consumer[i]] if i in consumer else "-")
-            for i, op in enumerate(ops)]
+
+    def op_of(j: int | None) -> str | None:
+        return "-" if j is None else None if j in hidden else ops[j]
+
+    return [(op, op_of(s.parents[i][0] if s.parents[i] else None), op_of(consumer.get(i))) for i, op in enumerate(ops)]
 
 
 class ContextBaseline:
@@ -121,22 +125,15 @@ def masked_op(gen: Generator, examples, baseline: ContextBaseline) -> dict[str, 
             for r, i in enumerate(idx):
                 toks = examples[i].tokens[: b.ids[i].shape[0]]
                 s = token_structure(toks)
-                ctx = _node_contexts(toks)
                 sel = ((tgt[r] >= 0) & (role[r] == ROLE["op"])).nonzero().flatten().tolist()
-                hidden = {int(s.node[t]) for t in sel}
-                consumer: dict[int, int] = {}
-                for j, ps in enumerate(s.parents):
-                    for q in ps:
-                        consumer.setdefault(q, j)
+                ctx = _node_contexts(toks, s, hidden={int(s.node[t]) for t in sel})
                 for t in sel:
                     total += 1
                     j = int(s.node[t])
                     allowed = torch.from_numpy(gen.sampler.ops_with[min(len(s.parents[j]), MAX_REFS)])
                     hit += int(logits[r, t].masked_fill(~allowed, float("-inf")).argmax() == tgt[r, t])
                     op, a, c = ctx[j]
-                    a_seen = a if not s.parents[j] or s.parents[j][0] not in hidden else None
-                    c_seen = c if consumer.get(j) not in hidden else None
-                    base_hit += int(baseline.predict(a_seen, c_seen) == op)
+                    base_hit += int(baseline.predict(a, c) == op)
     return {"nodes": total, "top1": round(hit / max(total, 1), 4), "baseline_top1": round(base_hit / max(total, 1), 4)}
 
 

@@ -253,13 +253,14 @@ class Generator:
             g, why = self._take(raw, c, task) if s.graph is not None else (None, s.error or "not finished")
             closed, projected = 0, False
             if g is None and earlier and s.graph is not None:
-                for closed, end in enumerate(_earlier_outputs(graph, output_ok, keep)[:earlier], 1):
-                    raw = _closed_at(graph, end, keep)
-                    g, _ = self._take(raw, c, task)
-                    if g is not None:
-                        break
+                g, raw, back = self._close_earlier(graph, output_ok, keep, earlier, c, task)
+                closed = back + 1
             if g is None and project is not None:
-                g, raw, closed = self._projected(graph, project, c, task, keep, earlier)
+                from mad.graph.passes import project_output, projectable
+
+                g, raw, closed = self._close_earlier(
+                    graph, lambda node: node.op not in ("input", "parameter") and projectable(node.shape, project),
+                    keep, earlier, c, task, then=lambda h, end: project_output(h, end, project))
                 projected = g is not None and raw.outputs[0] not in graph.nodes  # type: ignore[union-attr]
             if g is None:
                 log.debug("sample %d: %s", k, why)
@@ -286,22 +287,18 @@ class Generator:
             return None
         return g if len(g.nodes) > keep else None
 
-    def _projected(self, graph: ArchGraph, shape: list, c: Constraints, task: tuple, keep: int,
-                   earlier: int) -> tuple[ArchGraph | None, ArchGraph | None, int]:
-        """(graph, raw graph, how many nodes back) closed at one of its last ``earlier`` nodes that project to
-        ``shape`` (latest first), with that projection, when it passes :meth:`_take`; else (None, None, 0)."""
-        from mad.graph.passes import project_output, projectable
-
-        ends = _earlier_outputs(graph, lambda node: node.op not in ("input", "parameter") and projectable(
-            node.shape, shape), keep)
-        for back, end in enumerate(ends[:earlier]):
-            h = _closed_at(graph, end, keep)
-            if h is None:
-                continue
-            try:
-                raw = project_output(h, end, shape)
-            except GraphError:
-                continue
+    def _close_earlier(self, graph: ArchGraph, ends_ok: Any, keep: int, earlier: int, c: Constraints,
+                       task: tuple, then: Any = None) -> tuple[ArchGraph | None, ArchGraph | None, int]:
+        """(graph, raw graph, k) for ``graph`` closed at the k-th (from 0) of its last ``earlier`` nodes that
+        ``ends_ok`` accepts (latest first), optionally followed by ``then(closed, end)``, when that passes
+        :meth:`_take`; else (None, None, 0)."""
+        for back, end in enumerate(_earlier_outputs(graph, ends_ok, keep)[:earlier]):
+            raw = _closed_at(graph, end, keep)
+            if raw is not None and then is not None:
+                try:
+                    raw = then(raw, end)
+                except GraphError:
+                    continue
             g, _ = self._take(raw, c, task)
             if g is not None:
                 return g, raw, back
