@@ -295,6 +295,11 @@ def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                      "with compile+forward+backward check",
                      f"{_num(sp.get('valid_per_second_sampling'))} / {_num(sp.get('valid_per_second_with_check'))}",
                      ">= 20"))
+        off = sp.get("without_fit_checks")
+        if off:
+            rows.append(("the same without the sampler's shape checks (same run): sampling / with check",
+                         f"{_num(off.get('valid_per_second_sampling'))} / "
+                         f"{_num(off.get('valid_per_second_with_check'))}", "(comparison)"))
     tr = d.get("trainability")
     if tr:
         rows.append(("100-step mnist5k val accuracy: generated / random-space classifiers (ratio)",

@@ -67,8 +67,8 @@ def _float_dtype(d: Any) -> bool:
 
 
 def output_rule(modality: str):
-    """Which nodes may end a graph for a task: a float tensor with the batch dim first; for a language model,
-    per-token features ``(B, T, D)``."""
+    """Which nodes may end a graph for a task: a float tensor with the batch dim first and concrete sizes after
+    it; for a language model, per-token features ``(B, T, D)``."""
     def ok(node) -> bool:
         sh = node.shape
         if node.op in ("input", "parameter") or not _float_dtype(node.dtype) or not isinstance(sh, list) or not sh:
@@ -77,7 +77,7 @@ def output_rule(modality: str):
             return False
         if modality == "text":
             return len(sh) == 3 and sh[1] == "T" and isinstance(sh[2], int)
-        return len(sh) >= 2
+        return len(sh) >= 2 and all(isinstance(d, int) for d in sh[1:])  # a head needs concrete features
 
     return ok
 
@@ -307,7 +307,8 @@ class Generator:
     @staticmethod
     def _take(graph: ArchGraph | None, c: Constraints, task: tuple) -> tuple[ArchGraph | None, str]:
         """(the graph given the task's head, "") when it takes the task, keeps the budget and runs; else
-        (None, why not)."""
+        (None, why not). A graph that fails only because a ``view`` meets a non-contiguous tensor (strides the
+        shape rules do not track) runs canonicalized, with ``reshape`` (``meta["repairs"]``)."""
         from mad.graph.passes import retarget
 
         if graph is None:
@@ -322,6 +323,14 @@ class Generator:
         if c.max_params is not None and g.num_params > c.max_params:
             return None, f"over the parameter budget ({g.num_params} > {c.max_params})"
         why_not = runs(g)
+        if why_not is not None and "view size is not compatible" in why_not:
+            from mad.graph.passes import canonicalize
+
+            h = g.copy()  # a view of a non-contiguous tensor: reshape does the same and copies when it must
+            canonicalize(h)
+            if runs(h) is None:
+                h.meta.setdefault("repairs", []).append("view -> reshape (canonicalize)")
+                return h, ""
         if why_not is not None:
             return None, f"does not run: {why_not}"
         return g, ""

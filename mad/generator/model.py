@@ -195,12 +195,14 @@ class GraphTransformer(nn.Module):
         x = x + self.role(role) + self.depth(depth.clamp(0, self.cfg.max_depth))
         return x + self.mode.weight[int(masked)]
 
-    def attn_mask(self, bucket: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """(B, H, Tq, S) float mask: the structure bias where ``allowed``, -inf elsewhere."""
+    def attn_mask(self, bucket: torch.Tensor | None, allowed: torch.Tensor) -> torch.Tensor:
+        """(B, H, Tq, S) float mask: the structure bias where ``allowed``, -inf elsewhere (``bucket`` may be
+        None without the bias)."""
         neg = torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device)
         neg = neg.masked_fill(~allowed, float("-inf"))[:, None]  # (B, 1, Tq, S)
         if self.bias is None:
             return neg
+        assert bucket is not None, "the structure bias needs the relation buckets"
         return neg + self.bias(bucket).permute(0, 3, 1, 2)  # (B, H, Tq, S)
 
     # ---------------------------------------------------------------- training forward
@@ -219,7 +221,7 @@ class GraphTransformer(nn.Module):
         return self.head(self.ln(x[:, self.cfg.prefix_len:]))  # (B, T, V)
 
     # ---------------------------------------------------------------- incremental decoding
-    def step(self, x: torch.Tensor, bucket: torch.Tensor, allowed: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def step(self, x: torch.Tensor, bucket: torch.Tensor | None, allowed: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Run new embedded positions ``x`` (B, t, C) against the cache; logits (B, t, V) of the last layer.
 
         ``bucket``/``allowed``: (B, t, S) for the new queries against all S cached + new keys.

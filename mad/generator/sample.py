@@ -7,9 +7,14 @@ every step each sequence may only take tokens its grammar allows next:
   or ``<out>``;
 - after the references: more references (up to 4) or an op not yet rejected
   on these inputs, seen in training with that many inputs of their dtype
-  kinds (no ``gelu`` on token ids, no ``bitwise_and`` on floats);
+  kinds (no ``gelu`` on token ids, no ``bitwise_and`` on floats) and fitting
+  their shapes (:func:`~mad.generator.fits.op_fits`, and each required attr
+  has a value that fits);
 - after the op: a ``key=value`` token of that op's attrs or layer sizes, in
-  sorted key order, or a token that starts the next node.
+  sorted key order, whose value fits the inputs
+  (:func:`~mad.generator.fits.value_fits`: a conv kernel of the conv's rank,
+  a reshape target of the input's size...), or, once the node takes as many
+  inputs as it has references, a token that starts the next node.
 
 When a node is finished, it is added through
 :class:`~mad.tokenizer.Assembler` (that is, :class:`~mad.graph.GraphBuilder`:
@@ -38,11 +43,13 @@ import numpy as np
 import torch
 
 from mad.graph import ArchGraph, get_op
+from mad.graph.builder_ops import port_count
 from mad.graph.layer_params import LAYER_RULES
 from mad.graph.symbolic import SymbolError, evaluate, free_symbols, to_poly
 from mad.graph.validate import validate
 from mad.tokenizer import MAX_REF, Assembler, GraphTokenizer, NodeRec
 
+from .fits import SHAPE_RULE_OPS, node_fits, op_fits, shape_fits, static_fits
 from .model import GraphTransformer, KVCache
 from .structure import ROLE, NodeDistances, bucket_row
 
@@ -89,6 +96,8 @@ class _Seq:
     params: int = 0
     ok_outputs: list[int] = field(default_factory=list)  # nodes that may be the graph's output
     node_depth: int = 0  # depth of the node in progress (set by its op token)
+    in_shapes: list[Any] = field(default_factory=list)  # shapes of the node in progress's inputs
+    fit_key: str = ""  # those shapes and the graph's dims, for cached fit checks
 
 
 def dtype_kind(dtype: Any) -> str:
@@ -156,12 +165,17 @@ class Sampler:
         op_arity: the input counts each op may have (default: any).
         op_inputs: the dtype kinds (:func:`dtype_kind`) each op may take at each input port
             (:func:`~mad.generator.corpus.op_input_kinds`; default: any).
+
+    Attributes:
+        fits: mask ops and attr values that the shape checks of :mod:`mad.generator.fits` reject (default);
+            False leaves them to the builder (the benchmark's comparison).
     """
 
     def __init__(self, model: GraphTransformer, tokenizer: GraphTokenizer, device: Any = "cpu",
                  op_arity: dict[str, list[int]] | None = None, op_inputs: dict[str, list[str]] | None = None) -> None:
         self.model = model.eval()
         self.tok = tokenizer
+        self.fits = True
         self.device = torch.device(device)
         v = tokenizer.vocab
         self.V = len(v)
@@ -188,6 +202,13 @@ class Sampler:
         self._pair_keys = set(self.pair_key.values())
         self.op_inputs = {o: k for o, k in (op_inputs or {}).items() if o in self.op_ids}
         self._port_kinds: dict[tuple[int, str], np.ndarray] = {}
+        self.pair_val = {i: json.loads(self.texts[i].split("=", 1)[1]) for i in self.pair_key}
+        self._fitting: dict[tuple, np.ndarray] = {}
+        self._op_fit: dict[tuple, np.ndarray] = {}
+        self._arity: dict[tuple[str, int], bool] = {}
+        self._targs: dict[str, frozenset[str]] = {}
+        self._static_ok: dict[tuple[str, tuple], np.ndarray] = {}
+        self._req_tokens: dict[tuple[str, int, tuple], dict[str, list[int]]] = {}
 
     def _takes(self, port: int, kind: str) -> np.ndarray:
         """Bool mask over the vocabulary: False for the ops never seen with a ``kind`` tensor at input ``port``."""
@@ -201,7 +222,8 @@ class Sampler:
         return hit
 
     def _ops_on(self, s: _Seq) -> np.ndarray:
-        """The ops that may follow the references ``s.refs``: seen with that many inputs, of those dtype kinds."""
+        """The ops that may follow the references ``s.refs``: seen with that many inputs, of those dtype kinds,
+        fitting their shapes."""
         m = self.ops_with[len(s.refs)]
         if self.op_inputs:
             g, ids = s.asm.graph, s.asm.ids
@@ -209,7 +231,115 @@ class Sampler:
                 kind = dtype_kind(g.nodes[ids[r]].dtype)
                 if kind != "?":
                     m = m & self._takes(port, kind)
-        return m
+        return m & self._shape_fit(s, m) if self.fits else m
+
+    @staticmethod
+    def _inputs(s: _Seq) -> tuple[list[Any], str]:
+        """Shapes of the references ``s.refs`` and a key of them with the graph's dims."""
+        g, ids = s.asm.graph, s.asm.ids
+        shapes = [g.nodes[ids[r]].shape for r in s.refs]
+        return shapes, json.dumps([shapes, g.dims], sort_keys=True)
+
+    def _shape_fit(self, s: _Seq, cand: np.ndarray) -> np.ndarray:
+        """Bool mask over the vocabulary: False for the ops among ``cand`` that cannot take ``s.refs``' shapes
+        (:func:`op_fits`) or have a required attr with no value that fits them (cached by shapes)."""
+        shapes, key = self._inputs(s)
+        hit = self._op_fit.get((len(s.refs), key))
+        if hit is None:
+            hit = np.ones(self.V, dtype=bool)
+            dims, n = s.asm.graph.dims, len(s.refs)
+            dkey = tuple(sorted(dims.items()))
+            for o, i in self.op_ids.items():
+                if self.ops_with[n, i]:
+                    hit[i] = self._arity_ok(o, n) and op_fits(o, shapes, dims) and all(
+                        any(o not in SHAPE_RULE_OPS or shape_fits(o, k, self.pair_val[t], shapes, dims, {})
+                            for t in toks)
+                        for k, toks in self._required_tokens(o, n, dims, dkey).items())
+            self._op_fit[(len(s.refs), key)] = hit
+        return hit & cand
+
+    def _static(self, op: str, dims: dict[str, int], dkey: tuple) -> np.ndarray:
+        """Ids of ``op``'s ``key=value`` tokens of the right type and with the graph's dim symbols
+        (:func:`static_fits`), cached by op and dims (``dkey``: their sorted items)."""
+        ck = (op, dkey)
+        hit = self._static_ok.get(ck)
+        if hit is None:
+            hit = self._static_ok[ck] = np.array(
+                [i for i in self._keys_of(op) if static_fits(op, self.pair_key[i], self.pair_val[i], dims)],
+                dtype=np.int64)
+        return hit
+
+    def _required_tokens(self, op: str, n_refs: int, dims: dict[str, int], dkey: tuple) -> dict[str, list[int]]:
+        """The tokens that may set each required key of ``op`` on ``n_refs`` inputs (empty lists: none can)."""
+        ck = (op, n_refs, dkey)
+        hit = self._req_tokens.get(ck)
+        if hit is None:
+            static = self._static(op, dims, dkey)
+            hit = self._req_tokens[ck] = {k: [int(i) for i in static if self.pair_key[int(i)] == k]
+                                          for k in self._required_keys(op, n_refs)}
+        return hit
+
+    def _arity_ok(self, op: str, n_refs: int) -> bool:
+        """Whether a node of ``op`` may take ``n_refs`` inputs: scalar tokens (``a.other``) may stand for tensor
+        arguments, and optional or list arguments take the rest."""
+        hit = self._arity.get((op, n_refs))
+        if hit is None:
+            try:
+                most = port_count(op, n_refs, {})
+                d = get_op(op)
+                scalars = sum(1 for a in d.args if a.kind == "one" and a.name not in d.param_args
+                              and any(self.pair_key[i] == f"a.{a.name}" for i in self._keys_of(op)))
+                hit = most - scalars <= n_refs <= most or self._owns(op, n_refs)
+            except Exception:  # noqa: BLE001 - the builder decides
+                hit = True
+            self._arity[(op, n_refs)] = hit
+        return hit
+
+    def _fitting_keys(self, op: str, shapes: list[Any], key: str, dims: dict[str, int], groups: Any) -> np.ndarray:
+        """Ids of ``op``'s ``key=value`` tokens whose value fits inputs of ``shapes`` (:func:`value_fits`;
+        ``groups``: the node's ``a.groups`` so far, which its ``out_channels`` must be a multiple of)."""
+        ck = (op, len(shapes), key, groups)
+        hit = self._fitting.get(ck)
+        if hit is None:
+            owns = self._owns(op, len(shapes)) or op == "parameter"
+            attrs = {} if groups is None else {"a.groups": groups}
+            static = map(int, self._static(op, dims, tuple(sorted(dims.items()))))
+            hit = np.array([i for i in static if (owns or self.pair_key[i][:2] != "s.")
+                            and shape_fits(op, self.pair_key[i], self.pair_val[i], shapes, dims, attrs)],
+                           dtype=np.int64)
+            self._fitting[ck] = hit
+        return hit
+
+    @staticmethod
+    def _owns(op: str, n_refs: int) -> bool:
+        """Whether a node of layer ``op`` on ``n_refs`` inputs may own its parameters (take size tokens)."""
+        rule = LAYER_RULES.get(op)
+        return rule is not None and bool(rule.sizes) and port_count(op, n_refs, {next(iter(rule.sizes)): 1}) == n_refs
+
+    def _tensor_args(self, op: str) -> frozenset[str]:
+        """Keys of ``op``'s tensor arguments that a scalar token may set (``a.other`` of ``add``)."""
+        hit = self._targs.get(op)
+        if hit is None:
+            hit = self._targs[op] = frozenset(f"a.{a.name}" for a in get_op(op).args)
+        return hit
+
+    def _scalar_ok(self, s: _Seq, key: str) -> bool:
+        """Whether ``key`` may be set next: not a tensor argument, or one whose scalar still leaves an input for
+        every reference (``add`` of two inputs takes no ``other``)."""
+        if key not in self._tensor_args(s.op or ""):
+            return True
+        p = self._ports(s, key)
+        return p is None or p >= len(s.refs)
+
+    @staticmethod
+    def _ports(s: _Seq, key: str | None = None) -> int | None:
+        """Inputs the node in progress takes with the attrs it has (and ``key`` set too: a scalar may stand for
+        a tensor argument); None when the count cannot read them (the builder decides)."""
+        kwargs = {k[2:]: v for k, v in s.attrs.items()} | ({key[2:]: 1} if key else {})
+        try:
+            return port_count(s.op, len(s.refs), kwargs)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - attrs the count cannot read
+            return None
 
     # ------------------------------------------------------------------ grammar
     def _keys_of(self, op: str) -> np.ndarray:
@@ -228,19 +358,20 @@ class Sampler:
             self._op_keys[op] = hit
         return hit
 
-    def _required_keys(self, op: str) -> list[str]:
-        """Keys a node of ``op`` must have (required attrs and sizes, a parameter's shape) that some token sets."""
-        hit = self._required.get(op)
+    def _required_keys(self, op: str, n_refs: int) -> list[str]:
+        """Keys a node of ``op`` on ``n_refs`` inputs must have (required attrs; required sizes when it owns
+        its parameters; a parameter's shape) that some token sets."""
+        hit = self._required.get((op, n_refs))
         if hit is None:
             d = get_op(op)
             keys = {f"a.{k}" for k, spec in d.attrs.items() if spec.required}
             rule = LAYER_RULES.get(op)
-            if rule is not None:
+            if rule is not None and self._owns(op, n_refs):
                 keys |= {f"s.{k}" for k, v in rule.sizes.items() if v is None}
             if op == "parameter":
                 keys.add("s.shape")
             settable = {self.pair_key[i] for i in self._keys_of(op)}
-            hit = self._required[op] = sorted(k for k in keys if k in settable)
+            hit = self._required[(op, n_refs)] = sorted(k for k in keys if k in settable)
         return hit
 
     def _allowed(self, s: _Seq, max_len: int) -> np.ndarray:
@@ -257,15 +388,20 @@ class Sampler:
             return m
         if s.phase == "attrs":
             op = s.op or ""
-            missing = [k for k in self._required_keys(op) if k not in s.attrs and k > s.last_key]
+            missing = [k for k in self._required_keys(op, len(s.refs)) if k not in s.attrs and k > s.last_key]
             upto = missing[0] if missing else None  # a required key may not be skipped (keys come sorted)
-            m[[i for i in self._keys_of(s.op) if s.last_key < self.pair_key[i] and  # type: ignore[arg-type]
-               (upto is None or self.pair_key[i] <= upto)]] = True
-            if missing:
+            fit = self._fitting_keys(op, s.in_shapes, s.fit_key, s.asm.graph.dims, s.attrs.get("a.groups")) \
+                if self.fits else self._keys_of(op)
+            keys = {self.pair_key[i] for i in fit if s.last_key < self.pair_key[i] and (upto is None or
+                                                                                  self.pair_key[i] <= upto)}
+            keys = {k for k in keys if not self.fits or self._scalar_ok(s, k)}
+            m[[i for i in fit if self.pair_key[i] in keys]] = True
+            if missing or (self.fits and (self._ports(s) not in (None, len(s.refs))
+                                          or not node_fits(op, s.in_shapes, s.asm.graph.dims, s.attrs))):
                 return m  # the node is not complete yet
         if s.phase in ("start", "attrs"):
             m[self._live_refs(s, refs, ()) if s.phase == "start" else refs] = True  # attrs: the next node's
-            m |= self.ops_with[0]
+            m |= self._shape_fit(s, self.ops_with[0]) if s.phase == "start" and self.fits else self.ops_with[0]
             m[self.out_id] = len(outs) > 0
             if s.phase == "start" and s.banned.get(()):
                 m[list(s.banned[()])] = False
@@ -317,6 +453,7 @@ class Sampler:
     @staticmethod
     def _reset_node(s: _Seq) -> None:
         s.phase, s.refs, s.op, s.attrs, s.last_key, s.node_slots, s.node_tokens = "start", [], None, {}, "", [], 0
+        s.in_shapes, s.fit_key = [], ""
 
     def _rollback(self, s: _Seq, dist: NodeDistances, ban: bool, refeed: bool = True) -> None:
         """Take back the node in progress; with ``refeed`` the next step feeds the last token before it again."""
@@ -419,14 +556,14 @@ class Sampler:
             if active:
                 lg = logits[active].float() / max(temperature, 1e-4)  # (A, V)
                 lg = lg.masked_fill(~torch.from_numpy(np.stack(masks)).to(lg.device), float("-inf"))
-                if top_k and top_k < lg.shape[1]:
-                    kth = lg.topk(top_k, dim=1).values[:, -1:]
-                    lg = lg.masked_fill(lg < kth, float("-inf"))
-                logp = torch.log_softmax(lg, dim=1).cpu()
-                picks = torch.multinomial(logp.exp(), 1, generator=gen)[:, 0].tolist()
-                for r, t, row in zip(active, picks, logp):
+                # sample among the top_k (the rest have probability 0): a draw over k columns, not the vocabulary
+                vals, idx = lg.topk(min(top_k or lg.shape[1], lg.shape[1]), dim=1)
+                logp = torch.log_softmax(vals, dim=1).cpu()
+                col = torch.multinomial(logp.exp(), 1, generator=gen)  # (A, 1)
+                picks = idx.cpu().gather(1, col)[:, 0].tolist()
+                for r, t, lp in zip(active, picks, logp.gather(1, col)[:, 0].tolist()):
                     sq = seqs[rows[r]]
-                    sq.logprob += float(row[t])
+                    sq.logprob += lp
                     self._consume(sq, t, dists[rows[r]], max_params, max_retries)
                     done[rows[r]] = sq.phase == "done"
             if all(done):
@@ -453,13 +590,15 @@ class Sampler:
                 roles.append(role)
                 depths.append(depth)
                 poss.append(max(0, int(sq.alive[p: k + 1].sum()) - 1))
-                qb.append(bucket_row(dists[b], node, role, sq.slot_nodes[: k + 1]))
+                if model.bias is not None:  # the structure relations only feed the bias
+                    qb.append(bucket_row(dists[b], node, role, sq.slot_nodes[: k + 1]))
             xe = model.embed(torch.tensor(feed, device=dev)[:, None], torch.tensor(poss, device=dev)[:, None],
                              torch.tensor(roles, device=dev)[:, None], torch.tensor(depths, device=dev)[:, None])
             size = len(seqs[rows[0]].slots)
             al = torch.from_numpy(np.stack([seqs[b].alive[:size] for b in rows])).to(dev)[:, None]  # (R, 1, S)
             al[:, 0, -1] = True
-            logits = model.step(xe, torch.from_numpy(np.stack(qb)).to(dev)[:, None], al, cache)[:, -1]
+            bq = torch.from_numpy(np.stack(qb)).to(dev)[:, None] if qb else None
+            logits = model.step(xe, bq, al, cache)[:, -1]
         return [Sample(list(sq.tokens), sq.graph, sq.logprob, None if sq.graph is not None else
                        (sq.error or "not finished"), sq.retries) for sq in seqs]
 
@@ -496,6 +635,7 @@ class Sampler:
         elif text.startswith("op:"):
             s.op = text[3:]
             s.phase = "attrs"
+            s.in_shapes, s.fit_key = self._inputs(s)
             dist.add(list(s.refs))
             s.node_depth = 1 + max((s.depths[r] for r in s.refs), default=-1)
             info = (text, ROLE["op"], n, s.node_depth)
@@ -509,8 +649,16 @@ class Sampler:
         s.pending = info
 
     def _dead_end(self, s: _Seq, dist: NodeDistances, max_retries: int) -> None:
-        """No token may follow: the node's inputs take no op that is left. Mark them a dead end and resample
-        the node from its start (a failure at this place); with no node in progress, close the graph."""
+        """No token may follow. After the references: their inputs take no op that is left; mark them a dead
+        end and resample the node from its start (a failure at this place). After the op: no attr value fits
+        and the node is not complete; ban the op on these inputs and resample. With no node in progress,
+        close the graph."""
+        if s.phase == "attrs":
+            s.error = f"{s.op}: no attr value left that completes it on these inputs"
+            self._rollback(s, dist, ban=True)
+            if s.fails_here >= max_retries:
+                self._finish_early(s)
+            return
         if s.phase != "refs":
             self._rollback(s, dist, ban=False, refeed=False)
             self._finish_early(s)

@@ -22,7 +22,7 @@ from .ops.symbols import resolve_attrs
 from .symbolic import concrete
 from .validate import check_node
 
-__all__ = ["Prepared", "prepare_node", "admissible", "DEFAULT_CHOICES"]
+__all__ = ["Prepared", "prepare_node", "port_count", "admissible", "DEFAULT_CHOICES"]
 
 
 @dataclass
@@ -78,6 +78,20 @@ def _owns(op: str, opdef: OpDef, sizes: dict[str, Any], attrs: dict[str, Any], n
         return True
     # a lone data input owns the parameters (linear(x) then needs out_features); linear(x, w) does not
     return count_ports(opdef, attrs, {r: [] for r in opdef.param_args}) == n_inputs
+
+
+def port_count(op: str, n_inputs: int, kwargs: dict[str, Any]) -> int:
+    """Input edges a node of ``op`` with keyword attrs/sizes ``kwargs`` takes when given ``n_inputs``:
+    the count :func:`prepare_node` checks, without shapes (a layer that owns its parameters takes no
+    edges for them). A quick test, before a node is complete, of whether its inputs and attrs agree."""
+    opdef = get_op(op)
+    rule = LAYER_RULES.get(op)
+    sizes = {k: v for k, v in kwargs.items() if rule is not None and k in rule.sizes}
+    attrs = _normalise(opdef, op, {k: v for k, v in kwargs.items() if k not in sizes})
+    owns = _owns(op, opdef, sizes, attrs, n_inputs)
+    params: dict[str, Any] = {r: [] for r in opdef.param_args} if owns else {}
+    _fill_ports(opdef, attrs, params, n_inputs)
+    return count_ports(opdef, attrs, params)
 
 
 def prepare_node(g: ArchGraph, op: str, inputs: list[str], kwargs: dict[str, Any],

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .symbolic import SymbolError, format_poly, to_poly
+
 __all__ = ["fast_shape", "FAST_RULES"]
 
 Spec = tuple[Any, Any]  # (shape, dtype)
@@ -216,6 +218,84 @@ def _cat(specs: list[Spec], attrs: dict[str, Any], params: dict[str, Any]) -> Sp
     return out, specs[0][1]
 
 
+Poly = dict[tuple[str, ...], int]
+
+
+def _poly_mul(a: Poly, b: Poly) -> Poly:
+    out: Poly = {}
+    for ma, ca in a.items():
+        for mb, cb in b.items():
+            m = tuple(sorted(ma + mb))
+            out[m] = out.get(m, 0) + ca * cb
+    return {m: c for m, c in out.items() if c}
+
+
+def _numel(dims: list[Any]) -> Poly:
+    out: Poly = {(): 1}
+    for d in dims:
+        out = _poly_mul(out, to_poly(d))
+    return out
+
+
+def _div_monomial(a: Poly, b: Poly) -> Poly | None:
+    """``a / b`` when ``b`` is one monomial that divides every term of ``a`` exactly, else None."""
+    if len(b) != 1:
+        return None
+    (mb, cb), = b.items()
+    out: Poly = {}
+    for ma, ca in a.items():
+        rest = list(ma)
+        for s in mb:
+            if s not in rest:
+                return None
+            rest.remove(s)
+        if cb == 0 or ca % cb:
+            return None
+        out[tuple(rest)] = ca // cb
+    return out
+
+
+def _reshape(key: str) -> Callable[[list[Spec], dict[str, Any], dict[str, Any]], Spec | None]:
+    def rule(specs: list[Spec], attrs: dict[str, Any], params: dict[str, Any]) -> Spec | None:
+        target = attrs.get(key)
+        if len(specs) != 1 or not isinstance(specs[0][0], list) or not isinstance(specs[0][1], str) \
+                or not isinstance(target, list) or [d for d in target if isinstance(d, int) and d < -1 or d == 0]:
+            return None
+        try:
+            total = _numel(specs[0][0])
+            known = _numel([d for d in target if d != -1])
+            out = [format_poly(to_poly(d)) if isinstance(d, str) else d for d in target]
+        except SymbolError:
+            return None
+        wild = [i for i, d in enumerate(target) if d == -1]
+        if not wild:
+            return (out, specs[0][1]) if total == known else None
+        rest = _div_monomial(total, known) if len(wild) == 1 else None
+        if not rest:
+            return None
+        out[wild[0]] = format_poly(rest)
+        return out, specs[0][1]
+    return rule
+
+
+def _slice(specs: list[Spec], attrs: dict[str, Any], params: dict[str, Any]) -> Spec | None:
+    if len(specs) != 1 or not isinstance(specs[0][0], list) or not specs[0][0]:
+        return None
+    shape, r = list(specs[0][0]), len(specs[0][0])
+    dim, start, end, step = attrs.get("dim", 0), attrs.get("start"), attrs.get("end"), attrs.get("step", 1)
+    start = 0 if start is None else start
+    if not all(isinstance(v, int) for v in (dim, start, step)) or not -r <= dim < r or step < 1:
+        return None
+    n = shape[dim]
+    if not isinstance(n, int) or not (end is None or isinstance(end, int)):
+        return None  # symbolic sizes or ends: the real rule
+    end = n if end is None else end
+    lo = min(max(start + n if start < 0 else start, 0), n)
+    hi = min(max(end + n if end < 0 else end, 0), n)
+    shape[dim] = max(0, (hi - lo + step - 1) // step)
+    return shape, specs[0][1]
+
+
 FAST_RULES: dict[str, Callable[[list[Spec], dict[str, Any], dict[str, Any]], Spec | None]] = {
     **{op: _unary for op in _UNARY},
     **{op: _norm(op) for op in _NORMS},
@@ -234,6 +314,9 @@ FAST_RULES: dict[str, Callable[[list[Spec], dict[str, Any], dict[str, Any]], Spe
     "mean": _mean,
     "cat": _cat,
     "permute": _permute,
+    "reshape": _reshape("shape"),
+    "view": _reshape("size"),
+    "slice": _slice,
 }
 
 

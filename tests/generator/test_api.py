@@ -164,3 +164,33 @@ def test_project_output_fits_sequences_and_refuses_other_ranks():
     assert not projectable(["B", "T", 16], ["B", 4, 16]) and not projectable(["B", 16], ["B", "T", 16])
     with pytest.raises(GraphError, match="cannot be projected"):
         project_output(g, e, ["B", 16])
+
+
+def test_output_rule_needs_the_batch_first_and_concrete_features():
+    from mad.graph import Node
+
+    def node(shape, dtype="float32"):
+        n = Node(id="n", op="relu")
+        n.shape, n.dtype = shape, dtype
+        return n
+
+    image, text = output_rule("image"), output_rule("text")
+    assert image(node(["B", 64])) and image(node(["B", 8, 4, 4]))
+    assert not image(node(["B", 4, "B"])) and not image(node([4, "B"])) and not image(node(["B", 64], "int64"))
+    assert text(node(["B", "T", 64])) and not text(node(["B", 64])) and not text(node(["B", "T", "T"]))
+
+
+def test_a_view_of_a_non_contiguous_tensor_is_taken_as_a_reshape(gen):
+    from mad.generator.constraints import Constraints
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder("strided")
+    x = b.input("pixel_values", ("B", 1, 4, 6))
+    h = b.op("view", b.op("permute", x, dims=[0, 1, 3, 2]), size=["B", 24])
+    b.output(b.op("linear", h, out_features=5))
+    g = b.build()
+    assert "view size is not compatible" in (runs(g) or "")
+    taken, why = gen._take(g, Constraints(), ("image", (1, 4, 6), 3, None))  # noqa: SLF001
+    assert taken is not None, why
+    assert taken.meta["repairs"] and not any(n.op == "view" for n in taken)
+    assert runs(taken) is None

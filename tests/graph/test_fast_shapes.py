@@ -43,6 +43,16 @@ CASES = [
     ("mean", [(["B", 3, 9, 8], F)], {"dim": [2, 3]}, {}),
     ("mean", [(["B", "T", 8], F)], {"dim": [-1], "keepdim": True}, {}),
     ("cat", [(["B", 3, 5], F), (["B", 4, 5], F)], {"tensors": ["%", "%"], "dim": 1}, {}),
+    ("reshape", [(["B", 64, 4], F)], {"shape": ["B", -1]}, {}),
+    ("reshape", [(["B", "T", 64], F)], {"shape": ["T", -1]}, {}),
+    ("reshape", [(["B", "T", 64], F)], {"shape": ["B", "T", 4, 16]}, {}),
+    ("reshape", [(["B", "T", 64], F)], {"shape": ["4*B", -1, 16]}, {}),
+    ("reshape", [([2, 64], "int64")], {"shape": [-1]}, {}),
+    ("view", [(["B", "T", 4, 16], F)], {"size": ["B", "T", -1]}, {}),
+    ("view", [(["B", 3, 8, 8], F)], {"size": [-1, 192]}, {}),
+    ("slice", [(["B", 10, 4], F)], {"dim": 1, "start": 2, "end": 9223372036854775807, "step": 3}, {}),
+    ("slice", [(["B", 10, 4], F)], {"dim": -2, "start": -4, "end": -1}, {}),
+    ("slice", [(["B", 10, 4], F)], {"dim": 1, "start": 12, "end": 20}, {}),
 ]
 
 
@@ -74,7 +84,9 @@ def test_every_fast_rule_has_a_case():
         ("max_pool2d", [(["B", 3, 8, 8], F)], {"kernel_size": [2, 2], "padding": [2, 2]}, {}),
         ("flatten", [(["B", "T", 4], F)], {"start_dim": 0, "end_dim": 1}, {}),
         ("cat", [(["B", 3, 5], F), (["B", 4, 6], F)], {"tensors": ["%", "%"], "dim": 1}, {}),
-        ("view", [(["B", 3], F)], {"size": ["B", 3]}, {}),  # no rule
+        ("view", [(["B", 3], F)], {"size": ["B", 4]}, {}),  # another number of elements
+        ("reshape", [([4, 64], F)], {"shape": ["B", -1]}, {}),  # 256 / B is no polynomial
+        ("slice", [(["B", "T", 4], F)], {"dim": 1, "start": 0, "end": 2}, {}),  # a symbolic size
     ],
 )
 def test_fast_rule_declines_when_unsure(op, specs, attrs, params):

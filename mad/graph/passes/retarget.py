@@ -313,7 +313,10 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
 
     Returns:
         the retargeted graph, validated, returning the logits: ``(B, num_classes)`` for a classifier,
-        ``(B, T, vocab_size)`` for a language model.
+        ``(B, T, vocab_size)`` for a language model. The last linear or conv layer is resized to the
+        classes or vocabulary; when what follows it cannot take the new size (a reshape or a grouped
+        conv that needs the old one), it keeps its size and a new head is attached to the output instead
+        (``meta["retarget"]["new_head"]``).
 
     Raises:
         GraphError: the graph cannot take the task (no matching input, a layer or size that
@@ -354,13 +357,13 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
     # sizes a capture left concrete although they follow a symbolic dim (its old example size): tried if needed
     # (they take the new example size, so the result runs at that length)
     frozen = {old: new for old, new in moved.items() if old != new and old > 1 and old not in keep}
-    resize_input, disabled, tried = False, set(), set()
+    resize_input, new_head, disabled, tried = False, False, set(), set()
     error: GraphError | None = None
     last: tuple[str, str] | None = None  # (failing node, node disabled for it)
     for _ in range(MAX_ATTEMPTS):
         resize = Resize(sub, keep, disabled, old_dims=graph.dims, new_dims=dims)
         try:
-            g = _attempt(graph, prim, shape, num_classes, vocab_size, fill_inputs, resize, resize_input)
+            g = _attempt(graph, prim, shape, num_classes, vocab_size, fill_inputs, resize, resize_input, new_head)
             break
         except _Failed as e:
             error = e.error
@@ -380,6 +383,8 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
             elif not token and not resize_input and old_shape[2:] != shape[1:] and all(
                     isinstance(d, int) for d in old_shape[2:]):
                 resize_input, sub, disabled = True, {}, set()  # cannot take the new size: resize the input
+            elif not new_head and (num_classes is not None or token):
+                new_head = True  # a head whose size the rest cannot follow (reshaped, grouped): keep it, add one
             else:
                 raise _fail(graph, str(error)) from None
     else:
@@ -387,6 +392,8 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
     g.meta["retarget"] = {"input_shape": shape, "num_classes": num_classes, "vocab_size": vocab_size}
     if resize_input:
         g.meta["retarget"]["resized_input_to"] = old_shape[2:]
+    if new_head:
+        g.meta["retarget"]["new_head"] = True
     for key, value in (("num_params", lambda: g.num_params), ("flops", lambda: g.infer().flops),
                        ("num_nodes", lambda: len(g.nodes))):
         if key in g.meta:
@@ -395,7 +402,7 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
 
 
 def _attempt(graph: ArchGraph, prim: str, shape: list[int], num_classes: int | None, vocab_size: int | None,
-             fill_inputs: bool, resize: Resize, resize_input: bool) -> ArchGraph:
+             fill_inputs: bool, resize: Resize, resize_input: bool, new_head: bool = False) -> ArchGraph:
     g = graph.copy()
     token = vocab_size is not None
     spec = next(s for s in g.inputs if s.name == prim)
@@ -405,7 +412,7 @@ def _attempt(graph: ArchGraph, prim: str, shape: list[int], num_classes: int | N
     g.dims = dict(resize.new_dims)
     changed = [pnode]
     out, has_head = _primary_output(g, token)
-    head = _head_layer(g, out) if out is not None and has_head else None
+    head = _head_layer(g, out) if out is not None and has_head and not new_head else None
     if token:
         spec.range = [0, int(vocab_size)]  # type: ignore[arg-type]
         embeddings = _token_embeddings(g, pnode)

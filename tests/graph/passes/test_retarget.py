@@ -131,6 +131,25 @@ def test_backbone_without_head_gets_one():
     _runs(g2, (2, 3))
 
 
+@pytest.mark.parametrize("grouped", [False, True])
+def test_a_head_the_rest_cannot_follow_keeps_its_size_and_gets_a_new_head(grouped):
+    b = GraphBuilder("reshaped-head")
+    x = b.input("pixel_values", ("B", 1, 8, 8))
+    if grouped:  # the last layer is a grouped conv: 10 outputs cannot be split into 4 groups
+        h = b.op("conv2d", b.op("conv2d", x, out_channels=8, kernel_size=3, scope="c"), out_channels=8,
+                 kernel_size=1, groups=4, scope="last")
+        b.output(h)
+    else:  # the last linear's 64 features are reshaped to 4 x 16
+        h = b.op("linear", b.op("flatten", x, start_dim=1), out_features=64, scope="last")
+        b.output(b.op("reshape", h, shape=["B", 4, 16]))
+    g2 = retarget(b.build(), (1, 8, 8), num_classes=10)
+    assert g2.meta["retarget"].get("new_head") is True
+    last = next(n for n in g2 if n.scope == "last")
+    assert last.params["weight"][0] in (8, 64)  # kept its size
+    assert any(n.scope == "classifier" for n in g2)
+    _runs(g2, (2, 10))
+
+
 def test_what_cannot_be_retargeted_says_why():
     with pytest.raises(GraphError, match="needs int64 token ids"):
         retarget(_cnn(), (64,), vocab_size=10)

@@ -1,0 +1,162 @@
+"""Early shape checks for decoding: they reject what the builder would reject, and never what it accepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from mad.data import load_default
+from mad.generator.fits import node_fits, op_fits, value_fits
+from mad.generator.model import GeneratorConfig, GraphTransformer
+from mad.generator.sample import Sampler, _Seq
+from mad.graph import ArchGraph, GraphBuilder, get_op
+from mad.graph.builder_ops import port_count
+from mad.tokenizer import Assembler, GraphTokenizer
+
+DIMS = {"B": 2, "T": 16}
+
+
+def test_op_fits_rejects_inputs_the_op_cannot_take():
+    assert op_fits("conv2d", [["B", 3, 28, 28]], DIMS)
+    assert not op_fits("conv2d", [["B", 28]], DIMS)  # no channel dim for a 2-d conv
+    assert not op_fits("conv1d", [[3, "B", 8]], DIMS)  # the channel dim would be the batch
+    assert not op_fits("batch_norm", [["B"]], DIMS)
+    assert op_fits("add", [["B", 64, 8, 8], ["B", 64, 1, 1]], DIMS)
+    assert not op_fits("add", [["B", 64, 8, 8], ["B", 32, 8, 8]], DIMS)
+    assert not op_fits("linear", [["B", "T"]], DIMS)  # in_features must be concrete
+    assert op_fits("linear", [["B", "T", 64], [32, 64]], DIMS)
+    assert not op_fits("linear", [["B", "T", 64], [32, 48]], DIMS)
+    assert not op_fits("cat", [["B", 3], ["B", 3, 4]], DIMS)
+    assert not op_fits("scaled_dot_product_attention", [["B", 4, "T", 16], ["B", 4, "T", 8], ["B", 4, "T", 8]], DIMS)
+
+
+@pytest.mark.parametrize("op,key,value,shapes,attrs,ok", [
+    ("conv2d", "s.kernel_size", [3, 3], [["B", 3, 28, 28]], {}, True),
+    ("conv2d", "s.kernel_size", [3], [["B", 3, 28, 28]], {}, False),  # wrong rank
+    ("conv2d", "s.kernel_size", [7, 7], [["B", 3, 4, 4]], {}, False),  # larger than the input
+    ("conv2d", "s.kernel_size", [7, 7], [["B", 3, 4, 4]], {"a.padding": [2, 2]}, True),
+    ("conv2d", "a.groups", 3, [["B", 64, 8, 8]], {}, False),
+    ("conv2d", "s.out_channels", 10, [["B", 64, 8, 8]], {"a.groups": 4}, False),
+    ("conv2d", "s.out_channels", 32, [["B", 64, 8, 8]], {"a.groups": 4}, True),
+    ("layer_norm", "a.normalized_shape", [64], [["B", "T", 64]], {}, True),
+    ("layer_norm", "a.normalized_shape", [32], [["B", "T", 64]], {}, False),
+    ("reshape", "a.shape", ["B", -1], [["B", 64, 4]], {}, True),
+    ("reshape", "a.shape", ["B", 3, -1], [["B", 64, 4]], {}, False),
+    ("reshape", "a.shape", ["B", 100], [["B", 64, 4]], {}, False),
+    ("reshape", "a.shape", [-1, 4], [[2, 64]], {}, True),
+    ("reshape", "a.shape", ["B", -1], [[4, 64]], {}, False),  # 256 is not a multiple of every batch size
+    ("view", "a.size", ["B", "T", -1], [["B", "T", 4, 16]], {}, True),
+    ("reshape", "a.shape", ["B", "S", -1], [["B", "T", 64]], {}, False),  # S is not declared
+    ("transpose", "a.dim0", 3, [["B", "T", 64]], {}, False),
+    ("transpose", "a.dim0", -3, [["B", "T", 64]], {}, True),
+    ("unsqueeze", "a.dim", 3, [["B", "T", 64]], {}, True),
+    ("permute", "a.dims", [0, 2, 1], [["B", "T", 64]], {}, True),
+    ("permute", "a.dims", [0, 2, 1, 3], [["B", "T", 64]], {}, False),
+    ("cat", "a.dim", 1, [["B", 3, 8], ["B", 5, 8]], {}, True),
+    ("cat", "a.dim", 2, [["B", 3, 8], ["B", 5, 8]], {}, False),
+    ("cat", "a.dim", [1, 2], [["B", 3, 8], ["B", 5, 8]], {}, False),  # not an int
+    ("expand", "a.size", ["B", -1], [["B", 4, 4]], {}, False),
+])
+def test_value_fits(op, key, value, shapes, attrs, ok):
+    assert value_fits(op, key, value, shapes, DIMS, attrs) is ok
+
+
+def test_node_fits_checks_a_left_out_default():
+    assert not node_fits("cat", [["B", 3], ["B", 4]], DIMS, {})  # dim 0 by default: 3 and 4 differ off it
+    assert node_fits("cat", [[2, 3], [5, 3]], DIMS, {})
+    assert node_fits("cat", [["B", 3], ["B", 4]], DIMS, {"a.dim": 1})
+
+
+def test_port_count_follows_scalar_arguments_and_layers():
+    assert port_count("add", 1, {}) == 2
+    assert port_count("add", 1, {"other": 1.0}) == 1
+    assert port_count("linear", 1, {"out_features": 8}) == 1
+    assert port_count("linear", 2, {}) == 2
+    assert port_count("linear", 3, {}) == 3  # the bias is fed
+
+
+@pytest.fixture(scope="module")
+def sampler() -> Sampler:
+    tok = GraphTokenizer.load("default", compress=False)
+    cfg = GeneratorConfig(vocab_size=len(tok.vocab), cond_vocab=4, text_dim=8, d_model=8, n_layers=1, n_heads=1,
+                          d_ff=8, max_len=64, max_cond=1)
+    return Sampler(GraphTransformer(cfg), tok)
+
+
+def _graphs(n: int) -> list[ArchGraph]:
+    ds = load_default()
+    out = []
+    for split in ("test", "ood"):
+        d = ds[split]
+        out += [ArchGraph.from_json(d[i]["graph"]) for i in range(0, len(d), max(1, len(d) // n))]
+    return out
+
+
+def test_the_checks_accept_every_node_of_the_dataset_graphs(sampler, monkeypatch):
+    """Soundness: replaying real graphs (zoo and random-space ones, test and ood splits) node by node, no op,
+    attr value, default or input count of any node is refused by a check the sampler applies."""
+    tok = sampler.tok
+    bad: list[str] = []
+    add = Assembler.add
+
+    def checked(self, r):
+        if r.op not in ("input", "parameter") and not r.ties:
+            g, shapes = self.graph, [self.graph.nodes[self.ids[i]].shape for i in r.refs]
+            n = len(r.refs)
+            why = []
+            if not op_fits(r.op, shapes, g.dims):
+                why.append("op_fits")
+            if not sampler._arity_ok(r.op, n):  # noqa: SLF001
+                why.append("arity")
+            for k, v in r.attrs.items():
+                if k[:2] in ("a.", "s.") and not value_fits(r.op, k, v, shapes, g.dims, r.attrs):
+                    why.append(f"{k}={v}")
+                if k[:2] == "s." and not sampler._owns(r.op, n):  # noqa: SLF001
+                    why.append(f"owns {k}")
+            if not node_fits(r.op, shapes, g.dims, r.attrs):
+                why.append("node_fits")
+            kwargs = {k[2:]: v for k, v in r.attrs.items() if k[:2] in ("a.", "s.")}
+            if get_op(r.op).category != "source" and port_count(r.op, n, kwargs) != n:
+                why.append("ports")
+            if why:
+                bad.append(f"{g.name}: {r.op} on {shapes}: {why}")
+        return add(self, r)
+
+    monkeypatch.setattr(Assembler, "add", checked)
+    graphs = _graphs(60)
+    for g in graphs:
+        tok.decode(tok.encode(g))
+    assert len(graphs) > 60
+    assert not bad, bad[:10]
+
+
+def _seq(sampler: Sampler, shape: list, refs: list[int], op: str | None = None, attrs: dict | None = None) -> _Seq:
+    b = GraphBuilder(dims={"B": 2})
+    b.input("x", shape)
+    prefix = sampler.tok.prefix_tokens(b.graph)
+    s = _Seq(asm=sampler.tok.assembler(prefix), tokens=list(prefix))
+    s.refs, s.phase = refs, "refs"
+    if op is not None:
+        s.op, s.phase, s.attrs = op, "attrs", dict(attrs or {})
+        s.last_key = max(s.attrs, default="")
+        s.in_shapes, s.fit_key = sampler._inputs(s)  # noqa: SLF001
+    return s
+
+
+def test_the_sampler_masks_ops_and_values_that_cannot_fit(sampler):
+    ids, texts = sampler.op_ids, sampler.texts
+    m = sampler._allowed(_seq(sampler, ["B", 28], [0]), 768)  # noqa: SLF001
+    assert not m[ids["conv2d"]] and m[ids["batch_norm"]] and m[ids["linear"]] and m[ids["relu"]]
+    m = sampler._allowed(_seq(sampler, ["B", 3, 8, 8], [0]), 768)  # noqa: SLF001
+    assert m[ids["conv2d"]] and not m[ids["conv1d"]]
+    # conv2d on an 8x8 image: kernels of rank 2 no larger than the input; the node cannot end before its sizes
+    m = sampler._allowed(_seq(sampler, ["B", 3, 8, 8], [0], "conv2d"), 768)  # noqa: SLF001
+    kernels = [texts[i] for i in m.nonzero()[0] if texts[i].startswith("s.kernel_size=")]
+    assert kernels and all(len(v) == 2 and max(v) <= 8 for v in (sampler.pair_val[sampler.ids[k]] for k in kernels))
+    assert not m[ids["relu"]] and not m[sampler.out_id]
+    # add on one input needs its scalar other; a node of two inputs may not turn one into a scalar
+    m = sampler._allowed(_seq(sampler, ["B", 3, 8, 8], [0], "add"), 768)  # noqa: SLF001
+    assert not m[ids["relu"]] and any(texts[i].startswith("a.other=") for i in m.nonzero()[0])
+    m = sampler._allowed(_seq(sampler, ["B", 3, 8, 8], [0], "add", {"a.other": 1.0}), 768)  # noqa: SLF001
+    assert m[ids["relu"]]
+    m = sampler._allowed(_seq(sampler, ["B", 3, 8, 8], [0, 0], "add"), 768)  # noqa: SLF001
+    assert m[ids["relu"]] and not any(texts[i].startswith("a.other=") for i in m.nonzero()[0])
