@@ -45,6 +45,7 @@ DIM_OPS = {"transpose", "flatten", "softmax", "log_softmax", "mean", "sum", "ama
            "argmin", "max_dim", "min_dim", "std_dim", "var_dim", "logsumexp", "flip", "roll", "unbind",
            "movedim", "glu", "index_select", "squeeze_dims", "unflatten", "slice", "sort", "topk", "prod"}
 NEW_DIM_OPS = {"stack", "unsqueeze"}  # the dim may be one past the input's last
+CAT_OPS = {"cat", "concat", "concatenate", "stack"}  # inputs that agree off their dim
 SHAPE_RULE_OPS = (set(CONV_RANK) | set(LAST_DIM_NORMS) | set(RESHAPES) | DIM_OPS | NEW_DIM_OPS
                   | {"group_norm", "expand", "permute"})  # ops whose attr values shape_fits checks
 
@@ -110,7 +111,7 @@ def op_fits(op: str, shapes: list[Any], dims: Mapping[str, int]) -> bool:
         return True
     if op in BINARY and len(shapes) == 2:
         return _broadcastable(shapes[0], shapes[1], dims)
-    if op in ("cat", "concat", "concatenate", "stack"):
+    if op in CAT_OPS:
         rank = len(shapes[0]) + (op == "stack")
         return any(value_fits(op, "a.dim", d, shapes, dims, {}) for d in range(rank))
     if op == "scaled_dot_product_attention" and len(shapes) >= 3:
@@ -165,7 +166,7 @@ def _kernel_fits(spatial: list, kernel: Any, attrs: Mapping[str, Any], dims: Map
 def node_fits(op: str, shapes: list[Any], dims: Mapping[str, int], attrs: Mapping[str, Any]) -> bool:
     """Whether a node of ``op`` with all its ``attrs`` may end here: an attr it left out takes its default
     (``cat``'s ``dim`` 0), which must fit too."""
-    if op in ("cat", "concat", "concatenate", "stack") and "a.dim" not in attrs:
+    if op in CAT_OPS and "a.dim" not in attrs:
         return value_fits(op, "a.dim", 0, shapes, dims, attrs)
     return True
 
@@ -228,7 +229,7 @@ def shape_fits(op: str, key: str, value: Any, shapes: list[Any], dims: Mapping[s
     if key in DIM_KEYS and (op in DIM_OPS or op in NEW_DIM_OPS):
         if not all(_in_range(d, rank) for d in (value if isinstance(value, list) else [value])):
             return False
-        if op in ("cat", "concat", "concatenate", "stack") and isinstance(value, int) and all(map(_plain, shapes)):
+        if op in CAT_OPS and isinstance(value, int) and all(map(_plain, shapes)):
             keep = [i for i in range(len(s)) if op == "stack" or i != value % len(s)]
             return all(len(o) == len(s) and all(_same(o[i], s[i], dims) for i in keep) for o in shapes[1:])
         return True

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .symbolic import SymbolError, format_poly, to_poly
+from .symbolic import SymbolError, format_poly, poly_mul, to_poly
 
 __all__ = ["fast_shape", "FAST_RULES"]
 
@@ -221,19 +221,10 @@ def _cat(specs: list[Spec], attrs: dict[str, Any], params: dict[str, Any]) -> Sp
 Poly = dict[tuple[str, ...], int]
 
 
-def _poly_mul(a: Poly, b: Poly) -> Poly:
-    out: Poly = {}
-    for ma, ca in a.items():
-        for mb, cb in b.items():
-            m = tuple(sorted(ma + mb))
-            out[m] = out.get(m, 0) + ca * cb
-    return {m: c for m, c in out.items() if c}
-
-
 def _numel(dims: list[Any]) -> Poly:
     out: Poly = {(): 1}
     for d in dims:
-        out = _poly_mul(out, to_poly(d))
+        out = poly_mul(out, to_poly(d))
     return out
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "normalise",
     "format_poly",
     "to_poly",
+    "poly_mul",
     "SymbolError",
     "DEFAULT_HINT",
 ]
@@ -124,19 +125,24 @@ def _poly(node: ast.AST) -> dict[tuple[str, ...], int] | None:
         a, b = _poly(node.left), _poly(node.right)
         if a is None or b is None:
             return None
-        out: dict[tuple[str, ...], int] = dict(a)
         if isinstance(node.op, ast.Mult):
-            out = {}
-            for ma, ca in a.items():
-                for mb, cb in b.items():
-                    m = tuple(sorted(ma + mb))
-                    out[m] = out.get(m, 0) + ca * cb
-        else:
-            sign = 1 if isinstance(node.op, ast.Add) else -1
-            for m, c in b.items():
-                out[m] = out.get(m, 0) + sign * c
+            return poly_mul(a, b)
+        out: dict[tuple[str, ...], int] = dict(a)
+        sign = 1 if isinstance(node.op, ast.Add) else -1
+        for m, c in b.items():
+            out[m] = out.get(m, 0) + sign * c
         return {m: c for m, c in out.items() if c}
     return None
+
+
+def poly_mul(a: dict[tuple[str, ...], int], b: dict[tuple[str, ...], int]) -> dict[tuple[str, ...], int]:
+    """The product of two polynomials {sorted monomial: coefficient} (:func:`to_poly`)."""
+    out: dict[tuple[str, ...], int] = {}
+    for ma, ca in a.items():
+        for mb, cb in b.items():
+            m = tuple(sorted(ma + mb))
+            out[m] = out.get(m, 0) + ca * cb
+    return {m: c for m, c in out.items() if c}
 
 
 def to_poly(expr: int | str) -> dict[tuple[str, ...], int]:
