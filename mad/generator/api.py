@@ -35,6 +35,8 @@ import torch
 from mad.graph import ArchGraph, GraphBuilder, GraphError
 
 from .constraints import Constraints, check, share_met
+from .edit import EditSpec, apply_edit
+from .layers import name_blocks
 from .model import GeneratorConfig, GraphTransformer
 
 __all__ = ["Generator", "GeneratorError", "load", "load_weights", "output_rule", "runs"]
@@ -44,6 +46,40 @@ DEFAULT_DIR = Path(__file__).parent / "checkpoints" / "default"
 HASHES = "train_hashes.txt"  # WL hashes of the training graphs (novelty is measured against them)
 IMAGE_DEFAULT = (3, 32, 32)
 SEQ_DEFAULT = 32
+
+
+def _attends(g: ArchGraph) -> bool:
+    return any(n.op == "scaled_dot_product_attention" for n in g.nodes.values())
+
+
+def _attention_kind(c: Constraints, g: ArchGraph) -> Any:
+    if not _attends(g):  # a conv net: an attention cell (multi-head)
+        return EditSpec("add_attention", {}) if c.attention in ("any", "multi-head") else None
+    n = {"multi-query": 1, "grouped-query": "grouped", "multi-head": "all"}.get(c.attention or "")
+    return None if n is None else EditSpec("set_kv_heads", {"n": n})
+
+
+def _hybrid(c: Constraints, g: ArchGraph) -> Any:
+    return EditSpec("add_attention", {}) if c.family == "hybrid" and not _attends(g) else None
+
+
+def _one_activation(c: Constraints, g: ArchGraph) -> Any:
+    return EditSpec("replace_activation", {"old": None, "new": next(iter(c.activations))}) \
+        if c.activations and len(c.activations) == 1 else None
+
+
+def _gated_mlp(c: Constraints, g: ArchGraph) -> Any:
+    return EditSpec("replace_activation", {"old": None, "new": c.mlp}) if c.mlp not in (None, "plain") else None
+
+
+def _depth(c: Constraints, g: ArchGraph) -> Any:
+    return EditSpec("set_depth", {"n": int(c.depth)}) if c.depth else None
+
+
+# an unmet check -> the edit that may put it in (None: none for this request and graph), tried in this order
+REPAIRS: dict[str, Any] = {"family": _hybrid, "attention": _attention_kind, "depth": _depth, "mlp": _gated_mlp,
+                           "activations": _one_activation}
+PROJECT_TRIES = 12  # nodes of a failed completion tried, latest first, as the start of a projection to the output
 
 
 class GeneratorError(ValueError):
@@ -88,6 +124,34 @@ def _earlier_outputs(g: ArchGraph, output_ok: Any, keep: int) -> list[str]:
     order = list(g.nodes)
     return [nid for nid in reversed(order[keep:]) if nid not in g.outputs
             and (output_ok(g.nodes[nid]) if output_ok is not None else g.nodes[nid].op not in ("input", "parameter"))]
+
+
+def _open_ends(g: ArchGraph, keep: int, want: list) -> list[str] | None:
+    """Nodes that, each projected to ``want`` and added, end ``g`` keeping all of its first ``keep`` nodes:
+    for each of those with no consumer among them (an open end of the partial graph), the latest node after
+    them that it leads to and that can be projected (:func:`~mad.graph.passes.projectable`), or the open end
+    itself; None when an open end has neither, or when no end is a new node."""
+    import networkx as nx
+
+    from mad.graph.passes import projectable
+
+    order = list(g.nodes)
+    kept = set(order[:keep])
+    dg = nx.DiGraph([(e.src, e.dst) for e in g.edges])
+    dg.add_nodes_from(order)
+    ok = [n for n in order if g.nodes[n].op not in ("input", "parameter") and projectable(g.nodes[n].shape, want)]
+    ends: list[str] = []
+    for nid in order[:keep]:
+        if g.nodes[nid].op == "parameter" or any(s in kept for s in g.successors(nid)):
+            continue
+        after = nx.descendants(dg, nid)
+        end = next((n for n in reversed(ok) if n in after and n not in kept), nid if nid in ok else None)
+        if end is None:
+            return None
+        if end not in ends:
+            ends.append(end)
+    ends = [e for e in ends if not any(e in nx.ancestors(dg, f) for f in ends if f != e)]
+    return ends if any(e not in kept for e in ends) else None
 
 
 def _closed_at(g: ArchGraph, end: str, keep: int) -> ArchGraph | None:
@@ -241,8 +305,14 @@ class Generator:
         accepts (latest first; never among its first ``keep`` nodes, the given partial graph, which must all
         stay), and the first of those that passes is taken instead (``meta["generator"]["closed_earlier"]``).
         With ``project`` (an output shape), a sample that still fails, or never reached a node of that shape,
-        is closed at one of its last ``earlier`` nodes that :func:`~mad.graph.passes.project_output` takes to
-        it, followed by that projection (``meta["generator"]["projected"]``).
+        is closed at the latest of its nodes (up to :data:`PROJECT_TRIES` are tried) that
+        :func:`~mad.graph.passes.project_output` takes to it and that then passes, followed by that projection
+        (``meta["generator"]["projected"]``); when no one node leads on from every open end of the partial
+        graph, at one node per open end, their projections added (:func:`_open_ends`).
+
+        Layers are named (:func:`~mad.generator.layers.name_blocks`), and what the graph misses of the request
+        and a graph pass can put in (the number of layers, the MLP or attention kind) is put in when the
+        result still passes (:meth:`_repair`).
         """
         out = []
         for k, s in enumerate(samples):
@@ -260,12 +330,21 @@ class Generator:
 
                 g, raw, closed = self._close_earlier(
                     graph, lambda node: node.op not in ("input", "parameter") and projectable(node.shape, project),
-                    keep, earlier, c, task, then=lambda h, end: project_output(h, end, project))
+                    keep, PROJECT_TRIES, c, task, then=lambda h, end: project_output(h, end, project))
+                if g is None:  # no one node leads on from every open end of the partial graph: merge several
+                    ends = _open_ends(graph, keep, project)
+                    if ends:
+                        raw = project_output(graph, ends, project)
+                        g, why = self._take(raw, c, task) if set(list(graph.nodes)[:keep]) <= set(raw.nodes) \
+                            else (None, "the projection drops a node of the partial graph")
                 projected = g is not None and raw.outputs[0] not in graph.nodes  # type: ignore[union-attr]
             if g is None:
                 log.debug("sample %d: %s", k, why)
                 continue
+            name_blocks(g)
             checks = check(g, c)
+            if not all(checks.values()):
+                g, checks = self._repair(g, checks, c, task)
             score = share_met(checks)
             n_tok = max(1, len(s.tokens))
             g.name = f"generated-{seed}-{k}"
@@ -278,6 +357,32 @@ class Generator:
             g.meta["num_params"] = g.num_params
             out.append(((score, s.logprob / n_tok), g))
         return out
+
+    def _repair(self, g: ArchGraph, checks: dict[str, bool], c: Constraints,
+                task: tuple) -> tuple[ArchGraph, dict[str, bool]]:
+        """``g`` with the request's unmet components put in by graph passes (:data:`REPAIRS`: attention in a
+        conv net, the attention kind, the number of layers, the MLP kind, a single required activation), each
+        kept when the result runs, keeps the budget and meets more of the request. ``meta["repairs"]`` lists
+        those kept."""
+        for name in [k for k in REPAIRS if checks.get(k) is False]:
+            if checks.get(name):  # an earlier edit put it in
+                continue
+            spec = REPAIRS[name](c, g)
+            if spec is None:
+                continue
+            try:
+                h = apply_edit(g, spec)
+            except GraphError:
+                continue
+            h, _ = self._take(h, c, task)
+            if h is None:
+                continue
+            new = check(h, c)
+            if share_met(new) > share_met(checks):
+                args = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())
+                h.meta["repairs"] = [*g.meta.get("repairs", []), f"{name}: {spec.name}({args})"]
+                g, checks = h, new
+        return g, checks
 
     def _unfinished(self, s: Any, keep: int) -> ArchGraph | None:
         """The nodes an unfinished sample got to (None when it added none to its first ``keep``)."""
@@ -472,7 +577,7 @@ class Generator:
         if scope is None:
             raise GeneratorError(
                 f"instruction {instruction!r} is not a recognised edit (LoRA, activation swaps, grouped-query "
-                "attention, deeper) and names no scope of the graph to regenerate; name one, e.g. "
+                "attention, depth) and names no scope of the graph to regenerate; name one, e.g. "
                 f"'redesign {_example_scope(graph)}'")
         nodes = [nid for nid in graph.topo_order() if graph.nodes[nid].scope.startswith(scope)]
         order = graph.topo_order()

@@ -9,7 +9,11 @@ model), the edits of :mod:`mad.graph.passes`:
   "switch to SwiGLU" (the graph's current activation is replaced);
 - attention heads: "use grouped-query attention with 2 key-value heads", "GQA with 4 kv heads",
   "use multi-query attention" (1 head), "back to multi-head attention" (one key/value head per query head);
-- depth: "make it 2x deeper", "double the depth", "3 times deeper", "twice as many layers".
+- attention in a CNN: "add self-attention", "add an attention cell", "make it a hybrid" (a residual
+  multi-head self-attention cell on the last feature map small enough);
+- depth: "make it 2x deeper", "double the depth", "3 times deeper", "twice as many layers";
+  "use 6 layers", "set the depth to 4", "make it 3 blocks deep" (a graph without numbered layers, such as a
+  generated one, has them found first: :func:`mad.generator.layers.name_blocks`).
 
 Anything else gives ``None``, so a caller can fall back to generation from the prompt.
 :func:`apply_edit` runs the pass, resolving what depends on the graph (the current
@@ -30,16 +34,36 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mad.graph import ArchGraph, GraphError
-from mad.graph.passes import ACTIVATIONS, GATED, add_lora, block_families, deepen, replace_activation, set_kv_heads
+from mad.graph.passes import (ACTIVATIONS, GATED, add_attention, add_lora, block_families, deepen,
+                              replace_activation, set_depth, set_kv_heads)
 from mad.graph.passes.activation import gated_units
 
+from .layers import name_blocks
+
 __all__ = ["EditSpec", "parse_instruction", "apply_edit", "edit_by_instruction", "EDITS"]
+
+
+
+def _on_layers(edit: Callable[..., ArchGraph]) -> Callable[..., ArchGraph]:
+    """``edit`` run on a copy of the graph with its layers named when it has no numbered blocks."""
+    def run(g: ArchGraph, **kwargs: Any) -> ArchGraph:
+        if not block_families(g):
+            g = g.copy()
+            name_blocks(g)
+        return edit(g, **kwargs)
+
+    run.__name__ = run.__qualname__ = edit.__name__
+    run.__doc__ = edit.__doc__
+    return run
+
 
 EDITS: dict[str, Callable[..., ArchGraph]] = {
     "add_lora": add_lora,
     "replace_activation": replace_activation,
     "set_kv_heads": set_kv_heads,
-    "deepen": deepen,
+    "deepen": _on_layers(deepen),
+    "set_depth": _on_layers(set_depth),
+    "add_attention": add_attention,
 }
 
 
@@ -48,7 +72,8 @@ class EditSpec:
     """One edit: the name of a pass in :data:`EDITS` and its keyword arguments.
 
     Args:
-        name: ``"add_lora"``, ``"replace_activation"``, ``"set_kv_heads"`` or ``"deepen"``.
+        name: a key of :data:`EDITS` (``"add_lora"``, ``"replace_activation"``, ``"set_kv_heads"``, ``"deepen"``,
+            ``"set_depth"``, ``"add_attention"``).
         kwargs: the pass's arguments (the graph excepted). Values resolved against the graph
             by :func:`apply_edit`: ``target="layer:<i>"`` (the ``i``-th repeated block),
             ``old=None`` (the graph's most common activation), ``n="all"`` (as many key/value
@@ -164,13 +189,31 @@ _FACTOR_PATTERNS = [
 ]
 
 
+_COUNT_PATTERNS = [
+    re.compile(r"\b(?:use|with|to|make it|have|give it)\s+" + _NUM + r"\s+(?:layers|blocks)\b"),
+    re.compile(r"\b(?:depth|number of (?:layers|blocks))\s+(?:to|of|=|:)\s*" + _NUM + r"\b"),
+    re.compile(r"\b" + _NUM + r"\s+(?:layers|blocks)\s+deep\b"),
+]
+
+
 def _depth(text: str) -> EditSpec | None:
     for pattern in _FACTOR_PATTERNS:
         m = pattern.search(text)
         if m:
             return EditSpec("deepen", {"factor": _int(m.group(1))})
+    for pattern in _COUNT_PATTERNS:
+        m = pattern.search(text)
+        if m:
+            return EditSpec("set_depth", {"n": _int(m.group(1))})
     if re.search(r"\b(?:make it|make the (?:model|network|net)|go)\s+deeper\b|\bdeepen\b", text):
         return EditSpec("deepen", {"factor": 2})
+    return None
+
+
+def _attention_cell(text: str) -> EditSpec | None:
+    if re.search(r"\badd(?:ing)?\s+(?:an?\s+|some\s+)?(?:multi[- ]head\s+)?(?:self[- ])?attention\b", text) or \
+            re.search(r"\b(?:make it|turn it into|into)\s+an?\s+hybrid\b", text):
+        return EditSpec("add_attention", {})
     return None
 
 
@@ -194,7 +237,7 @@ def parse_instruction(text: str) -> EditSpec | None:
     if not isinstance(text, str) or not text.strip():
         return None
     lowered = " ".join(text.lower().split())
-    for rule in (_lora, _kv_heads, _depth, _activation):
+    for rule in (_lora, _kv_heads, _attention_cell, _depth, _activation):
         spec = rule(lowered, text) if rule is _lora else rule(lowered)
         if spec is not None:
             return spec

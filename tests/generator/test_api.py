@@ -133,7 +133,7 @@ def test_a_completion_that_never_reaches_the_output_shape_is_projected_to_it(gen
     h = b.op("relu", b.op("conv2d", x, out_channels=8, kernel_size=3, padding=1))
     partial_nodes = 3
     h = b.op("conv2d", h, out_channels=12, kernel_size=3, stride=2, padding=1)   # (B, 12, 8, 8)
-    b.op("mean", h, dim=[1])                                                      # (B, 8, 8): not projectable
+    b.op("mean", h, dim=[0])                                                      # (12, 8, 8): not projectable
     g = b.graph  # no output yet: a sample that never reached one
     want = ["B", 32, 1, 1]
     task = ("image", (3, 16, 16), None, None)
@@ -147,6 +147,30 @@ def test_a_completion_that_never_reaches_the_output_shape_is_projected_to_it(gen
     # without a projection target the unfinished sample is dropped
     assert gen._finish([Sample(tokens, None, -1.0, "stuck")], Constraints(), task, None, 0, [],  # noqa: SLF001
                        keep=partial_nodes) == []
+
+
+def test_a_completion_that_leaves_an_open_end_of_the_partial_graph_projects_them_all(gen):
+    from mad.generator.constraints import Constraints
+    from mad.generator.sample import Sample
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("pixel_values", ("B", 3, 16, 16))
+    wide = b.op("conv2d", x, out_channels=8, kernel_size=3, padding=1)
+    b.op("relu", x)  # the partial graph (3 nodes) has two open ends
+    h = b.op("conv2d", wide, out_channels=12, kernel_size=3, stride=2, padding=1)  # generated: follows one end
+    b.op("mean", h, dim=[0])  # then drifts into a tensor without the batch dim
+    tokens = gen.tokenizer.prefix_tokens(b.graph)
+    first = list(gen.tokenizer.assembler(tokens).graph.nodes.values())[:3]  # the partial graph comes first
+    assert sorted(n.op for n in first) == ["conv2d", "input", "relu"]
+    want, task = ["B", 32, 1, 1], ("image", (3, 16, 16), None, None)
+    out = gen._finish([Sample(tokens, None, -1.0, "stuck")], Constraints(), task, None, 0, [],  # noqa: SLF001
+                      output_ok=lambda n: n.shape == want, keep=3, project=want)
+    assert len(out) == 1
+    r = out[0][1]
+    assert runs(r) is None and r.nodes[r.outputs[0]].shape == want and r.meta["generator"]["projected"]
+    assert r.nodes[r.outputs[0]].op == "add" and [n.op for n in r.nodes.values()].count("conv2d") == 4
+    assert "mean" not in {n.op for n in r.nodes.values()}
 
 
 def test_project_output_fits_sequences_and_refuses_other_ranks():
@@ -164,6 +188,31 @@ def test_project_output_fits_sequences_and_refuses_other_ranks():
     assert not projectable(["B", "T", 16], ["B", 4, 16]) and not projectable(["B", 16], ["B", "T", 16])
     with pytest.raises(GraphError, match="cannot be projected"):
         project_output(g, e, ["B", 16])
+
+
+def test_project_output_flattens_concrete_sizes_and_adds_several_ends():
+    import torch
+
+    from mad.graph import GraphBuilder
+    from mad.graph.passes import project_output, projectable
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("x", ("B", 4, 8, 8))
+    c = b.op("conv2d", x, out_channels=16, kernel_size=3, padding=1)
+    p = b.op("permute", c, dims=[0, 2, 3, 1])  # (B, 8, 8, 16): channels last
+    r = b.op("relu", x)
+    b.output(p, r)  # two open ends, as a partial graph cut in a residual block has
+    g = b.build()
+    assert projectable(["B", 8, 8, 16], ["B", 2, 128]) and not projectable(["B", "T", 16], ["B", 2, 128])
+    h = project_output(g, p, ["B", 2, 128])
+    assert h.nodes[h.outputs[0]].shape == ["B", 2, 128] and runs(h) is None
+    assert [h.nodes[n].op for n in h.topo_order()][-3:] == ["flatten", "linear", "reshape"]
+    # two ends (one of them an image tensor, one channels-last): each projected, then added
+    two = project_output(g.copy(), [p, r], ["B", 2, 128])
+    assert two.nodes[two.outputs[0]].op == "add" and runs(two) is None
+    assert {p, r, c} <= set(two.nodes)
+    with torch.no_grad():
+        assert two.to_module()(*two.example_inputs(seed=0)).shape == (2, 2, 128)
 
 
 def test_output_rule_needs_the_batch_first_and_concrete_features():
@@ -194,3 +243,30 @@ def test_a_view_of_a_non_contiguous_tensor_is_taken_as_a_reshape(gen):
     assert taken is not None, why
     assert taken.meta["repairs"] and not any(n.op == "view" for n in taken)
     assert runs(taken) is None
+
+
+def test_unmet_components_are_put_in_by_graph_passes(gen):
+    from mad.data.describe import analyze
+    from mad.generator.layers import name_blocks
+    from mad.generator.constraints import Constraints, check
+
+    g = sample(1, RandomSpaceConfig(modality="sequence"))
+    for n in g.nodes.values():  # as generated: no module paths
+        n.scope, n.param_names = "", {}
+    layers = name_blocks(g)
+    assert layers >= 1
+    vocab = g.inputs[0].range[1]
+    c = Constraints(modality="text", vocab_size=vocab, depth=layers + 2)
+    h, checks = gen._repair(g, check(g, c), c, gen._task(c))  # noqa: SLF001
+    assert checks["depth"] and analyze(h).blocks == layers + 2 and runs(h) is None
+    assert h.meta["repairs"] == [f"depth: set_depth(n={layers + 2})"]
+    tight = Constraints(modality="text", vocab_size=vocab, depth=layers + 2, max_params=g.num_params)
+    kept, checks = gen._repair(g, check(g, tight), tight, gen._task(tight))  # noqa: SLF001
+    assert kept is g and not checks["depth"]  # the deeper graph would break the budget
+    # several unmet components: each edit that helps is kept
+    c = Constraints(modality="text", vocab_size=vocab, depth=layers + 1, attention="multi-query", mlp="swiglu")
+    before = check(g, c)
+    h, checks = gen._repair(g, before, c, gen._task(c))  # noqa: SLF001
+    assert all(checks.values()) and runs(h) is None
+    assert [r.split(":")[0] for r in h.meta["repairs"]] == [k for k in ("attention", "depth", "mlp") if not before[k]]
+    assert len(h.meta["repairs"]) >= 2

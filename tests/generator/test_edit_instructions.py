@@ -36,6 +36,10 @@ CASES = [
     ("increase the depth by 4x", "deepen", {"factor": 4}),
     ("make it deeper", "deepen", {"factor": 2}),
     ("deepen the model by a factor of 3", "deepen", {"factor": 3}),
+    ("use 6 layers", "set_depth", {"n": 6}),
+    ("set the depth to 4", "set_depth", {"n": 4}),
+    ("make it three blocks deep", "set_depth", {"n": 3}),
+    ("change the number of layers to 2", "set_depth", {"n": 2}),
 ]
 
 
@@ -80,7 +84,15 @@ def test_instructions_apply_to_a_random_transformer():
     assert mha.num_params == g.num_params
     deep = apply_edit(g, parse_instruction("double the depth"))
     assert block_families(deep) == {"blocks.": [0, 1, 2, 3]}
-    for h in (lora, swiglu, gqa, deep):
+    three = apply_edit(g, parse_instruction("use 3 layers"))
+    assert block_families(three) == {"blocks.": [0, 1, 2]}
+    # a graph without module paths (as generated) has its layers found first
+    plain = g.copy()
+    for n in plain.nodes.values():
+        n.scope, n.param_names = "", {}
+    five = apply_edit(plain, parse_instruction("set the depth to 5"))
+    assert block_families(five) == {"layers.": [0, 1, 2, 3, 4]} and not block_families(plain)
+    for h in (lora, swiglu, gqa, deep, three, five):
         h.validate()
         out = h.to_module()(*h.example_inputs())
         out.sum().backward()
@@ -98,3 +110,12 @@ def test_graph_dependent_targets_fail_clearly():
     with pytest.raises(GraphError, match="no repeated blocks"):
         apply_edit(g, parse_instruction("make it 2x deeper"))
     assert apply_edit(g, parse_instruction("switch to tanh")).meta["edits"][-1]["old"] == "relu"
+
+
+def test_an_attention_cell_by_instruction():
+    assert parse_instruction("add self-attention") == EditSpec("add_attention", {})
+    assert parse_instruction("make it a hybrid") == EditSpec("add_attention", {})
+    g = sample(5, RandomSpaceConfig(modality="image", image_shape=(1, 28, 28)))
+    h = apply_edit(g, parse_instruction("add a multi-head self-attention cell"))
+    assert sum(n.op == "scaled_dot_product_attention" for n in h) == 1
+    h.to_module()(*h.example_inputs()).sum().backward()

@@ -160,3 +160,28 @@ def test_the_sampler_masks_ops_and_values_that_cannot_fit(sampler):
     assert m[ids["relu"]]
     m = sampler._allowed(_seq(sampler, ["B", 3, 8, 8], [0, 0], "add"), 768)  # noqa: SLF001
     assert m[ids["relu"]] and not any(texts[i].startswith("a.other=") for i in m.nonzero()[0])
+
+
+def test_after_a_run_of_batchless_nodes_the_next_node_takes_a_batched_input(sampler):
+    from mad.generator.sample import has_batch
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("x", ["B", 4])
+    b.op("add", b.op("arange", end=4), other=1.0)  # two nodes in a row without the batch dim
+    s = _Seq(asm=sampler.tok.assembler(sampler.tok.prefix_tokens(b.graph)))
+    s.batchy = [has_batch(s.asm.graph.nodes[i].shape) for i in s.asm.ids]
+    s.flat = 2
+    assert s.batchy == [True, False, False] and s.asm.ids[0] == x
+    ids, ref = sampler.op_ids, {k: sampler.ids[f"@{k}"] for k in (1, 2, 3)}
+    for limit, guarded in ((2, True), (3, False), (None, False)):
+        sampler.max_flat = limit
+        try:
+            m = sampler._allowed(s, 768)  # noqa: SLF001 - a node's start: references, or a source op
+            assert m[ref[3]] and m[ref[1]] != guarded and m[ids["arange"]] != guarded
+            s.refs, s.phase = [2], "refs"  # it reads the batch-less add: no op yet, only a batched reference
+            m = sampler._allowed(s, 768)  # noqa: SLF001
+            assert m[ids["relu"]] != guarded and m[ref[3]]
+            s.refs = [2, 0]
+            assert sampler._allowed(s, 768)[ids["add"]]  # noqa: SLF001
+        finally:
+            sampler.max_flat, s.refs, s.phase = 48, [], "start"

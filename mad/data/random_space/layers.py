@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mad.graph import GraphBuilder
+from mad.graph.passes import self_attention
 
 __all__ = ["conv", "linear", "act", "binary", "seq_norm", "norm2d", "pool", "attention"]
 
@@ -60,26 +61,6 @@ def pool(b: GraphBuilder, x: str, kind: str, k: int, stride: int, scope: str) ->
 
 def attention(b: GraphBuilder, x: str, heads: int, kv_heads: int, head_dim: int, scope: str, causal: bool = False,
               fused: bool = False, bias: bool = True) -> str:
-    """Multi-head attention over (B, T, D) with ``kv_heads`` key/value heads; returns (B, T, D).
-
-    ``T`` may be the symbol ``"T"`` (token sequences) or a concrete token count (image patches).
-    """
-    bs, t, d = b.shape(x)
-    qd, kd = heads * head_dim, kv_heads * head_dim
-    if fused:
-        qkv = linear(b, x, qd + 2 * kd, f"{scope}.qkv_proj", bias=bias)
-        split = b.op("split_with_sizes", qkv, split_sizes=[qd, kd, kd], dim=-1, scope=scope)
-        q, k, v = (b.op("getitem", split, index=i, scope=scope) for i in range(3))
-    else:
-        q = linear(b, x, qd, f"{scope}.q_proj", bias=bias)
-        k = linear(b, x, kd, f"{scope}.k_proj", bias=bias)
-        v = linear(b, x, kd, f"{scope}.v_proj", bias=bias)
-    split_heads = []
-    for y, n in ((q, heads), (k, kv_heads), (v, kv_heads)):
-        y = b.op("view", y, size=[bs, t, n, head_dim], scope=scope)  # (B, T, n, head_dim)
-        split_heads.append(b.op("transpose", y, dim0=1, dim1=2, scope=scope))  # (B, n, T, head_dim)
-    extra: dict[str, Any] = {"enable_gqa": True} if kv_heads != heads else {}
-    o = b.op("scaled_dot_product_attention", *split_heads, attn_mask=None, is_causal=causal, scope=scope, **extra)
-    o = b.op("transpose", o, dim0=1, dim1=2, scope=scope)  # (B, T, heads, head_dim)
-    o = b.op("reshape", o, shape=[bs, t, qd], scope=scope)
-    return linear(b, o, d, f"{scope}.o_proj", bias=bias)
+    """Multi-head attention over (B, T, D) with ``kv_heads`` key/value heads; returns (B, T, D)
+    (:func:`mad.graph.passes.self_attention`)."""
+    return self_attention(b, x, heads, kv_heads, head_dim, scope, causal=causal, fused=fused, bias=bias)

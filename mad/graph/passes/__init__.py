@@ -2,10 +2,11 @@
 cutting a prefix, and the architecture edits researchers ask for (LoRA, activations, GQA, depth)."""
 
 from .activation import ACTIVATIONS, GATED, replace_activation
+from .attention_cell import add_attention, self_attention
 from .blocks import block_io, block_nodes, remove_block, rename_scope, repeat_block, replace_subgraph
 from .canonicalize import canonicalize
 from .cut import cut, removed_part
-from .deepen import block_families, deepen
+from .deepen import block_families, deepen, set_depth
 from .edit import eliminate_dead_code, insert_after, mutates, replace_all_uses, rewire
 from .edits import EDIT_PASSES
 from .kv_heads import set_kv_heads
@@ -24,6 +25,9 @@ __all__ = [
     "canonicalize",
     "cut",
     "deepen",
+    "add_attention",
+    "self_attention",
+    "set_depth",
     "eliminate_dead_code",
     "insert_after",
     "lora_targets",

@@ -7,15 +7,17 @@ block's output has the shape of one of its inputs, see
 :func:`~mad.graph.passes.repeat_block`); a family that does not (CNN stages,
 which downsample) is looked into for families inside its blocks (their
 cells). Each block is followed by copies of itself with fresh parameters.
+
+set_depth: exactly ``n`` blocks over those families, by repeating or removing their last blocks.
 """
 
 from __future__ import annotations
 
 from ..arch_graph import ArchGraph, GraphError
-from .blocks import _carried, block_io, block_nodes, repeat_block
+from .blocks import _carried, block_io, block_nodes, remove_block, repeat_block
 from .edits import finish_edit
 
-__all__ = ["deepen", "block_families"]
+__all__ = ["deepen", "block_families", "set_depth"]
 
 
 def _families(scopes: set[str], within: str) -> dict[str, list[int]]:
@@ -97,3 +99,44 @@ def deepen(g: ArchGraph, factor: int = 2) -> ArchGraph:
         for i in sorted(indices, reverse=True):  # later siblings are renumbered; go from the last block
             repeat_block(out, f"{base}{i}", factor)
     return finish_edit(out, "deepen", factor=factor, families={b: len(v) for b, v in families.items()})
+
+
+def set_depth(g: ArchGraph, n: int) -> ArchGraph:
+    """A copy of ``g`` with ``n`` blocks in all its repeated block families together.
+
+    One block at a time: while there are too few, the last block of the family with the fewest is repeated
+    (a copy with fresh parameters follows it); while there are too many, the last block of the family with
+    the most is removed (its users read its carried input), never a family's only block.
+
+    Returns:
+        the edited, validated graph; ``meta["edits"][-1]`` records ``blocks`` (before) and ``n``.
+
+    Raises:
+        GraphError: ``n < 1``, ``g`` has no numbered shape-preserving blocks, or ``n`` is below the number
+            of families (each keeps one block).
+
+    Example:
+        >>> set_depth(two_layer_gpt, 6).meta["edits"][-1]
+        {'pass': 'set_depth', 'blocks': 2, 'n': 6}
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise GraphError(f"set_depth: n must be an int >= 1, got {n!r}")
+    families = block_families(g)
+    if not families:
+        raise GraphError(f"set_depth: graph {g.name!r} has no repeated blocks (numbered sibling scopes such as "
+                         "'layers.0', 'layers.1' whose output has the shape of their input)")
+    if n < len(families):
+        raise GraphError(f"set_depth: {len(families)} block families ({', '.join(families)}) keep one block each; "
+                         f"n={n} is too few")
+    before = sum(len(v) for v in families.values())
+    out = g.copy()
+    blocks = {b: sorted(v) for b, v in families.items()}
+    while sum(len(v) for v in blocks.values()) != n:
+        if sum(len(v) for v in blocks.values()) < n:
+            base = min(blocks, key=lambda b: (len(blocks[b]), b))
+            repeat_block(out, f"{base}{blocks[base][-1]}", 2)  # the copy is <base><last + 1>
+            blocks[base].append(blocks[base][-1] + 1)
+        else:
+            base = max(blocks, key=lambda b: (len(blocks[b]), b))
+            remove_block(out, f"{base}{blocks[base].pop()}")
+    return finish_edit(out, "set_depth", blocks=before, n=n)

@@ -34,6 +34,7 @@ says why; the input graph is never changed.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from ..arch_graph import ArchGraph, GraphError
@@ -257,43 +258,76 @@ def _attach_head(g: ArchGraph, feats: str, n: int, token: bool) -> str:
     return b.op("linear", x, out_features=n, scope="classifier")
 
 
+def _concrete(dims: Sequence) -> bool:
+    return all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims)
+
+
 def projectable(have: object, want: Sequence) -> bool:
-    """Whether :func:`project_output` can take a tensor of shape ``have`` to ``want``: the same rank (2 to 4)
-    and batch dim, and for ranks 2 and 3 the same dims but the last; for rank 4 (``(B, C, H, W)``) any
-    channels, and any spatial size when ``want``'s is concrete."""
+    """Whether :func:`project_output` can take a tensor of shape ``have`` to ``want``: the same batch dim and
+
+    * the same rank (2 to 4): for ranks 2 and 3 the same dims but the last; for rank 4 (``(B, C, H, W)``) any
+      channels, and any spatial size when ``want``'s is concrete;
+    * or any ranks with concrete sizes after the batch dim on both sides (flattened, then a linear layer).
+    """
     want = list(want)
-    if not isinstance(have, list) or len(have) != len(want) or not 2 <= len(want) <= 4 or have[0] != want[0]:
+    if not isinstance(have, list) or not have or not want or have[0] != want[0]:
         return False
     if any(isinstance(d, list) for d in have):
         return False
+    return _same_rank(have, want) or (len(have) >= 2 and len(want) >= 2 and _concrete(have[1:])
+                                      and _concrete(want[1:]))
+
+
+def _same_rank(have: list, want: list) -> bool:
+    """Whether a pool/1x1-conv (rank 4) or a linear on the last dim (ranks 2, 3) takes ``have`` to ``want``."""
+    if len(have) != len(want) or not 2 <= len(want) <= 4:
+        return False
     if len(want) == 4:
-        return have[2:] == want[2:] or all(isinstance(d, int) and d > 0 for d in want[2:])
+        return have[2:] == want[2:] or _concrete(want[2:])
     return have[1:-1] == want[1:-1]
 
 
-def project_output(graph: ArchGraph, node: str, shape: Sequence) -> ArchGraph:
+def _project(b: GraphBuilder, x: str, have: list, want: list, scope: str) -> str:
+    if _same_rank(have, want):
+        if len(want) == 4:
+            if have[2:] != want[2:]:
+                x = b.op("adaptive_avg_pool2d", x, output_size=want[2:], scope=f"{scope}.pool")
+            if have[1] != want[1]:
+                x = b.op("conv2d", x, out_channels=want[1], kernel_size=1, scope=f"{scope}.conv")
+        elif have[-1] != want[-1]:
+            x = b.op("linear", x, out_features=want[-1], scope=f"{scope}.linear")
+        return x
+    if len(have) > 2:
+        x = b.op("flatten", x, start_dim=1, scope=f"{scope}.flatten")
+    x = b.op("linear", x, out_features=math.prod(want[1:]), scope=f"{scope}.linear")
+    return b.op("reshape", x, shape=[-1, *want[1:]], scope=f"{scope}.reshape") if len(want) > 2 else x
+
+
+def project_output(graph: ArchGraph, node: str | Sequence[str], shape: Sequence) -> ArchGraph:
     """A copy of ``graph`` ending at ``node`` and then the smallest projection to ``shape``.
 
     An image tensor ``(B, C, H, W)`` gets an adaptive average pool when its spatial size differs and a 1x1
-    convolution when its channels do; ``(B, D)`` and ``(B, T, D)`` get a linear layer on the last dim. Nodes
-    that no longer reach the output are dropped.
+    convolution when its channels do; ``(B, D)`` and ``(B, T, D)`` get a linear layer on the last dim; other
+    tensors with concrete sizes are flattened after the batch dim, then a linear layer and a reshape give
+    ``shape``. Several nodes are each projected and the projections added. Nodes that no longer reach the
+    output are dropped.
 
     Raises:
-        GraphError: ``node``'s shape cannot be projected to ``shape`` (:func:`projectable`).
+        GraphError: a node's shape cannot be projected to ``shape`` (:func:`projectable`).
     """
     g = graph.copy()
-    have, want = g.nodes[node].shape, list(shape)
-    if not projectable(have, want):
-        raise GraphError(f"{g.name!r}: node {node!r} of shape {have} cannot be projected to {want}")
+    nodes, want = ([node] if isinstance(node, str) else list(node)), list(shape)
+    if not nodes:
+        raise GraphError(f"{g.name!r}: project_output needs at least one node")
+    for nid in nodes:
+        if not projectable(g.nodes[nid].shape, want):
+            raise GraphError(f"{g.name!r}: node {nid!r} of shape {g.nodes[nid].shape} cannot be projected to {want}")
     b = GraphBuilder.extend(g)
-    x = node
-    if len(want) == 4:
-        if have[2:] != want[2:]:
-            x = b.op("adaptive_avg_pool2d", x, output_size=want[2:], scope="project.pool")
-        if have[1] != want[1]:
-            x = b.op("conv2d", x, out_channels=want[1], kernel_size=1, scope="project.conv")
-    elif have[-1] != want[-1]:
-        x = b.op("linear", x, out_features=want[-1], scope="project.linear")
+    ends = [_project(b, nid, list(g.nodes[nid].shape), want, "project" if len(nodes) == 1 else f"project.{k}")
+            for k, nid in enumerate(nodes)]
+    x = ends[0]
+    for y in ends[1:]:
+        x = b.op("add", x, y, scope="project")
     g.set_outputs([x])
     eliminate_dead_code(g)
     return g

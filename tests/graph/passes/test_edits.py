@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from mad.data.random_space import RandomSpaceConfig, sample
 from mad.data.random_space import layers as L
 from mad.graph import GraphBuilder, GraphError
-from mad.graph.passes import add_lora, block_families, deepen, replace_activation, set_kv_heads
+from mad.graph.passes import add_lora, block_families, deepen, replace_activation, set_depth, set_kv_heads
 
 
 def _mlp(act: str = "relu"):
@@ -272,6 +272,46 @@ def test_deepen_errors():
     assert deepen(g, 1).wl_hash() == g.wl_hash()
 
 
+def test_set_depth_repeats_or_removes_the_last_blocks():
+    g = _transformer(layers=2)
+    per_layer = sum(n.num_params for n in g if n.scope.startswith("layers.0."))
+    up, down = set_depth(g, 5), set_depth(g, 1)
+    assert block_families(up) == {"layers.": [0, 1, 2, 3, 4]} and block_families(down) == {"layers.": [0]}
+    assert up.num_params == g.num_params + 3 * per_layer and down.num_params == g.num_params - per_layer
+    assert up.meta["edits"][-1] == {"pass": "set_depth", "blocks": 2, "n": 5}
+    assert set_depth(g, 2).wl_hash() == g.wl_hash()
+    assert down.wl_hash() == _transformer(layers=1).wl_hash()  # removing the last layer: the 1-layer model
+    # the kept layers keep their parameters: with the extra layers' residual branches zeroed, outputs agree
+    base, deep = g.to_module(), up.to_module()
+    missing = _same_params(base, deep)
+    assert missing and all(m.startswith(("layers.2.", "layers.3.", "layers.4.")) for m in missing)
+    with torch.no_grad():
+        for m in missing:
+            if "o_proj" in m or "fc2" in m:
+                deep.get_parameter(m).zero_()
+        ids = g.example_inputs(seed=3)
+        assert torch.allclose(deep(*ids), base(*ids), atol=1e-5)
+    _runs(up)
+    _runs(down)
+
+
+def test_set_depth_over_several_families_and_errors():
+    g = sample(2, RandomSpaceConfig(modality="image"))
+    fams = block_families(g)
+    total = sum(len(v) for v in fams.values())
+    for n in (len(fams), total + 3):
+        h = set_depth(g, n)
+        assert sum(len(v) for v in block_families(h).values()) == n
+        _runs(h)
+    assert len(fams) == 3
+    with pytest.raises(GraphError, match="keep one block each"):
+        set_depth(g, 2)
+    with pytest.raises(GraphError, match="no repeated blocks"):
+        set_depth(_mlp(), 2)
+    with pytest.raises(GraphError, match="n must be an int >= 1"):
+        set_depth(_transformer(), 0)
+
+
 # --------------------------------------------------------------------------- captured HF models
 @pytest.fixture(scope="module")
 def llama():
@@ -300,3 +340,36 @@ def test_captured_llama_takes_every_edit(llama):
     assert block_families(edited[-1]) == {"layers.": [0, 1, 2, 3]}
     for h in edited:
         _runs(h)
+
+
+# --------------------------------------------------------------------------- attention cell
+def test_add_attention_makes_a_cnn_hybrid_and_starts_as_a_residual():
+    from mad.data.describe import analyze
+    from mad.graph.passes import add_attention
+
+    g = sample(3, RandomSpaceConfig(modality="image", image_shape=(3, 32, 32)))
+    assert not any(n.op == "scaled_dot_product_attention" for n in g)
+    h = add_attention(g)
+    info = h.meta["edits"][-1]
+    assert info["pass"] == "add_attention" and info["tokens"] <= 256
+    assert g.nodes[info["node"]].shape[1] % info["heads"] == 0
+    assert analyze(h).family.startswith("hybrid") and "multi-head" in analyze(h).attention
+    assert h.nodes[h.outputs[0]].shape == g.nodes[g.outputs[0]].shape
+    # the cell is a residual branch: with its output projection zeroed the network is the old one
+    base, hyb = g.to_module(), h.to_module()
+    missing = _same_params(base, hyb)
+    assert missing and all(m.startswith("attn_cell.") for m in missing)
+    x = g.example_inputs(seed=1)
+    with torch.no_grad():
+        for m in missing:
+            if "o_proj" in m:
+                hyb.get_parameter(m).zero_()
+        base.eval(), hyb.eval()
+        assert torch.allclose(hyb(*x), base(*x), atol=1e-5)
+    _runs(h)
+    twice = add_attention(h)  # a second cell gets its own scope
+    assert any(n.scope.startswith("attn_cell1.") for n in twice) and twice.num_params > h.num_params
+    with pytest.raises(GraphError, match="do not divide"):
+        add_attention(g, heads=7)
+    with pytest.raises(GraphError, match="no \\(B, C, H, W\\) feature map"):
+        add_attention(_mlp())
