@@ -43,7 +43,6 @@ from .layers import name_blocks
 __all__ = ["EditSpec", "parse_instruction", "apply_edit", "edit_by_instruction", "EDITS"]
 
 
-
 def _on_layers(edit: Callable[..., ArchGraph]) -> Callable[..., ArchGraph]:
     """``edit`` run on a copy of the graph with its layers named when it has no numbered blocks."""
     def run(g: ArchGraph, **kwargs: Any) -> ArchGraph:

@@ -27,16 +27,13 @@ BLOCK_SCOPE = "layers"
 ANCHORS = (("scaled_dot_product_attention",), ("conv1d", "conv2d", "conv3d"))  # tried in this order
 
 
-def _spine(g: ArchGraph, order: list[str]) -> list[str]:
+def _spine(g: ArchGraph, order: list[str], dg: nx.DiGraph) -> list[str]:
     """The output's dominators from the first input, in topological order (input and output included)."""
     if not g.inputs or len(g.outputs) != 1:
         return []
     src = next((nid for nid in order if g.nodes[nid].op == "input"), None)
     if src is None:
         return []
-    dg = nx.DiGraph()
-    dg.add_nodes_from(order)
-    dg.add_edges_from((e.src, e.dst) for e in g.edges)
     if not nx.has_path(dg, src, g.outputs[0]):
         return []
     dom = nx.immediate_dominators(dg, src)
@@ -46,16 +43,14 @@ def _spine(g: ArchGraph, order: list[str]) -> list[str]:
     return chain[::-1]
 
 
-def _layers(g: ArchGraph) -> list[tuple[str, str]]:
+def _layers(g: ArchGraph, order: list[str], dg: nx.DiGraph) -> list[tuple[str, str]]:
     """(start, end) spine nodes of each layer, in order (the layer is what lies after start up to end)."""
-    order = g.topo_order()
-    spine = _spine(g, order)
+    spine = _spine(g, order, dg)
     if len(spine) < 3:
         return []
     pos = {nid: i for i, nid in enumerate(spine)}
-    dg = nx.DiGraph([(e.src, e.dst) for e in g.edges])
     for ops in ANCHORS:
-        anchors = [nid for nid in order if g.nodes[nid].op in ops and nid in dg]
+        anchors = [nid for nid in order if g.nodes[nid].op in ops]
         starts = sorted({max((pos[a] for a in nx.ancestors(dg, nid) if a in pos), default=-1) for nid in anchors})
         starts = [s for s in starts if s >= 0 and spine[s] not in anchors]
         if starts:
@@ -77,7 +72,7 @@ def _layers(g: ArchGraph) -> list[tuple[str, str]]:
     return [(spine[a], spine[b]) for a, b in zip(bounds, bounds[1:])]
 
 
-def _block(g: ArchGraph, dg: nx.DiGraph, start: str, end: str) -> list[str] | None:
+def _block(g: ArchGraph, order: list[str], dg: nx.DiGraph, start: str, end: str) -> list[str] | None:
     """The nodes of the layer from ``start`` to ``end`` when it takes ``start`` to a tensor of its shape and
     has no other output; else None."""
     nodes = (nx.descendants(dg, start) & nx.ancestors(dg, end)) | {end}
@@ -88,7 +83,7 @@ def _block(g: ArchGraph, dg: nx.DiGraph, start: str, end: str) -> list[str] | No
         return None
     if not any(g.nodes[n].params for n in nodes):
         return None
-    return [n for n in g.topo_order() if n in nodes]
+    return [n for n in order if n in nodes]
 
 
 def name_blocks(g: ArchGraph) -> int:
@@ -99,8 +94,11 @@ def name_blocks(g: ArchGraph) -> int:
     """
     if any(n.scope == BLOCK_SCOPE or n.scope.startswith(BLOCK_SCOPE + ".") for n in g.nodes.values()):
         return 0
-    dg = nx.DiGraph([(e.src, e.dst) for e in g.edges])
-    copies = [b for b in (_block(g, dg, s, e) for s, e in _layers(g)) if b is not None]
+    order = g.topo_order()
+    dg = nx.DiGraph()  # every node, so that an unconnected one is simply in no layer
+    dg.add_nodes_from(order)
+    dg.add_edges_from((e.src, e.dst) for e in g.edges)
+    copies = [b for b in (_block(g, order, dg, s, e) for s, e in _layers(g, order, dg)) if b is not None]
     users = Counter(n.param_name(r) for n in g.nodes.values() for r in n.params)
     for k, nodes in enumerate(copies):
         for nid in nodes:
