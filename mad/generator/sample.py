@@ -100,6 +100,7 @@ class _Seq:
     fit_key: str = ""  # those shapes and the graph's dims, for cached fit checks
     batchy: list[bool] = field(default_factory=list)  # per node: its shape holds the batch symbol
     flat: int = 0  # how many of the last nodes in a row lack the batch symbol
+    ids: list[bool] = field(default_factory=list)  # per node: it holds token ids (:func:`holds_ids`)
 
 
 def dtype_kind(dtype: Any) -> str:
@@ -111,6 +112,34 @@ def dtype_kind(dtype: Any) -> str:
     if dtype.startswith(("float", "bfloat", "complex")):
         return "f"
     return "b" if dtype == "bool" else "i"
+
+
+# ops that pass token ids on as ids (an integer tensor of the same values, another layout or a part of it)
+_ID_PASS = frozenset({"view", "reshape", "_unsafe_view", "flatten", "unsqueeze", "squeeze", "contiguous", "clone",
+                      "to_device", "to_dtype", "to_dtype_layout", "_to_copy", "alias", "detach", "select", "slice",
+                      "expand", "repeat", "getitem", "lift_fresh_copy", "pad"})
+
+
+def holds_ids(g: ArchGraph, nid: str, inputs: list[bool]) -> bool:
+    """Whether node ``nid`` of ``g`` holds token ids: an integer model input whose range spans more than two
+    values (a vocabulary; not a 0/1 mask or segment id), or an integer tensor passed on from ids (``inputs``:
+    whether each of its inputs holds them) by a view, slice, copy or cast."""
+    node = g.nodes[nid]
+    if dtype_kind(node.dtype) != "i":
+        return False
+    if node.op == "input":
+        spec = next((s for s in g.inputs if s.name == node.attrs.get("name")), None)
+        return spec is not None and (spec.range is None or spec.range[1] - spec.range[0] > 2)
+    return node.op in _ID_PASS and any(inputs)
+
+
+def ids_fault(node: Any, inputs: list[bool]) -> str | None:
+    """Why a node may not be added: it turns token ids into floating-point numbers other than by an embedding
+    lookup (``ids.float() * w`` runs but is no language model: retargeting finds no table to give the new
+    vocabulary). Comparisons, masks and integer arithmetic on ids stay allowed."""
+    if any(inputs) and dtype_kind(node.dtype) == "f" and node.op != "embedding":
+        return f"{node.op} turns token ids into floating-point values (only an embedding may)"
+    return None
 
 
 def has_batch(shape: Any) -> bool:
@@ -464,7 +493,9 @@ class Sampler:
             return False
         node = s.asm.graph.nodes[nid]
         params = s.params + node.num_params
-        why = batch_fault(node.shape, s.asm.graph.dims) or size_fault(node.shape, s.asm.graph.dims)
+        ids_in = [s.ids[r] for r in s.refs]
+        why = (batch_fault(node.shape, s.asm.graph.dims) or size_fault(node.shape, s.asm.graph.dims)
+               or ids_fault(node, ids_in))
         if why is None and max_params is not None and params > max_params:
             why = f"over the parameter budget ({params} > {max_params})"
         if why is not None:
@@ -475,6 +506,7 @@ class Sampler:
         s.params = params
         s.depths.append(s.node_depth)
         s.batchy.append(has_batch(node.shape))
+        s.ids.append(holds_ids(s.asm.graph, nid, ids_in))
         s.flat = 0 if s.batchy[-1] else s.flat + 1
         if self.output_ok is None or self.output_ok(s.asm.graph.nodes[nid]):
             s.ok_outputs.append(len(s.asm) - 1)
@@ -551,6 +583,8 @@ class Sampler:
             sq.ok_outputs = [i for i, nid in enumerate(asm.ids)
                              if output_ok is None or output_ok(asm.graph.nodes[nid])]
             sq.batchy = [has_batch(asm.graph.nodes[nid].shape) for nid in asm.ids]
+            for i, ps in enumerate(st.parents[: len(asm)]):
+                sq.ids.append(holds_ids(asm.graph, asm.ids[i], [sq.ids[r] for r in ps]))
             sq.flat = next((k for k, b in enumerate(reversed(sq.batchy)) if b), len(sq.batchy))
             seqs.append(sq)
         base = NodeDistances()

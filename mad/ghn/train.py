@@ -4,7 +4,7 @@ Each step draws one task (by ``task_weights``), a meta-batch of that task's arch
 training data; the GHN predicts every parameter of every architecture, each architecture runs on the batch
 with its predicted parameters (``torch.func.functional_call``, batch norm on batch statistics), and the GHN
 takes one AdamW step on the mean task loss plus a penalty on the predicted weights' norms (relative to their
-fan-in scale). Everything a step draws is a function of the seed and
+fan-in scale), every predicted tensor's share of the loss gradient clipped to ``param_clip`` first. Everything a step draws is a function of the seed and
 the step number, so a resumed run continues exactly.
 
 The run folder holds ``pools/`` (the retargeted graphs, found once), ``checkpoint/`` (written every
@@ -52,6 +52,7 @@ class TrainConfig:
     warmup: int = 200
     norm_penalty: float = 1e-3
     clip: float = 1.0
+    param_clip: float = 1.0   # per predicted tensor, on its share of the meta-batch loss gradient (0: off)
     graphs: dict[str, int] = field(default_factory=lambda: {"mnist5k": 300, "chars": 250})
     default_graphs: int = 150
     task_weights: dict[str, float] = field(default_factory=lambda: {"mnist5k": 0.35, "chars": 0.35})
@@ -110,13 +111,18 @@ def _schedule(step: int, cfg: TrainConfig) -> float:
 
 
 def _step(model: GHNModel, st: _TaskState, idx: list[int], step: int, cfg: TrainConfig, device, accelerator):
+    """One GHN step on the architectures ``idx``. Each architecture's loss gradient is taken at its predicted
+    tensors first and every tensor's gradient is clipped to norm ``cfg.param_clip`` there, before the single
+    backward pass through the GHN: a net whose gradients explode (a LayerNorm over an all-zero image patch
+    divides by sqrt(eps) at each layer, 1e10 at the stem of some nets) would otherwise swamp the meta-batch
+    and, through AdamW's second moments, stall every later step."""
     from mad.train.objective import logits_of
 
     batch = collate([st.enc[i] for i in idx]).to(device)
     ids = model.task_ids([st.spec.name] * len(idx)).to(device)
     out, _, penalty = model(batch, ids, st.features[None].repeat(len(idx), 1).to(device))
     x, y = st.data.train_batch(step, device=device)
-    losses = []
+    found: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
     for i, params in zip(idx, out):
         mod = st.modules[i]
         mod.train()
@@ -128,13 +134,24 @@ def _step(model: GHNModel, st: _TaskState, idx: list[int], step: int, cfg: Train
             st.broken.add(i)
             continue
         if torch.isfinite(loss):
-            losses.append(loss)
-    if not losses:
+            found.append((loss, params))
+    if not found:
         return None
-    task_loss = torch.stack(losses)
-    total = task_loss.mean() + cfg.norm_penalty * penalty
-    accelerator.backward(total)
-    return {"loss": task_loss.mean().item(), "penalty": penalty.item()}
+    surrogate, clipped = cfg.norm_penalty * penalty, 0
+    for loss, params in found:
+        names = [k for k, t in params.items() if t.requires_grad]
+        grads = torch.autograd.grad(loss / len(found), [params[k] for k in names], allow_unused=True)
+        for k, gr in zip(names, grads):
+            if gr is None:
+                continue
+            gr = torch.nan_to_num(gr, nan=0.0, posinf=0.0, neginf=0.0)
+            norm = float(gr.norm())
+            if cfg.param_clip and norm > cfg.param_clip:
+                gr, clipped = gr * (cfg.param_clip / norm), clipped + 1
+            surrogate = surrogate + (params[k] * gr).sum()
+    accelerator.backward(surrogate)
+    task_loss = torch.stack([loss.detach() for loss, _ in found])
+    return {"loss": task_loss.mean().item(), "penalty": penalty.item(), "clipped": clipped}
 
 
 @torch.no_grad()

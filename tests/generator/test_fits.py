@@ -7,7 +7,7 @@ import pytest
 from mad.data import load_default
 from mad.generator.fits import node_fits, op_fits, value_fits
 from mad.generator.model import GeneratorConfig, GraphTransformer
-from mad.generator.sample import Sampler, _Seq
+from mad.generator.sample import Sampler, _Seq, holds_ids, ids_fault
 from mad.graph import ArchGraph, GraphBuilder, get_op
 from mad.graph.builder_ops import port_count
 from mad.tokenizer import Assembler, GraphTokenizer
@@ -99,6 +99,8 @@ def test_the_checks_accept_every_node_of_the_dataset_graphs(sampler, monkeypatch
     add = Assembler.add
 
     def checked(self, r):
+        flags = self.__dict__.setdefault("_holds_ids", [])
+        ids_in = [flags[i] for i in r.refs]
         if r.op not in ("input", "parameter") and not r.ties:
             g, shapes = self.graph, [self.graph.nodes[self.ids[i]].shape for i in r.refs]
             n = len(r.refs)
@@ -119,13 +121,20 @@ def test_the_checks_accept_every_node_of_the_dataset_graphs(sampler, monkeypatch
                 why.append("ports")
             if why:
                 bad.append(f"{g.name}: {r.op} on {shapes}: {why}")
-        return add(self, r)
+        nid = add(self, r)
+        why_not = ids_fault(self.graph.nodes[nid], ids_in)
+        if why_not:
+            bad.append(f"{self.graph.name}: {why_not}")
+        flags.append(holds_ids(self.graph, nid, ids_in))
+        return nid
 
     monkeypatch.setattr(Assembler, "add", checked)
     graphs = _graphs(60)
+    texts = 0
     for g in graphs:
-        tok.decode(tok.encode(g))
-    assert len(graphs) > 60
+        h = tok.decode(tok.encode(g))
+        texts += any(holds_ids(h, h.input_node(s.name), []) for s in h.inputs)
+    assert len(graphs) > 60 and texts > 10
     assert not bad, bad[:10]
 
 
@@ -185,3 +194,25 @@ def test_after_a_run_of_batchless_nodes_the_next_node_takes_a_batched_input(samp
             assert sampler._allowed(s, 768)[ids["add"]]  # noqa: SLF001
         finally:
             sampler.max_flat, s.refs, s.phase = 48, [], "start"
+
+
+def test_token_ids_become_numbers_only_through_an_embedding():
+    """Token ids (an integer input over a vocabulary, and views, slices and integer casts of it) may be
+    compared, masked and looked up, but not cast to floats or scaled: a graph doing so is no language model."""
+    b = GraphBuilder(dims={"B": 2, "T": 8})
+    ids = b.input("input_ids", ["B", "T"], dtype="int64", range=[0, 100])
+    mask = b.input("attention_mask", ["B", "T"], dtype="int64", range=[0, 2])
+    part = b.op("slice", ids, dim=1, start=0, end=4)
+    as_float = b.op("to_dtype", part, dtype="float32")
+    scaled = b.op("mul", ids, other=0.5)
+    looked_up = b.op("embedding", ids, num_embeddings=100, embedding_dim=8)
+    compared = b.op("ne_scalar", ids, other=0)
+    mask_float = b.op("to_dtype", mask, dtype="float32")
+    g = b.graph
+    flags = {}
+    for nid in g.topo_order():
+        flags[nid] = holds_ids(g, nid, [flags[p] for p in g.predecessors(nid)])
+    assert flags[ids] and flags[part] and not flags[mask] and not flags[looked_up] and not flags[compared]
+    fault = {n: ids_fault(g.nodes[n], [flags[p] for p in g.predecessors(n)]) for n in g.nodes}
+    assert "token ids" in fault[as_float] and "token ids" in fault[scaled]
+    assert fault[looked_up] is None and fault[compared] is None and fault[mask_float] is None

@@ -160,6 +160,59 @@ def test_training_steps_lower_the_loss(graphs):
     assert loss().item() < first.item() - 0.2
 
 
+def _step_state(graphs):
+    """What ``mad.ghn.train._step`` reads of a task: the encoded graphs, their modules, the task and its data."""
+    from types import SimpleNamespace
+
+    from mad.train.data import TaskData
+    from mad.train.objective import TaskSpec
+
+    spec = TaskSpec.of("digits")
+    return SimpleNamespace(spec=spec, data=TaskData(spec, batch_size=64), enc=[encode(g) for g in graphs],
+                           modules=[g.to_module() for g in graphs], pool=[(str(i), g) for i, g in enumerate(graphs)],
+                           features=task_features(spec.input_shape, spec.num_outputs, False), broken=set())
+
+
+class _Backward:
+    @staticmethod
+    def backward(t: torch.Tensor) -> None:
+        t.backward()
+
+
+@pytest.mark.parametrize("param_clip", [0.0, 0.05])
+def test_step_gradient_is_the_loss_gradient_clipped_per_predicted_tensor(graphs, param_clip):
+    """Without clipping the GHN step's gradient is exactly that of the mean loss plus the penalty; with it, every
+    predicted tensor's share of the gradient is clipped to ``param_clip`` before the GHN's backward pass."""
+    from mad.ghn.train import TrainConfig, _step
+
+    st = _step_state(graphs)
+    cfg = TrainConfig(tasks=["digits"], param_clip=param_clip)
+    torch.manual_seed(0)
+    model = GHNModel(GHNConfig(**TINY))
+    idx = list(range(len(graphs)))
+    figures = _step(model, st, idx, 0, cfg, None, _Backward())
+    got = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    model.zero_grad()
+    out, _, penalty = model(collate(st.enc), model.task_ids(["digits"] * 4), st.features[None].repeat(4, 1))
+    x, y = st.data.train_batch(0)
+    loss = torch.stack([st.spec.loss(torch.func.functional_call(st.modules[i], p, (x,)), y)
+                        for i, p in zip(idx, out)]).mean()
+    if not param_clip:  # the gradient of the loss itself
+        (loss + cfg.norm_penalty * penalty).backward()
+        assert figures["clipped"] == 0
+    else:
+        tensors = [t for p in out for t in p.values()]
+        shares = torch.autograd.grad(loss, tensors, retain_graph=True, allow_unused=True)
+        assert figures["clipped"] == sum(s is not None and float(s.norm()) > param_clip for s in shares)
+        assert 0 < figures["clipped"] < len(tensors)
+        shares = [s * min(1.0, param_clip / float(s.norm())) for s in shares]
+        (cfg.norm_penalty * penalty + sum((t * s).sum() for t, s in zip(tensors, shares))).backward()
+    for k, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(got[k], p.grad, rtol=1e-4, atol=1e-6, msg=k)
+
+
 def test_recalibrate_batch_norm_uses_batch_statistics():
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
     xs = [torch.randn(16, 1, 8, 8) * 3 + 1 for _ in range(3)]
