@@ -19,7 +19,7 @@ from collections import Counter
 
 import networkx as nx
 
-from mad.graph import ArchGraph
+from mad.graph import ArchGraph, passes
 
 __all__ = ["name_blocks", "BLOCK_SCOPE", "ANCHORS"]
 
@@ -27,25 +27,9 @@ BLOCK_SCOPE = "layers"
 ANCHORS = (("scaled_dot_product_attention",), ("conv1d", "conv2d", "conv3d"))  # tried in this order
 
 
-def _spine(g: ArchGraph, order: list[str], dg: nx.DiGraph) -> list[str]:
-    """The output's dominators from the first input, in topological order (input and output included)."""
-    if not g.inputs or len(g.outputs) != 1:
-        return []
-    src = next((nid for nid in order if g.nodes[nid].op == "input"), None)
-    if src is None:
-        return []
-    if not nx.has_path(dg, src, g.outputs[0]):
-        return []
-    dom = nx.immediate_dominators(dg, src)
-    chain = [g.outputs[0]]
-    while chain[-1] != src:
-        chain.append(dom[chain[-1]])
-    return chain[::-1]
-
-
 def _layers(g: ArchGraph, order: list[str], dg: nx.DiGraph) -> list[tuple[str, str]]:
     """(start, end) spine nodes of each layer, in order (the layer is what lies after start up to end)."""
-    spine = _spine(g, order, dg)
+    spine = passes.spine(g, order, dg)
     if len(spine) < 3:
         return []
     pos = {nid: i for i, nid in enumerate(spine)}

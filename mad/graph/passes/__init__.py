@@ -5,7 +5,7 @@ from .activation import ACTIVATIONS, GATED, replace_activation
 from .attention_cell import add_attention, self_attention
 from .blocks import block_io, block_nodes, remove_block, rename_scope, repeat_block, replace_subgraph
 from .canonicalize import canonicalize
-from .cut import cut, removed_part
+from .cut import cut, removed_part, spine
 from .deepen import block_families, deepen, set_depth
 from .edit import eliminate_dead_code, insert_after, mutates, replace_all_uses, rewire
 from .edits import EDIT_PASSES
@@ -24,6 +24,7 @@ __all__ = [
     "block_nodes",
     "canonicalize",
     "cut",
+    "spine",
     "deepen",
     "add_attention",
     "self_attention",

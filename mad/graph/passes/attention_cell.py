@@ -12,6 +12,7 @@ from typing import Any
 
 from ..arch_graph import ArchGraph, GraphError
 from ..builder import GraphBuilder
+from .cut import spine
 from .edit import rewire
 from .edits import finish_edit
 
@@ -45,31 +46,16 @@ def self_attention(b: GraphBuilder, x: str, heads: int, kv_heads: int, head_dim:
 
 
 def _site(g: ArchGraph, max_tokens: int) -> str | None:
-    """The latest feature map every path to the output passes through, with concrete sizes and at most
-    ``max_tokens`` positions."""
-    if len(g.outputs) != 1:
-        return None
-    order = g.topo_order()
-    pos = {nid: i for i, nid in enumerate(order)}
-    reach = {g.outputs[0]}
-    for nid in reversed(order):  # nodes from which the output is reachable
-        if any(s in reach for s in g.successors(nid)):
-            reach.add(nid)
+    """The latest feature map every path to the output passes through (:func:`~.cut.spine`), with concrete
+    sizes and at most ``max_tokens`` positions."""
     best = None
-    for nid in order:
+    for nid in spine(g)[1:-1]:
         n = g.nodes[nid]
         s = n.shape
-        if (nid in reach and nid not in g.outputs and n.op not in ("input", "parameter") and isinstance(s, list)
-                and len(s) == 4 and all(isinstance(d, int) and d > 0 for d in s[1:])
-                and 2 <= s[2] * s[3] <= max_tokens and _cuts(g, nid, order, pos)):
+        if (n.op not in ("input", "parameter") and isinstance(s, list) and len(s) == 4
+                and all(isinstance(d, int) and d > 0 for d in s[1:]) and 2 <= s[2] * s[3] <= max_tokens):
             best = nid
     return best
-
-
-def _cuts(g: ArchGraph, nid: str, order: list[str], pos: dict[str, int]) -> bool:
-    """Whether every path from an input to the output passes through ``nid`` (no edge jumps over it)."""
-    before = set(order[: pos[nid]])
-    return not any(e.src in before and e.dst not in before and e.dst != nid for e in g.edges)
 
 
 def add_attention(g: ArchGraph, node: str | None = None, heads: int | None = None, max_tokens: int = 256

@@ -1,4 +1,5 @@
-"""cut: the prefix of a graph up to a node, a scope or a fraction of its nodes (a completion prompt).
+"""cut: the prefix of a graph up to a node, a scope or a fraction of its nodes (a completion prompt), and the
+graph's spine (the nodes a cut at which separates the input from the output).
 
 The kept part is every node at or before the cut in ``g.topo_order()``, plus
 every graph input. A topological prefix holds all the predecessors of its
@@ -13,7 +14,7 @@ from __future__ import annotations
 from ..arch_graph import ArchGraph, GraphError
 from .blocks import _in_scope
 
-__all__ = ["cut", "removed_part"]
+__all__ = ["cut", "removed_part", "spine"]
 
 _SOURCES = ("input", "parameter")  # never made outputs of the cut
 
@@ -96,3 +97,30 @@ def cut(g: ArchGraph, after: str | None = None, fraction: float | None = None) -
 def removed_part(g: ArchGraph, partial: ArchGraph) -> list[str]:
     """Ids of the nodes of ``g`` that ``partial`` (a :func:`cut` of ``g``) does not hold, in topological order."""
     return [nid for nid in g.topo_order() if nid not in partial.nodes]
+
+
+def spine(g: ArchGraph, order: list[str] | None = None, dg=None) -> list[str]:
+    """The nodes every path from the graph's first input to its output passes through (the output's
+    dominators, found with networkx), in topological order, input and output included: the residual stream of
+    a transformer, the merge points of a ResNet. Free ``parameter`` nodes are weights, not paths of the data,
+    and do not break it. Empty for a graph without one input node and one output, or where the output does not
+    depend on the input. ``order`` (``g.topo_order()``) and ``dg`` (``g``'s networkx ``DiGraph``) may be passed
+    when the caller has them."""
+    import networkx as nx
+
+    if not g.inputs or len(g.outputs) != 1:
+        return []
+    order = order if order is not None else g.topo_order()
+    src = next((nid for nid in order if g.nodes[nid].op == "input"), None)
+    if src is None:
+        return []
+    if dg is None:
+        dg = nx.DiGraph([(e.src, e.dst) for e in g.edges])
+        dg.add_nodes_from(order)
+    if not nx.has_path(dg, src, g.outputs[0]):
+        return []
+    dom = nx.immediate_dominators(dg, src)
+    chain = [g.outputs[0]]
+    while chain[-1] != src:
+        chain.append(dom[chain[-1]])
+    return chain[::-1]
