@@ -150,7 +150,8 @@ def _open_ends(g: ArchGraph, keep: int, want: list) -> list[str] | None:
             return None
         if end not in ends:
             ends.append(end)
-    ends = [e for e in ends if not any(e in nx.ancestors(dg, f) for f in ends if f != e)]
+    before = {f: nx.ancestors(dg, f) for f in ends}
+    ends = [e for e in ends if not any(e in before[f] for f in ends if f != e)]
     return ends if any(e not in kept for e in ends) else None
 
 
