@@ -183,7 +183,7 @@ def generation(gen: Generator, per_prompt: int, train_hashes: set[str], test_gra
     for k, bp in enumerate(PROMPTS):
         c = parse_prompt(bp.text)
         task = gen._task(c)  # noqa: SLF001 - the same task suggest() would choose
-        prefix = gen._start_graph(task[0], task[1], task[3])  # noqa: SLF001
+        prefix = gen._start_graph(task[0], task[1], task[3], c, bp.text)  # noqa: SLF001 - as suggest() starts
         text, cond, words = gen._condition(bp.text, c)  # noqa: SLF001
         samples = gen.sampler.sample(per_prompt, text, cond, prefix, max_len=gen.cfg.max_len, temperature=1.0,
                                      seed=seed + k, output_ok=output_rule(task[0]))

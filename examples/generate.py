@@ -39,7 +39,8 @@ print(f"  completed {len(partial.nodes)} kept nodes of {len(cnn.nodes)} into {le
 
 # 4. edits by instruction, run as graph passes
 lm = sample(4, RandomSpaceConfig(modality="sequence", max_params=300_000))
-for text in ("add LoRA of rank 8 to the last layer", "make it 2x deeper", "use 5 layers"):
+for text in ("add LoRA of rank 8 to the last layer", "make it 2x deeper", "use 5 layers",
+             "use rotary position embeddings"):
     e = gen.edit(lm, text)
     print(f"  {text!r}: {lm.num_params:,} -> {e.num_params:,} params, {len(lm.nodes)} -> {len(e.nodes)} nodes")
 print(gen.suggest("decoder-only transformer for characters", n=1, vocab_size=96)[0].to_code()[:400])

@@ -33,13 +33,14 @@ from typing import Any
 import torch
 
 from mad.graph import ArchGraph, GraphBuilder, GraphError
+from mad.graph.passes import GATED
 
 from .constraints import Constraints, check, share_met
 from .edit import EditSpec, apply_edit
 from .layers import name_blocks
 from .model import GeneratorConfig, GraphTransformer
 
-__all__ = ["Generator", "GeneratorError", "load", "load_weights", "output_rule", "runs"]
+__all__ = ["Generator", "GeneratorError", "load", "load_weights", "output_rule", "runs", "vit_stem"]
 
 log = logging.getLogger(__name__)
 DEFAULT_DIR = Path(__file__).parent / "checkpoints" / "default"
@@ -59,8 +60,20 @@ def _attention_kind(c: Constraints, g: ArchGraph) -> Any:
     return None if n is None else EditSpec("set_kv_heads", {"n": n})
 
 
-def _hybrid(c: Constraints, g: ArchGraph) -> Any:
-    return EditSpec("add_attention", {}) if c.family == "hybrid" and not _attends(g) else None
+def _family(c: Constraints, g: ArchGraph) -> Any:
+    """A hybrid: an attention cell on a conv net's feature map; a ViT: a transformer block (attention and MLP
+    of the requested kinds) on the tokens of its patch embedding."""
+    if _attends(g) or c.family not in ("hybrid", "vit"):
+        return None
+    if c.family == "hybrid":
+        return EditSpec("add_attention", {})
+    acts = sorted(c.activations or ())
+    kw: dict[str, Any] = {"tokens": True, "mlp": c.mlp if c.mlp in GATED else acts[0] if len(acts) == 1 else "gelu"}
+    if c.num_heads:
+        kw["heads"] = int(c.num_heads)
+    if c.norm in ("layer_norm", "rms_norm"):
+        kw["norm"] = c.norm
+    return EditSpec("add_attention", kw)
 
 
 def _one_activation(c: Constraints, g: ArchGraph) -> Any:
@@ -72,13 +85,17 @@ def _gated_mlp(c: Constraints, g: ArchGraph) -> Any:
     return EditSpec("replace_activation", {"old": None, "new": c.mlp}) if c.mlp not in (None, "plain") else None
 
 
+def _rotary(c: Constraints, g: ArchGraph) -> Any:
+    return EditSpec("add_rotary", {}) if c.position == "rotary" and _attends(g) else None
+
+
 def _depth(c: Constraints, g: ArchGraph) -> Any:
     return EditSpec("set_depth", {"n": int(c.depth)}) if c.depth else None
 
 
 # an unmet check -> the edit that may put it in (None: none for this request and graph), tried in this order
-REPAIRS: dict[str, Any] = {"family": _hybrid, "attention": _attention_kind, "depth": _depth, "mlp": _gated_mlp,
-                           "activations": _one_activation}
+REPAIRS: dict[str, Any] = {"family": _family, "attention": _attention_kind, "depth": _depth, "mlp": _gated_mlp,
+                           "activations": _one_activation, "position": _rotary}
 PROJECT_TRIES = 12  # nodes of a failed completion tried, latest first, as the start of a projection to the output
 
 
@@ -100,6 +117,21 @@ def load_weights(model: GraphTransformer, path: str | Path) -> None:
 
 def _float_dtype(d: Any) -> bool:
     return isinstance(d, str) and d.startswith(("float", "bfloat"))
+
+
+def vit_stem(b: GraphBuilder, x: str, prompt: str = "", width: int | None = None) -> str:
+    """A vision transformer's patch embedding on the image ``x`` ``(B, C, H, W)``: a conv with kernel and stride
+    ``p``, flattened and transposed to ``(B, H*W/p^2, width)`` tokens (scope ``patch_embed``). ``p`` is the
+    prompt's ``PxP patches`` when it names them and they tile the image, else the smallest of 2, 4, 7, 8 that
+    tiles it into at most 64 patches; ``width`` defaults to 64."""
+    _, _, h, w = b.shape(x)
+    named = re.search(r"(\d+)\s*[x×]\s*(\d+)\s*patch", prompt)
+    sizes = [int(named.group(1))] if named and named.group(1) == named.group(2) else []
+    sizes += [k for k in (2, 4, 7, 8) if (h // k) * (w // k) <= 64] + [1]
+    p = next(k for k in sizes if k >= 1 and h % k == 0 and w % k == 0)
+    y = b.op("conv2d", x, out_channels=int(width or 64), kernel_size=[p, p], stride=[p, p], scope="patch_embed.proj")
+    y = b.op("flatten", y, start_dim=2, scope="patch_embed")
+    return b.op("transpose", y, dim0=1, dim1=2, scope="patch_embed")
 
 
 def output_rule(modality: str):
@@ -284,16 +316,21 @@ class Generator:
         shape = tuple(int(d) for d in c.input_shape) if c.input_shape else IMAGE_DEFAULT
         return "image", shape, int(c.num_classes or 10), None
 
-    def _start_graph(self, modality: str, shape: tuple[int, ...], vocab: int | None) -> list[str]:
+    def _start_graph(self, modality: str, shape: tuple[int, ...], vocab: int | None, c: Constraints | None = None,
+                     prompt: str | None = None) -> list[str]:
+        """The tokens every sample starts from: the input; for a vision transformer (``c.family == "vit"``) on
+        images also its patch embedding (:func:`vit_stem`), so that the sample goes on over tokens."""
         if modality == "text":
             b = GraphBuilder(dims={"B": 2, "T": int(shape[0])})
             b.input("input_ids", ("B", "T"), dtype="int64", range=[0, int(vocab or 256)])
             b.graph.inputs[-1].dims = ["batch", "seq"]
         else:
             b = GraphBuilder(dims={"B": 2})
-            b.input("pixel_values", ("B", *shape))
+            x = b.input("pixel_values", ("B", *shape))
             if len(shape) == 3:
                 b.graph.inputs[-1].dims = ["batch", "channels", "height", "width"]
+                if c is not None and c.family == "vit":
+                    vit_stem(b, x, prompt or "", c.hidden_size)
         return self.tokenizer.prefix_tokens(b.graph)
 
     # ------------------------------------------------------------------ finishing candidates
@@ -362,7 +399,8 @@ class Generator:
     def _repair(self, g: ArchGraph, checks: dict[str, bool], c: Constraints,
                 task: tuple) -> tuple[ArchGraph, dict[str, bool]]:
         """``g`` with the request's unmet components put in by graph passes (:data:`REPAIRS`: attention in a
-        conv net, the attention kind, the number of layers, the MLP kind, a single required activation), each
+        conv net, a transformer block on a patch embedding, the attention kind, the number of layers, the MLP
+        kind, a single required activation, rotary positions), each
         kept when the result runs, keeps the budget and meets more of the request. ``meta["repairs"]`` lists
         those kept."""
         for name in [k for k in REPAIRS if checks.get(k) is False]:
@@ -499,7 +537,7 @@ class Generator:
         except (TypeError, ValueError) as e:
             raise GeneratorError(f"cannot read the request: {e}") from None
         task = self._task(c)
-        prefix = self._start_graph(task[0], task[1], task[3])
+        prefix = self._start_graph(task[0], task[1], task[3], c, prompt)
         text, cond, words = self._condition(prompt, c)
         rule = output_rule(task[0])
         deadline = None if seconds is None else time.perf_counter() + seconds

@@ -11,6 +11,7 @@ model), the edits of :mod:`mad.graph.passes`:
   "use multi-query attention" (1 head), "back to multi-head attention" (one key/value head per query head);
 - attention in a CNN: "add self-attention", "add an attention cell", "make it a hybrid" (a residual
   multi-head self-attention cell on the last feature map small enough);
+- rotary positions: "use rotary position embeddings", "add RoPE" (on every attention's query and key);
 - depth: "make it 2x deeper", "double the depth", "3 times deeper", "twice as many layers";
   "use 6 layers", "set the depth to 4", "make it 3 blocks deep" (a graph without numbered layers, such as a
   generated one, has them found first: :func:`mad.generator.layers.name_blocks`).
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mad.graph import ArchGraph, GraphError
-from mad.graph.passes import (ACTIVATIONS, GATED, add_attention, add_lora, block_families, deepen,
+from mad.graph.passes import (ACTIVATIONS, GATED, add_attention, add_lora, add_rotary, block_families, deepen,
                               replace_activation, set_depth, set_kv_heads)
 from mad.graph.passes.activation import gated_units
 
@@ -63,6 +64,7 @@ EDITS: dict[str, Callable[..., ArchGraph]] = {
     "deepen": _on_layers(deepen),
     "set_depth": _on_layers(set_depth),
     "add_attention": add_attention,
+    "add_rotary": add_rotary,
 }
 
 
@@ -72,7 +74,7 @@ class EditSpec:
 
     Args:
         name: a key of :data:`EDITS` (``"add_lora"``, ``"replace_activation"``, ``"set_kv_heads"``, ``"deepen"``,
-            ``"set_depth"``, ``"add_attention"``).
+            ``"set_depth"``, ``"add_attention"``, ``"add_rotary"``).
         kwargs: the pass's arguments (the graph excepted). Values resolved against the graph
             by :func:`apply_edit`: ``target="layer:<i>"`` (the ``i``-th repeated block),
             ``old=None`` (the graph's most common activation), ``n="all"`` (as many key/value
@@ -216,6 +218,12 @@ def _attention_cell(text: str) -> EditSpec | None:
     return None
 
 
+def _rotary(text: str) -> EditSpec | None:
+    if re.search(r"^(?:please\s+)?(?:use|add|apply|switch to)\b.*\b(?:rotary|rope)\b", text):
+        return EditSpec("add_rotary", {})
+    return None
+
+
 def parse_instruction(text: str) -> EditSpec | None:
     """The edit a sentence asks for, or ``None`` when it asks for none this module knows.
 
@@ -236,7 +244,7 @@ def parse_instruction(text: str) -> EditSpec | None:
     if not isinstance(text, str) or not text.strip():
         return None
     lowered = " ".join(text.lower().split())
-    for rule in (_lora, _kv_heads, _attention_cell, _depth, _activation):
+    for rule in (_lora, _kv_heads, _attention_cell, _rotary, _depth, _activation):
         spec = rule(lowered, text) if rule is _lora else rule(lowered)
         if spec is not None:
             return spec

@@ -233,6 +233,10 @@ def shape_fits(op: str, key: str, value: Any, shapes: list[Any], dims: Mapping[s
             keep = [i for i in range(len(s)) if op == "stack" or i != value % len(s)]
             return all(len(o) == len(s) and all(_same(o[i], s[i], dims) for i in keep) for o in shapes[1:])
         return True
+    if op == "select" and key == "a.index" and isinstance(value, int) and isinstance(attrs.get("a.dim"), int) \
+            and _in_range(attrs["a.dim"], len(s)):  # in range at every batch size (index 1 of a batch of one)
+        sizes = [_val(s[attrs["a.dim"]], bind) for bind in _binds(dims)]
+        return all(n is None or -n <= value < n for n in sizes)
     if key == "a.dims" and op == "permute" and isinstance(value, list):
         return sorted(d % len(s) if isinstance(d, int) and len(s) else d for d in value) == list(range(len(s)))
     return True

@@ -270,3 +270,44 @@ def test_unmet_components_are_put_in_by_graph_passes(gen):
     assert all(checks.values()) and runs(h) is None
     assert [r.split(":")[0] for r in h.meta["repairs"]] == [k for k in ("attention", "depth", "mlp") if not before[k]]
     assert len(h.meta["repairs"]) >= 2
+
+
+@pytest.mark.parametrize("prompt,shape,patch", [("", (3, 32, 32), 4), ("8x8 patches", (3, 32, 32), 8),
+                                                ("3x3 patches", (3, 32, 32), 4), ("", (1, 8, 8), 2),
+                                                ("", (1, 28, 28), 4)])
+def test_vit_stem_tiles_the_image_into_patch_tokens(prompt, shape, patch):
+    from mad.generator.api import vit_stem
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("pixel_values", ("B", *shape))
+    t = vit_stem(b, x, prompt, width=48)
+    conv = next(n for n in b.graph.nodes.values() if n.op == "conv2d")
+    assert conv.params["weight"] == [48, shape[0], patch, patch] and conv.attrs["stride"] == [patch, patch]
+    assert b.shape(t) == ["B", (shape[1] // patch) * (shape[2] // patch), 48]
+
+
+def test_a_vit_request_starts_from_a_patch_embedding_and_gets_a_transformer_block(gen):
+    from mad.data.describe import analyze
+    from mad.generator.constraints import Constraints, check
+    from mad.graph import GraphBuilder
+
+    c = Constraints(modality="image", input_shape=(3, 32, 32), num_classes=10, family="vit", num_heads=4,
+                    norm="rms_norm", mlp="swiglu")
+    prefix = gen._start_graph("image", (3, 32, 32), None, c, "a ViT with 8x8 patches")  # noqa: SLF001
+    start = gen.tokenizer.assembler(prefix).graph
+    assert [n.op for n in start.nodes.values()] == ["input", "conv2d", "flatten", "transpose"]
+    assert start.nodes[start.topo_order()[-1]].shape == ["B", 16, 64]
+    # a patch network without attention (what a sample may be): the repair makes it a ViT of the asked kinds
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("pixel_values", ("B", 3, 32, 32))
+    t = b.op("transpose", b.op("flatten", b.op("conv2d", x, out_channels=64, kernel_size=[4, 4], stride=[4, 4]),
+                               start_dim=2), dim0=1, dim1=2)
+    b.output(b.op("linear", b.op("mean", b.op("layer_norm", t, eps=1e-5), dim=[1]), out_features=10))
+    g = b.graph
+    before = check(g, c)
+    assert not before["family"]
+    h, checks = gen._repair(g, before, c, gen._task(c))  # noqa: SLF001
+    assert checks["family"] and checks["num_heads"] and checks["mlp"] and checks["norm"] and runs(h) is None
+    assert analyze(h).family == "vision transformer"
+    assert h.meta["repairs"][0] == "family: add_attention(tokens=True, mlp=swiglu, heads=4, norm=rms_norm)"

@@ -119,3 +119,14 @@ def test_an_attention_cell_by_instruction():
     h = apply_edit(g, parse_instruction("add a multi-head self-attention cell"))
     assert sum(n.op == "scaled_dot_product_attention" for n in h) == 1
     h.to_module()(*h.example_inputs()).sum().backward()
+
+
+@pytest.mark.parametrize("text", ["use rotary position embeddings", "add RoPE", "switch to rotary positions"])
+def test_rotary_positions_by_instruction(text):
+    assert parse_instruction(text) == EditSpec("add_rotary", {})
+    g = sample(2, RandomSpaceConfig(modality="sequence"))
+    if {"sin", "cos"} <= {n.op for n in g}:
+        pytest.skip("this random transformer already has rotary positions")
+    h = apply_edit(g, parse_instruction(text))
+    assert {"sin", "cos"} <= {n.op for n in h} and h.num_params == g.num_params
+    assert parse_instruction("rotate the image by 90 degrees") is None

@@ -38,6 +38,10 @@ def test_op_fits_rejects_inputs_the_op_cannot_take():
     ("conv2d", "s.out_channels", 10, [["B", 64, 8, 8]], {"a.groups": 4}, False),
     ("conv2d", "s.out_channels", 32, [["B", 64, 8, 8]], {"a.groups": 4}, True),
     ("layer_norm", "a.normalized_shape", [64], [["B", "T", 64]], {}, True),
+    ("select", "a.index", 1, [["B", 4, 8]], {"a.dim": 0}, False),  # out of range for a batch of one
+    ("select", "a.index", -1, [["B", 4, 8]], {"a.dim": 0}, True),
+    ("select", "a.index", 3, [["B", 4, 8]], {"a.dim": 1}, True),
+    ("select", "a.index", 4, [["B", 4, 8]], {"a.dim": -2}, False),
     ("layer_norm", "a.normalized_shape", [32], [["B", "T", 64]], {}, False),
     ("reshape", "a.shape", ["B", -1], [["B", 64, 4]], {}, True),
     ("reshape", "a.shape", ["B", 3, -1], [["B", 64, 4]], {}, False),

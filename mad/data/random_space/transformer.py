@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 from mad.graph import ArchGraph, GraphBuilder
+from mad.graph.passes.attention_cell import feed_forward
 
 from . import layers as L
 from .config import RandomSpaceConfig
@@ -89,15 +90,7 @@ class _Transformer:
 
     def mlp(self, x: str, scope: str) -> str:
         b, hp = self.b, self.hp
-        d, f, bias = b.shape(x)[-1], hp["mlp_hidden"], hp["bias"]
-        if hp["mlp"] == "swiglu":
-            gate = L.linear(b, x, f, f"{scope}.gate_proj", bias=bias)
-            up = L.linear(b, x, f, f"{scope}.up_proj", bias=bias)
-            h = L.binary(b, "mul", L.act(b, gate, "silu", f"{scope}.act"), up, scope)
-            return L.linear(b, h, d, f"{scope}.down_proj", bias=bias)
-        h = L.linear(b, x, f, f"{scope}.fc1", bias=bias)
-        h = L.act(b, h, hp["mlp"], f"{scope}.act")
-        return L.linear(b, h, d, f"{scope}.fc2", bias=bias)
+        return feed_forward(b, x, hp["mlp_hidden"], hp["mlp"], scope, bias=hp["bias"])
 
     def block(self, x: str, scope: str) -> str:
         b, hp = self.b, self.hp

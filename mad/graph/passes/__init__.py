@@ -1,5 +1,6 @@
 """Graph passes: edits that keep an ArchGraph valid (torch.fx style), canonicalisation, retargeting,
-cutting a prefix, and the architecture edits researchers ask for (LoRA, activations, GQA, depth)."""
+cutting a prefix, and the architecture edits researchers ask for (LoRA, activations, GQA, depth, attention,
+rotary positions)."""
 
 from .activation import ACTIVATIONS, GATED, replace_activation
 from .attention_cell import add_attention, self_attention
@@ -13,6 +14,7 @@ from .kv_heads import set_kv_heads
 from .lora import add_lora, lora_targets
 from .reinfer import reinfer, transaction
 from .retarget import project_output, projectable, retarget
+from .rotary import add_rotary
 
 __all__ = [
     "ACTIVATIONS",
@@ -27,6 +29,7 @@ __all__ = [
     "spine",
     "deepen",
     "add_attention",
+    "add_rotary",
     "self_attention",
     "set_depth",
     "eliminate_dead_code",

@@ -2,8 +2,10 @@
 
 The cell reads a ``(B, C, H, W)`` tensor as ``H*W`` tokens of width ``C`` (flatten, transpose), applies a
 pre-norm multi-head self-attention with a residual connection, and turns the result back into the feature
-map (transpose, reshape), so everything after it is unchanged. :func:`self_attention` is the attention
-itself, over ``(B, T, D)`` tokens; the random architecture space builds its transformers with it.
+map (transpose, reshape), so everything after it is unchanged. With ``tokens=True`` the cell goes on a
+``(B, N, D)`` token sequence as it is (after a patch embedding: the network becomes a vision transformer).
+:func:`self_attention` is the attention itself, over ``(B, T, D)`` tokens; the random architecture space
+builds its transformers with it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from typing import Any
 
 from ..arch_graph import ArchGraph, GraphError
 from ..builder import GraphBuilder
+from ..ops import get_op
+from .activation import GATED
 from .cut import spine
 from .edit import rewire
 from .edits import finish_edit
 
-__all__ = ["add_attention", "self_attention"]
+__all__ = ["add_attention", "feed_forward", "self_attention"]
 
 
 def self_attention(b: GraphBuilder, x: str, heads: int, kv_heads: int, head_dim: int, scope: str,
@@ -45,21 +49,41 @@ def self_attention(b: GraphBuilder, x: str, heads: int, kv_heads: int, head_dim:
     return b.op("linear", o, out_features=d, bias=bias, scope=f"{scope}.o_proj")
 
 
-def _site(g: ArchGraph, max_tokens: int) -> str | None:
-    """The latest feature map every path to the output passes through (:func:`~.cut.spine`), with concrete
-    sizes and at most ``max_tokens`` positions."""
+def feed_forward(b: GraphBuilder, x: str, hidden: int, kind: str, scope: str, bias: bool = True) -> str:
+    """A transformer MLP over the last dim of ``x``: ``fc1 -> kind -> fc2``, or for a gated ``kind``
+    (``swiglu``, ``geglu``, ``reglu``) ``down_proj(act(gate_proj(x)) * up_proj(x))``; returns the width of ``x``."""
+    d = b.shape(x)[-1]
+    if kind in GATED:
+        gate = b.op("linear", x, out_features=hidden, bias=bias, scope=f"{scope}.gate_proj")
+        up = b.op("linear", x, out_features=hidden, bias=bias, scope=f"{scope}.up_proj")
+        h = b.op("mul", b.op(GATED[kind], gate, scope=f"{scope}.act"), up, scope=scope)
+        return b.op("linear", h, out_features=d, bias=bias, scope=f"{scope}.down_proj")
+    h = b.op("linear", x, out_features=hidden, bias=bias, scope=f"{scope}.fc1")
+    return b.op("linear", b.op(kind, h, scope=f"{scope}.act"), out_features=d, bias=bias, scope=f"{scope}.fc2")
+
+
+def _site(g: ArchGraph, max_tokens: int, tokens: bool = False) -> str | None:
+    """The latest feature map (``tokens``: token sequence) every path to the output passes through
+    (:func:`~.cut.spine`), with concrete sizes and at most ``max_tokens`` positions."""
     best = None
     for nid in spine(g)[1:-1]:
         n = g.nodes[nid]
-        s = n.shape
-        if (n.op not in ("input", "parameter") and isinstance(s, list) and len(s) == 4
-                and all(isinstance(d, int) and d > 0 for d in s[1:]) and 2 <= s[2] * s[3] <= max_tokens):
+        positions = _positions(n.shape, tokens)
+        if n.op not in ("input", "parameter") and positions is not None and 2 <= positions <= max_tokens:
             best = nid
     return best
 
 
-def add_attention(g: ArchGraph, node: str | None = None, heads: int | None = None, max_tokens: int = 256
-                  ) -> ArchGraph:
+def _positions(shape: object, tokens: bool) -> int | None:
+    """Positions of a ``(B, C, H, W)`` map (``tokens``: a ``(B, N, D)`` sequence) with concrete sizes, else None."""
+    if not isinstance(shape, list) or len(shape) != (3 if tokens else 4) \
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:]):
+        return None
+    return shape[1] if tokens else shape[2] * shape[3]
+
+
+def add_attention(g: ArchGraph, node: str | None = None, heads: int | None = None, max_tokens: int = 256,
+                  tokens: bool = False, norm: str = "layer_norm", mlp: str | None = None) -> ArchGraph:
     """A copy of ``g`` with a residual self-attention cell after the feature map ``node``.
 
     Args:
@@ -68,9 +92,16 @@ def add_attention(g: ArchGraph, node: str | None = None, heads: int | None = Non
             path to the output passes through, with at most ``max_tokens`` positions.
         heads: attention heads (must divide ``C``); default: the most of 8, 4, 2 that leaves heads of width
             >= 8, else 1.
+        tokens: the cell goes on a token sequence ``(B, N, D)`` (concrete ``N`` and ``D``; e.g. after a patch
+            embedding) instead of a feature map: a patch-embedding network becomes a vision transformer.
+        norm: the cell's pre-norm, ``"layer_norm"`` or ``"rms_norm"``.
+        mlp: also a pre-norm residual MLP after the attention (a whole transformer block), of this kind: an
+            activation op (``"gelu"``) or a gated kind (``"swiglu"``); hidden width 4x (gated: 8/3x, to a
+            multiple of 8) the channels. None: attention only.
 
     Returns:
-        the edited, validated graph; ``meta["edits"][-1]`` records ``node``, ``heads`` and ``tokens``.
+        the edited, validated graph; ``meta["edits"][-1]`` records ``node``, ``heads``, ``tokens`` (positions
+        attended over) and ``mlp``.
 
     Raises:
         GraphError: no such feature map, or ``heads`` does not divide its channels.
@@ -80,14 +111,24 @@ def add_attention(g: ArchGraph, node: str | None = None, heads: int | None = Non
         >>> h.meta["edits"][-1]["heads"]
         4
     """
-    node = node or _site(g, max_tokens)
+    what = "(B, N, D) token sequence" if tokens else "(B, C, H, W) feature map"
+    if mlp is not None and mlp not in GATED:
+        try:
+            get_op(mlp)
+        except KeyError:
+            raise GraphError(f"add_attention: mlp {mlp!r} is neither an activation op nor one of "
+                             f"{sorted(GATED)}") from None
+    if norm not in ("layer_norm", "rms_norm"):
+        raise GraphError(f"add_attention: norm must be 'layer_norm' or 'rms_norm', got {norm!r}")
+    node = node or _site(g, max_tokens, tokens)
     if node is None or node not in g.nodes:
-        raise GraphError(f"add_attention: graph {g.name!r} has no (B, C, H, W) feature map with concrete sizes "
-                         f"and at most {max_tokens} positions that all paths to the output pass through")
+        raise GraphError(f"add_attention: graph {g.name!r} has no {what} with concrete sizes and at most "
+                         f"{max_tokens} positions that all paths to the output pass through")
     shape = g.nodes[node].shape
-    if not (isinstance(shape, list) and len(shape) == 4 and all(isinstance(d, int) for d in shape[1:])):
-        raise GraphError(f"add_attention: node {node!r} has shape {shape}, not (B, C, H, W) with concrete sizes")
-    _, c, h, w = shape
+    positions = _positions(shape, tokens)
+    if positions is None:
+        raise GraphError(f"add_attention: node {node!r} has shape {shape}, not a {what} with concrete sizes")
+    c = shape[-1] if tokens else shape[1]
     if heads is None:
         heads = next((k for k in (8, 4, 2) if c % k == 0 and c // k >= 8), 1)
     if heads < 1 or c % heads:
@@ -97,10 +138,17 @@ def add_attention(g: ArchGraph, node: str | None = None, heads: int | None = Non
     before = set(out.nodes)
     used = {n.scope.split(".")[0] for n in out.nodes.values()}
     scope = next(f"attn_cell{k or ''}" for k in range(len(used) + 1) if f"attn_cell{k or ''}" not in used)
-    t = b.op("transpose", b.op("flatten", node, start_dim=2, scope=scope), dim0=1, dim1=2, scope=scope)
-    a = self_attention(b, b.op("layer_norm", t, eps=1e-5, scope=f"{scope}.norm"), heads, heads, c // heads,
-                       f"{scope}.attn")
-    y = b.op("transpose", b.op("add", t, a, scope=scope), dim0=1, dim1=2, scope=scope)
-    y = b.op("reshape", y, shape=[-1, c, h, w], scope=scope)
+    t = node if tokens else b.op("transpose", b.op("flatten", node, start_dim=2, scope=scope), dim0=1, dim1=2,
+                                 scope=scope)
+    eps = 1e-6 if norm == "rms_norm" else 1e-5
+    a = self_attention(b, b.op(norm, t, eps=eps, scope=f"{scope}.norm"), heads, heads, c // heads, f"{scope}.attn")
+    y = b.op("add", t, a, scope=scope)
+    if mlp is not None:
+        hidden = max(8, round(c * 8 / 3 / 8) * 8) if mlp in GATED else 4 * c
+        f = feed_forward(b, b.op(norm, y, eps=eps, scope=f"{scope}.mlp_norm"), hidden, mlp, f"{scope}.mlp")
+        y = b.op("add", y, f, scope=scope)
+    if not tokens:
+        y = b.op("reshape", b.op("transpose", y, dim0=1, dim1=2, scope=scope), shape=[-1, c, *shape[2:]],
+                 scope=scope)
     rewire(out, {node: y}, exclude=set(out.nodes) - before)
-    return finish_edit(out, "add_attention", node=node, heads=heads, tokens=h * w)
+    return finish_edit(out, "add_attention", node=node, heads=heads, tokens=positions, mlp=mlp)

@@ -373,3 +373,74 @@ def test_add_attention_makes_a_cnn_hybrid_and_starts_as_a_residual():
         add_attention(g, heads=7)
     with pytest.raises(GraphError, match="no \\(B, C, H, W\\) feature map"):
         add_attention(_mlp())
+
+
+def _patch_net(d: int = 32):
+    """Patch embedding (4x4 patches of a 3x32x32 image), a norm and a linear head over the mean token."""
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("pixel_values", ("B", 3, 32, 32))
+    y = b.op("conv2d", x, out_channels=d, kernel_size=[4, 4], stride=[4, 4], scope="patch_embed.proj")
+    t = b.op("transpose", b.op("flatten", y, start_dim=2, scope="patch_embed"), dim0=1, dim1=2, scope="patch_embed")
+    t = b.op("layer_norm", t, eps=1e-5, scope="norm")
+    b.output(b.op("linear", b.op("mean", t, dim=[1]), out_features=10, scope="head"))
+    return b.graph
+
+
+def test_add_attention_on_tokens_makes_a_patch_network_a_vision_transformer():
+    from mad.data.describe import analyze
+    from mad.graph.passes import add_attention
+
+    g = _patch_net()
+    assert analyze(g).family != "vision transformer"
+    for mlp in (None, "swiglu", "gelu"):
+        h = add_attention(g, tokens=True, heads=4, norm="rms_norm", mlp=mlp)
+        info = h.meta["edits"][-1]
+        assert info["tokens"] == 64 and info["heads"] == 4 and h.nodes[info["node"]].op == "layer_norm"
+        facts = analyze(h)
+        assert facts.family == "vision transformer" and "rms_norm" in {n.op for n in h}
+        assert (facts.mlp or "").lower().startswith("swiglu") if mlp == "swiglu" else True
+        ops = {n.op for n in h}
+        assert ("silu" in ops and "mul" in ops) if mlp == "swiglu" else ("gelu" in ops) == (mlp == "gelu")
+        base, vit = g.to_module(), h.to_module()
+        missing = _same_params(base, vit)
+        x = g.example_inputs(seed=1)
+        with torch.no_grad():  # residual branches: with their output projections zeroed, the old network
+            for m in missing:
+                if any(k in m for k in ("o_proj", "down_proj", "fc2")):
+                    vit.get_parameter(m).zero_()
+            assert torch.allclose(vit(*x), base(*x), atol=1e-5)
+        _runs(h)
+    with pytest.raises(GraphError, match="no \\(B, N, D\\) token sequence"):
+        add_attention(sample(3, RandomSpaceConfig(modality="image", image_shape=(3, 32, 32))), tokens=True)
+    with pytest.raises(GraphError, match="norm must be"):
+        add_attention(g, tokens=True, norm="batch_norm")
+    with pytest.raises(GraphError, match="neither an activation"):
+        add_attention(g, tokens=True, mlp="swishglu")
+
+
+# --------------------------------------------------------------------------- rotary positions
+def test_add_rotary_rotates_queries_and_keys_and_keeps_the_parameters():
+    from mad.data.describe import analyze
+    from mad.graph.passes import add_rotary
+
+    g = next(h for h in (sample(s, RandomSpaceConfig(modality="sequence")) for s in range(40))
+             if not {"sin", "cos"} <= {n.op for n in h})
+    attentions = sum(n.op == "scaled_dot_product_attention" for n in g)
+    h = add_rotary(g)
+    assert h.meta["edits"][-1] == {"pass": "add_rotary", "attentions": attentions, "base": 10000.0}
+    assert "rotary" in (analyze(h).position or "") and h.num_params == g.num_params
+    assert sum(n.op == "cos" for n in h) == 1  # one table for every attention of the same sequence and width
+    base, rope = g.to_module(), h.to_module()
+    rope.load_state_dict(base.state_dict())
+    vocab = g.inputs[0].range[1]
+    with torch.no_grad():
+        base.eval(), rope.eval()
+        one = torch.randint(0, vocab, (2, 1))  # position 0: cos 1, sin 0, nothing rotates
+        torch.testing.assert_close(_first(rope(one)), _first(base(one)))
+        many = torch.randint(0, vocab, (2, 6))
+        assert not torch.allclose(_first(rope(many)), _first(base(many)))
+    _runs(h)
+    with pytest.raises(GraphError, match="already computes"):
+        add_rotary(h)
+    with pytest.raises(GraphError, match="no attention"):
+        add_rotary(sample(3, RandomSpaceConfig(modality="image", image_shape=(3, 32, 32))))
