@@ -119,7 +119,7 @@ def masked_op(gen: Generator, examples, baseline: ContextBaseline) -> dict[str, 
             batch = b.make(idx, masked=True, train=False)
             batch = {kk: v.to(gen.device) for kk, v in batch.items()}
             logits = gen.model(batch["tokens"], batch["pos"], batch["role"], batch["depth"], batch["text"],
-                               batch["cond"], batch["bucket"], batch["keep"], masked=True)
+                               batch["cond"], batch.get("bucket"), batch["keep"], masked=True)
             logits = logits.cpu()
             tgt = batch["target"].cpu()
             role = batch["role"].cpu()
@@ -452,11 +452,12 @@ def main() -> None:
         res["trainability"] = trainability(main_gen, n=2 if args.quick else 8)
         print(json.dumps(res["trainability"]), flush=True)
     res["seconds"] = round(time.time() - t_all, 1)
-    if args.update and args.out.exists():
+    took = res["seconds"]
+    if args.update and args.out.exists():  # "seconds" stays that of the full run that made the file
         res = json.loads(args.out.read_text()) | {k: v for k, v in res.items() if k != "seconds"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1))
-    print(f"wrote {args.out} in {res['seconds']:.0f} s")
+    print(f"wrote {args.out} in {took:.0f} s")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ The 1000-step figures are read from ``bench/results/train_baselines.json`` (same
 training 70 graphs for 1000 steps takes about half an hour on 2 cores and is not repeated here).
 
 Speed: seconds of ``GHN.predict_encoded`` (encode + GHN forward, the parameters) and of ``GHN.predict`` (plus
-building the module and recomputing batch-norm statistics) by parameter count, up to a 10M-parameter MLP.
+building the module and recomputing batch-norm statistics) by parameter count, up to a 10M-parameter MLP;
+``--speed-only --device cuda`` times the same on a GPU (``speed_gpu``; ``--texts`` carries the held-out graphs
+to a machine without the dataset).
 Coverage: the share of parameters (by count) and of layer-op parameter roles the GHN predicts over the
 whole shipped dataset, of all parameters a graph's module holds and of those its nodes compute with (a
 captured model may hold parameters its forward never uses, kept in ``meta["extra_state"]``).
@@ -168,15 +170,22 @@ def _median_steps(reach: list[int | None], cap: int) -> str | int | float:
     return f">{cap}" if math.isinf(med) else med
 
 
-def speed(ghn_path: str, graphs: list) -> list[dict[str, Any]]:
-    """Seconds per prediction by size (the main process, one thread)."""
+def speed(ghn_path: str, graphs: list, device: str = "cpu") -> list[dict[str, Any]]:
+    """Seconds per prediction by size (the main process, one CPU thread; on ``device``, waiting for the GPU's
+    work to finish before each clock read)."""
     import torch
     from torch import nn
 
     from mad.code2graph import from_module
     from mad.ghn import encode, load
 
-    ghn = load(ghn_path, device="cpu")
+    ghn = load(ghn_path, device=device)
+
+    def clock() -> float:
+        if ghn.device.type == "cuda":
+            torch.cuda.synchronize(ghn.device)
+        return time.perf_counter()
+
     extra = []
     for name, widths in (("mlp_1M", [784, 1024, 256, 10]), ("mlp_10M", [784, 2048, 2048, 2048, 10])):
         layers: list[nn.Module] = [nn.Flatten()]
@@ -191,13 +200,13 @@ def speed(ghn_path: str, graphs: list) -> list[dict[str, Any]]:
         ghn.predict(graphs[0], task_of(graphs[0]))
     for g in list(graphs) + extra:
         task = task_of(g)
-        t0 = time.perf_counter()
+        t0 = clock()
         enc = encode(g)
-        t1 = time.perf_counter()
+        t1 = clock()
         ghn.predict_encoded([enc], task)
-        t2 = time.perf_counter()
+        t2 = clock()
         module = ghn.predict(g, task)
-        t3 = time.perf_counter()
+        t3 = clock()
         rows.append({"name": g.name, "task": task, "nodes": len(g.nodes), "params": module.ghn_info["params"],
                      "encode_s": round(t1 - t0, 4), "ghn_forward_s": round(t2 - t1, 4),
                      "params_s": round(t2 - t0, 4), "predict_s": round(t3 - t2, 4)})
@@ -279,6 +288,9 @@ def main() -> None:
     ap.add_argument("--coverage-only", action="store_true", help="recompute only the coverage in --out")
     ap.add_argument("--speed-only", action="store_true", help="recompute only the CPU speed rows in --out (on an "
                     "otherwise idle machine)")
+    ap.add_argument("--device", default="cpu", help="with --speed-only: cuda times a GPU (rows under speed_gpu)")
+    ap.add_argument("--texts", type=Path, default=None, help="read the held-out graphs from this JSON file (id -> "
+                    "graph JSON) instead of the dataset; written there first when it does not exist")
     args = ap.parse_args()
     t_start = time.perf_counter()
     if args.coverage_only:
@@ -299,14 +311,24 @@ def main() -> None:
         ids["chars"] = ids["chars"][:args.seq]
     baselines = {(r["task"], r["id"]): r for r in base["records"] if r.get("status") == "completed"}
     wanted = {i for v in ids.values() for i in v}
-    dd = load_default()
-    texts = {}
-    for split in base["selection"]["held_out_splits"]:
-        for r in dd[split].select_columns(["id", "graph"]):
-            if r["id"] in wanted:
-                texts[r["id"]] = r["graph"]
+    if args.texts is not None and args.texts.exists():
+        texts = json.loads(args.texts.read_text())
+    else:
+        dd = load_default()
+        texts = {}
+        for split in base["selection"]["held_out_splits"]:
+            for r in dd[split].select_columns(["id", "graph"]):
+                if r["id"] in wanted:
+                    texts[r["id"]] = r["graph"]
+        if args.texts is not None:
+            args.texts.write_text(json.dumps(texts))
     if args.speed_only:
-        _replace(args.out, "speed_cpu", speed(str(args.ghn), _speed_graphs(ids, texts)))
+        if args.device == "cpu":
+            _replace(args.out, "speed_cpu", speed(str(args.ghn), _speed_graphs(ids, texts)))
+        else:
+            rows = speed(str(args.ghn), _speed_graphs(ids, texts), args.device)
+            name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else args.device
+            _replace(args.out, "speed_gpu", {"device": name, "torch": torch.__version__, "rows": rows})
         return
     jobs = [(task, i, texts[i], args.finetune_steps) for task, v in ids.items() for i in v]
     record_ghn = load(args.ghn, device="cpu").record

@@ -33,9 +33,9 @@ from typing import Any
 import torch
 
 from mad.graph import ArchGraph, GraphBuilder, GraphError
-from mad.graph.passes import GATED
+from mad.graph.passes import GATED, block_families
 
-from .constraints import Constraints, check, share_met
+from .constraints import Constraints, check, flops_of, share_met
 from .edit import EditSpec, apply_edit
 from .layers import name_blocks
 from .model import GeneratorConfig, GraphTransformer
@@ -93,9 +93,19 @@ def _depth(c: Constraints, g: ArchGraph) -> Any:
     return EditSpec("set_depth", {"n": int(c.depth)}) if c.depth else None
 
 
+def _fewer_blocks(c: Constraints, g: ArchGraph) -> Any:
+    """Over the FLOPs budget: the repeated blocks cut in proportion to the excess (each family keeps one)."""
+    families = block_families(g)
+    blocks = sum(len(v) for v in families.values())
+    if not c.max_flops or blocks <= len(families):
+        return None
+    n = max(len(families), int(blocks * c.max_flops / max(1, flops_of(g))))
+    return EditSpec("set_depth", {"n": n}) if n < blocks else None
+
+
 # an unmet check -> the edit that may put it in (None: none for this request and graph), tried in this order
 REPAIRS: dict[str, Any] = {"family": _family, "attention": _attention_kind, "depth": _depth, "mlp": _gated_mlp,
-                           "activations": _one_activation, "position": _rotary}
+                           "activations": _one_activation, "position": _rotary, "max_flops": _fewer_blocks}
 PROJECT_TRIES = 12  # nodes of a failed completion tried, latest first, as the start of a projection to the output
 
 
@@ -400,7 +410,7 @@ class Generator:
                 task: tuple) -> tuple[ArchGraph, dict[str, bool]]:
         """``g`` with the request's unmet components put in by graph passes (:data:`REPAIRS`: attention in a
         conv net, a transformer block on a patch embedding, the attention kind, the number of layers, the MLP
-        kind, a single required activation, rotary positions), each
+        kind, a single required activation, rotary positions, fewer blocks for a FLOPs budget), each
         kept when the result runs, keeps the budget and meets more of the request. ``meta["repairs"]`` lists
         those kept."""
         for name in [k for k in REPAIRS if checks.get(k) is False]:

@@ -31,7 +31,7 @@ from mad.graph import ArchGraph
 
 __all__ = [
     "Constraints", "GraphTraits", "traits_of", "constraints_of", "constraints_from_facts", "check", "adherence",
-    "share_met",
+    "share_met", "flops_of",
     "MODALITIES", "FAMILIES", "ATTENTION_KINDS", "NORMS", "ACTIVATIONS", "MLP_KINDS", "POSITIONS", "CONV_KINDS",
 ]
 
@@ -358,7 +358,8 @@ def constraints_from_facts(f: GraphFacts) -> Constraints:
                        **_component_constraints(f, _facts_fields(f)))
 
 
-def _flops(graph: ArchGraph) -> int:
+def flops_of(graph: ArchGraph) -> int:
+    """FLOPs of one forward pass of ``graph`` at its example sizes (one interpreter walk)."""
     from mad.graph import interpret
 
     return interpret(graph.copy(), update=False).flops
@@ -383,7 +384,7 @@ def constraints_of(graph: ArchGraph, flops: int | None = None, traits: GraphTrai
         num_classes=t.num_classes,
         vocab_size=t.vocab_size,
         max_params=t.num_params,
-        max_flops=flops if flops is not None else _flops(graph),
+        max_flops=flops if flops is not None else flops_of(graph),
         residual=t.residual,
         downsampling=t.downsampling if spatial else None,
         **_component_constraints(t.facts, vars(t)),
@@ -423,7 +424,7 @@ def check(graph: ArchGraph, c: Constraints, traits: GraphTraits | None = None,
             ok = t.num_params <= want
         elif name == "max_flops":
             if t.flops is None:
-                t.flops = flops if flops is not None else _flops(graph)
+                t.flops = flops if flops is not None else flops_of(graph)
             ok = t.flops <= want
         elif name == "family":
             ok = want in t.families

@@ -145,7 +145,7 @@ class GraphTransformer(nn.Module):
     Shapes:
         tokens, role, depth: (B, T) longs; pos: (B, T) logical positions;
         text: (B, text_dim); cond: (B, C) constraint ids (0 = none);
-        bucket: (B, P+T, P+T) relation ids of every query/key pair (P = prefix length);
+        bucket: (B, P+T, P+T) relation ids of every query/key pair (P = prefix length; None without the bias);
         keep: (B, P+T) bool, False for padding; returns logits (B, T, vocab).
 
     Example:
@@ -207,7 +207,7 @@ class GraphTransformer(nn.Module):
 
     # ---------------------------------------------------------------- training forward
     def forward(self, tokens: torch.Tensor, pos: torch.Tensor, role: torch.Tensor, depth: torch.Tensor,
-                text: torch.Tensor, cond: torch.Tensor, bucket: torch.Tensor, keep: torch.Tensor,
+                text: torch.Tensor, cond: torch.Tensor, bucket: torch.Tensor | None, keep: torch.Tensor,
                 masked: bool = False) -> torch.Tensor:
         x = torch.cat([self.prefix(text, cond, masked), self.embed(tokens, pos, role, depth, masked)], dim=1)
         n = x.shape[1]

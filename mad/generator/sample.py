@@ -142,6 +142,31 @@ def ids_fault(node: Any, inputs: list[bool]) -> str | None:
     return None
 
 
+def index_fault(g: ArchGraph, node: Any) -> str | None:
+    """Why a node may not be added: it picks entries of a batch dim (``index``, ``index_select``) with a tensor
+    of indices whose size does not follow the batch (``x[arange(B), last]`` does; a fixed table of positions
+    does not). No shape check sees index values: ones drawn for the example batch run out of range at batch 1."""
+    if node.op not in ("index", "index_select"):
+        return None
+    preds = g.predecessors(node.id)
+    shape = g.nodes[preds[0]].shape if preds else None
+    if not isinstance(shape, list):
+        return None
+    if node.op == "index":
+        spec = node.attrs.get("indices")
+        ports = iter(preds[1:])
+        picked = [(k, next(ports, None)) for k, e in enumerate(spec) if e is not None] if isinstance(spec, list) \
+            else []
+    else:
+        dim = node.attrs.get("dim")
+        picked = [(dim % len(shape), preds[1] if len(preds) > 1 else None)] if isinstance(dim, int) and shape \
+            else []
+    for k, src in picked:
+        if k < len(shape) and has_batch(shape[k]) and (src is None or not has_batch(g.nodes[src].shape)):
+            return f"{node.op} picks entries of the batch dim with indices whose size does not follow the batch"
+    return None
+
+
 def has_batch(shape: Any) -> bool:
     """Whether a node's shape (or one of its outputs' shapes) holds the batch symbol ``B``."""
     if isinstance(shape, list):
@@ -495,7 +520,7 @@ class Sampler:
         params = s.params + node.num_params
         ids_in = [s.ids[r] for r in s.refs]
         why = (batch_fault(node.shape, s.asm.graph.dims) or size_fault(node.shape, s.asm.graph.dims)
-               or ids_fault(node, ids_in))
+               or ids_fault(node, ids_in) or index_fault(s.asm.graph, node))
         if why is None and max_params is not None and params > max_params:
             why = f"over the parameter budget ({params} > {max_params})"
         if why is not None:

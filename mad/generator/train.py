@@ -17,7 +17,10 @@ sentence with ``text_drop``), so the model also samples without them.
 
 Everything needed to resume is saved every ``save_every`` steps and on
 Ctrl-C: ``model.safetensors``, ``config.json``, ``optim.pt`` and ``record.json``
-(steps, data, hardware, seconds, loss curve) in ``out``.
+(steps, data, hardware, seconds, loss curve) in ``out``. A folder without
+``optim.pt`` (a copy of the shipped checkpoint) continues from its record's
+step with a fresh optimizer: that is how the shipped generator's last
+segment ran, on a GPU with ``batch_tokens=8192``.
 """
 
 from __future__ import annotations
@@ -166,7 +169,8 @@ class Batcher:
         role = np.zeros((b, t_max), dtype=np.int64)
         depth = np.zeros((b, t_max), dtype=np.int64)
         keep = np.zeros((b, p + t_max), dtype=bool)
-        bucket = np.zeros((b, p + t_max, p + t_max), dtype=np.int64)
+        # the relation buckets feed only the structure bias: (b, P+T, P+T) int64 is most of a batch's bytes
+        bucket = np.zeros((b, p + t_max, p + t_max), dtype=np.int64) if cfg.structure_bias else None
         cond = np.zeros((b, cfg.max_cond), dtype=np.int64)
         texts = []
         for r, i in enumerate(idx):
@@ -196,7 +200,8 @@ class Batcher:
             role[r, :n], depth[r, :n] = s.role, s.depth
             keep[r, : p] = True
             keep[r, p: p + n] = True
-            bucket[r] = buckets(s, p, t_max)
+            if bucket is not None:
+                bucket[r] = buckets(s, p, t_max)
             conds = [c for c in e.cond if c in self.cond_vocab]
             if train:
                 conds = [] if rng.random() < self.tcfg.cond_drop / 2 else [
@@ -209,16 +214,19 @@ class Batcher:
             else:
                 texts.append(e.texts[0])
         pos = np.broadcast_to(np.arange(t_max), (b, t_max)).copy()
-        return {"tokens": torch.from_numpy(tokens), "target": torch.from_numpy(target),
-                "pos": torch.from_numpy(pos), "role": torch.from_numpy(role), "depth": torch.from_numpy(depth),
-                "text": self.text(texts), "cond": torch.from_numpy(cond), "bucket": torch.from_numpy(bucket),
-                "keep": torch.from_numpy(keep), "masked": torch.tensor(masked)}
+        out = {"tokens": torch.from_numpy(tokens), "target": torch.from_numpy(target),
+               "pos": torch.from_numpy(pos), "role": torch.from_numpy(role), "depth": torch.from_numpy(depth),
+               "text": self.text(texts), "cond": torch.from_numpy(cond), "keep": torch.from_numpy(keep),
+               "masked": torch.tensor(masked)}
+        if bucket is not None:
+            out["bucket"] = torch.from_numpy(bucket)
+        return out
 
 
 def loss_of(model: GraphTransformer, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     masked = bool(batch["masked"])
     logits = model(batch["tokens"], batch["pos"], batch["role"], batch["depth"], batch["text"], batch["cond"],
-                   batch["bucket"], batch["keep"], masked=masked)
+                   batch.get("bucket"), batch["keep"], masked=masked)
     tgt = batch["target"]
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
     with torch.no_grad():
@@ -305,10 +313,12 @@ def train(tcfg: TrainConfig, out: str | Path, resume: bool = False, minutes: flo
 
         load_weights(model, out / WEIGHTS)
         st = torch.load(out / OPTIM, weights_only=True) if (out / OPTIM).exists() else None
+        record = json.loads((out / RECORD).read_text()) if (out / RECORD).exists() else {}
         if st is not None:
             opt.load_state_dict(st["optimizer"])
             step0 = int(st["step"])
-        record = json.loads((out / RECORD).read_text()) if (out / RECORD).exists() else {}
+        else:  # a shipped checkpoint (no optimizer state): continue its schedule from its step, Adam afresh
+            step0 = int(record.get("steps", 0))
         curve = record.get("curve", [])
     acc = Accelerator(cpu=device == "cpu")
     model, opt = acc.prepare(model, opt)

@@ -186,6 +186,9 @@ def test_project_output_fits_sequences_and_refuses_other_ranks():
     assert h.nodes[h.outputs[0]].shape == ["B", "T", 24] and runs(h) is None
     assert project_output(g, e, ["B", "T", 16]).outputs == [e]  # already the shape: nothing added
     assert not projectable(["B", "T", 16], ["B", 4, 16]) and not projectable(["B", 16], ["B", "T", 16])
+    # a layer cannot read a batch or sequence dim as its channels or features
+    assert not projectable(["B", "B", 7, 7], ["B", 10, 1, 1]) and projectable(["B", 3, 7, 7], ["B", 10, 1, 1])
+    assert not projectable(["B", 4, "T"], ["B", 4, 16]) and not projectable(["B", "B"], ["B", 10])
     with pytest.raises(GraphError, match="cannot be projected"):
         project_output(g, e, ["B", 16])
 
@@ -270,6 +273,29 @@ def test_unmet_components_are_put_in_by_graph_passes(gen):
     assert all(checks.values()) and runs(h) is None
     assert [r.split(":")[0] for r in h.meta["repairs"]] == [k for k in ("attention", "depth", "mlp") if not before[k]]
     assert len(h.meta["repairs"]) >= 2
+
+
+def test_a_graph_over_the_flops_budget_loses_blocks_in_proportion(gen):
+    from mad.data.describe import analyze
+    from mad.generator.constraints import Constraints, check, flops_of
+    from mad.generator.layers import name_blocks
+    from mad.graph.passes import set_depth
+
+    g = sample(1, RandomSpaceConfig(modality="sequence"))
+    for n in g.nodes.values():
+        n.scope, n.param_names = "", {}
+    name_blocks(g)
+    g = set_depth(g, 4)
+    vocab = g.inputs[0].range[1]
+    c = Constraints(modality="text", vocab_size=vocab, max_flops=flops_of(set_depth(g, 2)))
+    before = check(g, c)
+    assert not before["max_flops"]
+    h, checks = gen._repair(g, before, c, gen._task(c))  # noqa: SLF001
+    assert checks["max_flops"] and analyze(h).blocks in (1, 2) and runs(h) is None
+    assert h.meta["repairs"][-1].startswith("max_flops: set_depth(n=")
+    asked = Constraints(modality="text", vocab_size=vocab, max_flops=c.max_flops, depth=4)  # fewer would miss it
+    kept, checks = gen._repair(g, check(g, asked), asked, gen._task(asked))  # noqa: SLF001
+    assert kept is g and checks["depth"] and not checks["max_flops"]
 
 
 @pytest.mark.parametrize("prompt,shape,patch", [("", (3, 32, 32), 4), ("8x8 patches", (3, 32, 32), 8),

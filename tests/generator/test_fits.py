@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from mad.data import load_default
 from mad.generator.fits import node_fits, op_fits, value_fits
 from mad.generator.model import GeneratorConfig, GraphTransformer
-from mad.generator.sample import Sampler, _Seq, holds_ids, ids_fault
+from mad.generator.sample import Sampler, _Seq, holds_ids, ids_fault, index_fault
 from mad.graph import ArchGraph, GraphBuilder, get_op
 from mad.graph.builder_ops import port_count
 from mad.tokenizer import Assembler, GraphTokenizer
@@ -129,16 +130,25 @@ def test_the_checks_accept_every_node_of_the_dataset_graphs(sampler, monkeypatch
         why_not = ids_fault(self.graph.nodes[nid], ids_in)
         if why_not:
             bad.append(f"{self.graph.name}: {why_not}")
+        if index_fault(self.graph, self.graph.nodes[nid]):
+            refused.add(current[0])
         flags.append(holds_ids(self.graph, nid, ids_in))
         return nid
 
     monkeypatch.setattr(Assembler, "add", checked)
     graphs = _graphs(60)
     texts = 0
-    for g in graphs:
+    refused: set[int] = set()  # graphs with a node index_fault refuses: sound only if it fails at batch 1
+    current = [0]
+    for k, g in enumerate(graphs):
+        current[0] = k
         h = tok.decode(tok.encode(g))
         texts += any(holds_ids(h, h.input_node(s.name), []) for s in h.inputs)
     assert len(graphs) > 60 and texts > 10
+    for k in refused:
+        g = graphs[k]
+        with torch.no_grad(), pytest.raises((RuntimeError, IndexError)):
+            g.to_module()(*g.example_inputs(seed=0, dims={"B": 1}))
     assert not bad, bad[:10]
 
 
@@ -220,3 +230,21 @@ def test_token_ids_become_numbers_only_through_an_embedding():
     fault = {n: ids_fault(g.nodes[n], [flags[p] for p in g.predecessors(n)]) for n in g.nodes}
     assert "token ids" in fault[as_float] and "token ids" in fault[scaled]
     assert fault[looked_up] is None and fault[compared] is None and fault[mask_float] is None
+
+
+def test_tensor_indices_pick_batch_entries_only_when_sized_by_the_batch():
+    """``x[idx]`` on the batch dim with a fixed-size idx runs at the example batch and fails at batch 1 when idx
+    holds a 1: refused; ``x[arange(B), j]`` (the index follows the batch) and indices on a concrete dim are
+    allowed."""
+    b = GraphBuilder(dims={"B": 4})
+    x = b.input("x", ["B", 8, 16])
+    idx = b.op("arange", end=3)
+    rows, first = b.op("arange", end="B"), b.op("arange", end=1)
+    on_batch = b.op("index", x, idx)                              # x[idx]: fixed batch entries
+    by_batch = b.op("index", x, rows, first, indices=["%", "%"])  # x[arange(B), [0]]
+    on_rows = b.op("index", x, idx, indices=[None, "%"])        # x[:, idx]: rows of a concrete dim
+    sel_batch = b.op("index_select", x, idx, dim=0)
+    sel_rows = b.op("index_select", x, idx, dim=1)
+    g = b.graph
+    assert "batch dim" in index_fault(g, g.nodes[on_batch]) and "batch dim" in index_fault(g, g.nodes[sel_batch])
+    assert all(index_fault(g, g.nodes[n]) is None for n in (by_batch, on_rows, sel_rows))

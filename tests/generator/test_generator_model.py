@@ -188,6 +188,19 @@ def test_masked_batches_hide_ops_and_edges(tok):
     assert set(roles.tolist()) <= {ROLE["ref"], ROLE["op"], ROLE["key"]}
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_relation_buckets_are_made_only_for_the_structure_bias(tok, bias):
+    g = sample(0, RandomSpaceConfig(modality="image", max_params=100_000))
+    ex = [Example(tok.tokens(g)[:120], ["x"], [], "t", "h")]
+    cfg = GeneratorConfig(vocab_size=len(tok.vocab), cond_vocab=2, text_dim=64, max_cond=2, d_model=32,
+                          n_layers=1, n_heads=2, d_ff=64, structure_bias=bias)
+    bt = Batcher(ex, tok.vocab.ids, {"<none>": 0}, TextEncoder(dim=64), cfg, TrainConfig(), seed=0)
+    batch = bt.make([0], masked=False, train=False)
+    assert ("bucket" in batch) == bias
+    loss, _ = loss_of(GraphTransformer(cfg), batch)
+    assert torch.isfinite(loss)
+
+
 def test_inputs_no_op_accepts_are_a_dead_end_not_a_failure(tok):
     # the only op on offer takes one input but is offered on two to four: every choice of references ends
     # with no op left; the sampler must back out of such choices and still finish every sample
@@ -248,3 +261,31 @@ def test_size_fault_rejects_tensors_too_large_to_run():
     assert "elements" in size_fault(["B", MAX_NUMEL // 4, "T"], {"B": 1, "T": 8})
     assert size_fault([["B", 3], ["B", MAX_NUMEL + 1]], {}) is not None
     assert size_fault(["B", "4 // B"], {}) is None  # not a size question: batch_fault names it
+
+
+@pytest.mark.slow
+def test_a_checkpoint_without_optimizer_state_continues_from_its_recorded_step(tmp_path):
+    """A copy of a shipped checkpoint (weights, config, record; no optim.pt) resumes at the record's step from
+    its weights (about a minute: the corpus and the 200-graph validation corpus are built first)."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from mad.generator.train import train
+
+    cfg = TrainConfig(steps=2, max_train_graphs=12, extra_random=0, paraphrases=0, batch_tokens=1024,
+                      eval_every=100, save_every=100, model={"d_model": 32, "n_layers": 1, "n_heads": 2,
+                                                             "d_ff": 64, "structure_bias": False})
+    run = train(cfg, tmp_path / "a", progress=False, device="cpu")
+    ship = tmp_path / "ship"
+    ship.mkdir()
+    for f in ("model.safetensors", "config.json", "record.json", "corpus.jsonl", "val_corpus.jsonl"):
+        shutil.copy(run / f, ship / f)
+    before = load_file(str(ship / "model.safetensors"))
+    cfg.steps = 3
+    train(cfg, ship, resume=True, progress=False, device="cpu")
+    rec = json.loads((ship / "record.json").read_text())
+    assert rec["steps"] == 3 and rec["segments"][-1]["from_step"] == 2
+    after = load_file(str(ship / "model.safetensors"))
+    assert set(after) == set(before) and any(not torch.equal(after[k], before[k]) for k in before)

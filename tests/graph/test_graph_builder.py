@@ -242,3 +242,19 @@ def test_getitem_needs_a_multi_output_input():
         b.op("getitem", h, index=0)
     parts = b.unpack(b.op("split", h, split_size=4, dim=-1))
     assert len(parts) == 2
+
+
+def test_weight_norm_with_a_gain_of_the_wrong_shape_is_refused_not_run():
+    # aten._weight_norm does not check its gain: a scalar g with dim=2 writes out of bounds and kills the process
+    b = GraphBuilder(dims={"B": 2})
+    v = b.input("v", ("B", 3, 8))
+    g_bad = b.op("sum", v)  # a scalar
+    with pytest.raises(GraphError, match="one gain per slice"):
+        b.op("_weight_norm", v, g_bad, dim=2)
+    g_ok = b.op("sum", v, dim=[0, 1], keepdim=True)  # (1, 1, 8)
+    out = b.op("_weight_norm", v, g_ok, dim=2)
+    b.output(out)
+    g = b.build()
+    x = g.example_inputs(seed=0)[0]
+    w = torch._weight_norm(x, x.sum(dim=[0, 1], keepdim=True), 2)
+    torch.testing.assert_close(g.to_module()(x), w)

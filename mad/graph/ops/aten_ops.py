@@ -245,8 +245,10 @@ def aten_op(
     flops: Callable[..., int] | None = None,
     module: Callable[..., Any] | None = None,
     doc: str = "",
+    fn: Callable[..., Any] | None = None,
 ) -> OpDef:
-    """Build and register the :class:`OpDef` of aten overload ``key``."""
+    """Build and register the :class:`OpDef` of aten overload ``key`` (``fn``: what runs in its place, with the
+    same signature, e.g. the overload behind an input check its kernel lacks)."""
     packet, overload = key.split(".")
     target = getattr(getattr(torch.ops.aten, packet), overload)
     schema = target._schema
@@ -284,7 +286,7 @@ def aten_op(
         category=category,
         args=tuple(args),
         attrs=attrs,
-        fn=target,
+        fn=fn or target,
         param_args=param_args,
         buffer_args=buffer_args,
         flops=flops or _default_flops(name),
@@ -411,5 +413,25 @@ _FLOPS = {
     "dot.default": lambda i, o, a, p: 2 * _numel(i[0]),
 }
 
+def _weight_norm(v: torch.Tensor, g: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """``aten._weight_norm`` once ``g`` holds one gain per slice of ``v`` along ``dim`` (one in all for
+    ``dim=-1``), in a shape that broadcasts to that layout: the kernel does not check it, and a wrong ``g`` makes
+    it write out of bounds (a heap corruption that kills the process), also on the meta device it passes."""
+    rank = v.dim()
+    if not -1 <= dim < max(rank, 1):
+        raise RuntimeError(f"_weight_norm: dim {dim} is out of range for a {rank}-d tensor")
+    want = [v.shape[k] if k == dim else 1 for k in range(rank)]
+    try:
+        fits = list(torch.broadcast_shapes(tuple(g.shape), tuple(want))) == want
+    except RuntimeError:
+        fits = False
+    if not fits or g.numel() != math.prod(want):
+        raise RuntimeError(f"_weight_norm: g of shape {list(g.shape)} does not give one gain per slice of v "
+                           f"{list(v.shape)} along dim {dim} (expected {want})")
+    return torch.ops.aten._weight_norm.default(v, g, dim)
+
+
+_CHECKED = {"_weight_norm.default": _weight_norm}
+
 for _key in PRIMITIVES:
-    aten_op(_key, flops=_FLOPS.get(_key))
+    aten_op(_key, flops=_FLOPS.get(_key), fn=_CHECKED.get(_key))

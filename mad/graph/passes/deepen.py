@@ -88,17 +88,24 @@ def deepen(g: ArchGraph, factor: int = 2) -> ArchGraph:
         >>> h.meta["edits"][-1]["families"]
         {'blocks.': 2}
     """
-    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-        raise GraphError(f"deepen: factor must be an int >= 1, got {factor!r}")
-    families = block_families(g)
-    if not families:
-        raise GraphError(f"deepen: graph {g.name!r} has no repeated blocks (numbered sibling scopes such as "
-                         "'layers.0', 'layers.1' whose output has the shape of their input); nothing to deepen")
+    families = _checked_families(g, "deepen", "factor", factor, "; nothing to deepen")
     out = g.copy()
     for base, indices in families.items():
         for i in sorted(indices, reverse=True):  # later siblings are renumbered; go from the last block
             repeat_block(out, f"{base}{i}", factor)
     return finish_edit(out, "deepen", factor=factor, families={b: len(v) for b, v in families.items()})
+
+
+def _checked_families(g: ArchGraph, edit: str, arg: str, value: object, why: str = "") -> dict:
+    """``block_families(g)`` after checking ``value`` (the edit's count argument ``arg``) is an int >= 1 and that
+    ``g`` has repeated blocks; a :class:`GraphError` naming ``edit`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GraphError(f"{edit}: {arg} must be an int >= 1, got {value!r}")
+    families = block_families(g)
+    if not families:
+        raise GraphError(f"{edit}: graph {g.name!r} has no repeated blocks (numbered sibling scopes such as "
+                         f"'layers.0', 'layers.1' whose output has the shape of their input){why}")
+    return families
 
 
 def set_depth(g: ArchGraph, n: int) -> ArchGraph:
@@ -119,12 +126,7 @@ def set_depth(g: ArchGraph, n: int) -> ArchGraph:
         >>> set_depth(two_layer_gpt, 6).meta["edits"][-1]
         {'pass': 'set_depth', 'blocks': 2, 'n': 6}
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise GraphError(f"set_depth: n must be an int >= 1, got {n!r}")
-    families = block_families(g)
-    if not families:
-        raise GraphError(f"set_depth: graph {g.name!r} has no repeated blocks (numbered sibling scopes such as "
-                         "'layers.0', 'layers.1' whose output has the shape of their input)")
+    families = _checked_families(g, "set_depth", "n", n)
     if n < len(families):
         raise GraphError(f"set_depth: {len(families)} block families ({', '.join(families)}) keep one block each; "
                          f"n={n} is too few")

@@ -282,9 +282,9 @@ def _same_rank(have: list, want: list) -> bool:
     """Whether a pool/1x1-conv (rank 4) or a linear on the last dim (ranks 2, 3) takes ``have`` to ``want``."""
     if len(have) != len(want) or not 2 <= len(want) <= 4:
         return False
-    if len(want) == 4:
-        return have[2:] == want[2:] or _concrete(want[2:])
-    return have[1:-1] == want[1:-1]
+    if len(want) == 4:  # a 1x1 conv needs a concrete channel dim to read
+        return (have[1] == want[1] or _concrete(have[1:2])) and (have[2:] == want[2:] or _concrete(want[2:]))
+    return have[1:-1] == want[1:-1] and (have[-1] == want[-1] or _concrete(have[-1:]))
 
 
 def _project(b: GraphBuilder, x: str, have: list, want: list, scope: str) -> str:
