@@ -197,14 +197,22 @@ def _open_ends(g: ArchGraph, keep: int, want: list) -> list[str] | None:
     return ends if any(e not in kept for e in ends) else None
 
 
+def _must_keep(g: ArchGraph, keep: int) -> set[str]:
+    """The first ``keep`` nodes of ``g`` (a partial graph) that a completion must keep: all but free parameters
+    none of them reads (a cut can end on a layer's weight before the layer; it computes nothing)."""
+    first = list(g.nodes)[:keep]
+    kept = set(first)
+    return {n for n in first if g.nodes[n].op != "parameter" or any(s in kept for s in g.successors(n))}
+
+
 def _closed_at(g: ArchGraph, end: str, keep: int) -> ArchGraph | None:
     """``g`` ending at node ``end``, without what no longer reaches the output; None when that would drop one of
-    the first ``keep`` nodes."""
+    the first ``keep`` nodes (:func:`_must_keep`)."""
     from mad.graph.passes.edit import eliminate_dead_code
 
     h = g.copy()
     h.set_outputs([end])
-    first = set(list(g.nodes)[:keep])
+    first = _must_keep(g, keep)
     if first & set(eliminate_dead_code(h)):
         return None
     try:
@@ -383,7 +391,7 @@ class Generator:
                     ends = _open_ends(graph, keep, project)
                     if ends:
                         raw = project_output(graph, ends, project)
-                        g, why = self._take(raw, c, task) if set(list(graph.nodes)[:keep]) <= set(raw.nodes) \
+                        g, why = self._take(raw, c, task) if _must_keep(graph, keep) <= set(raw.nodes) \
                             else (None, "the projection drops a node of the partial graph")
                 projected = g is not None and raw.outputs[0] not in graph.nodes  # type: ignore[union-attr]
             if g is None:
@@ -562,7 +570,8 @@ class Generator:
     def complete(self, partial: ArchGraph, n: int = 3, prompt: str | None = None, num_classes: int | None = None,
                  vocab_size: int | None = None, output_shape: list | None = None, seed: int = 0,
                  temperature: float = 0.9, oversample: int = 2) -> list[ArchGraph]:
-        """``n`` completions of the partial graph ``partial`` (its nodes kept as they are).
+        """``n`` completions of the partial graph ``partial`` (its nodes kept as they are, but a free parameter
+        that none of them reads and no new node takes up, such as a weight a cut ended on, is dropped).
 
         Args:
             partial: a partial graph (e.g. :func:`mad.graph.passes.cut`); its inputs fix the input shape.

@@ -337,3 +337,22 @@ def test_a_vit_request_starts_from_a_patch_embedding_and_gets_a_transformer_bloc
     assert checks["family"] and checks["num_heads"] and checks["mlp"] and checks["norm"] and runs(h) is None
     assert analyze(h).family == "vision transformer"
     assert h.meta["repairs"][0] == "family: add_attention(tokens=True, mlp=swiglu, heads=4, norm=rms_norm)"
+
+
+def test_a_completion_may_drop_a_weight_the_cut_ended_on():
+    from mad.generator.api import _closed_at, _must_keep
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("pixel_values", ("B", 4, 8, 8))
+    c = b.op("conv2d", x, out_channels=8, kernel_size=3, padding=1)
+    scale = b.parameter("scale", [8, 1, 1])
+    w = b.parameter("next_conv_weight", [8, 8, 1, 1])  # the cut ended on the next layer's weight
+    h = b.op("mul", c, scale)
+    keep = len(b.graph.nodes)
+    r = b.op("relu", h)  # a generated node that does not take the weight up
+    g = b.graph
+    assert _must_keep(g, keep) == {x, c, scale, h}
+    closed = _closed_at(g, r, keep)
+    assert closed is not None and w not in closed.nodes and {x, c, scale, h, r} <= set(closed.nodes)
+    assert _closed_at(g, c, keep) is None  # ending before the kept mul drops a node that computes
