@@ -164,6 +164,62 @@ def index_fault(g: ArchGraph, node: Any) -> str | None:
     for k, src in picked:
         if k < len(shape) and has_batch(shape[k]) and (src is None or not has_batch(g.nodes[src].shape)):
             return f"{node.op} picks entries of the batch dim with indices whose size does not follow the batch"
+        if src is not None and _cast_from_activations(g, src):
+            return f"{node.op} takes indices cast from floating-point activations (values no check bounds)"
+    return None
+
+
+_CASTS = frozenset({"to_dtype", "type_as", "_to_copy", "to_dtype_layout", "to"})
+_LAYOUT = (_ID_PASS | {"permute", "transpose", "movedim", "t", "flip", "roll"}) - _CASTS
+
+
+def _cast_from_activations(g: ArchGraph, nid: str) -> bool:
+    """Whether integer tensor ``nid`` is, through views, a cast of a batched floating-point tensor (a network's
+    activations): its values are whatever the activations are, so as indices they run out of range."""
+    seen = 0
+    while g.nodes[nid].op in _LAYOUT and seen < 32:
+        preds = g.predecessors(nid)
+        if not preds:
+            return False
+        nid, seen = preds[0], seen + 1
+    node = g.nodes[nid]
+    preds = g.predecessors(nid)
+    if node.op not in _CASTS or not preds or dtype_kind(node.dtype) != "i":
+        return False
+    src = g.nodes[preds[0]]
+    return dtype_kind(src.dtype) == "f" and has_batch(src.shape)
+
+
+def slice_fault(g: ArchGraph, node: Any) -> str | None:
+    """Why a node may not be added: a ``slice`` bounded by a dim symbol (``table[:T]``) that the graph records at
+    a fixed length, while at half the symbol's example size it would be another: the table is no longer than
+    that example size, so the graph holds at one length only and retargeting to another fails. (``x[-1:]`` of a
+    length that follows the symbol keeps its length and passes.)"""
+    if node.op != "slice" or not isinstance(node.shape, list):
+        return None
+    bounds = {k: node.attrs.get(k) for k in ("start", "end")}
+    syms = set()
+    for b in bounds.values():
+        if isinstance(b, str):
+            try:
+                syms |= free_symbols(b)
+            except SymbolError:
+                return None
+    preds = g.predecessors(node.id)
+    dim = node.attrs.get("dim", 0)
+    if not syms or not preds or not isinstance(dim, int) or not -len(node.shape) <= dim < len(node.shape):
+        return None
+    size, out = g.nodes[preds[0]].shape[dim], node.shape[dim]
+    if not isinstance(size, int) or not isinstance(out, int):
+        return None
+    half = {**g.dims, **{k: max(1, int(g.dims.get(k, 8)) // 2) for k in syms}}
+    try:
+        at = [int(evaluate(b, half)) if isinstance(b, str) else b for b in bounds.values()]
+    except (SymbolError, ArithmeticError, TypeError, ValueError):
+        return None
+    step = node.attrs.get("step", 1)
+    if len(range(size)[slice(at[0], at[1], step if isinstance(step, int) and step > 0 else 1)]) != out:
+        return f"slice bounded by {list(bounds.values())} keeps a fixed length {out}: it holds at one length only"
     return None
 
 
@@ -520,7 +576,7 @@ class Sampler:
         params = s.params + node.num_params
         ids_in = [s.ids[r] for r in s.refs]
         why = (batch_fault(node.shape, s.asm.graph.dims) or size_fault(node.shape, s.asm.graph.dims)
-               or ids_fault(node, ids_in) or index_fault(s.asm.graph, node))
+               or ids_fault(node, ids_in) or index_fault(s.asm.graph, node) or slice_fault(s.asm.graph, node))
         if why is None and max_params is not None and params > max_params:
             why = f"over the parameter budget ({params} > {max_params})"
         if why is not None:

@@ -8,7 +8,7 @@ import torch
 from mad.data import load_default
 from mad.generator.fits import node_fits, op_fits, value_fits
 from mad.generator.model import GeneratorConfig, GraphTransformer
-from mad.generator.sample import Sampler, _Seq, holds_ids, ids_fault, index_fault
+from mad.generator.sample import Sampler, _Seq, holds_ids, ids_fault, index_fault, slice_fault
 from mad.graph import ArchGraph, GraphBuilder, get_op
 from mad.graph.builder_ops import port_count
 from mad.tokenizer import Assembler, GraphTokenizer
@@ -132,6 +132,9 @@ def test_the_checks_accept_every_node_of_the_dataset_graphs(sampler, monkeypatch
             bad.append(f"{self.graph.name}: {why_not}")
         if index_fault(self.graph, self.graph.nodes[nid]):
             refused.add(current[0])
+        why_slice = slice_fault(self.graph, self.graph.nodes[nid])
+        if why_slice:
+            bad.append(f"{self.graph.name}: {why_slice}")
         flags.append(holds_ids(self.graph, nid, ids_in))
         return nid
 
@@ -248,3 +251,35 @@ def test_tensor_indices_pick_batch_entries_only_when_sized_by_the_batch():
     g = b.graph
     assert "batch dim" in index_fault(g, g.nodes[on_batch]) and "batch dim" in index_fault(g, g.nodes[sel_batch])
     assert all(index_fault(g, g.nodes[n]) is None for n in (by_batch, on_rows, sel_rows))
+
+
+def test_a_table_sliced_at_the_sequence_length_must_follow_it():
+    """``table[:T]`` of a 64-row table at T = 64 is recorded as 64 rows: at T = 32 it would be 32, so the graph
+    holds at one length only (refused); a longer table gives ``T`` rows and passes."""
+    from mad.generator.sample import slice_fault
+
+    b = GraphBuilder(dims={"B": 2, "T": 64})
+    x = b.input("x", ["B", "T", 16])
+    short = b.op("slice", b.parameter("short", [64, 16]), dim=0, start=0, end="T")
+    long = b.op("slice", b.parameter("long", [128, 16]), dim=0, start=0, end="T")
+    last = b.op("slice", x, dim=1, start=-1, end=9223372036854775807)
+    g = b.graph
+    assert g.nodes[short].shape == [64, 16] and g.nodes[long].shape == ["T", 16]
+    assert "one length only" in slice_fault(g, g.nodes[short])
+    assert slice_fault(g, g.nodes[long]) is None and slice_fault(g, g.nodes[last]) is None
+
+
+def test_indices_may_not_be_activations_cast_to_integers():
+    """Integer values cast from a network's activations are whatever the activations are: as indices they run
+    out of range (refused); positions cast from an arange are fine."""
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("x", ["B", 8, 16])
+    table = b.parameter("table", [4, 16])
+    cast = b.op("to_dtype", b.op("mean", x, dim=[2]), dtype="int64")           # (B, 8) from activations
+    moved = b.op("transpose", cast, dim0=0, dim1=1)                             # still those values
+    pos = b.op("to_dtype", b.op("mul", b.op("to_dtype", b.op("arange", end=4), dtype="float32"), other=0.5),
+               dtype="int64")                                                    # (4,) positions
+    g = b.graph
+    bad, via, ok = (b.op("index", table, i) for i in (cast, moved, pos))
+    assert "activations" in index_fault(g, g.nodes[bad]) and "activations" in index_fault(g, g.nodes[via])
+    assert index_fault(g, g.nodes[ok]) is None
