@@ -145,7 +145,8 @@ def ids_fault(node: Any, inputs: list[bool]) -> str | None:
 def index_fault(g: ArchGraph, node: Any) -> str | None:
     """Why a node may not be added: it picks entries of a batch dim (``index``, ``index_select``) with a tensor
     of indices whose size does not follow the batch (``x[arange(B), last]`` does; a fixed table of positions
-    does not). No shape check sees index values: ones drawn for the example batch run out of range at batch 1."""
+    does not), or it takes indices cast from a network's activations. No shape check sees index values: ones
+    drawn for the example batch run out of range at batch 1, and cast activations anywhere."""
     if node.op not in ("index", "index_select"):
         return None
     preds = g.predecessors(node.id)

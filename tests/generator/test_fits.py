@@ -256,8 +256,6 @@ def test_tensor_indices_pick_batch_entries_only_when_sized_by_the_batch():
 def test_a_table_sliced_at_the_sequence_length_must_follow_it():
     """``table[:T]`` of a 64-row table at T = 64 is recorded as 64 rows: at T = 32 it would be 32, so the graph
     holds at one length only (refused); a longer table gives ``T`` rows and passes."""
-    from mad.generator.sample import slice_fault
-
     b = GraphBuilder(dims={"B": 2, "T": 64})
     x = b.input("x", ["B", "T", 16])
     short = b.op("slice", b.parameter("short", [64, 16]), dim=0, start=0, end="T")
