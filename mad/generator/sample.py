@@ -45,6 +45,7 @@ import torch
 from mad.graph import ArchGraph, get_op
 from mad.graph.builder_ops import port_count
 from mad.graph.layer_params import LAYER_RULES
+from mad.graph.ops.symbols import attr_symbols, resolve_attrs
 from mad.graph.symbolic import SymbolError, evaluate, free_symbols, to_poly
 from mad.graph.validate import validate
 from mad.tokenizer import MAX_REF, Assembler, GraphTokenizer, NodeRec
@@ -198,14 +199,11 @@ def slice_fault(g: ArchGraph, node: Any) -> str | None:
     length that follows the symbol keeps its length and passes.)"""
     if node.op != "slice" or not isinstance(node.shape, list):
         return None
-    bounds = {k: node.attrs.get(k) for k in ("start", "end")}
-    syms = set()
-    for b in bounds.values():
-        if isinstance(b, str):
-            try:
-                syms |= free_symbols(b)
-            except SymbolError:
-                return None
+    op = get_op("slice")
+    try:
+        syms = attr_symbols(op, node.attrs)
+    except SymbolError:
+        return None
     preds = g.predecessors(node.id)
     dim = node.attrs.get("dim", 0)
     if not syms or not preds or not isinstance(dim, int) or not -len(node.shape) <= dim < len(node.shape):
@@ -215,12 +213,14 @@ def slice_fault(g: ArchGraph, node: Any) -> str | None:
         return None
     half = {**g.dims, **{k: max(1, int(g.dims.get(k, 8)) // 2) for k in syms}}
     try:
-        at = [int(evaluate(b, half)) if isinstance(b, str) else b for b in bounds.values()]
+        at = resolve_attrs(op, node.attrs, half)
+        start, end = (None if at.get(k) is None else int(at[k]) for k in ("start", "end"))
     except (SymbolError, ArithmeticError, TypeError, ValueError):
         return None
     step = node.attrs.get("step", 1)
-    if len(range(size)[slice(at[0], at[1], step if isinstance(step, int) and step > 0 else 1)]) != out:
-        return f"slice bounded by {list(bounds.values())} keeps a fixed length {out}: it holds at one length only"
+    if len(range(size)[slice(start, end, step if isinstance(step, int) and step > 0 else 1)]) != out:
+        bounds = [node.attrs.get("start"), node.attrs.get("end")]
+        return f"slice bounded by {bounds} keeps a fixed length {out}: it holds at one length only"
     return None
 
 
