@@ -364,7 +364,10 @@ class Generator:
         is closed at the latest of its nodes (up to :data:`PROJECT_TRIES` are tried) that
         :func:`~mad.graph.passes.project_output` takes to it and that then passes, followed by that projection
         (``meta["generator"]["projected"]``); when no one node leads on from every open end of the partial
-        graph, at one node per open end, their projections added (:func:`_open_ends`).
+        graph, at one node per open end, their projections added (:func:`_open_ends`). When the shape follows
+        the length of token ids the sample never read (an encoder-decoder cut before its decoder), the latest
+        node that passes is followed by a one-layer decoder from those ids instead
+        (:func:`~mad.graph.passes.attend_output`).
 
         Layers are named (:func:`~mad.generator.layers.name_blocks`), and what the graph misses of the request
         and a graph pass can put in (the number of layers, the MLP or attention kind) is put in when the
@@ -382,7 +385,7 @@ class Generator:
                 g, raw, back = self._close_earlier(graph, output_ok, keep, earlier, c, task)
                 closed = back + 1
             if g is None and project is not None:
-                from mad.graph.passes import project_output, projectable
+                from mad.graph.passes import attend_output, attendable, project_output, projectable, query_input
 
                 g, raw, closed = self._close_earlier(
                     graph, lambda node: node.op not in ("input", "parameter") and projectable(node.shape, project),
@@ -393,6 +396,11 @@ class Generator:
                         raw = project_output(graph, ends, project)
                         g, why = self._take(raw, c, task) if _must_keep(graph, keep) <= set(raw.nodes) \
                             else (None, "the projection drops a node of the partial graph")
+                ids = query_input(graph, project)
+                if g is None and ids is not None:  # the output follows token ids the sample never read: decode
+                    g, raw, closed = self._close_earlier(
+                        graph, lambda node: node.op not in ("input", "parameter") and attendable(node.shape, project),
+                        keep, PROJECT_TRIES, c, task, then=lambda h, end: attend_output(h, end, ids, project))
                 projected = g is not None and raw.outputs[0] not in graph.nodes  # type: ignore[union-attr]
             if g is None:
                 log.debug("sample %d: %s", k, why)

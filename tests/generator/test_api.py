@@ -218,6 +218,64 @@ def test_project_output_flattens_concrete_sizes_and_adds_several_ends():
         assert two.to_module()(*two.example_inputs(seed=0)).shape == (2, 2, 128)
 
 
+def _encoder_decoder_cut():
+    """A partial speech-to-text graph cut inside its encoder (length 6 frames): the decoder's ids (B, T) unread."""
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder(dims={"B": 2, "T": 5})
+    b.input("decoder_input_ids", ("B", "T"), dtype="int64", range=[0, 40])
+    feats = b.input("input_features", ("B", 6, 12))
+    h = b.op("linear", feats, out_features=16)
+    return b, h
+
+
+def test_attend_output_decodes_from_unread_token_ids_and_refuses_what_it_cannot():
+    import torch
+
+    from mad.graph import GraphError
+    from mad.graph.passes import attend_output, attendable, projectable, query_input
+
+    b, h = _encoder_decoder_cut()
+    b.output(h)
+    g = b.build()
+    want = ["B", "T", 24]
+    assert not projectable(g.nodes[h].shape, want)  # another length: no linear layer takes it there
+    assert query_input(g, want) == "decoder_input_ids" and query_input(g, ["B", 6, 24]) is None
+    assert attendable(["B", 6, 16], want) and not attendable(["B", 6, "T"], want) and not attendable(["B", 16], want)
+    d = attend_output(g, h, "decoder_input_ids", want)
+    assert d.nodes[d.outputs[0]].shape == want and runs(d) is None
+    assert [n.op for n in d.nodes.values()].count("scaled_dot_product_attention") == 1
+    # the output follows the ids' length: another T gives another length, the encoder's features are read
+    m = d.to_module()
+    ids, feats = d.example_inputs(seed=0, dims={"T": 3})
+    out = m(ids, feats)
+    assert out.shape == (2, 3, 24)
+    with torch.no_grad():
+        assert not torch.equal(m(ids, feats), m(ids, feats + 1.0))
+    with pytest.raises(GraphError, match="token-id input"):
+        attend_output(g, h, "input_features", want)
+    with pytest.raises(GraphError, match="cannot be attended"):
+        attend_output(g, "decoder_input_ids", "decoder_input_ids", want)  # ids (B, T) are no features
+
+
+def test_an_encoder_decoder_cut_before_its_decoder_completes_by_decoding_from_its_ids(gen):
+    from mad.generator.constraints import Constraints
+    from mad.generator.sample import Sample
+
+    b, h = _encoder_decoder_cut()
+    keep = 3
+    h = b.op("gelu", b.op("linear", h, out_features=16))  # generated: more encoder, never the decoder's length
+    want = ["B", "T", 24]
+    tokens = gen.tokenizer.prefix_tokens(b.graph)
+    task = ("text", (5,), None, None)
+    out = gen._finish([Sample(tokens, None, -1.0, "stuck")], Constraints(), task, None, 0, [],  # noqa: SLF001
+                      output_ok=lambda n: n.shape == want, keep=keep, project=want)
+    assert len(out) == 1
+    r = out[0][1]
+    assert runs(r) is None and r.nodes[r.outputs[0]].shape == want and r.meta["generator"]["projected"]
+    assert "embedding" in {n.op for n in r.nodes.values()} and "gelu" in {n.op for n in r.nodes.values()}
+
+
 def test_output_rule_needs_the_batch_first_and_concrete_features():
     from mad.graph import Node
 

@@ -13,7 +13,7 @@ from .edits import EDIT_PASSES
 from .kv_heads import set_kv_heads
 from .lora import add_lora, lora_targets
 from .reinfer import reinfer, transaction
-from .retarget import project_output, projectable, retarget
+from .retarget import attend_output, attendable, project_output, projectable, query_input, retarget
 from .rotary import add_rotary
 
 __all__ = [
@@ -38,6 +38,9 @@ __all__ = [
     "mutates",
     "project_output",
     "projectable",
+    "query_input",
+    "attend_output",
+    "attendable",
     "reinfer",
     "remove_block",
     "removed_part",

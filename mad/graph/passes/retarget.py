@@ -333,6 +333,57 @@ def project_output(graph: ArchGraph, node: str | Sequence[str], shape: Sequence)
     return g
 
 
+def query_input(graph: ArchGraph, shape: Sequence) -> str | None:
+    """The token-id input of ``graph`` whose length an output of ``shape`` ``(B, T, E)`` follows (an input
+    ``(B, T)`` of integers with a value range), when :func:`attend_output` can take a node to ``shape`` from it."""
+    want = list(shape)
+    if len(want) != 3 or not _concrete(want[2:]):
+        return None
+    return next((s.name for s in graph.inputs if list(s.shape) == want[:2] and s.dtype.startswith("int")
+                 and s.range is not None and s.name in graph.nodes), None)
+
+
+def attendable(have: object, want: Sequence) -> bool:
+    """Whether :func:`attend_output` can take features of shape ``have`` to ``want``: both ``(B, ., D)`` with
+    the same batch dim and a concrete width."""
+    want = list(want)
+    return (isinstance(have, list) and len(have) == 3 and len(want) == 3 and have[0] == want[0]
+            and not any(isinstance(d, list) for d in have) and _concrete(have[2:]) and _concrete(want[2:]))
+
+
+def attend_output(graph: ArchGraph, node: str, ids: str, shape: Sequence) -> ArchGraph:
+    """A copy of ``graph`` ending in a one-layer decoder from token-id input ``ids`` to ``node``'s features.
+
+    For an output ``(B, T, E)`` that follows the length of ``ids`` ``(B, T)`` while ``node`` has another
+    length ``(B, S, D)`` (an encoder's): the ids are embedded (``D`` wide), attend to ``node`` with one
+    cross-attention head (queries from the embeddings, keys and values from ``node``), and a linear layer gives
+    ``E``. Nodes that no longer reach the output are dropped.
+
+    Raises:
+        GraphError: ``ids`` is not a token-id input of length ``shape[1]``, or ``node`` is not ``(B, S, D)``.
+    """
+    g = graph.copy()
+    want = list(shape)
+    spec = next((s for s in g.inputs if s.name == ids), None)
+    if spec is None or query_input(g, want) != ids:
+        raise GraphError(f"{g.name!r}: {ids!r} is not a token-id input (B, T) that an output {want} follows")
+    have = g.nodes[node].shape
+    if not attendable(have, want):
+        raise GraphError(f"{g.name!r}: node {node!r} of shape {have} cannot be attended to for an output {want}")
+    width = int(have[2])  # type: ignore[index]
+    b = GraphBuilder.extend(g)
+    q = b.op("embedding", ids, num_embeddings=int(spec.range[1]), embedding_dim=width,  # type: ignore[index]
+             scope="decode.embed")
+    k = b.op("linear", node, out_features=width, scope="decode.key")
+    v = b.op("linear", node, out_features=width, scope="decode.value")
+    x = b.op("scaled_dot_product_attention", b.op("linear", q, out_features=width, scope="decode.query"), k, v,
+             attn_mask=None, is_causal=False, scope="decode.attn")
+    x = b.op("add", q, x, scope="decode")
+    g.set_outputs([b.op("linear", x, out_features=want[2], scope="decode.out")])
+    eliminate_dead_code(g)
+    return g
+
+
 def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | None = None,
              vocab_size: int | None = None, fill_inputs: bool = True) -> ArchGraph:
     """A copy of ``graph`` put on a task with inputs of ``input_shape`` (no batch dim).
