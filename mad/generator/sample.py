@@ -25,7 +25,10 @@ node's start; so the emitted sequence is a valid partial graph after every
 node. Inputs on which every op is banned are a dead end: the node is taken
 back and no reference sequence leads to them again at that place. A node
 whose shape would not run at every batch size (``4 // B``) or is too large to
-run at batch 1 is rejected too.
+run at batch 1 is rejected too, and so are nodes that run but mean nothing:
+token ids made numbers other than by an embedding, indices no shape check
+bounds, a table sliced to one length only, and a conv, pool or batch norm on a
+channels-last tensor (``*_fault``).
 Only nodes the caller's ``output_ok`` accepts (a float tensor with the batch
 dim, per-token features for a language model...) may become the output.
 After ``max_retries`` failures at one place the sequence closes at its last
@@ -102,6 +105,7 @@ class _Seq:
     batchy: list[bool] = field(default_factory=list)  # per node: its shape holds the batch symbol
     flat: int = 0  # how many of the last nodes in a row lack the batch symbol
     ids: list[bool] = field(default_factory=list)  # per node: it holds token ids (:func:`holds_ids`)
+    chan: list[int | None] = field(default_factory=list)  # per node: where it holds channels (:func:`channel_dim`)
 
 
 def dtype_kind(dtype: Any) -> str:
@@ -190,6 +194,66 @@ def _cast_from_activations(g: ArchGraph, nid: str) -> bool:
         return False
     src = g.nodes[preds[0]]
     return dtype_kind(src.dtype) == "f" and has_batch(src.shape)
+
+
+# ops that read a 4-D tensor as (B, C, H, W): channels at dim 1, the spatial dims after it
+_NCHW = frozenset({"conv2d", "conv2d_padding", "conv_transpose2d", "batch_norm", "instance_norm", "group_norm",
+                   "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "pixel_shuffle",
+                   "pixel_unshuffle", "upsample_nearest2d", "upsample_bilinear2d", "upsample_bicubic2d"})
+# ops whose output keeps the layout of their 4-D inputs: elementwise ones, and norms and layers over the last dim
+_SAME_LAYOUT = frozenset({"relu", "relu6", "gelu", "silu", "mish", "sigmoid", "tanh", "hardswish", "hardsigmoid",
+                          "hardtanh", "elu", "selu", "celu", "leaky_relu", "softplus", "dropout", "neg", "exp", "sqrt",
+                          "rsqrt", "clone", "contiguous", "alias", "detach", "add", "sub", "mul", "div", "layer_norm",
+                          "rms_norm", "linear", "to_dtype", "_to_copy", "type_as"})
+
+
+def channel_dim(node: Any, inputs: list[int | None]) -> int | None:
+    """Where a 4-D floating-point tensor holds an image's channels: 1 for ``(B, C, H, W)``, 3 for channels last
+    ``(B, H, W, C)`` (``inputs``: that of each input); None when not known (other ranks, after a reshape...).
+    A graph's 4-D inputs and what the ``(B, C, H, W)`` ops give hold them at 1; a permute or transpose moves them;
+    elementwise ops, and norms and linear layers over the last dim, keep them where their inputs do."""
+    shape = node.shape
+    if not isinstance(shape, list) or len(shape) != 4 or dtype_kind(node.dtype) != "f":
+        return None
+    if node.op == "input" or node.op in _NCHW:
+        return 1
+    known = {c for c in inputs if c is not None}
+    if len(known) != 1:
+        return None
+    c = known.pop()
+    if node.op == "permute":
+        dims = [d % 4 for d in node.attrs.get("dims") or [] if isinstance(d, int)]
+        return dims.index(c) if c in dims and len(dims) == 4 else None
+    if node.op == "transpose":
+        a, b = node.attrs.get("dim0"), node.attrs.get("dim1")
+        if not isinstance(a, int) or not isinstance(b, int):
+            return None
+        a, b = a % 4, b % 4
+        return b if c == a else a if c == b else c
+    return c if node.op in _SAME_LAYOUT else None
+
+
+_REDUCE = frozenset({"mean", "sum", "amax", "amin", "var", "std", "logsumexp"})
+
+
+def layout_fault(node: Any, inputs: list[int | None]) -> str | None:
+    """Why a node may not be added: a ``(B, C, H, W)`` op (a conv, pool, batch norm...) reads a 4-D tensor whose
+    channels are known to be elsewhere (channels last after a permute): it would take a spatial size for the
+    channels and mix the channels as a spatial dim; or a reduction over a 4-D image tensor takes its channels
+    together with some but not all of its spatial dims (``mean(dim=[2, 3])`` of a channels-last tensor keeps
+    one spatial dim as the features). It runs, but it is no image layer."""
+    c = inputs[0] if inputs else None
+    if c is None:
+        return None
+    if node.op in _NCHW and c != 1:
+        return f"{node.op} reads a tensor with its channels at dim {c} as (B, C, H, W)"
+    dims = node.attrs.get("dim")
+    if node.op in _REDUCE and isinstance(dims, list) and all(isinstance(d, int) for d in dims):
+        cut = {d % 4 for d in dims}
+        space = {1, 2, 3} - {c}
+        if c in cut and cut & space and not space <= cut:
+            return f"{node.op} over dims {sorted(cut)} takes the channels (dim {c}) with part of the image only"
+    return None
 
 
 def slice_fault(g: ArchGraph, node: Any) -> str | None:
@@ -575,9 +639,10 @@ class Sampler:
             return False
         node = s.asm.graph.nodes[nid]
         params = s.params + node.num_params
-        ids_in = [s.ids[r] for r in s.refs]
+        ids_in, chan_in = [s.ids[r] for r in s.refs], [s.chan[r] for r in s.refs]
         why = (batch_fault(node.shape, s.asm.graph.dims) or size_fault(node.shape, s.asm.graph.dims)
-               or ids_fault(node, ids_in) or index_fault(s.asm.graph, node) or slice_fault(s.asm.graph, node))
+               or ids_fault(node, ids_in) or index_fault(s.asm.graph, node) or slice_fault(s.asm.graph, node)
+               or layout_fault(node, chan_in))
         if why is None and max_params is not None and params > max_params:
             why = f"over the parameter budget ({params} > {max_params})"
         if why is not None:
@@ -589,6 +654,7 @@ class Sampler:
         s.depths.append(s.node_depth)
         s.batchy.append(has_batch(node.shape))
         s.ids.append(holds_ids(s.asm.graph, nid, ids_in))
+        s.chan.append(channel_dim(node, chan_in))
         s.flat = 0 if s.batchy[-1] else s.flat + 1
         if self.output_ok is None or self.output_ok(s.asm.graph.nodes[nid]):
             s.ok_outputs.append(len(s.asm) - 1)
@@ -667,13 +733,16 @@ class Sampler:
             sq.batchy = [has_batch(asm.graph.nodes[nid].shape) for nid in asm.ids]
             for i, ps in enumerate(st.parents[: len(asm)]):
                 sq.ids.append(holds_ids(asm.graph, asm.ids[i], [sq.ids[r] for r in ps]))
+                sq.chan.append(channel_dim(asm.graph.nodes[asm.ids[i]], [sq.chan[r] for r in ps]))
             sq.flat = next((k for k, b in enumerate(reversed(sq.batchy)) if b), len(sq.batchy))
             seqs.append(sq)
         base = NodeDistances()
         for ps in st.parents[: len(seqs[0].asm)]:
             base.add(ps)
         dists = [base.copy() for _ in seqs]
-        cache = KVCache(model.cfg.n_layers, capacity=len(seqs[0].alive))
+        # room for a typical sample; the cache doubles when one runs longer (a smaller buffer is quicker to
+        # copy when finished samples leave the batch)
+        cache = KVCache(model.cfg.n_layers, capacity=min(len(seqs[0].alive), p + len(prefix) + 512))
         # the prompt and the forced prefix, for all samples at once
         x0 = model.prefix(text[None].expand(n, -1).to(dev), cond[None].expand(n, -1).to(dev))
         toks = torch.tensor([self.ids[t] for t in prefix], device=dev)[None].expand(n, -1)

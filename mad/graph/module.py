@@ -17,11 +17,12 @@ import torch
 from torch import nn
 
 from .arch_graph import ArchGraph, GraphError
-from .interpreter import param_dtype
+from .interpreter import describe_value, param_dtype
 from .ops import get_op
 from .ops.call import call_op
 from .ops.symbols import resolve_attrs, symbolic_attr_keys
 from .ops.values import dtype_from_name
+from .symbolic import SymbolError, concrete
 
 __all__ = ["ArchModule", "Container", "decode_tensor", "encode_tensor", "MODE_ATTRS"]
 
@@ -136,6 +137,7 @@ class ArchModule(nn.Module):
         for p, i in last_use.items():
             if p not in keep:
                 self._free_after[i].append(p)
+        self._watch: Any = None  # run_checked's check of each value
         self.eval()  # the mode graphs are captured in; .train() switches batch norm and dropout
 
     # ------------------------------------------------------------- params
@@ -301,6 +303,7 @@ class ArchModule(nn.Module):
         bindings = self._bind(values)
         env: dict[str, Any] = {}
         nodes = self.graph.nodes
+        watch = self._watch
         for i, nid in enumerate(self._order):
             node = nodes[nid]
             op = self._ops[nid]
@@ -326,6 +329,8 @@ class ArchModule(nn.Module):
                     env[nid] = call_op(op, attrs, [env[p] for p in self._preds[nid]], params, device)
                 except Exception as e:
                     raise RuntimeError(f"node {nid!r} ({node.op}, scope {node.scope!r}) failed: {e}") from e
+            if watch is not None:
+                watch(node, env[nid], bindings)
             for p in self._free_after[i]:
                 env.pop(p, None)
         outs = [env[o] for o in self.graph.outputs]
@@ -334,6 +339,33 @@ class ArchModule(nn.Module):
         if self.graph.output_kind == "dict":
             return dict(zip(self.graph.output_keys or [], outs))
         return tuple(outs)
+
+    def run_checked(self, *args: Any, **kwargs: Any) -> Any:
+        """``forward(*args, **kwargs)``, checking that every node's value has the shape and dtype the graph
+        records for it, its dim symbols at the sizes the inputs give (``B`` from the batch...): the shape rules
+        checked against the kernels that really run. (A size that depends on values, as ``nonzero``'s, is held
+        to what the graph records too.)
+
+        Raises:
+            GraphError: the first node whose value differs, saying how.
+        """
+        def check(node: Any, value: Any, bindings: dict[str, int]) -> None:
+            have, dtype = describe_value(value, strict=False)
+            if have is None or node.shape is None:
+                return
+            try:
+                want = concrete(node.shape, bindings)
+            except SymbolError:
+                return  # a size the inputs do not fix
+            if have != want or (node.dtype is not None and dtype != node.dtype):
+                raise GraphError(f"node {node.id!r} ({node.op}): the graph records {node.shape} {node.dtype} "
+                                 f"({want} at {bindings}), but it ran to {have} {dtype}")
+
+        self._watch = check
+        try:
+            return self(*args, **kwargs)
+        finally:
+            self._watch = None
 
     def _bind(self, values: dict[str, Any]) -> dict[str, int]:
         """Sizes of the symbolic dims, read from the inputs (``B`` from ``x.shape[0]``...). A symbol that no

@@ -414,3 +414,19 @@ def test_a_completion_may_drop_a_weight_the_cut_ended_on():
     closed = _closed_at(g, r, keep)
     assert closed is not None and w not in closed.nodes and {x, c, scale, h, r} <= set(closed.nodes)
     assert _closed_at(g, c, keep) is None  # ending before the kept mul drops a node that computes
+
+
+def test_runs_refuses_a_graph_whose_recorded_shapes_the_kernels_do_not_give():
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("pixel_values", ("B", 1, 8, 8))
+    c = b.op("conv2d", x, out_channels=4, kernel_size=3, stride=2)
+    b.output(b.op("linear", b.op("flatten", c, start_dim=1), out_features=10))
+    g = b.build()
+    assert runs(g) is None
+    g.nodes[c].shape = ["B", 4, 4, 4]  # stride 2 without padding gives 3x3
+    assert "GraphError" in runs(g) and "conv2d" in runs(g)
+    g.nodes[c].shape = ["B", 4, 3, 3]
+    g.add_node("relu", [], id="orphan")  # a structural fault: an op without its input
+    assert runs(g) is not None

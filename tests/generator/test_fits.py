@@ -8,7 +8,8 @@ import torch
 from mad.data import load_default
 from mad.generator.fits import node_fits, op_fits, value_fits
 from mad.generator.model import GeneratorConfig, GraphTransformer
-from mad.generator.sample import Sampler, _Seq, holds_ids, ids_fault, index_fault, slice_fault
+from mad.generator.sample import (Sampler, _Seq, channel_dim, holds_ids, ids_fault, index_fault, layout_fault,
+                                  slice_fault)
 from mad.graph import ArchGraph, GraphBuilder, get_op
 from mad.graph.builder_ops import port_count
 from mad.tokenizer import Assembler, GraphTokenizer
@@ -105,7 +106,8 @@ def test_the_checks_accept_every_node_of_the_dataset_graphs(sampler, monkeypatch
 
     def checked(self, r):
         flags = self.__dict__.setdefault("_holds_ids", [])
-        ids_in = [flags[i] for i in r.refs]
+        chans = self.__dict__.setdefault("_channels", [])
+        ids_in, chan_in = [flags[i] for i in r.refs], [chans[i] for i in r.refs]
         if r.op not in ("input", "parameter") and not r.ties:
             g, shapes = self.graph, [self.graph.nodes[self.ids[i]].shape for i in r.refs]
             n = len(r.refs)
@@ -135,19 +137,25 @@ def test_the_checks_accept_every_node_of_the_dataset_graphs(sampler, monkeypatch
         why_slice = slice_fault(self.graph, self.graph.nodes[nid])
         if why_slice:
             bad.append(f"{self.graph.name}: {why_slice}")
+        why_layout = layout_fault(self.graph.nodes[nid], chan_in)
+        if why_layout:
+            bad.append(f"{self.graph.name}: {why_layout}")
         flags.append(holds_ids(self.graph, nid, ids_in))
+        chans.append(channel_dim(self.graph.nodes[nid], chan_in))
+        layouts[1] += chans[-1] == 3
         return nid
 
     monkeypatch.setattr(Assembler, "add", checked)
     graphs = _graphs(60)
     texts = 0
     refused: set[int] = set()  # graphs with a node index_fault refuses: sound only if it fails at batch 1
+    layouts = [0, 0]  # -, nodes known to be channels last (the layout rule is tested where it applies)
     current = [0]
     for k, g in enumerate(graphs):
         current[0] = k
         h = tok.decode(tok.encode(g))
         texts += any(holds_ids(h, h.input_node(s.name), []) for s in h.inputs)
-    assert len(graphs) > 60 and texts > 10
+    assert len(graphs) > 60 and texts > 10 and layouts[1] > 20
     for k in refused:
         g = graphs[k]
         with torch.no_grad(), pytest.raises((RuntimeError, IndexError)):
@@ -281,3 +289,33 @@ def test_indices_may_not_be_activations_cast_to_integers():
     bad, via, ok = (b.op("index", table, i) for i in (cast, moved, pos))
     assert "activations" in index_fault(g, g.nodes[bad]) and "activations" in index_fault(g, g.nodes[via])
     assert index_fault(g, g.nodes[ok]) is None
+
+
+def test_image_layers_read_channels_first_tensors_only():
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("pixel_values", ("B", 3, 8, 8))
+    c = b.op("conv2d", x, out_channels=16, kernel_size=3, padding=1)
+    last = b.op("permute", c, dims=[0, 2, 3, 1])  # (B, 8, 8, 16): a ConvNeXt block's norm and MLP run here
+    mlp = b.op("gelu", b.op("linear", b.op("layer_norm", last, normalized_shape=[16]), out_features=16))
+    back = b.op("permute", mlp, dims=[0, 3, 1, 2])
+    wrong = b.op("conv2d", mlp, out_channels=4, kernel_size=1)  # reads H (8) as the channels
+    swapped = b.op("transpose", back, dim0=1, dim1=3)
+    pooled = b.op("max_pool2d", swapped, kernel_size=2)
+    flat = b.op("reshape", mlp, shape=[-1, 16, 8, 8])  # the layout after a reshape is not known
+    g = b.graph
+    chan: dict[str, int | None] = {}
+    for nid in g.topo_order():
+        chan[nid] = channel_dim(g.nodes[nid], [chan[p] for p in g.predecessors(nid)])
+    assert (chan[x], chan[c], chan[last], chan[mlp], chan[back], chan[swapped], chan[flat]) == (1, 1, 3, 3, 1, 3, None)
+    fault = {n: layout_fault(g.nodes[n], [chan[p] for p in g.predecessors(n)]) for n in g.nodes}
+    assert "channels at dim 3" in fault[wrong] and "channels at dim 3" in fault[pooled]
+    assert all(fault[n] is None for n in (c, last, mlp, back, flat))
+    assert layout_fault(g.nodes[wrong], [None]) is None  # unknown: no refusal
+    # global pooling: over H and W wherever the channels are; not the channels with one spatial dim
+    pool_last, pool_first = b.op("mean", mlp, dim=[1, 2]), b.op("mean", back, dim=[2, 3])
+    mixed, chan_mean = b.op("mean", mlp, dim=[2, 3]), b.op("mean", back, dim=[1], keepdim=True)
+    assert "part of the image" in layout_fault(g.nodes[mixed], [3])
+    assert all(layout_fault(g.nodes[n], [chan[p] for p in g.predecessors(n)]) is None
+               for n in (pool_last, pool_first, chan_mean))

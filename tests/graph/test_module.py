@@ -435,3 +435,27 @@ def test_flops_of_a_model_sum_the_matmul_like_nodes():
     assert matmul_like == _torch_flops(g) + bias + softmax
     assert s.flops > matmul_like  # elementwise nodes count too
     assert math.isclose(s.flops, sum(s.node_flops.values()))
+
+
+def test_run_checked_holds_every_value_to_its_recorded_shape_and_dtype():
+    from mad.graph import GraphBuilder, GraphError
+
+    b = GraphBuilder(dims={"B": 2, "T": 6})
+    ids = b.input("input_ids", ("B", "T"), dtype="int64", range=[0, 50])
+    h = b.op("linear", b.op("embedding", ids, num_embeddings=50, embedding_dim=8), out_features=4)
+    b.output(b.op("relu", h))
+    g = b.build()
+    m = g.to_module()
+    for dims in ({"B": 1}, {"B": 4, "T": 3}):
+        args = g.example_inputs(seed=0, dims=dims)
+        torch.testing.assert_close(m.run_checked(*args), m(*args), rtol=0, atol=0)
+    g.nodes[h].shape = ["B", "T", 5]  # a wrong record: the linear gives 4 features
+    with pytest.raises(GraphError, match=r"node .*\(linear\).*\['B', 'T', 5\].*ran to \[4, 3, 4\]"):
+        g.to_module().run_checked(*g.example_inputs(seed=0, dims={"B": 4, "T": 3}))
+    g.nodes[h].shape, g.nodes[h].dtype = ["B", "T", 4], "float64"
+    with pytest.raises(GraphError, match="float64"):
+        g.to_module().run_checked(*g.example_inputs(seed=0))
+    m2 = g.to_module()
+    with pytest.raises(GraphError):
+        m2.run_checked(*g.example_inputs(seed=0))
+    m2(*g.example_inputs(seed=0))  # the check is off again after the failed run
