@@ -300,9 +300,15 @@ def has_batch(shape: Any) -> bool:
 
 def batch_fault(shape: Any, hints: dict[str, int]) -> str | None:
     """Why a node of ``shape`` would not run at every batch size (None when it would): a dim that holds the
-    batch symbol ``B`` must be a multiple of it (``B``, ``B*T``, not ``4 // B``), and every dim must be
-    positive at batch 1."""
+    batch symbol ``B`` must be a multiple of it (``B``, ``B*T``, not ``4 // B``) and grow with it, not with its
+    square (``B*B``), and every dim must be positive at batch 1. The batch may be in two dims only as a
+    ``(B, B)`` table (a contrastive model's similarities); a broadcast of the batch against itself
+    (``(B, B, 8, 32)``) is refused, as in no dataset graph."""
     dims = shape if isinstance(shape, list) else [shape]
+    if isinstance(shape, list) and not any(isinstance(d, list) for d in shape):
+        batched = [d for d in shape if isinstance(d, str) and "B" in free_symbols(d)]
+        if len(batched) > 1 and shape != ["B", "B"]:
+            return f"the batch is in {len(batched)} dims of {shape}"
     for d in dims:
         if isinstance(d, list):
             why = batch_fault(d, hints)
@@ -314,7 +320,7 @@ def batch_fault(shape: Any, hints: dict[str, int]) -> str | None:
                 return f"dim {d} is not positive"
             continue
         try:
-            if "B" in free_symbols(d) and any("B" not in m for m in to_poly(d)):
+            if "B" in free_symbols(d) and any(m.count("B") != 1 for m in to_poly(d)):
                 return f"dim {d!r} mixes the batch into other sizes"
             if evaluate(d, {**hints, "B": 1}) <= 0:
                 return f"dim {d!r} is not positive at batch 1"
