@@ -89,6 +89,10 @@ def _rotary(c: Constraints, g: ArchGraph) -> Any:
     return EditSpec("add_rotary", {}) if c.position == "rotary" and _attends(g) else None
 
 
+def _downsampling(c: Constraints, g: ArchGraph) -> Any:
+    return EditSpec("add_downsampling", {}) if c.downsampling else None
+
+
 def _depth(c: Constraints, g: ArchGraph) -> Any:
     return EditSpec("set_depth", {"n": int(c.depth)}) if c.depth else None
 
@@ -105,7 +109,8 @@ def _fewer_blocks(c: Constraints, g: ArchGraph) -> Any:
 
 # an unmet check -> the edit that may put it in (None: none for this request and graph), tried in this order
 REPAIRS: dict[str, Any] = {"family": _family, "attention": _attention_kind, "depth": _depth, "mlp": _gated_mlp,
-                           "activations": _one_activation, "position": _rotary, "max_flops": _fewer_blocks}
+                           "activations": _one_activation, "position": _rotary, "downsampling": _downsampling,
+                           "max_flops": _fewer_blocks}
 PROJECT_TRIES = 12  # nodes of a failed completion tried, latest first, as the start of a projection to the output
 
 
@@ -433,7 +438,8 @@ class Generator:
                 task: tuple) -> tuple[ArchGraph, dict[str, bool]]:
         """``g`` with the request's unmet components put in by graph passes (:data:`REPAIRS`: attention in a
         conv net, a transformer block on a patch embedding, the attention kind, the number of layers, the MLP
-        kind, a single required activation, rotary positions, fewer blocks for a FLOPs budget), each
+        kind, a single required activation, rotary positions, a pool where downsampling is asked for and
+        missing, fewer blocks for a FLOPs budget), each
         kept when the result runs, keeps the budget and meets more of the request. ``meta["repairs"]`` lists
         those kept."""
         for name in [k for k in REPAIRS if checks.get(k) is False]:

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mad.graph import ArchGraph, GraphError
-from mad.graph.passes import (ACTIVATIONS, GATED, add_attention, add_lora, add_rotary, block_families, deepen,
-                              replace_activation, set_depth, set_kv_heads)
+from mad.graph.passes import (ACTIVATIONS, GATED, add_attention, add_downsampling, add_lora, add_rotary,
+                              block_families, deepen, replace_activation, set_depth, set_kv_heads)
 from mad.graph.passes.activation import gated_units
 
 from .layers import name_blocks
@@ -65,6 +65,7 @@ EDITS: dict[str, Callable[..., ArchGraph]] = {
     "set_depth": _on_layers(set_depth),
     "add_attention": add_attention,
     "add_rotary": add_rotary,
+    "add_downsampling": add_downsampling,
 }
 
 
@@ -74,7 +75,7 @@ class EditSpec:
 
     Args:
         name: a key of :data:`EDITS` (``"add_lora"``, ``"replace_activation"``, ``"set_kv_heads"``, ``"deepen"``,
-            ``"set_depth"``, ``"add_attention"``, ``"add_rotary"``).
+            ``"set_depth"``, ``"add_attention"``, ``"add_rotary"``, ``"add_downsampling"``).
         kwargs: the pass's arguments (the graph excepted). Values resolved against the graph
             by :func:`apply_edit`: ``target="layer:<i>"`` (the ``i``-th repeated block),
             ``old=None`` (the graph's most common activation), ``n="all"`` (as many key/value

@@ -1,6 +1,6 @@
 """Graph passes: edits that keep an ArchGraph valid (torch.fx style), canonicalisation, retargeting,
 cutting a prefix, and the architecture edits researchers ask for (LoRA, activations, GQA, depth, attention,
-rotary positions)."""
+rotary positions, downsampling)."""
 
 from .activation import ACTIVATIONS, GATED, replace_activation
 from .attention_cell import add_attention, self_attention
@@ -13,6 +13,7 @@ from .edits import EDIT_PASSES
 from .kv_heads import set_kv_heads
 from .lora import add_lora, lora_targets
 from .reinfer import reinfer, transaction
+from .downsample import add_downsampling
 from .retarget import attend_output, attendable, project_output, projectable, query_input, retarget
 from .rotary import add_rotary
 
@@ -30,6 +31,7 @@ __all__ = [
     "deepen",
     "add_attention",
     "add_rotary",
+    "add_downsampling",
     "self_attention",
     "set_depth",
     "eliminate_dead_code",

@@ -444,3 +444,27 @@ def test_add_rotary_rotates_queries_and_keys_and_keeps_the_parameters():
         add_rotary(h)
     with pytest.raises(GraphError, match="no attention"):
         add_rotary(sample(3, RandomSpaceConfig(modality="image", image_shape=(3, 32, 32))))
+
+
+def test_add_downsampling_pools_a_plain_cnn_a_third_of_the_way_in():
+    from mad.graph.passes import add_downsampling
+
+    b = GraphBuilder("plain", dims={"B": 2})
+    h = b.input("x", ("B", 1, 16, 16))
+    acts = []
+    for i in range(3):
+        h = b.op("relu", b.op("conv2d", h, out_channels=8, kernel_size=3, padding=1, scope=f"conv{i}"))
+        acts.append(h)
+    b.output(b.op("linear", b.op("flatten", h, start_dim=1), out_features=10, scope="head"))
+    g = b.build()
+    h2 = add_downsampling(g)
+    pool = next(n for n in h2.nodes.values() if n.op == "max_pool2d")
+    assert h2.meta["edits"][-1] == {"pass": "add_downsampling", "after": h2.predecessors(pool.id)[0]}
+    assert pool.shape == ["B", 8, 8, 8] and h2.nodes[h2.outputs[0]].shape == ["B", 10]
+    assert h2.nodes[acts[2]].shape == ["B", 8, 8, 8]  # later layers run at half the size
+    head = next(n for n in h2.nodes.values() if n.scope == "head")
+    assert head.params["weight"] == [10, 8 * 8 * 8]  # the head follows with fewer input features
+    assert "max_pool2d" not in {n.op for n in g.nodes.values()}  # the input graph is left as it was
+    assert _runs(h2).shape == (2, 10)
+    with pytest.raises(GraphError, match="no \\(B, C, H, W\\) feature map"):
+        add_downsampling(_mlp())
