@@ -150,7 +150,8 @@ def ids_fault(node: Any, inputs: list[bool]) -> str | None:
 def index_fault(g: ArchGraph, node: Any) -> str | None:
     """Why a node may not be added: it picks entries of a batch dim (``index``, ``index_select``) with a tensor
     of indices whose size does not follow the batch (``x[arange(B), last]`` does; a fixed table of positions
-    does not), or it takes indices cast from a network's activations. No shape check sees index values: ones
+    does not) or with positions a sort or top-k found along a dim without the batch (values bounded by that
+    dim's size), or it takes indices cast from a network's activations. No shape check sees index values: ones
     drawn for the example batch run out of range at batch 1, and cast activations anywhere."""
     if node.op not in ("index", "index_select"):
         return None
@@ -172,7 +173,35 @@ def index_fault(g: ArchGraph, node: Any) -> str | None:
             return f"{node.op} picks entries of the batch dim with indices whose size does not follow the batch"
         if src is not None and _cast_from_activations(g, src):
             return f"{node.op} takes indices cast from floating-point activations (values no check bounds)"
+        if k < len(shape) and has_batch(shape[k]) and src is not None and _ranks_fixed_dim(g, src):
+            return (f"{node.op} picks entries of the batch dim with positions along a fixed-size dim (a sort or "
+                    "top-k of features)")
     return None
+
+
+_RANKS = frozenset({"topk", "sort", "argsort", "argmax", "argmin"})
+
+
+def _ranks_fixed_dim(g: ArchGraph, nid: str) -> bool:
+    """Whether integer tensor ``nid`` is, through views, the positions a sort, top-k or arg-max finds along a
+    dim without the batch: its values are bounded by that dim's size, not by the batch."""
+    seen = 0
+    while g.nodes[nid].op in _LAYOUT and seen < 32:
+        preds = g.predecessors(nid)
+        if not preds:
+            return False
+        nid, seen = preds[0], seen + 1
+    node = g.nodes[nid]
+    preds = g.predecessors(nid)
+    if node.op not in _RANKS or not preds:
+        return False
+    shape = g.nodes[preds[0]].shape
+    dim = node.attrs.get("dim", -1)
+    if not isinstance(shape, list) or not shape:
+        return False
+    if dim is None:  # over the flattened tensor
+        return not any(has_batch(d) for d in shape)
+    return isinstance(dim, int) and -len(shape) <= dim < len(shape) and not has_batch(shape[dim])
 
 
 _CASTS = frozenset({"to_dtype", "type_as", "_to_copy", "to_dtype_layout", "to"})
@@ -346,6 +375,14 @@ def size_fault(shape: Any, hints: dict[str, int]) -> str | None:
         if isinstance(d, int):
             numel *= d
     return f"{numel} elements at batch 1 (over {MAX_NUMEL})" if numel > MAX_NUMEL else None
+
+
+def node_fault(g: ArchGraph, node: Any, ids_in: list[bool], chan_in: list[int | None]) -> str | None:
+    """Why node ``node`` just added to ``g`` must be taken back (None when it may stay): the first fault of
+    :func:`batch_fault`, :func:`size_fault`, :func:`ids_fault`, :func:`index_fault`, :func:`slice_fault` and
+    :func:`layout_fault` (``ids_in``, ``chan_in``: whether each input holds token ids, where it holds channels)."""
+    return (batch_fault(node.shape, g.dims) or size_fault(node.shape, g.dims) or ids_fault(node, ids_in)
+            or index_fault(g, node) or slice_fault(g, node) or layout_fault(node, chan_in))
 
 
 class Sampler:
@@ -646,9 +683,7 @@ class Sampler:
         node = s.asm.graph.nodes[nid]
         params = s.params + node.num_params
         ids_in, chan_in = [s.ids[r] for r in s.refs], [s.chan[r] for r in s.refs]
-        why = (batch_fault(node.shape, s.asm.graph.dims) or size_fault(node.shape, s.asm.graph.dims)
-               or ids_fault(node, ids_in) or index_fault(s.asm.graph, node) or slice_fault(s.asm.graph, node)
-               or layout_fault(node, chan_in))
+        why = node_fault(s.asm.graph, node, ids_in, chan_in)
         if why is None and max_params is not None and params > max_params:
             why = f"over the parameter budget ({params} > {max_params})"
         if why is not None:
