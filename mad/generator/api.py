@@ -202,6 +202,21 @@ def _open_ends(g: ArchGraph, keep: int, want: list) -> list[str] | None:
     return ends if any(e not in kept for e in ends) else None
 
 
+def _downstream_of_failure(g: ArchGraph, why: str) -> set[str]:
+    """The node of ``g`` that a failure message names (``node 'x' (op) ...``, as the builder, the run check and
+    ``retarget`` say), with everything that reads it; empty when it names none of ``g``'s nodes."""
+    bad = next((m for m in re.findall(r"node '([^']+)'", why or "") if m in g.nodes), None)
+    if bad is None:
+        return set()
+    out, todo = {bad}, [bad]
+    while todo:
+        for nxt in g.successors(todo.pop()):
+            if nxt not in out:
+                out.add(nxt)
+                todo.append(nxt)
+    return out
+
+
 def _must_keep(g: ArchGraph, keep: int) -> set[str]:
     """The first ``keep`` nodes of ``g`` (a partial graph) that a completion must keep: all but free parameters
     none of them reads (a cut can end on a layer's weight before the layer; it computes nothing)."""
@@ -371,7 +386,9 @@ class Generator:
 
         A sample that fails is closed earlier: at up to ``earlier`` of its previous nodes that ``output_ok``
         accepts (latest first; never among its first ``keep`` nodes, the given partial graph, which must all
-        stay), and the first of those that passes is taken instead (``meta["generator"]["closed_earlier"]``).
+        stay), and the first of those that passes is taken instead (``meta["generator"]["closed_earlier"]``);
+        when the failure names a node (one that fails to run, or whose shape the task cannot follow), at up to
+        ``earlier`` of the nodes that do not read it.
         With ``project`` (an output shape), a sample that still fails, or never reached a node of that shape,
         is closed at the latest of its nodes (up to :data:`PROJECT_TRIES` are tried) that
         :func:`~mad.graph.passes.project_output` takes to it and that then passes, followed by that projection
@@ -396,6 +413,13 @@ class Generator:
             if g is None and earlier and s.graph is not None:
                 g, raw, back = self._close_earlier(graph, output_ok, keep, earlier, c, task)
                 closed = back + 1
+                after = _downstream_of_failure(graph, why)
+                if g is None and after:  # end before the node that fails (a side chain of garbage indices...)
+                    g, raw, back = self._close_earlier(
+                        graph, lambda n: n.id not in after and (output_ok(n) if output_ok is not None else
+                                                                 n.op not in ("input", "parameter")),
+                        keep, earlier, c, task)
+                    closed = back + 1
             if g is None and project is not None:
                 from mad.graph.passes import attend_output, attendable, project_output, projectable, query_input
 

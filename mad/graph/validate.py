@@ -68,6 +68,14 @@ def check_node(n: Node, g: ArchGraph | None = None) -> None:
             raise GraphError(f"{where}: params[{role!r}] is not a parameter of {n.op} (allowed: {allowed})")
     if n.op == "parameter" and "data" not in n.params:
         raise GraphError(f"{where}: parameter node must own params['data']")
+    value = n.attrs.get("value") if n.op == "parameter" else None
+    if isinstance(value, dict):  # a stored tensor: it is what the module holds, so it must be what the node says
+        want = n.attrs.get("dtype", "float32")
+        if value.get("dtype", want) != want:
+            raise GraphError(f"{where}: attrs['value'] holds {value.get('dtype')} values, but the node is {want}")
+        if "shape" in value and list(value["shape"]) != list(n.params["data"]):
+            raise GraphError(f"{where}: attrs['value'] has shape {value['shape']}, but params['data'] is "
+                             f"{n.params['data']}")
     if g is not None:
         _check_symbols(g, where, "attrs", attr_symbols(op, n.attrs))
         if n.shape is not None:

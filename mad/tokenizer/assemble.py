@@ -15,6 +15,7 @@ from typing import Any
 from mad.graph import ArchGraph, GraphBuilder
 from mad.graph.arch_graph import Node
 from mad.graph.interpreter import infer_node
+from mad.graph.validate import check_node
 
 from .vocab import json_text
 
@@ -295,7 +296,8 @@ class Assembler:
                           r.attrs.get("i.range"))
             b.graph.inputs[-1].dims = r.attrs.get("i.dims")
             b.graph.nodes[nid].attrs |= a
-        elif r.op == "parameter":
+        elif r.op == "parameter":  # its attrs (a stored value...) checked before it is added
+            check_node(Node(id="<new parameter>", op="parameter", attrs=a, params={"data": list(s.get("shape", []))}))
             nid = b.parameter(f"param_{len(self.ids)}", s.get("shape", []), a.get("kind", "parameter"),
                               a.get("dtype", "float32"))
             b.graph.nodes[nid].attrs = a

@@ -430,3 +430,27 @@ def test_runs_refuses_a_graph_whose_recorded_shapes_the_kernels_do_not_give():
     g.nodes[c].shape = ["B", 4, 3, 3]
     g.add_node("relu", [], id="orphan")  # a structural fault: an op without its input
     assert runs(g) is not None
+
+
+def test_a_sample_that_fails_to_run_is_closed_before_the_failing_node(gen):
+    from mad.generator.constraints import Constraints
+    from mad.generator.sample import Sample
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder("late-failure", dims={"B": 2})
+    x = b.input("pixel_values", ("B", 1, 8, 8))
+    h = b.op("relu", b.op("conv2d", x, out_channels=4, kernel_size=3, padding=1))
+    feats = b.op("linear", b.op("flatten", h, start_dim=1), out_features=10)
+    rows = b.op("arange", end=12)  # 12 positions of 10 features: runs out of range
+    bad = b.op("index_select", feats, rows, dim=1)
+    out = b.op("relu", b.op("relu", b.op("relu", bad)))  # the three latest nodes that may end it all read it
+    b.output(out)
+    g = b.graph
+    assert "index_select" in runs(g) and bad in runs(g)
+    task = ("image", (1, 8, 8), None, None)
+    kept = gen._finish([Sample([], g, -1.0)], Constraints(), task, None, 0, [],  # noqa: SLF001
+                       output_ok=output_rule("image"))
+    assert len(kept) == 1
+    r = kept[0][1]
+    assert runs(r) is None and "index_select" not in {n.op for n in r.nodes.values()}
+    assert r.meta["generator"]["closed_earlier"] >= 1

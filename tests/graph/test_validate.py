@@ -285,3 +285,24 @@ def test_data_dependent_op_keeps_its_recorded_shape():
     g.validate()
     summary = g.infer()
     assert summary.unchecked == ["sel"] and g.nodes["out"].shape == [5]
+
+
+def test_a_stored_parameter_value_must_be_of_the_nodes_dtype_and_shape():
+    import torch
+
+    from mad.graph import GraphBuilder
+    from mad.graph.module import encode_tensor
+
+    b = GraphBuilder("table", dims={"B": 2})
+    x = b.input("x", ("B", 4))
+    t = b.parameter("table", [4], kind="buffer", dtype="int64")
+    b.output(b.op("add", x, t))
+    g = b.build()
+    g.nodes[t].attrs["value"] = encode_tensor(torch.arange(4))
+    validate(g)  # int64 values of the declared shape
+    g.nodes[t].attrs["value"] = encode_tensor(torch.ones(4))
+    with pytest.raises(GraphError, match="holds float32 values, but the node is int64"):
+        validate(g)
+    g.nodes[t].attrs["value"] = encode_tensor(torch.arange(5))
+    with pytest.raises(GraphError, match=r"shape \[5\]"):
+        validate(g)
