@@ -390,7 +390,7 @@ def main() -> None:
     ap.add_argument("--gen", default="default", help="Generator checkpoint (default: the shipped one).")
     ap.add_argument("--ablation", default=None, help="The run folder of the same training with the structure bias "
                     "switched the other way: held-out figures compared at equal steps.")
-    ap.add_argument("--per-prompt", type=int, default=8)
+    ap.add_argument("--per-prompt", type=int, default=40)
     ap.add_argument("--completion-graphs", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="Few graphs everywhere (a smoke run).")
     ap.add_argument("--skip", default="", help="Comma-separated parts to skip.")
