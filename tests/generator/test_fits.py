@@ -138,20 +138,20 @@ def test_the_checks_accept_every_node_of_the_dataset_graphs(sampler, monkeypatch
             bad.append(f"{self.graph.name}: {why_not}")        # nothing; decoding refuses them by design
         flags.append(holds_ids(self.graph, nid, ids_in))
         chans.append(channel_dim(self.graph.nodes[nid], chan_in))
-        layouts[1] += chans[-1] == 3
+        channels_last[0] += chans[-1] == 3
         return nid
 
     monkeypatch.setattr(Assembler, "add", checked)
     graphs = _graphs(60)
     texts = 0
     refused: set[int] = set()  # graphs with a node index_fault refuses: sound only if it fails at batch 1
-    layouts = [0, 0]  # -, nodes known to be channels last (the layout rule is tested where it applies)
+    channels_last = [0]  # nodes known to hold their channels last: the layout rule is tested where it applies
     current = [0]
     for k, g in enumerate(graphs):
         current[0] = k
         h = tok.decode(tok.encode(g))
         texts += any(holds_ids(h, h.input_node(s.name), []) for s in h.inputs)
-    assert len(graphs) > 60 and texts > 10 and layouts[1] > 20
+    assert len(graphs) > 60 and texts > 10 and channels_last[0] > 20
     for k in refused:
         g = graphs[k]
         with torch.no_grad(), pytest.raises((RuntimeError, IndexError)):

@@ -221,8 +221,8 @@ def test_inputs_no_op_accepts_are_a_dead_end_not_a_failure(tok):
     (["B", 3, "T"], None), (["B*T", 4], None), (["(T - 1)//2 + 1", "B"], None), (5, None),
     ([["B", 3], ["B", 2]], None), (["32 * (4 // B) // (64 // T)", 3], "not a polynomial"),
     (["B + 1", 2], "mixes the batch"), (["B", 0], "not positive"), (["T - 9"], "not positive at batch 1"),
-    (["4*B*B", 16], "mixes the batch"), (["B", 32, "4*B*B", 16], "in 2 dims"), (["B", "B"], None), (["B", "B", 8, 32], "in 2 dims"),
-    ([["B", "B"], ["B", 4]], None),
+    (["4*B*B", 16], "mixes the batch"), (["B", 32, "4*B*B", 16], "in 2 dims"), (["B", "B"], None),
+    (["B", "B", 8, 32], "in 2 dims"), ([["B", "B"], ["B", 4]], None),
 ])
 def test_batch_fault_finds_shapes_that_do_not_run_at_every_batch_size(shape, fault):
     from mad.generator.sample import batch_fault
