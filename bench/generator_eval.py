@@ -342,7 +342,7 @@ def trainability(gen: Generator, n: int = 8, steps: int = 100, seed: int = 0) ->
         return out
 
     prompt = "a convolutional network for 28x28 grayscale digits, 10 classes, under 200k parameters"
-    generated = usable(gen.suggest(prompt, n=3 * n, seed=seed, oversample=2))
+    generated = usable(gen.suggest(prompt, n=6 * n, seed=seed, oversample=2))  # few fit the FLOPs cap
     cfg = RandomSpaceConfig(modality="image", image_shape=(1, 28, 28), max_params=200_000)
     rnd = usable(sample(s, cfg) for s in range(1000, 1000 + 10 * n))
     res = {}
