@@ -413,8 +413,8 @@ class Generator:
             if g is None and earlier and s.graph is not None:
                 g, raw, back = self._close_earlier(graph, output_ok, keep, earlier, c, task)
                 closed = back + 1
-                after = _downstream_of_failure(graph, why)
-                if g is None and after:  # end before the node that fails (a side chain of garbage indices...)
+                after = _downstream_of_failure(graph, why) if g is None else set()
+                if after:  # end before the node that fails (a side chain of garbage indices...)
                     g, raw, back = self._close_earlier(
                         graph, lambda n: n.id not in after and (output_ok(n) if output_ok is not None else
                                                                  n.op not in ("input", "parameter")),

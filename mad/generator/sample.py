@@ -48,6 +48,7 @@ import torch
 from mad.graph import ArchGraph, get_op
 from mad.graph.builder_ops import port_count
 from mad.graph.layer_params import LAYER_RULES
+from mad.graph.passes.activation import ACTIVATIONS
 from mad.graph.ops.symbols import attr_symbols, resolve_attrs
 from mad.graph.symbolic import SymbolError, evaluate, free_symbols, to_poly
 from mad.graph.validate import validate
@@ -171,9 +172,10 @@ def index_fault(g: ArchGraph, node: Any) -> str | None:
     for k, src in picked:
         if k < len(shape) and has_batch(shape[k]) and (src is None or not has_batch(g.nodes[src].shape)):
             return f"{node.op} picks entries of the batch dim with indices whose size does not follow the batch"
-        if src is not None and _cast_from_activations(g, src):
+        origin = _source(g, src) if src is not None else None
+        if origin is not None and _cast_from_activations(g, origin):
             return f"{node.op} takes indices cast from floating-point activations (values no check bounds)"
-        if k < len(shape) and has_batch(shape[k]) and src is not None and _ranks_fixed_dim(g, src):
+        if k < len(shape) and has_batch(shape[k]) and origin is not None and _ranks_fixed_dim(g, origin):
             return (f"{node.op} picks entries of the batch dim with positions along a fixed-size dim (a sort or "
                     "top-k of features)")
     return None
@@ -183,14 +185,8 @@ _RANKS = frozenset({"topk", "sort", "argsort", "argmax", "argmin"})
 
 
 def _ranks_fixed_dim(g: ArchGraph, nid: str) -> bool:
-    """Whether integer tensor ``nid`` is, through views, the positions a sort, top-k or arg-max finds along a
-    dim without the batch: its values are bounded by that dim's size, not by the batch."""
-    seen = 0
-    while g.nodes[nid].op in _LAYOUT and seen < 32:
-        preds = g.predecessors(nid)
-        if not preds:
-            return False
-        nid, seen = preds[0], seen + 1
+    """Whether node ``nid`` (an index tensor's :func:`_source`) is a sort, top-k or arg-max along a dim without
+    the batch: the positions it finds are bounded by that dim's size, not by the batch."""
     node = g.nodes[nid]
     preds = g.predecessors(nid)
     if node.op not in _RANKS or not preds:
@@ -208,15 +204,21 @@ _CASTS = frozenset({"to_dtype", "type_as", "_to_copy", "to_dtype_layout", "to"})
 _LAYOUT = (_ID_PASS | {"permute", "transpose", "movedim", "t", "flip", "roll"}) - _CASTS
 
 
-def _cast_from_activations(g: ArchGraph, nid: str) -> bool:
-    """Whether integer tensor ``nid`` is, through views, a cast of a batched floating-point tensor (a network's
-    activations): its values are whatever the activations are, so as indices they run out of range."""
+def _source(g: ArchGraph, nid: str) -> str | None:
+    """The node whose values integer tensor ``nid`` carries through views and copies (up to 32 of them); None
+    when a view has no input."""
     seen = 0
     while g.nodes[nid].op in _LAYOUT and seen < 32:
         preds = g.predecessors(nid)
         if not preds:
-            return False
+            return None
         nid, seen = preds[0], seen + 1
+    return nid
+
+
+def _cast_from_activations(g: ArchGraph, nid: str) -> bool:
+    """Whether node ``nid`` (an integer tensor's :func:`_source`) is a cast of a batched floating-point tensor (a
+    network's activations): its values are whatever the activations are, so as indices they run out of range."""
     node = g.nodes[nid]
     preds = g.predecessors(nid)
     if node.op not in _CASTS or not preds or dtype_kind(node.dtype) != "i":
@@ -230,10 +232,9 @@ _NCHW = frozenset({"conv2d", "conv2d_padding", "conv_transpose2d", "batch_norm",
                    "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "pixel_shuffle",
                    "pixel_unshuffle", "upsample_nearest2d", "upsample_bilinear2d", "upsample_bicubic2d"})
 # ops whose output keeps the layout of their 4-D inputs: elementwise ones, and norms and layers over the last dim
-_SAME_LAYOUT = frozenset({"relu", "relu6", "gelu", "silu", "mish", "sigmoid", "tanh", "hardswish", "hardsigmoid",
-                          "hardtanh", "elu", "selu", "celu", "leaky_relu", "softplus", "dropout", "neg", "exp", "sqrt",
-                          "rsqrt", "clone", "contiguous", "alias", "detach", "add", "sub", "mul", "div", "layer_norm",
-                          "rms_norm", "linear", "to_dtype", "_to_copy", "type_as"})
+_SAME_LAYOUT = frozenset(ACTIVATIONS) | {"dropout", "neg", "exp", "sqrt", "rsqrt", "clone", "contiguous", "alias",
+                                         "detach", "add", "sub", "mul", "div", "layer_norm", "rms_norm", "linear",
+                                         "to_dtype", "_to_copy", "type_as"}
 
 
 def channel_dim(node: Any, inputs: list[int | None]) -> int | None:

@@ -11,6 +11,7 @@ spatial size (a flatten into a linear layer) follows it with fewer input feature
 from __future__ import annotations
 
 from ..arch_graph import ArchGraph, GraphError
+from .activation import ACTIVATIONS
 from .edit import insert_after
 from .edits import finish_edit
 
@@ -18,8 +19,6 @@ __all__ = ["add_downsampling"]
 
 # ops that write a (B, C, H, W) feature map in that layout
 _NCHW_WRITERS = frozenset({"conv2d", "batch_norm", "group_norm", "instance_norm", "max_pool2d", "avg_pool2d"})
-_ACTIVATIONS = frozenset({"relu", "relu6", "gelu", "silu", "mish", "sigmoid", "tanh", "hardswish", "elu",
-                          "leaky_relu", "softplus"})
 
 
 def _sites(g: ArchGraph) -> list[str]:
@@ -34,7 +33,7 @@ def _sites(g: ArchGraph) -> list[str]:
         if shape[2] < 4 or shape[3] < 4 or shape[2] % 2 or shape[3] % 2:
             continue
         preds = g.predecessors(nid)
-        if n.op in _NCHW_WRITERS or (n.op in _ACTIVATIONS and preds and g.nodes[preds[0]].op in _NCHW_WRITERS):
+        if n.op in _NCHW_WRITERS or (n.op in ACTIVATIONS and preds and g.nodes[preds[0]].op in _NCHW_WRITERS):
             out.append(nid)
     return out
 

@@ -364,9 +364,9 @@ def attend_output(graph: ArchGraph, node: str, ids: str, shape: Sequence) -> Arc
     """
     g = graph.copy()
     want = list(shape)
-    spec = next((s for s in g.inputs if s.name == ids), None)
-    if spec is None or query_input(g, want) != ids:
+    if query_input(g, want) != ids:
         raise GraphError(f"{g.name!r}: {ids!r} is not a token-id input (B, T) that an output {want} follows")
+    spec = next(s for s in g.inputs if s.name == ids)
     have = g.nodes[node].shape
     if not attendable(have, want):
         raise GraphError(f"{g.name!r}: node {node!r} of shape {have} cannot be attended to for an output {want}")
