@@ -134,7 +134,7 @@ class MADLoop(Strategy):
                 break
             try:
                 graphs = self.gen.suggest(text, n=min(2, n - len(out)), seed=rng.randrange(2**20), oversample=1,
-                                          max_len=256, seconds=left, **kw)
+                                          max_len=256, seconds=left, rank="likelihood", **kw)  # the loop scores
             except Exception as e:  # noqa: BLE001 - a generator that finds nothing leaves the pool to the others
                 log.info("generator proposed nothing: %s", str(e).splitlines()[0][:200])
                 continue

@@ -91,21 +91,28 @@ def _write(graphs: list, out: Path, picture: bool = True) -> list[dict[str, Any]
             family = None
         rows.append({"name": g.name, "params": g.num_params, "flops": flops, "nodes": len(g.nodes), "family": family,
                      "adherence": info.get("adherence"), "why": info.get("why", []),
-                     "missed": [k2 for k2, ok in info.get("checks", {}).items() if not ok], "files": files})
+                     "missed": [k2 for k2, ok in info.get("checks", {}).items() if not ok],
+                     "ranked_by": info.get("ranked_by"), "quality": info.get("quality"), "files": files})
     return rows
 
 
 def _table(rows: list[dict[str, Any]], title: str) -> None:
     t = Table(title=title)
-    for col in ("#", "params", "FLOPs", "nodes", "family", "meets", "why it matches"):
+    expected = any(r.get("quality") for r in rows)
+    for col in ("#", "params", "FLOPs", "nodes", "family", "meets") + (("expected",) if expected else ()) + (
+            "why it matches",):
         t.add_column(col)
     for k, r in enumerate(rows):
         why = ", ".join(r["why"]) or "-"
         if r["missed"]:
             why += f" (misses {', '.join(r['missed'])})"
         meets = "-" if r["adherence"] is None else f"{r['adherence']:.0%}"
-        t.add_row(str(k + 1), _human(r["params"]), _human(r["flops"]) if r["flops"] is not None else "?",
-                  str(r["nodes"]), str(r["family"] or "?"), meets, why)
+        cells = [str(k + 1), _human(r["params"]), _human(r["flops"]) if r["flops"] is not None else "?",
+                 str(r["nodes"]), str(r["family"] or "?"), meets]
+        if expected:
+            q = r.get("quality") or {}
+            cells.append("-" if q.get("estimate") is None else f"{q['task']} {q['estimate']:.3g}")
+        t.add_row(*cells, why)
     _stdout().print(t)
 
 
@@ -123,6 +130,9 @@ def suggest(
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for the results.")]
     = Path("suggestions"),
     seed: Annotated[int, _SEED] = 0,
+    rank: Annotated[str, typer.Option("--rank", help="Order of results that meet the request equally: quality "
+                                      "(the GHN's estimate of the metric after brief training, on a task the request "
+                                      "fits), likelihood, or auto (quality when it can).")] = "auto",
     generator: Annotated[str, _GEN_OPT] = "default",
     device: Annotated[str | None, _DEVICE] = None,
     no_picture: Annotated[bool, _NO_PICTURE] = False,
@@ -136,7 +146,7 @@ def suggest(
         with _busy(f"sampling architectures for {prompt!r}"):
             graphs = gen.suggest(prompt, n=n, input_shape=_shape(input_shape), num_classes=classes, vocab_size=vocab,
                                  max_params=_count(max_params, "max-params"), max_flops=_count(max_flops, "max-flops"),
-                                 seed=seed)
+                                 seed=seed, rank=rank)
     except GeneratorError as e:
         raise CliError(str(e)) from None
     rows = _write(graphs, out, picture=not no_picture)
@@ -181,7 +191,7 @@ def complete(
     try:
         with _busy(f"completing {graph.name} after {partial.meta['cut']['after']}"):
             graphs = gen.complete(partial, n=n, prompt=prompt, num_classes=c.num_classes, vocab_size=c.vocab_size,
-                                  seed=seed)
+                                  seed=seed, rank=rank)
     except GeneratorError as e:
         raise CliError(str(e)) from None
     rows = _write(graphs, out, picture=not no_picture)

@@ -114,6 +114,9 @@ REPAIRS: dict[str, Any] = {"family": _family, "attention": _attention_kind, "dep
 PROJECT_TRIES = 12  # nodes of a failed completion tried, latest first, as the start of a projection to the output
 
 
+RANKINGS = ("auto", "quality", "likelihood")  # how suggest() orders candidates that meet the request equally
+
+
 class GeneratorError(ValueError):
     """A request the generator cannot serve (bad checkpoint, prompt, or graph); the message says what to do."""
 
@@ -307,6 +310,8 @@ class Generator:
         self.sampler = Sampler(self.model, self.tokenizer, self.device, op_arity=self.op_arity,
                                op_inputs=self.op_inputs)
         self.train_hashes: list[str] = []
+        self.quality_ghn: str | Path = "default"  # the GHN whose quality estimate ranks suggestions
+        self._ghn: Any = None
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -561,6 +566,48 @@ class Generator:
                 break
         return cands
 
+    def _ghn_model(self) -> Any:
+        if self._ghn is None:
+            from mad.ghn import load as load_ghn
+
+            self._ghn = load_ghn(self.quality_ghn, device=self.device)
+        return self._ghn
+
+    def _by_quality(self, cands: list[tuple[tuple, ArchGraph]], rank: str) -> list[tuple[tuple, ArchGraph]]:
+        """``cands`` re-keyed ``(adherence, expected metric, log-prob per token)`` by the GHN's quality estimate
+        (:meth:`mad.ghn.GHN.estimate`) on the first task it is calibrated on that the candidates fit as they are;
+        unchanged when ``rank`` is ``"likelihood"``, or, with ``"auto"``, when no such task or GHN exists."""
+        for _, g in cands:
+            g.meta["generator"]["ranked_by"] = "likelihood"
+        if rank == "likelihood" or not cands:
+            return cands
+        from mad.train.objective import TaskSpec, graph_mismatches
+
+        why = ""
+        try:
+            ghn = self._ghn_model()
+            task = next((t for t in ghn.config.tasks if ghn.calibrated(t) is not None
+                         and not graph_mismatches(cands[0][1], TaskSpec.of(t))), None)
+            if task is None:
+                why = (f"the request fits none of the tasks its quality estimate knows "
+                       f"({', '.join(t for t in ghn.config.tasks if ghn.calibrated(t) is not None)})")
+            else:
+                est = ghn.estimate([g for _, g in cands], task)
+        except Exception as e:  # noqa: BLE001 - no estimate: rank by likelihood, or say why
+            task, why = None, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        if task is None:
+            if rank == "quality":
+                raise GeneratorError(f"cannot rank by quality: {why}; rank by likelihood instead")
+            log.debug("ranking by likelihood: %s", why)
+            return cands
+        sign = 1.0 if ghn.calibrated(task)["higher_is_better"] else -1.0
+        steps = (ghn.record.get("quality") or {}).get("steps")
+        out = []
+        for (key, g), q in zip(cands, est):
+            g.meta["generator"].update(ranked_by="quality", quality={"task": task, "estimate": q, "steps": steps})
+            out.append(((key[0], sign * q, key[1]), g))
+        return out
+
     @staticmethod
     def _rank(cands: list[tuple[tuple, ArchGraph]], n: int) -> list[ArchGraph]:
         seen: set[str] = set()
@@ -579,8 +626,19 @@ class Generator:
     def suggest(self, prompt: str, n: int = 5, input_shape: tuple[int, ...] | None = None,
                 num_classes: int | None = None, vocab_size: int | None = None, max_params: int | None = None,
                 max_flops: int | None = None, seed: int = 0, temperature: float = 0.9, oversample: int = 3,
-                max_len: int | None = None, seconds: float | None = None) -> list[ArchGraph]:
+                max_len: int | None = None, seconds: float | None = None, rank: str = "auto") -> list[ArchGraph]:
         """``n`` ranked architectures for ``prompt`` (keyword arguments override what the prompt says).
+
+        ``n * oversample`` samples are drawn; the best ``n`` distinct ones come back, ranked by the share of the
+        request they meet, then (``rank``):
+
+        * ``"quality"``: the metric they are expected to reach after brief training, as the GHN
+          (:attr:`quality_ghn`, the shipped one by default) estimates it on a task the request fits (a 1x28x28,
+          10-class request fits ``mnist5k``); ``meta["generator"]["quality"]`` holds the estimate. A request
+          that fits no task its estimate knows is an error.
+        * ``"likelihood"``: the generator's mean log-probability per token. It favours long repetitive
+          stacks (of 28x28 classifiers, plain full-resolution ones over those that downsample).
+        * ``"auto"``: ``"quality"`` when the request fits such a task, else ``"likelihood"``.
 
         ``seconds`` bounds the sampling time (samples unfinished by then are dropped; the result then depends
         on the machine's speed); ``None``: no bound.
@@ -592,6 +650,8 @@ class Generator:
 
         if n < 1:
             raise GeneratorError(f"n must be >= 1, got {n}")
+        if rank not in RANKINGS:
+            raise GeneratorError(f"rank must be one of {', '.join(RANKINGS)}, got {rank!r}")
         over = {k: v for k, v in {"input_shape": tuple(input_shape) if input_shape else None,
                                   "num_classes": num_classes, "vocab_size": vocab_size,
                                   "max_params": max_params, "max_flops": max_flops}.items() if v is not None}
@@ -610,7 +670,7 @@ class Generator:
         if not cands:
             raise GeneratorError(f"no valid architecture found for {prompt!r} within the constraints "
                                  f"(budget {c.max_params}); loosen the budget or raise oversample")
-        return self._rank(cands, n)
+        return self._rank(self._by_quality(cands, rank), n)
 
     def complete(self, partial: ArchGraph, n: int = 3, prompt: str | None = None, num_classes: int | None = None,
                  vocab_size: int | None = None, output_shape: list | None = None, seed: int = 0,

@@ -198,13 +198,35 @@ class GHN:
             pooled_all.extend(pooled.cpu())
         return params, pooled_all
 
+    def calibrated(self, task: str) -> dict[str, Any] | None:
+        """The quality estimator fitted for ``task`` (its ``higher_is_better``, label range...), or ``None``."""
+        return (self.record.get("quality") or {}).get("tasks", {}).get(task)
+
+    @torch.no_grad()
+    def estimate(self, models: list[ArchGraph | nn.Module], task: str, chunk: int = 16) -> list[float | None]:
+        """The learned quality estimate alone: the metric each model is expected to reach on ``task`` after brief
+        training (the record's ``quality.steps`` AdamW steps), from the encoder's pooled embedding and the
+        model's size; no parameter is decoded, so it costs tens of milliseconds per graph. ``None`` for every
+        model when the estimator was not calibrated on ``task``.
+
+        Raises:
+            GHNError: a model that cannot take the task.
+        """
+        spec = self._task(task)
+        if self.calibrated(spec.name) is None:
+            return [None] * len(models)
+        from .quality import embeddings
+
+        graphs = [self._graph_for(m, spec)[0] for m in models]
+        return self.quality(graphs, list(embeddings(self.model, graphs, spec.name, chunk)), spec.name)
+
     @torch.no_grad()
     def quality(self, graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str) -> list[float | None]:
         """The learned estimate of each graph's metric after brief training (``None`` when the estimator was not
         calibrated on ``task``); ``pooled`` are the graphs' pooled embeddings from :meth:`predict_encoded`."""
         from .quality import graph_costs
 
-        est = (self.record.get("quality") or {}).get("tasks", {}).get(task)
+        est = self.calibrated(task)
         if not est or not graphs:
             return [None] * len(graphs)
         costs = torch.tensor([graph_costs(g, task) for g in graphs], dtype=torch.float64)

@@ -120,7 +120,7 @@ def features(model, graphs: list[ArchGraph], task: str) -> torch.Tensor:
 
 @torch.no_grad()
 def embeddings(model, graphs: list[ArchGraph], task: str, chunk: int = 8) -> torch.Tensor:
-    """Pooled GHN embeddings ``(G, d)`` of graphs on ``task``."""
+    """Pooled GHN embeddings ``(G, d)`` of graphs on ``task`` (on the CPU; the model runs where it is)."""
     from mad.train.objective import TaskSpec
 
     from .encode import collate, encode
@@ -128,13 +128,14 @@ def embeddings(model, graphs: list[ArchGraph], task: str, chunk: int = 8) -> tor
 
     spec = TaskSpec.of(task)
     tf = task_features(spec.input_shape, spec.num_outputs, spec.is_lm)
+    dev = next(model.parameters()).device
     out = []
     was = model.training
     model.eval()
     for i in range(0, len(graphs), chunk):
         part = [encode(g) for g in graphs[i:i + chunk]]
-        b = collate(part)
-        h = model.embed(b, model.task_ids([spec.name] * len(part)), tf[None].repeat(len(part), 1))
-        out.append(model.pool(h, b))
+        b = collate(part).to(dev)
+        h = model.embed(b, model.task_ids([spec.name] * len(part)).to(dev), tf[None].repeat(len(part), 1).to(dev))
+        out.append(model.pool(h, b).cpu())
     model.train(was)
     return torch.cat(out)

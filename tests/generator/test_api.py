@@ -33,6 +33,30 @@ def test_suggest_meets_the_task_and_the_budget(gen):
         assert g.num_params <= 150_000
 
 
+def test_suggest_ranks_by_the_ghn_quality_estimate_or_by_likelihood(gen):
+    prompt = "a convolutional network for 28x28 grayscale digits, 10 classes, under 200k parameters"
+    by_q = gen.suggest(prompt, n=4, seed=0, oversample=2)  # auto: the request fits mnist5k
+    by_lp = gen.suggest(prompt, n=4, seed=0, oversample=2, rank="likelihood")
+    assert {g.meta["generator"]["ranked_by"] for g in by_q} == {"quality"}
+    assert {g.meta["generator"]["ranked_by"] for g in by_lp} == {"likelihood"}
+    q = [(g.meta["generator"]["adherence"], g.meta["generator"]["quality"]["estimate"]) for g in by_q]
+    assert q == sorted(q, reverse=True) and all(g.meta["generator"]["quality"]["task"] == "mnist5k" for g in by_q)
+    lp = [(g.meta["generator"]["adherence"], g.meta["generator"]["logprob_per_token"]) for g in by_lp]
+    assert lp == sorted(lp, reverse=True)
+    # the same samples (same seed), ordered two ways: none that likelihood puts first is expected to do better
+    lp_est = gen._ghn_model().estimate(by_lp, "mnist5k")
+    assert all(q[0] >= (a, e) for (a, _), e in zip(lp, lp_est))
+
+
+def test_ranking_by_quality_needs_a_task_the_estimate_knows(gen):
+    with pytest.raises(GeneratorError, match="rank must be one of"):
+        gen.suggest("a CNN", n=1, rank="best")
+    with pytest.raises(GeneratorError, match="fits none of the tasks"):  # 8x8 inputs: digits has no estimate
+        gen.suggest("a CNN for 8x8 digits", n=1, input_shape=(1, 8, 8), num_classes=10, rank="quality")
+    g = gen.suggest("a CNN for 8x8 digits", n=1, input_shape=(1, 8, 8), num_classes=10)[0]  # auto
+    assert g.meta["generator"]["ranked_by"] == "likelihood"
+
+
 def test_suggest_a_language_model(gen):
     graphs = gen.suggest("decoder-only transformer for characters", n=1, vocab_size=96, seed=1)
     g = graphs[0]

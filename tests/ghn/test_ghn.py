@@ -345,6 +345,20 @@ def test_quality_estimate_is_calibrated_per_task(graphs):
     assert ghn.quality(graphs, _pooled(ghn.model, graphs), "mnist5k") == [None] * len(graphs)
 
 
+def test_estimate_alone_equals_the_estimate_of_a_prediction(graphs):
+    """``estimate`` (no parameters decoded) gives what ``predict`` reports, and ``None`` off its tasks."""
+    from mad.ghn.quality import fit_quality
+
+    torch.manual_seed(0)
+    ghn = GHN(GHNModel(GHNConfig(**TINY)), device="cpu")
+    ghn.record["quality"] = fit_quality(ghn.model, {"digits": list(zip(graphs, [0.2, 0.4, 0.6, 0.8]))})
+    assert ghn.calibrated("digits")["higher_is_better"] and ghn.calibrated("mnist1d") is None
+    est = ghn.estimate(graphs, "digits")
+    via_predict = [m.ghn_info["quality"] for m in ghn.predict_many(graphs, "digits", bn_batches=1)]
+    assert est == pytest.approx(via_predict, abs=1e-6)
+    assert ghn.estimate(graphs, "mnist1d") == [None] * len(graphs)
+
+
 def _pooled(model, gs):
     from mad.ghn.quality import embeddings
 
