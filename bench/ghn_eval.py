@@ -236,6 +236,24 @@ def _replace(path: Path, key: str, value: Any) -> None:
     print(json.dumps(value, indent=1))
 
 
+def _requality(path: Path, ghn_path: str, ids: dict[str, list[str]], texts: dict[str, str], baselines: dict) -> None:
+    """Replace every record's quality estimate in ``path`` with the GHN's current one, and the summary."""
+    from mad.ghn import load
+    from mad.graph import ArchGraph
+
+    prev = json.loads(path.read_text())
+    ghn = load(ghn_path, device="cpu")
+    for task in ids:
+        recs = [r for r in prev["records"] if r["task"] == task and "ghn" in r]
+        for r, q in zip(recs, ghn.estimate([ArchGraph.from_json(texts[r["id"]]) for r in recs], task)):
+            r["ghn"]["quality"] = q
+    prev["summary"] = summarise(prev["records"], baselines, prev["setup"]["finetune_steps"])
+    prev["quality_estimator"] = {t: {k: v for k, v in est.items() if k not in ("coef", "intercept")}
+                                 for t, est in (ghn.record.get("quality") or {}).get("tasks", {}).items()}
+    path.write_text(json.dumps(prev, indent=1) + "\n")
+    print(json.dumps({t: s.get("kendall_tau_vs_1000_steps") for t, s in prev["summary"].items()}, indent=1))
+
+
 def coverage() -> dict[str, Any]:
     """Share of parameters and of layer-op roles the GHN predicts over the whole shipped dataset."""
     from mad.data.default import load_default
@@ -286,6 +304,8 @@ def main() -> None:
     ap.add_argument("--baselines", type=Path, default=ROOT / "bench" / "results" / "train_baselines.json")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ghn_eval.json")
     ap.add_argument("--coverage-only", action="store_true", help="recompute only the coverage in --out")
+    ap.add_argument("--quality-only", action="store_true", help="recompute only the quality estimates in --out and "
+                    "the summary (after the GHN's quality estimator was refitted; its coefficients live in its record)")
     ap.add_argument("--speed-only", action="store_true", help="recompute only the CPU speed rows in --out (on an "
                     "otherwise idle machine)")
     ap.add_argument("--device", default="cpu", help="with --speed-only: cuda times a GPU (rows under speed_gpu)")
@@ -329,6 +349,9 @@ def main() -> None:
             rows = speed(str(args.ghn), _speed_graphs(ids, texts), args.device)
             name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else args.device
             _replace(args.out, "speed_gpu", {"device": name, "torch": torch.__version__, "rows": rows})
+        return
+    if args.quality_only:
+        _requality(args.out, args.ghn, ids, texts, baselines)
         return
     jobs = [(task, i, texts[i], args.finetune_steps) for task, v in ids.items() for i in v]
     record_ghn = load(args.ghn, device="cpu").record
