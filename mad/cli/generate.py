@@ -191,7 +191,7 @@ def complete(
     try:
         with _busy(f"completing {graph.name} after {partial.meta['cut']['after']}"):
             graphs = gen.complete(partial, n=n, prompt=prompt, num_classes=c.num_classes, vocab_size=c.vocab_size,
-                                  seed=seed, rank=rank)
+                                  seed=seed)
     except GeneratorError as e:
         raise CliError(str(e)) from None
     rows = _write(graphs, out, picture=not no_picture)

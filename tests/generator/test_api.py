@@ -101,6 +101,20 @@ def test_cli_suggest_writes_graph_code_and_picture(tmp_path):
     assert (tmp_path / files["graph"].split("/")[-1]).exists() and files["code"].endswith(".py")
 
 
+def test_cli_complete_and_suggest_with_a_ranking(tmp_path):
+    g = sample(11, RandomSpaceConfig(modality="image", image_shape=(1, 28, 28), max_params=200_000))
+    g.to_json(tmp_path / "g.json")
+    r = CliRunner().invoke(app, ["complete", str(tmp_path / "g.json"), "--fraction", "0.5", "-n", "1", "-o",
+                                 str(tmp_path / "c"), "--no-picture", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["results"][0]["files"]["code"].endswith(".py")
+    r = CliRunner().invoke(app, ["suggest", "a CNN for 28x28 digits", "-n", "1", "--input", "1x28x28", "--classes",
+                                 "10", "--rank", "quality", "-o", str(tmp_path / "s"), "--no-picture", "--json"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["results"][0]
+    assert row["ranked_by"] == "quality" and row["quality"]["task"] == "mnist5k"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["suggest", "x", "--input", "1xab"], "give the shape"),
     (["suggest", "x", "--max-params", "lots"], "give a count"),
