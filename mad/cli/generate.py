@@ -116,6 +116,11 @@ def _table(rows: list[dict[str, Any]], title: str) -> None:
     _stdout().print(t)
 
 
+_RANK = typer.Option("--rank", help="Order of results that meet the request equally: quality (the GHN's estimate "
+                     "of the metric after brief training, on a task the request fits), likelihood, or auto (quality "
+                     "when it can).")
+
+
 @_command
 def suggest(
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="What you want, in words.")],
@@ -130,9 +135,7 @@ def suggest(
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for the results.")]
     = Path("suggestions"),
     seed: Annotated[int, _SEED] = 0,
-    rank: Annotated[str, typer.Option("--rank", help="Order of results that meet the request equally: quality "
-                                      "(the GHN's estimate of the metric after brief training, on a task the request "
-                                      "fits), likelihood, or auto (quality when it can).")] = "auto",
+    rank: Annotated[str, _RANK] = "auto",
     generator: Annotated[str, _GEN_OPT] = "default",
     device: Annotated[str | None, _DEVICE] = None,
     no_picture: Annotated[bool, _NO_PICTURE] = False,
@@ -168,6 +171,7 @@ def complete(
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for the results.")]
     = Path("completions"),
     seed: Annotated[int, _SEED] = 0,
+    rank: Annotated[str, _RANK] = "auto",
     generator: Annotated[str, _GEN_OPT] = "default",
     device: Annotated[str | None, _DEVICE] = None,
     no_picture: Annotated[bool, _NO_PICTURE] = False,
@@ -191,7 +195,7 @@ def complete(
     try:
         with _busy(f"completing {graph.name} after {partial.meta['cut']['after']}"):
             graphs = gen.complete(partial, n=n, prompt=prompt, num_classes=c.num_classes, vocab_size=c.vocab_size,
-                                  seed=seed)
+                                  seed=seed, rank=rank)
     except GeneratorError as e:
         raise CliError(str(e)) from None
     rows = _write(graphs, out, picture=not no_picture)

@@ -121,6 +121,11 @@ class GeneratorError(ValueError):
     """A request the generator cannot serve (bad checkpoint, prompt, or graph); the message says what to do."""
 
 
+def _check_rank(rank: str) -> None:
+    if rank not in RANKINGS:
+        raise GeneratorError(f"rank must be one of {', '.join(RANKINGS)}, got {rank!r}")
+
+
 def load_weights(model: GraphTransformer, path: str | Path) -> None:
     """Load ``model.safetensors`` into ``model`` (strict; the tied output head is the token embedding)."""
     from safetensors.torch import load_file
@@ -650,8 +655,7 @@ class Generator:
 
         if n < 1:
             raise GeneratorError(f"n must be >= 1, got {n}")
-        if rank not in RANKINGS:
-            raise GeneratorError(f"rank must be one of {', '.join(RANKINGS)}, got {rank!r}")
+        _check_rank(rank)
         over = {k: v for k, v in {"input_shape": tuple(input_shape) if input_shape else None,
                                   "num_classes": num_classes, "vocab_size": vocab_size,
                                   "max_params": max_params, "max_flops": max_flops}.items() if v is not None}
@@ -674,9 +678,10 @@ class Generator:
 
     def complete(self, partial: ArchGraph, n: int = 3, prompt: str | None = None, num_classes: int | None = None,
                  vocab_size: int | None = None, output_shape: list | None = None, seed: int = 0,
-                 temperature: float = 0.9, oversample: int = 2) -> list[ArchGraph]:
+                 temperature: float = 0.9, oversample: int = 2, rank: str = "auto") -> list[ArchGraph]:
         """``n`` completions of the partial graph ``partial`` (its nodes kept as they are, but a free parameter
-        that none of them reads and no new node takes up, such as a weight a cut ended on, is dropped).
+        that none of them reads and no new node takes up, such as a weight a cut ended on, is dropped), ranked
+        as :meth:`suggest` ranks (``rank``).
 
         Args:
             partial: a partial graph (e.g. :func:`mad.graph.passes.cut`); its inputs fix the input shape.
@@ -689,6 +694,7 @@ class Generator:
         """
         from .prompt import parse_prompt
 
+        _check_rank(rank)
         if not partial.inputs:
             raise GeneratorError("the partial graph has no inputs; cut a graph with mad.graph.passes.cut()")
         prefix = self.tokenizer.prefix_tokens(partial)
@@ -721,7 +727,7 @@ class Generator:
                                                                  keep=keep, project=project))
         if not cands:
             raise GeneratorError("no valid completion found; try another cut or more samples (oversample=)")
-        out = self._rank(cands, n)
+        out = self._rank(self._by_quality(cands, rank), n)
         for g in out:
             g.meta["generator"]["completed_from"] = partial.name
             g.meta["generator"]["kept_nodes"] = len(partial.nodes)

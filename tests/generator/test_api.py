@@ -69,6 +69,7 @@ def test_complete_keeps_the_partial_graph(gen):
     partial = cut(g, fraction=0.5)
     out = gen.complete(partial, n=1, num_classes=10, seed=0)[0]
     assert runs(out) is None
+    assert out.meta["generator"]["ranked_by"] == "quality"  # a 1x28x28 10-class completion fits mnist5k
     kept = [n.op for n in partial.nodes.values()]
     have = [n.op for n in out.nodes.values()]
     from collections import Counter
@@ -105,9 +106,10 @@ def test_cli_complete_and_suggest_with_a_ranking(tmp_path):
     g = sample(11, RandomSpaceConfig(modality="image", image_shape=(1, 28, 28), max_params=200_000))
     g.to_json(tmp_path / "g.json")
     r = CliRunner().invoke(app, ["complete", str(tmp_path / "g.json"), "--fraction", "0.5", "-n", "1", "-o",
-                                 str(tmp_path / "c"), "--no-picture", "--json"])
+                                 str(tmp_path / "c"), "--no-picture", "--json", "--rank", "likelihood"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["results"][0]["files"]["code"].endswith(".py")
+    row = json.loads(r.stdout)["results"][0]
+    assert row["files"]["code"].endswith(".py") and row["ranked_by"] == "likelihood"
     r = CliRunner().invoke(app, ["suggest", "a CNN for 28x28 digits", "-n", "1", "--input", "1x28x28", "--classes",
                                  "10", "--rank", "quality", "-o", str(tmp_path / "s"), "--no-picture", "--json"])
     assert r.exit_code == 0, r.output
