@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from pathlib import Path
@@ -580,24 +581,26 @@ class Generator:
 
     def _by_quality(self, cands: list[tuple[tuple, ArchGraph]], rank: str) -> list[tuple[tuple, ArchGraph]]:
         """``cands`` re-keyed ``(adherence, expected metric, log-prob per token)`` by the GHN's quality estimate
-        (:meth:`mad.ghn.GHN.estimate`) on the first task it is calibrated on that the candidates fit as they are;
-        unchanged when ``rank`` is ``"likelihood"``, or, with ``"auto"``, when no such task or GHN exists."""
+        (:meth:`mad.ghn.GHN.estimate`) on the task its estimate is calibrated on that most candidates fit as they
+        are (one that does not fit it, e.g. a sample with another class count, comes after those that do);
+        unchanged when ``rank`` is ``"likelihood"``, or, with ``"auto"``, when no candidate fits such a task or
+        there is no GHN."""
         for _, g in cands:
             g.meta["generator"]["ranked_by"] = "likelihood"
         if rank == "likelihood" or not cands:
             return cands
         from mad.train.objective import TaskSpec, graph_mismatches
 
-        why = ""
+        task, why = None, ""
         try:
             ghn = self._ghn_model()
-            task = next((t for t in ghn.config.tasks if ghn.calibrated(t) is not None
-                         and not graph_mismatches(cands[0][1], TaskSpec.of(t))), None)
-            if task is None:
-                why = (f"the request fits none of the tasks its quality estimate knows "
-                       f"({', '.join(t for t in ghn.config.tasks if ghn.calibrated(t) is not None)})")
+            known = [t for t in ghn.config.tasks if ghn.calibrated(t) is not None]
+            fits = {t: [i for i, (_, g) in enumerate(cands) if not graph_mismatches(g, TaskSpec.of(t))] for t in known}
+            task = max(known, key=lambda t: len(fits[t]), default=None)
+            if task is None or not fits[task]:
+                task, why = None, f"the request fits none of the tasks its quality estimate knows ({', '.join(known)})"
             else:
-                est = ghn.estimate([g for _, g in cands], task)
+                est = dict(zip(fits[task], ghn.estimate([cands[i][1] for i in fits[task]], task)))
         except Exception as e:  # noqa: BLE001 - no estimate: rank by likelihood, or say why
             task, why = None, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         if task is None:
@@ -608,9 +611,10 @@ class Generator:
         sign = 1.0 if ghn.calibrated(task)["higher_is_better"] else -1.0
         steps = (ghn.record.get("quality") or {}).get("steps")
         out = []
-        for (key, g), q in zip(cands, est):
+        for i, (key, g) in enumerate(cands):
+            q = est.get(i)
             g.meta["generator"].update(ranked_by="quality", quality={"task": task, "estimate": q, "steps": steps})
-            out.append(((key[0], sign * q, key[1]), g))
+            out.append(((key[0], -math.inf if q is None else sign * q, key[1]), g))
         return out
 
     @staticmethod

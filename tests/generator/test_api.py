@@ -48,6 +48,21 @@ def test_suggest_ranks_by_the_ghn_quality_estimate_or_by_likelihood(gen):
     assert all(q[0] >= (a, e) for (a, _), e in zip(lp, lp_est))
 
 
+def test_a_candidate_off_the_task_ranks_after_those_on_it(gen):
+    from mad.graph.passes import retarget
+
+    cfg = RandomSpaceConfig(modality="image", image_shape=(1, 28, 28), max_params=200_000)
+    on = [retarget(sample(s, cfg), (1, 28, 28), num_classes=10) for s in (1, 2)]
+    off = retarget(sample(3, cfg), (1, 28, 28), num_classes=5)  # fits no calibrated task
+    cands = []
+    for k, g in enumerate([off] + on):
+        g.meta["generator"] = {}
+        cands.append(((1.0, -0.1 * k), g))
+    ranked = gen._rank(gen._by_quality(cands, "auto"), 3)
+    assert [g.meta["generator"]["quality"]["estimate"] is None for g in ranked] == [False, False, True]
+    assert ranked[-1] is off
+
+
 def test_ranking_by_quality_needs_a_task_the_estimate_knows(gen):
     with pytest.raises(GeneratorError, match="rank must be one of"):
         gen.suggest("a CNN", n=1, rank="best")
