@@ -7,7 +7,9 @@
   the task with ``retarget`` (input shape, classes or vocabulary), checks it
   (``validate``, ``to_module``, forward and backward at batch 1 and 4, the
   parameter budget) and returns the best ``n`` distinct ones, ranked by the
-  share of the prompt's constraints they meet, then by the model's
+  share of the prompt's constraints they meet, then (``rank="auto"``) by the
+  metric the GHN's quality estimate expects after brief training when the
+  request fits a task it is calibrated on, else by the model's
   log-likelihood per token. When fewer than ``n`` distinct candidates pass,
   up to two more rounds are sampled.
 - :meth:`Generator.complete` continues a partial graph (any graph cut
@@ -18,7 +20,8 @@
   instruction.
 
 Every returned graph carries ``meta["generator"]``: the prompt, the checks
-and which constraints it meets (``why``), its log-likelihood and sample seed.
+and which constraints it meets (``why``), its log-likelihood and sample seed, how it was ranked
+(``ranked_by``) and, ranked by quality, the estimate (``quality``).
 """
 
 from __future__ import annotations
