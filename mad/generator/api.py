@@ -598,7 +598,8 @@ class Generator:
         try:
             ghn = self._ghn_model()
             known = [t for t in ghn.config.tasks if ghn.calibrated(t) is not None]
-            fits = {t: [i for i, (_, g) in enumerate(cands) if not graph_mismatches(g, TaskSpec.of(t))] for t in known}
+            specs = {t: TaskSpec.of(t) for t in known}
+            fits = {t: [i for i, (_, g) in enumerate(cands) if not graph_mismatches(g, specs[t])] for t in known}
             task = max(known, key=lambda t: len(fits[t]), default=None)
             if task is None or not fits[task]:
                 task, why = None, f"the request fits none of the tasks its quality estimate knows ({', '.join(known)})"
