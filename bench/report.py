@@ -228,6 +228,20 @@ def _ghn_eval(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _ghn_calibrate(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    pools, cv, held = d.get("pools") or {}, d.get("cross_validated_kendall_tau") or {}, d.get("held_out") or {}
+    before, after = held.get("kendall_tau_before") or {}, held.get("kendall_tau_after") or {}
+    return [
+        (f"{d.get('task')} quality estimate: labelled graphs (100 AdamW steps each), by pool",
+         ", ".join(f"{k} {v.get('labelled')}" for k, v in pools.items()) + f"; {d.get('labels')} in all", ""),
+        ("Kendall tau of out-of-fold estimates on the labels: 5-fold / leave-one-family-out",
+         f"{_num(cv.get('kfold5'))} / {_num(cv.get('leave_family_out'))}", ""),
+        (f"Kendall tau on the {held.get('graphs')} held-out graphs vs 1000 / 100 steps, previous fit -> this one",
+         f"{_num(before.get('vs_1000_steps'))} / {_num(before.get('vs_100_steps'))} -> "
+         f"{_num(after.get('vs_1000_steps'))} / {_num(after.get('vs_100_steps'))}", ">= 0.6 vs 1000 steps"),
+    ]
+
+
 def _ghn_decoders(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     s, st = d.get("summary", {}), d.get("setup", {})
     return [(f"one GHN fitted per architecture ({st.get('graphs')} {st.get('task')} graphs, {st.get('steps')} steps): "
@@ -363,6 +377,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "generator_eval": _generator,
     "agent_eval": _agent,
     "ghn_eval": _ghn_eval,
+    "ghn_calibrate": _ghn_calibrate,
     "ghn_decoders": _ghn_decoders,
     "ir_builder": _builder,
     "ir_retarget": _retarget,

@@ -320,7 +320,7 @@ class Generator:
                                op_inputs=self.op_inputs)
         self.train_hashes: list[str] = []
         self.quality_ghn: str | Path = "default"  # the GHN whose quality estimate ranks suggestions
-        self._ghn: Any = None
+        self._ghn: tuple[str, Any] | None = None  # (quality_ghn it was loaded from, the GHN or why it failed)
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -576,11 +576,17 @@ class Generator:
         return cands
 
     def _ghn_model(self) -> Any:
-        if self._ghn is None:
+        """The GHN at :attr:`quality_ghn`, loaded once; a load that failed is not retried on every request."""
+        if self._ghn is None or self._ghn[0] != str(self.quality_ghn):
             from mad.ghn import load as load_ghn
 
-            self._ghn = load_ghn(self.quality_ghn, device=self.device)
-        return self._ghn
+            try:
+                self._ghn = (str(self.quality_ghn), load_ghn(self.quality_ghn, device=self.device))
+            except Exception as e:  # noqa: BLE001 - kept, re-raised to each caller
+                self._ghn = (str(self.quality_ghn), e)
+        if isinstance(self._ghn[1], Exception):
+            raise self._ghn[1]
+        return self._ghn[1]
 
     def _by_quality(self, cands: list[tuple[tuple, ArchGraph]], rank: str) -> list[tuple[tuple, ArchGraph]]:
         """``cands`` re-keyed ``(adherence, expected metric, log-prob per token)`` by the GHN's quality estimate

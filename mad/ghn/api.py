@@ -224,13 +224,12 @@ class GHN:
     def quality(self, graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str) -> list[float | None]:
         """The learned estimate of each graph's metric after brief training (``None`` when the estimator was not
         calibrated on ``task``); ``pooled`` are the graphs' pooled embeddings from :meth:`predict_encoded`."""
-        from .quality import graph_costs
+        from .quality import feature_rows
 
         est = self.calibrated(task)
         if not est or not graphs:
             return [None] * len(graphs)
-        costs = torch.tensor([graph_costs(g, task) for g in graphs], dtype=torch.float64)
-        X = torch.cat([torch.stack(pooled).double().cpu(), costs], 1)
+        X = feature_rows(graphs, pooled, task)
         z = X @ torch.tensor(est["coef"], dtype=torch.float64) + est["intercept"]
         # a linear estimate can leave the range it was fitted on for graphs unlike its calibration set: clip it
         z = z.clamp(est.get("label_min", 0.0), est.get("label_max", 1.0 if est["higher_is_better"] else float("inf")))

@@ -21,7 +21,7 @@ import torch
 
 from mad.graph import ArchGraph
 
-__all__ = ["collect_labels", "fit_quality", "graph_costs"]
+__all__ = ["collect_labels", "feature_rows", "features", "fit_quality", "graph_costs"]
 
 log = logging.getLogger("mad.ghn")
 
@@ -97,7 +97,7 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
             log.warning("task %s: only %d labelled graphs; its quality estimate is not calibrated", task, len(pairs))
             continue
         spec = TaskSpec.of(task)
-        X = features(model, [g for g, _ in pairs], task).numpy().astype(np.float64)
+        X = features(model, [g for g, _ in pairs], task).numpy()
         y = np.array([m for _, m in pairs], dtype=np.float64)
         mu, sd = X.mean(0), X.std(0) + 1e-6
         ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((X - mu) / sd, y)
@@ -112,10 +112,16 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
     return {"tasks": stats, "label": "validation metric after brief training", "seed": seed}
 
 
+def feature_rows(graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str) -> torch.Tensor:
+    """``(G, d + 2)`` float64 rows the estimator reads: each graph's pooled GHN embedding (``pooled``), then its
+    log #params and log FLOPs on ``task``."""
+    costs = torch.tensor([graph_costs(g, task) for g in graphs], dtype=torch.float64).reshape(len(graphs), 2)
+    return torch.cat([torch.stack(list(pooled)).double().cpu(), costs], 1)
+
+
 def features(model, graphs: list[ArchGraph], task: str) -> torch.Tensor:
-    """``(G, d + 2)``: pooled GHN embeddings, then log #params and log FLOPs of each graph on ``task``."""
-    costs = torch.tensor([graph_costs(g, task) for g in graphs], dtype=torch.float32)
-    return torch.cat([embeddings(model, graphs, task), costs], 1)
+    """:func:`feature_rows` of ``graphs`` on ``task`` with ``model``'s pooled embeddings."""
+    return feature_rows(graphs, list(embeddings(model, graphs, task)), task)
 
 
 @torch.no_grad()

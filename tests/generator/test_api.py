@@ -72,6 +72,31 @@ def test_ranking_by_quality_needs_a_task_the_estimate_knows(gen):
     assert g.meta["generator"]["ranked_by"] == "likelihood"
 
 
+def test_a_ghn_that_cannot_load_leaves_the_likelihood_order_and_is_not_reloaded(gen, tmp_path, monkeypatch):
+    import mad.ghn
+
+    calls = []
+
+    def broken(path, device=None):
+        calls.append(path)
+        raise FileNotFoundError(f"no GHN checkpoint in {path}")
+
+    monkeypatch.setattr(mad.ghn, "load", broken)
+    monkeypatch.setattr(gen, "_ghn", None)
+    monkeypatch.setattr(gen, "quality_ghn", tmp_path)
+    cfg = RandomSpaceConfig(modality="image", image_shape=(1, 28, 28), max_params=200_000)
+    cands = []
+    for k in range(2):
+        g = sample(k, cfg)
+        g.meta["generator"] = {}
+        cands.append(((1.0, -0.1 * k), g))
+    assert gen._by_quality(cands, "auto") == cands  # auto: the likelihood order, said so on each graph
+    assert {g.meta["generator"]["ranked_by"] for _, g in cands} == {"likelihood"}
+    with pytest.raises(GeneratorError, match="cannot rank by quality: FileNotFoundError: no GHN checkpoint"):
+        gen._by_quality(cands, "quality")
+    assert calls == [tmp_path]  # loaded once, its failure kept
+
+
 def test_suggest_a_language_model(gen):
     graphs = gen.suggest("decoder-only transformer for characters", n=1, vocab_size=96, seed=1)
     g = graphs[0]

@@ -1,0 +1,271 @@
+"""Calibrating the GHN's mnist5k quality estimate: labelled pools, brief training of each graph, a refit and
+how well it ranks.
+
+    python bench/ghn_calibrate.py --cache ~/.cache/mad/ghn_calibrate --jobs 2     # label (resumable), report
+    python bench/ghn_calibrate.py --cache ~/.cache/mad/ghn_calibrate --write      # also store the refit
+
+The estimate (:mod:`mad.ghn.quality`) is a ridge regression from the GHN's pooled graph embedding plus log
+#params and log FLOPs to the validation accuracy after 100 AdamW steps. Its labels come from four pools, in
+this order, each graph deduplicated by WL hash against everything before it; no graph of the held-out splits
+(``bench/train_baselines.py``'s ids) and none of the trainability benchmark's samples
+(``bench/generator_eval.py``: 96 suggestions per seed 0-2, random-space seeds 1000-1239) is used:
+
+* ``dataset``: every graph of the dataset's ``train`` split that qualifies for mnist5k under the GHN's pool
+  rules (at most 15 MFLOPs, 400 nodes), in the GHN's pool order;
+* ``generated-a``: ``suggest()`` samples for four 28x28 digit-classifier prompts (seeds 20+k and 40+k, 48
+  each), at most 15 MFLOPs;
+* ``random``: fresh random-space CNNs (seeds 50000-50199, 51000-51199, 52000-52199 under 50k, 200k and 1M
+  parameters), at most 20 MFLOPs;
+* ``generated-b``: ``suggest()`` samples for seven 28x28 prompts (CNNs, residual nets, ViTs, mixers; seeds
+  60+k and 80+k, 48 each), at most 20 MFLOPs.
+
+Labels: :func:`mad.ghn.quality.collect_labels` (100 AdamW steps, lr 1e-3, cosine, batch 64, seed 0), one
+JSONL file per pool shard under ``--cache``, so an interrupted run continues where it stopped; ``--jobs``
+label shards in parallel processes. Report (``bench/results/ghn_calibrate.json``): labels per pool, 5-fold
+cross-validated Kendall tau on the labels (3 repeats), leave-one-family-out tau, and the Kendall tau of the
+shipped and of the refitted estimate against the held-out graphs' 100- and 1000-step accuracy. ``--write``
+stores the refit's coefficients, with a ``refits`` entry saying what was done, in the shipped record (or
+``--ghn``'s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from train_baselines import kendall_tau  # noqa: E402
+
+TASK = "mnist5k"
+BENCH_PROMPT = "a convolutional network for 28x28 grayscale digits, 10 classes, under 200k parameters"
+PROMPTS_A = ["a CNN for 28x28 grayscale digits with 10 classes",
+             "a small residual network for 28x28 grayscale images, 10 classes, under 300k parameters",
+             "an image classifier for 1x28x28 inputs and 10 classes with batch norm, under 100k parameters",
+             BENCH_PROMPT]
+PROMPTS_B = PROMPTS_A + [
+    "a vision transformer for 28x28 grayscale images with 10 classes, under 500k parameters",
+    "an MLP-mixer for 1x28x28 images, 10 classes",
+    "a tiny convolutional classifier with max pooling for 28x28 digits, 10 classes, under 50k parameters"]
+RANDOM_CAPS = (50_000, 200_000, 1_000_000)
+
+
+def _held_out() -> tuple[dict[str, list[str]], dict[str, str], dict[str, dict]]:
+    """The held-out mnist5k ids, their graph texts and their ``train_baselines`` records."""
+    from mad.data.default import load_default
+
+    base = json.loads((ROOT / "bench" / "results" / "train_baselines.json").read_text())
+    ids = base["selection"]["ids"][TASK]
+    recs = {r["id"]: r for r in base["records"] if r["task"] == TASK and r.get("status") == "completed"}
+    dd = load_default()
+    texts = {}
+    for split in base["selection"]["held_out_splits"]:
+        for r in dd[split].select_columns(["id", "graph"]):
+            if r["id"] in ids:
+                texts[r["id"]] = r["graph"]
+    return ids, texts, recs
+
+
+def build_pools(cache: Path, texts: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """``{pool: [(id, graph JSON on mnist5k), ...]}``, built once and cached in ``cache/pools.json``."""
+    path = cache / "pools.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    import torch
+
+    from mad.data.random_space import RandomSpaceConfig, sample
+    from mad.generator import load as load_generator
+    from mad.ghn.pool import task_pool
+    from mad.graph import ArchGraph
+    from mad.train.proxies import screen
+
+    torch.manual_seed(0)
+    gen = load_generator("default", device="cpu")
+    seen = {ArchGraph.from_json(t).wl_hash() for t in texts.values()}
+    bench_cfg = RandomSpaceConfig(modality="image", image_shape=(1, 28, 28), max_params=200_000)
+    seen |= {sample(s, bench_cfg).wl_hash() for s in range(1000, 1240)}
+    for s in (0, 1, 2):
+        seen |= {g.wl_hash() for g in gen.suggest(BENCH_PROMPT, n=96, seed=s, oversample=1, rank="likelihood")}
+    pools: dict[str, list[tuple[str, str]]] = {}
+
+    def take(name: str, row_id: str, g, max_mflops: float) -> None:
+        h = g.wl_hash()
+        if h in seen:
+            return
+        fitted, mflops, _ = screen(g, TASK)
+        if fitted is not None and mflops is not None and mflops <= max_mflops:
+            seen.add(h)
+            pools[name].append((row_id, fitted.to_json()))
+
+    pools["dataset"] = [(i, g.to_json()) for i, g in task_pool(TASK, 100_000, ("train",), cache / "dataset.jsonl",
+                                                                   max_mflops=15.0, max_nodes=400, seed=0)]
+    seen |= {ArchGraph.from_json(t).wl_hash() for _, t in pools["dataset"]}
+    pools["generated-a"] = []
+    for k, prompt in enumerate(PROMPTS_A):
+        for s in (20 + k, 40 + k):
+            for g in gen.suggest(prompt, n=48, seed=s, oversample=1, rank="likelihood"):
+                take("generated-a", f"gen-{k}-{s}-{len(pools['generated-a'])}", g, 15.0)
+    pools["random"] = []
+    for k, cap in enumerate(RANDOM_CAPS):
+        cfg = RandomSpaceConfig(modality="image", image_shape=(1, 28, 28), max_params=cap)
+        for s in range(50_000 + 1000 * k, 50_200 + 1000 * k):
+            take("random", f"rnd{cap}-{s}-{len(pools['random'])}", sample(s, cfg), 20.0)
+    pools["generated-b"] = []
+    for k, prompt in enumerate(PROMPTS_B):
+        for s in (60 + k, 80 + k):
+            for g in gen.suggest(prompt, n=48, seed=s, oversample=1, rank="likelihood"):
+                take("generated-b", f"gen{k}-{s}-{len(pools['generated-b'])}", g, 20.0)
+    path.write_text(json.dumps(pools))
+    return pools
+
+
+def _label_shard(job: tuple[str, list[tuple[str, str]], str]) -> int:
+    import torch
+
+    from mad.ghn.quality import collect_labels
+    from mad.graph import ArchGraph
+
+    torch.set_num_threads(1)
+    name, rows, out = job
+    collect_labels(TASK, [(i, ArchGraph.from_json(t)) for i, t in rows], out, 100, progress=False)
+    return len(rows)
+
+
+def label(pools: dict[str, list[tuple[str, str]]], cache: Path, jobs: int) -> dict[str, dict[str, float]]:
+    """``{pool: {id: accuracy}}`` after labelling every graph (``jobs`` shards per pool in parallel)."""
+    from tqdm.auto import tqdm
+
+    work = []
+    for name, rows in pools.items():
+        k = max(1, jobs)
+        size = -(-len(rows) // k)
+        work += [(name, rows[j * size:(j + 1) * size], str(cache / f"labels-{name}-{j}.jsonl")) for j in range(k)]
+    work = [w for w in work if w[1]]
+    with mp.get_context("spawn").Pool(max(1, jobs)) as pool:
+        for _ in tqdm(pool.imap_unordered(_label_shard, work), total=len(work), desc="label shards"):
+            pass
+    out: dict[str, dict[str, float]] = {name: {} for name in pools}
+    for name, _, path in work:
+        for line in Path(path).read_text().splitlines():
+            r = json.loads(line)
+            if r.get("metric") is not None:
+                out[name][r["id"]] = r["metric"]
+    return out
+
+
+def _cv_tau(X, y, groups=None, repeats: int = 3) -> float:
+    """Kendall tau of out-of-fold ridge predictions (5-fold, or one fold per group)."""
+    import numpy as np
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import GroupKFold, KFold
+
+    def model():
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 25)))
+
+    taus = []
+    for rep in range(1 if groups is not None else repeats):
+        pred = np.zeros_like(y)
+        splits = (GroupKFold(len(set(groups))).split(X, y, groups) if groups is not None
+                  else KFold(5, shuffle=True, random_state=rep).split(X))
+        for tr, te in splits:
+            pred[te] = model().fit(X[tr], y[tr]).predict(X[te])
+        taus.append(kendall_tau(list(pred), list(y)))
+    return round(float(np.mean(taus)), 4)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, required=True, help="folder for pools and labels (resumable)")
+    ap.add_argument("--ghn", default="default", help="GHN checkpoint folder or 'default'")
+    ap.add_argument("--jobs", type=int, default=2, help="labelling processes")
+    ap.add_argument("--write", action="store_true", help="store the refit in the GHN's record.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ghn_calibrate.json")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    import numpy as np
+    import torch
+
+    from mad.ghn import load
+    from mad.ghn.quality import features, fit_quality
+    from mad.graph import ArchGraph
+
+    torch.set_num_threads(1)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    ids, texts, recs = _held_out()
+    pools = build_pools(args.cache, texts)
+    labels = label(pools, args.cache, args.jobs)
+    pairs, families, per_pool = [], [], {}
+    for name, rows in pools.items():
+        got = [(ArchGraph.from_json(t), labels[name][i]) for i, t in rows if i in labels[name]]
+        per_pool[name] = {"graphs": len(rows), "labelled": len(got),
+                          "mean_accuracy": round(float(np.mean([m for _, m in got])), 4) if got else None}
+        pairs += got
+        families += [name if name.startswith("generated") else g.meta.get("family", "?") for g, _ in got]
+    ghn = load(args.ghn, device="cpu")
+    held = [i for i in ids if i in recs and i in texts]
+    held_graphs = [ArchGraph.from_json(texts[i]) for i in held]
+    y100 = [recs[i]["at_step"]["100"] for i in held]
+    y1000 = [recs[i]["at_step"]["1000"] for i in held]
+
+    def held_taus() -> dict[str, float]:
+        est = ghn.estimate(held_graphs, TASK)
+        return {"vs_1000_steps": round(kendall_tau(est, y1000), 4), "vs_100_steps": round(kendall_tau(est, y100), 4)}
+
+    before = held_taus()
+    X = features(ghn.model, [g for g, _ in pairs], TASK).numpy()
+    y = np.array([m for _, m in pairs])
+    fams = sorted(set(families))
+    cv = {"kfold5": _cv_tau(X, y), "leave_family_out": _cv_tau(X, y, np.array([fams.index(f) for f in families]))}
+    old = (ghn.record.get("quality") or {}).get("tasks", {}).get(TASK)
+    fitted = fit_quality(ghn.model, {TASK: pairs})["tasks"][TASK]
+    ghn.record.setdefault("quality", {}).setdefault("tasks", {})[TASK] = fitted
+    after = held_taus()
+    report: dict[str, Any] = {
+        "task": TASK, "pools": per_pool, "labels": len(pairs), "cross_validated_kendall_tau": cv,
+        "held_out": {"graphs": len(held), "kendall_tau_before": before, "kendall_tau_after": after},
+        "refit": {k: v for k, v in fitted.items() if k not in ("coef", "intercept")},
+        "previous_graphs": old and old.get("graphs"), "written": bool(args.write),
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "machine": {"python": platform.python_version(), "cpus": mp.cpu_count(), "torch": torch.__version__}}
+    if args.write:
+        _write(args.ghn, fitted, report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({k: report[k] for k in ("pools", "labels", "cross_validated_kendall_tau", "held_out")},
+                     indent=1))
+    print(f"wrote {args.out}")
+
+
+def _write(ghn_path: str, fitted: dict[str, Any], report: dict[str, Any]) -> None:
+    """Store ``fitted`` as the GHN's mnist5k estimator in its record.json, with a ``refits`` entry."""
+    from mad.ghn import DEFAULT_DIR
+
+    folder = Path(DEFAULT_DIR) if ghn_path == "default" else Path(ghn_path)
+    path = folder / "record.json"
+    record = json.loads(path.read_text())
+    quality = record.setdefault("quality", {})
+    quality.setdefault("tasks", {})[TASK] = fitted
+    quality.setdefault("refits", []).append({
+        "date": date.today().isoformat(), "task": TASK, "script": "bench/ghn_calibrate.py",
+        "labels": {k: v["labelled"] for k, v in report["pools"].items()},
+        "cross_validated_kendall_tau": report["cross_validated_kendall_tau"],
+        "held_out_kendall_tau_vs_1000_steps": {"before": report["held_out"]["kendall_tau_before"]["vs_1000_steps"],
+                                               "after": report["held_out"]["kendall_tau_after"]["vs_1000_steps"]}})
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"stored the refit in {path}")
+
+
+if __name__ == "__main__":
+    main()
