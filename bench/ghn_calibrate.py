@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from train_baselines import kendall_tau  # noqa: E402
+from train_baselines import held_out_texts, kendall_tau  # noqa: E402
 
 TASK = "mnist5k"
 BENCH_PROMPT = "a convolutional network for 28x28 grayscale digits, 10 classes, under 200k parameters"
@@ -61,18 +61,10 @@ RANDOM_CAPS = (50_000, 200_000, 1_000_000)
 
 def _held_out() -> tuple[dict[str, list[str]], dict[str, str], dict[str, dict]]:
     """The held-out mnist5k ids, their graph texts and their ``train_baselines`` records."""
-    from mad.data.default import load_default
-
     base = json.loads((ROOT / "bench" / "results" / "train_baselines.json").read_text())
     ids = base["selection"]["ids"][TASK]
     recs = {r["id"]: r for r in base["records"] if r["task"] == TASK and r.get("status") == "completed"}
-    dd = load_default()
-    texts = {}
-    for split in base["selection"]["held_out_splits"]:
-        for r in dd[split].select_columns(["id", "graph"]):
-            if r["id"] in ids:
-                texts[r["id"]] = r["graph"]
-    return ids, texts, recs
+    return ids, held_out_texts(base, set(ids)), recs
 
 
 def build_pools(cache: Path, texts: dict[str, str]) -> dict[str, list[tuple[str, str]]]:

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from train_baselines import PROXY_NAMES, kendall_tau  # noqa: E402
+from train_baselines import PROXY_NAMES, held_out_texts, kendall_tau  # noqa: E402
 
 FT_EVALS = (0, 10, 25, 50, 100, 150, 200)
 _GHN = None
@@ -320,7 +320,6 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from mad.data.default import load_default
     from mad.ghn import load
 
     base = json.loads(args.baselines.read_text())
@@ -334,12 +333,7 @@ def main() -> None:
     if args.texts is not None and args.texts.exists():
         texts = json.loads(args.texts.read_text())
     else:
-        dd = load_default()
-        texts = {}
-        for split in base["selection"]["held_out_splits"]:
-            for r in dd[split].select_columns(["id", "graph"]):
-                if r["id"] in wanted:
-                    texts[r["id"]] = r["graph"]
+        texts = held_out_texts(base, wanted)
         if args.texts is not None:
             args.texts.write_text(json.dumps(texts))
     if args.speed_only:

@@ -143,6 +143,19 @@ def _train(job: tuple[str, str, str, int, list[int]]) -> dict[str, Any]:
     return rec
 
 
+def held_out_texts(base: dict[str, Any], wanted: set[str]) -> dict[str, str]:
+    """Graph JSON of the ``wanted`` ids from the held-out splits named in a baselines file's selection."""
+    from mad.data.default import load_default
+
+    dd = load_default()
+    texts = {}
+    for split in base["selection"]["held_out_splits"]:
+        for r in dd[split].select_columns(["id", "graph"]):
+            if r["id"] in wanted:
+                texts[r["id"]] = r["graph"]
+    return texts
+
+
 def kendall_tau(x: list[float], y: list[float]) -> float | None:
     """Kendall's tau-b of two equally long lists (pairs with a missing or non-finite value are dropped)."""
     from scipy.stats import kendalltau
