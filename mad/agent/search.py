@@ -334,7 +334,8 @@ class _Run:
             while True:
                 if evals is not None and self.history.evals >= evals and not self.pending:
                     break
-                if minutes is not None and self.elapsed() >= 60 * minutes and not self.pending:
+                # the clock stops a search between rounds, never before its first (however short the budget)
+                if minutes is not None and self.rounds_done and self.elapsed() >= 60 * minutes and not self.pending:
                     break
                 k = self.round_size if evals is None else min(self.round_size, evals - self.history.evals)
                 rows = self.pending or self.propose(k)
