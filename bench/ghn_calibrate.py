@@ -20,12 +20,12 @@ this order, each graph deduplicated by WL hash against everything before it; no 
   60+k and 80+k, 48 each), at most 20 MFLOPs.
 
 Labels: :func:`mad.ghn.quality.collect_labels` (100 AdamW steps, lr 1e-3, cosine, batch 64, seed 0), one
-JSONL file per pool shard under ``--cache``, so an interrupted run continues where it stopped; ``--jobs``
-label shards in parallel processes. Report (``bench/results/ghn_calibrate.json``): labels per pool, 5-fold
-cross-validated Kendall tau on the labels (3 repeats), leave-one-family-out tau, and the Kendall tau of the
-shipped and of the refitted estimate against the held-out graphs' 100- and 1000-step accuracy. ``--write``
-stores the refit's coefficients, with a ``refits`` entry saying what was done, in the shipped record (or
-``--ghn``'s).
+JSONL file per pool shard under ``--cache``, so an interrupted run continues where it stopped (with any
+``--jobs``: the graphs still unlabelled are split into that many shards, labelled in parallel processes).
+Report (``bench/results/ghn_calibrate.json``): labels per pool, 5-fold cross-validated Kendall tau on the
+labels (3 repeats), leave-one-family-out tau, and the Kendall tau of the shipped and of the refitted estimate
+against the held-out graphs' 100- and 1000-step accuracy. ``--write`` stores the refit's coefficients, with
+a ``refits`` entry saying what was done, in the shipped record (or ``--ghn``'s).
 """
 
 from __future__ import annotations
@@ -98,9 +98,9 @@ def build_pools(cache: Path, texts: dict[str, str]) -> dict[str, list[tuple[str,
             seen.add(h)
             pools[name].append((row_id, fitted.to_json()))
 
-    pools["dataset"] = [(i, g.to_json()) for i, g in task_pool(TASK, 100_000, ("train",), cache / "dataset.jsonl",
-                                                                   max_mflops=15.0, max_nodes=400, seed=0)]
-    seen |= {ArchGraph.from_json(t).wl_hash() for _, t in pools["dataset"]}
+    dataset = task_pool(TASK, 100_000, ("train",), cache / "dataset.jsonl", max_mflops=15.0, max_nodes=400, seed=0)
+    pools["dataset"] = [(i, g.to_json()) for i, g in dataset]
+    seen |= {g.wl_hash() for _, g in dataset}
     pools["generated-a"] = []
     for k, prompt in enumerate(PROMPTS_A):
         for s in (20 + k, 40 + k):
@@ -132,26 +132,36 @@ def _label_shard(job: tuple[str, list[tuple[str, str]], str]) -> int:
     return len(rows)
 
 
+def _labelled(cache: Path, name: str) -> dict[str, dict[str, Any]]:
+    """Every label line of pool ``name`` in ``cache``, whatever shard file it is in, by graph id."""
+    out = {}
+    for path in sorted(cache.glob(f"labels-{name}-*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                out[r["id"]] = r
+    return out
+
+
 def label(pools: dict[str, list[tuple[str, str]]], cache: Path, jobs: int) -> dict[str, dict[str, float]]:
-    """``{pool: {id: accuracy}}`` after labelling every graph (``jobs`` shards per pool in parallel)."""
+    """``{pool: {id: accuracy}}`` after labelling every graph no shard file holds yet (split into ``jobs`` shards
+    per pool, in parallel), so a rerun with another ``jobs`` trains nothing twice."""
     from tqdm.auto import tqdm
 
+    k = max(1, jobs)
     work = []
     for name, rows in pools.items():
-        k = max(1, jobs)
-        size = -(-len(rows) // k)
-        work += [(name, rows[j * size:(j + 1) * size], str(cache / f"labels-{name}-{j}.jsonl")) for j in range(k)]
+        done = _labelled(cache, name)
+        todo = [row for row in rows if row[0] not in done]
+        size = -(-len(todo) // k)
+        work += [(name, todo[j * size:(j + 1) * size], str(cache / f"labels-{name}-{j}.jsonl")) for j in range(k)]
     work = [w for w in work if w[1]]
-    with mp.get_context("spawn").Pool(max(1, jobs)) as pool:
-        for _ in tqdm(pool.imap_unordered(_label_shard, work), total=len(work), desc="label shards"):
-            pass
-    out: dict[str, dict[str, float]] = {name: {} for name in pools}
-    for name, _, path in work:
-        for line in Path(path).read_text().splitlines():
-            r = json.loads(line)
-            if r.get("metric") is not None:
-                out[name][r["id"]] = r["metric"]
-    return out
+    if work:
+        with mp.get_context("spawn").Pool(k) as pool:
+            for _ in tqdm(pool.imap_unordered(_label_shard, work), total=len(work), desc="label shards"):
+                pass
+    return {name: {i: r["metric"] for i, r in _labelled(cache, name).items() if r.get("metric") is not None}
+            for name in pools}
 
 
 def _cv_tau(X, y, groups=None, repeats: int = 3) -> float:
