@@ -433,7 +433,8 @@ def main() -> None:
     res: dict = {"checkpoints": {k: {"path": str(args.gen if k == "main" else args.ablation),
                                      "structure_bias": g.cfg.structure_bias, "params": g.model.num_parameters(),
                                      "record": {kk: g.record.get(kk) for kk in ("steps", "seconds", "corpus",
-                                                                                 "hardware", "final_eval")}}
+                                                                                 "hardware", "final_eval",
+                                                                                 "finetune")}}
                                  for k, g in gens.items()},
                  "hardware": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}}
     if args.ablation:

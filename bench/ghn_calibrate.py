@@ -19,6 +19,10 @@ this order, each graph deduplicated by WL hash against everything before it; no 
 * ``generated-b``: ``suggest()`` samples for seven 28x28 prompts (CNNs, residual nets, ViTs, mixers; seeds
   60+k and 80+k, 48 each), at most 20 MFLOPs.
 
+The generated pools are drawn from the shipped generator (and the trainability samples excluded are its
+own); the shipped pools came from the generator before it was fine-tuned on them
+(``bench/generator_finetune.py``), so a rebuild from scratch now draws other graphs.
+
 Labels: :func:`mad.ghn.quality.collect_labels` (100 AdamW steps, lr 1e-3, cosine, batch 64, seed 0), one
 JSONL file per pool shard under ``--cache``, so an interrupted run continues where it stopped (with any
 ``--jobs``: the graphs still unlabelled are split into that many shards, labelled in parallel processes).

@@ -273,6 +273,13 @@ def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
         rec = c.get("record") or {}
         rows.append((f"checkpoint {name}: structure bias / params / steps / train s",
                      f"{c.get('structure_bias')} / {c.get('params')} / {rec.get('steps')} / {rec.get('seconds')}", ""))
+        for ft in rec.get("finetune") or []:
+            data = ft.get("data") or {}
+            kept = sum((data.get("kept_per_pool") or {}).values())
+            rows.append((f"checkpoint {name} then fine-tuned: steps / lr / graphs kept (100-step mnist5k acc >= "
+                         f"{data.get('min_acc')}) x {data.get('repeat')} + train-split replay / s",
+                         f"{ft.get('steps')} / {ft.get('lr')} / {kept} + {data.get('replay_train_split')} / "
+                         f"{ft.get('seconds')}", ""))
     ab = d.get("structure_bias_ablation")
     if ab and ab.get("steps"):
         w, wo = ab.get("with_bias", {}), ab.get("without_bias", {})

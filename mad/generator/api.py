@@ -343,12 +343,16 @@ class Generator:
         return gen
 
     def save(self, folder: str | Path) -> Path:
+        """Write the checkpoint (weights, config, record and the WL hashes of the graphs it learned) to
+        ``folder``; :meth:`load` reads it back."""
         from .train import save_checkpoint
 
         folder = Path(folder)
         save_checkpoint(self.model, folder, {"cond_vocab": self.cond_list, "text_encoder": self.text_encoder.config(),
-                                             "tokenizer": "default", "op_arity": self.op_arity,
-                                             "op_inputs": self.op_inputs}, self.record)
+                                             "tokenizer": "default", "tokenizer_version": self.tokenizer.vocab.version,
+                                             "op_arity": self.op_arity, "op_inputs": self.op_inputs}, self.record)
+        if self.train_hashes:  # the graphs it has learned: novelty is measured against them
+            (folder / HASHES).write_text("\n".join(self.train_hashes) + "\n")
         return folder
 
     # ------------------------------------------------------------------ conditioning
@@ -789,7 +793,8 @@ class Generator:
         Args:
             graphs: the graphs to learn (one that cannot be tokenized is skipped and counted).
             texts: a prompt per graph (``None`` entries use the graph's description).
-            **kw: ``steps`` (20), ``lr`` (3e-4), ``batch_tokens`` (4096), ``mlm_rate`` (0.25), ``seed`` (0).
+            **kw: ``steps`` (20), ``lr`` (3e-4), ``batch_tokens`` (4096), ``mlm_rate`` (0.25), ``seed`` (0),
+                ``progress`` (False).
 
         Returns:
             ``{"steps", "graphs", "skipped", "loss_before", "loss_after", "seconds"}``: the losses are the mean

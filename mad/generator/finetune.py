@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from mad.graph import ArchGraph
 
@@ -83,7 +84,8 @@ def _next_token_loss(model, batcher: Batcher, device: Any) -> float:
 
 
 def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] | None = None, steps: int = 20,
-             lr: float = 3e-4, batch_tokens: int = 4096, mlm_rate: float = 0.25, seed: int = 0) -> dict[str, Any]:
+             lr: float = 3e-4, batch_tokens: int = 4096, mlm_rate: float = 0.25, seed: int = 0,
+             progress: bool = False) -> dict[str, Any]:
     """Fine-tune ``gen``'s model in place on ``graphs``; see the module docstring.
 
     Args:
@@ -96,6 +98,7 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
         batch_tokens: graph tokens per batch.
         mlm_rate: share of the steps in masked mode.
         seed: seeds the paraphrases, the batch order, the masking and the prompt dropout.
+        progress: show a progress bar over the steps (for long runs).
 
     Returns:
         ``{"steps", "graphs" (used), "skipped", "loss_before", "loss_after", "seconds"}``; the losses are the mean
@@ -137,6 +140,7 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
             opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY, betas=(0.9, 0.98))
             model.train()
             epoch: list[list[int]] = []
+            bar = tqdm(total=steps, desc="finetune", disable=not progress)
             for step in range(steps):
                 if not epoch:
                     epoch = batcher.batches()
@@ -157,6 +161,9 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
                 opt.step()
                 losses.append(m["loss"])
                 done += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{m['loss']:.3f}")
+            bar.close()
             model.eval()
         loss_after = _next_token_loss(model, batcher, device)
     finally:

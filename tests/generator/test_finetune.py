@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -48,6 +50,8 @@ def test_the_weights_change_and_the_model_is_back_in_eval_mode(tuned):
 
 def test_the_record_says_it_was_fine_tuned(tuned):
     gen, _, result, _ = tuned
+    shipped = load("default", device="cpu").record.get("finetune", [])
+    assert len(gen.record["finetune"]) == len(shipped) + 1  # one entry more than the shipped history
     entry = gen.record["finetune"][-1]
     assert entry["graphs"] == 3 and entry["steps"] == STEPS
     assert entry["loss_after"] == result["loss_after"]
@@ -65,6 +69,9 @@ def test_save_and_load_keep_the_fine_tuned_weights(tuned, tmp_path):
     gen, _, _, graphs = tuned
     again = load(gen.save(tmp_path / "tuned"), device="cpu")
     assert again.record["finetune"] == gen.record["finetune"]
+    assert again.train_hashes and again.train_hashes == gen.train_hashes  # novelty is measured against them
+    cfg = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert cfg["tokenizer_version"] == gen.tokenizer.vocab.version
     ex = graph_example(graphs[0], "a small CNN", paraphrases=0, max_len=gen.cfg.max_len, tokenizer=gen.tokenizer)
     tcfg = TrainConfig()
     with torch.no_grad():
@@ -92,6 +99,7 @@ def test_graphs_that_cannot_be_tokenized_are_skipped_and_counted():
 
 def test_bad_requests_raise_value_errors():
     gen = load("default", device="cpu")
+    history = list(gen.record.get("finetune", []))  # the shipped checkpoint's own fine-tuning
     with pytest.raises(ValueError, match="at least one graph"):
         gen.finetune([])
     g = _graphs()[:1]
@@ -99,4 +107,4 @@ def test_bad_requests_raise_value_errors():
         gen.finetune(g, steps=-1)
     with pytest.raises(ValueError, match="texts"):
         gen.finetune(g, texts=["a", "b"])
-    assert "finetune" not in gen.record
+    assert gen.record.get("finetune", []) == history  # a refused request leaves no entry
