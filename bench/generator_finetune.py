@@ -12,7 +12,7 @@ them) and ``--replay`` of its random-space graphs, drawn at random, are mixed in
 it knew about the rest (transformers, RNNs, mixers, language models). The fine-tuned
 checkpoint is written to ``--out`` with the WL hashes of every graph it has now seen added to its training
 hashes (novelty is measured against them) and a ``record["finetune"]`` entry saying which graphs, how many
-steps and what the loss did.
+steps and what the loss did. The defaults are the settings of the shipped checkpoint's fine-tune.
 
 None of the pools contains a held-out graph or a graph the trainability benchmark samples (see
 ``bench/ghn_calibrate.py``), so ``bench/generator_eval.py``'s trainability part stays a measurement on unseen
@@ -62,10 +62,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="Times each kept graph appears (each with its own "
                     "paraphrases).")
     ap.add_argument("--replay", type=int, default=800, help="Random-space graphs of the train split mixed in.")
-    ap.add_argument("--converted-repeat", type=int, default=2, help="Times each converted model of the train "
+    ap.add_argument("--converted-repeat", type=int, default=3, help="Times each converted model of the train "
                     "split is mixed in.")
-    ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--steps", type=int, default=250)
+    ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--batch-tokens", type=int, default=8192)
     ap.add_argument("--mlm-rate", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
