@@ -140,30 +140,30 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
             opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY, betas=(0.9, 0.98))
             model.train()
             epoch: list[list[int]] = []
-            bar = tqdm(total=steps, desc="finetune", disable=not progress)
-            for step in range(steps):
-                if not epoch:
-                    epoch = batcher.batches()
-                idx = epoch.pop()
-                masked = batcher.rng.random() < mlm_rate
-                batch = batcher.make(idx, masked=masked)
-                if masked and not bool((batch["target"] != -100).any()):  # nothing got masked: a causal step
-                    batch = batcher.make(idx, masked=False)
-                for group in opt.param_groups:
-                    group["lr"] = lr * min(1.0, (step + 1) / warmup)
-                loss, m = loss_of(model, _to(batch, device))
-                opt.zero_grad(set_to_none=True)
-                if not math.isfinite(m["loss"]):
-                    log.warning("finetune: step %d has a non-finite loss; skipped", step)
-                    continue
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-                opt.step()
-                losses.append(m["loss"])
-                done += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{m['loss']:.3f}")
-            bar.close()
+            with tqdm(total=steps, desc="finetune", disable=not progress) as bar:
+                for step in range(steps):
+                    if not epoch:
+                        epoch = batcher.batches()
+                    idx = epoch.pop()
+                    masked = batcher.rng.random() < mlm_rate
+                    batch = batcher.make(idx, masked=masked)
+                    if masked and not bool((batch["target"] != -100).any()):  # nothing got masked: a causal step
+                        batch = batcher.make(idx, masked=False)
+                    for group in opt.param_groups:
+                        group["lr"] = lr * min(1.0, (step + 1) / warmup)
+                    loss, m = loss_of(model, _to(batch, device))
+                    opt.zero_grad(set_to_none=True)
+                    if not math.isfinite(m["loss"]):
+                        log.warning("finetune: step %d has a non-finite loss; skipped", step)
+                        bar.update(1)
+                        continue
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+                    opt.step()
+                    losses.append(m["loss"])
+                    done += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{m['loss']:.3f}")
             model.eval()
         loss_after = _next_token_loss(model, batcher, device)
     finally:
