@@ -11,7 +11,7 @@ Every converted model of the dataset's ``train`` split (``--converted-repeat`` t
 them) and ``--replay`` of its random-space graphs, drawn at random, are mixed in so the generator keeps what
 it knew about the rest (transformers, RNNs, mixers, language models). The fine-tuned
 checkpoint is written to ``--out`` with the WL hashes of every graph it has now seen added to its training
-hashes (novelty is measured against them) and a ``record["finetune"]`` entry saying which graphs, how many
+hashes (novelty is measured against them; ``finetune`` adds them) and a ``record["finetune"]`` entry saying which graphs, how many
 steps and what the loss did. The defaults are the settings of the shipped checkpoint's fine-tune.
 
 None of the pools contains a held-out graph or a graph the trainability benchmark samples (see
@@ -107,7 +107,6 @@ def main() -> None:
                  "batch_tokens": args.batch_tokens},
         "script": "bench/generator_finetune.py", "from": str(args.gen),
         "hardware": {"device": str(gen.device), "cpu": platform.machine(), "threads": torch.get_num_threads()}})
-    gen.train_hashes = sorted(set(gen.train_hashes) | {g.wl_hash() for g in good + replay})
     gen.save(args.out)
     print(json.dumps({**out, "kept": len(good), "per_pool": per_pool, "replay": len(replay),
                       "wall_seconds": round(time.time() - t0, 1)}))

@@ -788,7 +788,8 @@ class Generator:
         Each graph becomes a training example as in the corpus (tokens, its true constraints as condition
         tokens, ``texts[i]`` or its description plus two paraphrases as prompts); then a few AdamW steps of the
         training objective run (next-token and masked steps). The model is back in eval mode afterwards, and
-        ``record["finetune"]`` gets an entry, so :meth:`save` keeps the history.
+        ``record["finetune"]`` gets an entry and the graphs' WL hashes join :attr:`train_hashes`, so :meth:`save`
+        keeps the history.
 
         Args:
             graphs: the graphs to learn (one that cannot be tokenized is skipped and counted).

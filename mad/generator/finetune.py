@@ -6,7 +6,8 @@ cropped to the model's ``max_len``, its true constraints as condition tokens, it
 paraphrases as prompts), then runs a few AdamW steps of the training objective
 (:func:`~mad.generator.train.loss_of`: next-token steps and, at ``mlm_rate``, masked steps) with a short warm-up
 and a constant learning rate. The generator's weights change in place; its ``record["finetune"]`` says how,
-so a saved checkpoint keeps that history.
+and the WL hashes of the graphs it learned join its ``train_hashes`` (novelty is measured against them), so a
+saved checkpoint keeps that history.
 
 Example:
     >>> gen = load("default")
@@ -103,7 +104,8 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
     Returns:
         ``{"steps", "graphs" (used), "skipped", "loss_before", "loss_after", "seconds"}``; the losses are the mean
         next-token loss on the used graphs in eval mode, before and after. The same (plus ``lr``, ``mlm_rate``
-        and ``seed``) is appended to ``gen.record["finetune"]``.
+        and ``seed``) is appended to ``gen.record["finetune"]``; the used graphs' WL hashes join
+        ``gen.train_hashes``.
 
     Raises:
         ValueError: no graphs, ``texts`` of another length, a bad setting, or no graph that could be tokenized.
@@ -175,6 +177,7 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
     if losses:
         entry["train_loss"] = round(float(np.mean(losses)), 4)
     gen.record.setdefault("finetune", []).append(entry)
+    gen.train_hashes = sorted(set(gen.train_hashes) | {e.wl_hash for e in examples})
     log.info("finetune: %d steps on %d graphs (%d skipped), next-token loss %.4f -> %.4f in %.1f s", done,
              len(examples), skipped, loss_before, loss_after, seconds)
     return out

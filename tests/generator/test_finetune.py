@@ -49,10 +49,11 @@ def test_the_weights_change_and_the_model_is_back_in_eval_mode(tuned):
 
 
 def test_the_record_says_it_was_fine_tuned(tuned):
-    gen, _, result, _ = tuned
+    gen, _, result, graphs = tuned
     shipped = load("default", device="cpu").record.get("finetune", [])
     assert len(gen.record["finetune"]) == len(shipped) + 1  # one entry more than the shipped history
     entry = gen.record["finetune"][-1]
+    assert {g.wl_hash() for g in graphs} <= set(gen.train_hashes)  # learned: novelty is measured against them
     assert entry["graphs"] == 3 and entry["steps"] == STEPS
     assert entry["loss_after"] == result["loss_after"]
 
