@@ -26,8 +26,10 @@ trainability, and the structure-bias ablation, in one run.
 * ``adherence``: ``suggest(prompt, n=5)`` for every benchmark prompt: the share of constraints met over all
   results, and the share of prompts with at least one result meeting all.
 * ``speed``: samples of unconditional image classifiers per second on this CPU (sampling, then the
-  compile/forward/backward check) for graphs of at most 200 nodes: two batches of 64 after a warm-up batch,
-  with the sampler's shape checks (``mad.generator.fits``) and, in the same run, without them.
+  compile/forward/backward check) for graphs of at most 200 nodes: three batches of 256 after a warm-up batch,
+  each shared by two processes (``Sampler.workers = 2``, one per core; the check likewise), with the
+  sampler's shape checks (``mad.generator.fits``) and, in the same run, without them, and in one process of
+  two torch threads (batches of 64).
 * ``trainability``: 100-step mnist5k validation accuracy (``mad.train.fit``, AdamW 1e-3, batch 64, seed 0)
   of generated classifiers against random-space ones of the same budget: for each of 3 seeds, the first 8 of
   ``suggest(prompt, n=96, oversample=1)`` (all 96 samples, ranked) within 20 MFLOPs, ranked as ``suggest``
@@ -281,51 +283,74 @@ def adherence(gen: Generator, n: int = 5, seed: int = 0) -> dict:
             "prompts_with_a_fully_met_result": all_met_prompts, "per_prompt": per}
 
 
-def _speed_batch(gen: Generator, n: int, seed: int) -> dict:
+def _check_one(g) -> bool:
+    return runs(g) is None
+
+
+def _speed_batch(gen: Generator, n: int, seed: int, workers: int = 1) -> dict:
+    import multiprocessing as mp
+
     from mad.generator.constraints import Constraints
 
     c = Constraints()
     task = gen._task(c)  # noqa: SLF001
     prefix = gen._start_graph(task[0], task[1], task[3])  # noqa: SLF001
     text, cond, _ = gen._condition("", c)  # noqa: SLF001
+    gen.sampler.workers = workers
     t0 = time.time()
-    samples = gen.sampler.sample(n, text, cond, prefix, max_len=gen.cfg.max_len, seed=seed,
-                                 output_ok=output_rule(task[0]))
+    try:
+        samples = gen.sampler.sample(n, text, cond, prefix, max_len=gen.cfg.max_len, seed=seed,
+                                     output_ok=output_rule(task[0]))
+    finally:
+        gen.sampler.workers = 1
     t_sample = time.time() - t0
-    small = [s for s in samples if s.graph is not None and len(s.graph.nodes) <= 200]
+    small = [s.graph for s in samples if s.graph is not None and len(s.graph.nodes) <= 200]
     t1 = time.time()
-    ok = [s for s in small if runs(s.graph) is None]
+    if workers > 1:  # the check shares the cores the same way (one torch thread each: OpenMP does not survive
+        # a fork into several threads)
+        with mp.get_context("fork").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            ok = pool.map(_check_one, small, chunksize=4)
+    else:
+        ok = [_check_one(g) for g in small]
     return {"finished": sum(s.graph is not None for s in samples), "le_200_nodes": len(small),
-            "valid_le_200_nodes": len(ok), "sample_seconds": t_sample, "check_seconds": time.time() - t1,
-            "retries": sum(s.retries for s in samples), "nodes": [len(s.graph.nodes) for s in small]}
+            "valid_le_200_nodes": sum(ok), "sample_seconds": t_sample, "check_seconds": time.time() - t1,
+            "retries": sum(s.retries for s in samples), "nodes": [len(g.nodes) for g in small]}
 
 
-def speed(gen: Generator, n: int = 64, seeds: tuple[int, ...] = (0, 1)) -> dict:
-    """Valid graphs per second over batches of ``n`` unconditional image classifiers (after a warm-up batch),
-    with the shape checks of :mod:`mad.generator.fits` and, in the same run, without them (each from a cold shape
-    cache)."""
-    out: dict = {"batch": n, "seeds": list(seeds), "threads": torch.get_num_threads()}
+def _speed_runs(gen: Generator, n: int, seeds: tuple[int, ...], workers: int) -> dict:
+    runs_ = [_speed_batch(gen, n, s, workers) for s in seeds]
+    tot = {k: sum(r[k] for r in runs_) for k in ("finished", "le_200_nodes", "valid_le_200_nodes",
+                                                 "sample_seconds", "check_seconds", "retries")}
+    nodes = [x for r in runs_ for x in r["nodes"]]
+    return {"batch": n, "workers": workers,
+            **{k: round(v, 2) if isinstance(v, float) else v for k, v in tot.items()},
+            "valid_per_second_sampling": round(tot["valid_le_200_nodes"] / max(tot["sample_seconds"], 1e-9), 2),
+            "valid_per_second_with_check": round(tot["valid_le_200_nodes"] / max(
+                tot["sample_seconds"] + tot["check_seconds"], 1e-9), 2),
+            "mean_nodes": round(statistics.mean(nodes), 1) if nodes else None}
+
+
+def speed(gen: Generator, n: int = 256, seeds: tuple[int, ...] = (0, 1, 2), workers: int = 2) -> dict:
+    """Valid graphs per second over batches of ``n`` unconditional image classifiers (after a warm-up batch)
+    drawn by ``workers`` processes (``Sampler.workers``; the check shares them too): with the shape checks of
+    :mod:`mad.generator.fits` and, in the same run, without them (each from a cold shape cache), and in one
+    process of all the torch threads, batches of 64 (the setting before ``workers``)."""
+    out: dict = {"batch": n, "seeds": list(seeds), "threads": torch.get_num_threads(), "workers": workers}
     from mad.graph import interpreter
 
     for name, fits in (("with_fit_checks", True), ("without_fit_checks", False)):
         gen.sampler.fits = fits
         interpreter._SHAPE_CACHE.clear()  # noqa: SLF001 - each setting starts from the same cold shape cache
         _speed_batch(gen, 8, seed=99)  # warm-up: PyTorch's meta kernels, the samplers' caches
-        runs_ = [_speed_batch(gen, n, s) for s in seeds]
-        tot = {k: sum(r[k] for r in runs_) for k in ("finished", "le_200_nodes", "valid_le_200_nodes",
-                                                     "sample_seconds", "check_seconds", "retries")}
-        nodes = [x for r in runs_ for x in r["nodes"]]
-        out[name] = {**{k: round(v, 2) if isinstance(v, float) else v for k, v in tot.items()},
-                     "valid_per_second_sampling": round(tot["valid_le_200_nodes"] / max(tot["sample_seconds"], 1e-9),
-                                                        2),
-                     "valid_per_second_with_check": round(tot["valid_le_200_nodes"] / max(
-                         tot["sample_seconds"] + tot["check_seconds"], 1e-9), 2),
-                     "mean_nodes": round(statistics.mean(nodes), 1) if nodes else None}
+        out[name] = _speed_runs(gen, n, seeds, workers)
     gen.sampler.fits = True
+    out["one_process"] = _speed_runs(gen, 64, seeds, 1)
     out.update({k: out["with_fit_checks"][k] for k in ("valid_per_second_sampling", "valid_per_second_with_check",
                                                         "mean_nodes")})
     out["speedup_from_fit_checks"] = round(out["with_fit_checks"]["valid_per_second_sampling"] / max(
         out["without_fit_checks"]["valid_per_second_sampling"], 1e-9), 2)
+    out["speedup_from_workers"] = round(out["valid_per_second_sampling"] / max(
+        out["one_process"]["valid_per_second_sampling"], 1e-9), 2)
     return out
 
 
@@ -441,12 +466,14 @@ def main() -> None:
         res["structure_bias_ablation"] = ablation(gens["main"], Path(args.ablation))
         print(json.dumps(res["structure_bias_ablation"]), flush=True)
     t_all = time.time()
-    corpus_path = Path(args.gen) / "corpus.jsonl"
-    train_corpus = load_corpus(corpus_path) if corpus_path.exists() else build_corpus(
-        rows("train"), paraphrases=0, max_len=max_len, progress=False)
-    train_hashes = {e.wl_hash for e in train_corpus} | set(ds["train"]["wl_hash"])
-    for g in gens.values():  # a shipped checkpoint lists the hashes of every graph it was trained on
-        train_hashes |= set(g.train_hashes)
+    train_corpus, train_hashes = [], set()
+    if not {"masked_op", "generation"} <= skip:  # the parts that need them
+        corpus_path = Path(args.gen) / "corpus.jsonl"
+        train_corpus = load_corpus(corpus_path) if corpus_path.exists() else build_corpus(
+            rows("train"), paraphrases=0, max_len=max_len, progress=False)
+        train_hashes = {e.wl_hash for e in train_corpus} | set(ds["train"]["wl_hash"])
+        for g in gens.values():  # a shipped checkpoint lists the hashes of every graph it was trained on
+            train_hashes |= set(g.train_hashes)
     if "masked_op" not in skip:
         baseline = ContextBaseline(train_corpus)
         res["masked_op"] = {}
@@ -471,7 +498,7 @@ def main() -> None:
         res["adherence"] = adherence(main_gen)
         print(json.dumps({k: v for k, v in res["adherence"].items() if k != "per_prompt"}), flush=True)
     if "speed" not in skip:
-        res["speed"] = speed(main_gen, n=16 if args.quick else 64)
+        res["speed"] = speed(main_gen, n=32 if args.quick else 256, seeds=(0,) if args.quick else (0, 1, 2))
         print(json.dumps(res["speed"]), flush=True)
     if "trainability" not in skip:
         res["trainability"] = trainability(main_gen, n=2 if args.quick else 8, seeds=(0,) if args.quick else (0, 1, 2))

@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--batch-tokens", type=int, default=8192)
     ap.add_argument("--mlm-rate", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--anchor", type=float, default=0.0, help="Weight of the KL penalty toward the starting "
+                    "model's predictions (finetune(anchor=...); 0: none).")
     args = ap.parse_args()
     if args.out.exists() and any(args.out.iterdir()):
         raise SystemExit(f"{args.out} is not empty; pass a new folder")
@@ -98,7 +100,8 @@ def main() -> None:
     gen = load(args.gen)
     t0 = time.time()
     out = gen.finetune([graphs[i] for i in order], [texts[i] for i in order], steps=args.steps, lr=args.lr,
-                       batch_tokens=args.batch_tokens, mlm_rate=args.mlm_rate, seed=args.seed, progress=True)
+                       batch_tokens=args.batch_tokens, mlm_rate=args.mlm_rate, seed=args.seed, progress=True,
+                       anchor=args.anchor)
     per_pool = {name: sum(p == name for p, _, _ in kept) for name in labelled}
     gen.record["finetune"][-1].update({
         "data": {"source": "bench/ghn_calibrate.py pools, 100-step mnist5k labels",

@@ -317,7 +317,8 @@ def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"{a.get('prompts')}", ">= 90% / all"))
     sp = d.get("speed")
     if sp:
-        rows.append((f"valid architectures (<= 200 nodes) per second, CPU {sp.get('threads')} threads: sampling / "
+        procs = f"{sp['workers']} processes" if sp.get("workers", 1) > 1 else f"{sp.get('threads')} threads"
+        rows.append((f"valid architectures (<= 200 nodes) per second, CPU, {procs}: sampling / "
                      "with compile+forward+backward check",
                      f"{_num(sp.get('valid_per_second_sampling'))} / {_num(sp.get('valid_per_second_with_check'))}",
                      ">= 20"))
@@ -326,6 +327,11 @@ def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append(("the same without the sampler's shape checks (same run): sampling / with check",
                          f"{_num(off.get('valid_per_second_sampling'))} / "
                          f"{_num(off.get('valid_per_second_with_check'))}", "(comparison)"))
+        one = sp.get("one_process")
+        if one:
+            rows.append((f"the same in one process of {sp.get('threads')} threads (same run): sampling / with check",
+                         f"{_num(one.get('valid_per_second_sampling'))} / "
+                         f"{_num(one.get('valid_per_second_with_check'))}", "(comparison)"))
     tr = d.get("trainability")
     if tr and "generated_auto" in tr:
         rnd = tr["random_space"]

@@ -322,6 +322,19 @@ class Generator:
         self.quality_ghn: str | Path = "default"  # the GHN whose quality estimate ranks suggestions
         self._ghn: tuple[str, Any] | None = None  # (quality_ghn it was loaded from, the GHN or why it failed)
 
+    @property
+    def workers(self) -> int:
+        """Processes that share each sampling call of 16 or more samples per process on a CPU
+        (:attr:`Sampler.workers <mad.generator.sample.Sampler>`, default 1). On 2 cores, two processes sample
+        about 1.8 times as fast as one; a call's results then depend on ``workers`` as well as on its seed."""
+        return self.sampler.workers
+
+    @workers.setter
+    def workers(self, n: int) -> None:
+        if not isinstance(n, int) or n < 1:
+            raise GeneratorError(f"workers must be an int >= 1, got {n!r}")
+        self.sampler.workers = n
+
     # ------------------------------------------------------------------ persistence
     @classmethod
     def load(cls, name_or_path: str | Path = "default", device: Any = None) -> "Generator":

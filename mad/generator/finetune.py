@@ -5,7 +5,10 @@ training example the way the corpus does (:func:`~mad.generator.corpus.graph_exa
 cropped to the model's ``max_len``, its true constraints as condition tokens, its description and two
 paraphrases as prompts), then runs a few AdamW steps of the training objective
 (:func:`~mad.generator.train.loss_of`: next-token steps and, at ``mlm_rate``, masked steps) with a short warm-up
-and a constant learning rate. The generator's weights change in place; its ``record["finetune"]`` says how,
+and a constant learning rate. With ``anchor`` > 0 a penalty holds the predictions near the starting model's:
+``anchor`` times KL(start || tuned) of the next-token (or masked-token) distributions at the targets, so the
+tuned model learns the graphs without narrowing what it samples elsewhere as much.
+The generator's weights change in place; its ``record["finetune"]`` says how,
 and the WL hashes of the graphs it learned join its ``train_hashes`` (novelty is measured against them), so a
 saved checkpoint keeps that history.
 
@@ -18,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -25,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mad.graph import ArchGraph
 
 from .corpus import Example, graph_example
-from .train import Batcher, TrainConfig, _to, loss_of
+from .train import Batcher, TrainConfig, _to, logits_of, loss_of
 
 if TYPE_CHECKING:
     from .api import Generator
@@ -84,9 +89,20 @@ def _next_token_loss(model, batcher: Batcher, device: Any) -> float:
     return total / max(1, count)
 
 
+def _drift(logits: torch.Tensor, start: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean KL(start || tuned) of the token distributions at the batch's targets (``logits``: the tuned
+    model's)."""
+    sel = batch["target"] != -100
+    if not bool(sel.any()):
+        return logits.sum() * 0.0
+    with torch.no_grad():
+        ref = torch.log_softmax(logits_of(start, batch)[sel].float(), dim=-1)
+    return F.kl_div(torch.log_softmax(logits[sel].float(), dim=-1), ref, log_target=True, reduction="batchmean")
+
+
 def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] | None = None, steps: int = 20,
              lr: float = 3e-4, batch_tokens: int = 4096, mlm_rate: float = 0.25, seed: int = 0,
-             progress: bool = False) -> dict[str, Any]:
+             progress: bool = False, anchor: float = 0.0) -> dict[str, Any]:
     """Fine-tune ``gen``'s model in place on ``graphs``; see the module docstring.
 
     Args:
@@ -100,6 +116,8 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
         mlm_rate: share of the steps in masked mode.
         seed: seeds the paraphrases, the batch order, the masking and the prompt dropout.
         progress: show a progress bar over the steps (for long runs).
+        anchor: weight of the KL penalty toward the starting model's predictions (0: none; it costs a forward
+            pass of a frozen copy per step).
 
     Returns:
         ``{"steps", "graphs" (used), "skipped", "loss_before", "loss_after", "seconds"}``; the losses are the mean
@@ -121,6 +139,8 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
         raise ValueError(f"mlm_rate must be in [0, 1], got {mlm_rate!r}")
     if batch_tokens < 1:
         raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens!r}")
+    if not (isinstance(anchor, (int, float)) and math.isfinite(anchor) and anchor >= 0):
+        raise ValueError(f"anchor must be a finite number >= 0, got {anchor!r}")
     texts = [None] * len(graphs) if texts is None else list(texts)
     if len(texts) != len(graphs):
         raise ValueError(f"texts has {len(texts)} entries for {len(graphs)} graphs; give one per graph (or None)")
@@ -140,6 +160,7 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
         loss_before = _next_token_loss(model, batcher, device)  # draws nothing from its rng
         if steps:
             opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY, betas=(0.9, 0.98))
+            start = copy.deepcopy(model).eval().requires_grad_(False) if anchor else None
             model.train()
             epoch: list[list[int]] = []
             with tqdm(total=steps, desc="finetune", disable=not progress) as bar:
@@ -153,9 +174,13 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
                         batch = batcher.make(idx, masked=False)
                     for group in opt.param_groups:
                         group["lr"] = lr * min(1.0, (step + 1) / warmup)
-                    loss, m = loss_of(model, _to(batch, device))
+                    batch = _to(batch, device)
+                    logits = logits_of(model, batch)
+                    loss, m = loss_of(model, batch, logits)
+                    if start is not None:  # m["loss"] stays the cross-entropy (the figure the record keeps)
+                        loss = loss + anchor * _drift(logits, start, batch)
                     opt.zero_grad(set_to_none=True)
-                    if not math.isfinite(m["loss"]):
+                    if not math.isfinite(loss.item()):
                         log.warning("finetune: step %d has a non-finite loss; skipped", step)
                         bar.update(1)
                         continue
@@ -173,7 +198,7 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
     seconds = time.perf_counter() - started
     out = {"steps": done, "graphs": len(examples), "skipped": skipped, "loss_before": round(loss_before, 4),
            "loss_after": round(loss_after, 4), "seconds": round(seconds, 2)}
-    entry = {**out, "lr": lr, "mlm_rate": mlm_rate, "seed": seed}
+    entry = {**out, "lr": lr, "mlm_rate": mlm_rate, "seed": seed, **({"anchor": anchor} if anchor else {})}
     if losses:
         entry["train_loss"] = round(float(np.mean(losses)), 4)
     gen.record.setdefault("finetune", []).append(entry)

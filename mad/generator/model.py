@@ -74,45 +74,53 @@ class GeneratorConfig:
 
 
 class KVCache:
-    """Keys and values of every layer for incremental decoding, ``(B, H, S, dh)`` each.
+    """Keys ``(B, H, L, dh)`` and transposed values ``(B, H, dh, L)`` of every layer for incremental decoding.
 
-    Storage is allocated ``capacity`` positions at a time and written in place,
-    so a step costs no copy of the cache.
+    Storage grows ``block`` positions at a time and is written in place. Positions
+    past the filled ones are zeros, so a one-token step attends over the whole
+    contiguous buffers (masking the tail) with batched matrix products; on a CPU
+    that is faster than attention over strided slices, and the values transposed
+    make the second product a plain one.
     """
 
-    def __init__(self, n_layers: int, capacity: int = 1024) -> None:
+    def __init__(self, n_layers: int, block: int = 64) -> None:
         self.k: list[torch.Tensor | None] = [None] * n_layers
-        self.v: list[torch.Tensor | None] = [None] * n_layers
+        self.vt: list[torch.Tensor | None] = [None] * n_layers
         self.n = [0] * n_layers
-        self.capacity = capacity
+        self.block = block
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add ``k``, ``v`` (B, H, t, dh) to layer ``layer``; its whole buffers, keys (B, H, L, dh) and values
+        (B, H, dh, L), L >= the filled positions (zeros after them)."""
         n, t = self.n[layer], k.shape[2]
-        buf_k, buf_v = self.k[layer], self.v[layer]
+        buf_k, buf_v = self.k[layer], self.vt[layer]
         if buf_k is None or n + t > buf_k.shape[2]:
-            size = max(self.capacity, 2 * (n + t))
-            new_k = k.new_empty(k.shape[0], k.shape[1], size, k.shape[3])
-            new_v = v.new_empty(v.shape[0], v.shape[1], size, v.shape[3])
+            size = -(-(n + t) // self.block) * self.block
+            new_k = k.new_zeros(k.shape[0], k.shape[1], size, k.shape[3])
+            new_v = v.new_zeros(v.shape[0], v.shape[1], v.shape[3], size)
             if buf_k is not None:
                 new_k[:, :, :n] = buf_k[:, :, :n]
-                new_v[:, :, :n] = buf_v[:, :, :n]  # type: ignore[index]
-            buf_k, buf_v = self.k[layer], self.v[layer] = new_k, new_v
+                new_v[..., :n] = buf_v[..., :n]  # type: ignore[index]
+            buf_k, buf_v = self.k[layer], self.vt[layer] = new_k, new_v
         buf_k[:, :, n: n + t] = k
-        buf_v[:, :, n: n + t] = v  # type: ignore[index]
+        buf_v[..., n: n + t] = v.transpose(2, 3)  # type: ignore[index]
         self.n[layer] = n + t
-        return buf_k[:, :, : n + t], buf_v[:, :, : n + t]  # type: ignore[index]
+        return buf_k, buf_v  # type: ignore[return-value]
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only batch rows ``rows`` (finished samples leave the batch); only the filled slots are copied."""
-        def take(buf: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        def take(buf: torch.Tensor | None, n: int, values: bool) -> torch.Tensor | None:
             if buf is None:
                 return None
-            out = buf.new_empty((len(rows),) + tuple(buf.shape[1:]))
-            out[:, :, :n] = buf[:, :, :n][rows]
+            out = buf.new_zeros((len(rows),) + tuple(buf.shape[1:]))
+            if values:
+                out[..., :n] = buf[..., :n][rows]
+            else:
+                out[:, :, :n] = buf[:, :, :n][rows]
             return out
 
-        self.k = [take(k, n) for k, n in zip(self.k, self.n)]
-        self.v = [take(v, n) for v, n in zip(self.v, self.n)]
+        self.k = [take(k, n, False) for k, n in zip(self.k, self.n)]
+        self.vt = [take(v, n, True) for v, n in zip(self.vt, self.n)]
 
 
 class _Block(nn.Module):
@@ -129,9 +137,21 @@ class _Block(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None, layer: int = 0):
         b, t, c = x.shape  # (B, T, C)
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)  # (B, H, T, dh)
-        if cache is not None:
-            k, v = cache.append(layer, k, v)  # (B, H, S, dh)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, dh)
+        if cache is None:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, dh)
+        else:
+            s = mask.shape[-1]  # filled positions, the new ones included
+            k, vt = cache.append(layer, k, v)  # (B, H, L, dh), (B, H, dh, L), L >= S
+            if t > 1:
+                a = F.scaled_dot_product_attention(q, k[:, :, :s], vt[..., :s].transpose(2, 3), attn_mask=mask)
+            else:  # one new token: batched products over the whole buffers, their zero tails masked out
+                n, dh = k.shape[2], c // self.h
+                mask = F.pad(mask, (0, n - s), value=float("-inf")) if n > s else mask
+                att = torch.bmm(q.reshape(b * self.h, 1, dh), k.view(b * self.h, n, dh).transpose(1, 2))
+                att = (att.view(b, self.h, 1, n) * dh ** -0.5 + mask).softmax(-1)  # (B, H, 1, L)
+                # (the (n, 1) operand as a transposed row: BLAS takes the fast path for that layout)
+                a = torch.bmm(vt.view(b * self.h, dh, n), att.view(b * self.h, 1, n).transpose(1, 2))
+                a = a.view(b, self.h, 1, dh)
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, c)))
         return x + self.drop(self.ff(self.ln2(x)))
 

@@ -25,7 +25,10 @@ node's start; so the emitted sequence is a valid partial graph after every
 node. Inputs on which every op is banned are a dead end: the node is taken
 back and no reference sequence leads to them again at that place. A node
 whose shape would not run at every batch size (``4 // B``) or is too large to
-run at batch 1 is rejected too, and so are nodes that run but mean nothing:
+run at batch 1 is rejected too, as is one that owns more than 2^26 parameters
+(a 1x64 linear on a flattened 16M-element map; a prefix with a larger layer,
+such as a 7B model's vocabulary table, raises the cap to that layer's size),
+and so are nodes that run but mean nothing:
 token ids made numbers other than by an embedding, indices no shape check
 bounds, a table sliced to one length only, and a conv, pool or batch norm on a
 channels-last tensor (``*_fault``).
@@ -107,6 +110,7 @@ class _Seq:
     flat: int = 0  # how many of the last nodes in a row lack the batch symbol
     ids: list[bool] = field(default_factory=list)  # per node: it holds token ids (:func:`holds_ids`)
     chan: list[int | None] = field(default_factory=list)  # per node: where it holds channels (:func:`channel_dim`)
+    max_layer: int = 0  # parameters one node may own (:data:`MAX_LAYER`, or the prefix's largest layer)
 
 
 def dtype_kind(dtype: Any) -> str:
@@ -360,6 +364,7 @@ def batch_fault(shape: Any, hints: dict[str, int]) -> str | None:
 
 
 MAX_NUMEL = 1 << 26  # elements of one tensor at batch 1 (256 MiB in float32)
+MAX_LAYER = 1 << 26  # parameters a new node may own (unless the prefix holds a larger layer)
 
 
 def size_fault(shape: Any, hints: dict[str, int]) -> str | None:
@@ -405,6 +410,11 @@ class Sampler:
             only to batched nodes until one is among its inputs. A sample that drifts into such side chains
             otherwise spends its length on them and never reaches an output. ``None``: no limit. The
             default, 48, is above the longest such run in 98% of the dataset's converted models (median 9).
+        workers: processes that share a call of at least 16 samples per process on a CPU (forked, one torch
+            thread each: use one per core). The decoding steps are small and partly Python, so one process
+            cannot keep two cores busy; two processes of one thread each sample about 1.8 times as fast
+            as one of two threads. A call's samples then depend on ``workers`` too (not only on ``seed``).
+            Default 1.
     """
 
     def __init__(self, model: GraphTransformer, tokenizer: GraphTokenizer, device: Any = "cpu",
@@ -413,6 +423,7 @@ class Sampler:
         self.tok = tokenizer
         self.fits = True
         self.max_flat: int | None = 48
+        self.workers = 1
         self.device = torch.device(device)
         v = tokenizer.vocab
         self.V = len(v)
@@ -446,6 +457,7 @@ class Sampler:
         self._targs: dict[str, frozenset[str]] = {}
         self._static_ok: dict[tuple[str, tuple], np.ndarray] = {}
         self._req_tokens: dict[tuple[str, int, tuple], dict[str, list[int]]] = {}
+        self._after: dict[tuple, dict[str, list[int]]] = {}  # attr tokens that may come next, by key
 
     def _takes(self, port: int, kind: str) -> np.ndarray:
         """Bool mask over the vocabulary: False for the ops never seen with a ``kind`` tensor at input ``port``."""
@@ -616,23 +628,34 @@ class Sampler:
         m = np.zeros(self.V, dtype=bool)
         n = len(s.asm)
         refs = self.ref_ids[: min(n, len(self.ref_ids))]
-        outs = self.ref_ids[[n - i - 1 for i in s.ok_outputs if n - i <= len(self.ref_ids)]]
         if s.phase == "out":
-            m[self.eos_id if s.outputs else outs] = True
+            m[self.eos_id if s.outputs else
+              self.ref_ids[[n - i - 1 for i in s.ok_outputs if n - i <= len(self.ref_ids)]]] = True
             return m
+        # an admissible output within reach of a reference (ok_outputs ascend: the last is the nearest)
+        can_out = bool(s.ok_outputs) and n - s.ok_outputs[-1] <= len(self.ref_ids)
         if len(s.tokens) >= max_len - 3:  # no room left: finish here
-            m[self.out_id] = len(outs) > 0
+            m[self.out_id] = can_out
             return m
         if s.phase == "attrs":
             op = s.op or ""
             missing = [k for k in self._required_keys(op, len(s.refs)) if k not in s.attrs and k > s.last_key]
             upto = missing[0] if missing else None  # a required key may not be skipped (keys come sorted)
-            fit = self._fitting_keys(op, s.in_shapes, s.fit_key, s.asm.graph.dims, s.attrs.get("a.groups")) \
-                if self.fits else self._keys_of(op)
-            keys = {self.pair_key[i] for i in fit if s.last_key < self.pair_key[i] and (upto is None or
-                                                                                  self.pair_key[i] <= upto)}
-            keys = {k for k in keys if not self.fits or self._scalar_ok(s, k)}
-            m[[i for i in fit if self.pair_key[i] in keys]] = True
+            groups = s.attrs.get("a.groups")
+            ck = (op, len(s.refs), s.fit_key if self.fits else "", groups, s.last_key, upto)
+            hit = self._after.get(ck)
+            if hit is None:
+                fit = self._fitting_keys(op, s.in_shapes, s.fit_key, s.asm.graph.dims, groups) \
+                    if self.fits else self._keys_of(op)
+                ids = [int(i) for i in fit if s.last_key < self.pair_key[int(i)] and
+                       (upto is None or self.pair_key[int(i)] <= upto)]
+                by_key: dict[str, list[int]] = {}
+                for i in ids:
+                    by_key.setdefault(self.pair_key[i], []).append(i)
+                hit = self._after[ck] = by_key
+            for k, ids in hit.items():
+                if not self.fits or self._scalar_ok(s, k):
+                    m[ids] = True
             if missing or (self.fits and (self._ports(s) not in (None, len(s.refs))
                                           or not node_fits(op, s.in_shapes, s.asm.graph.dims, s.attrs))):
                 return m  # the node is not complete yet
@@ -644,7 +667,7 @@ class Sampler:
                 m[refs] = True  # the next node's
             if not flat:
                 m |= self._shape_fit(s, self.ops_with[0]) if s.phase == "start" and self.fits else self.ops_with[0]
-            m[self.out_id] = len(outs) > 0
+            m[self.out_id] = can_out
             if s.phase == "start" and s.banned.get(()):
                 m[list(s.banned[()])] = False
         elif s.phase == "refs":
@@ -685,6 +708,8 @@ class Sampler:
         params = s.params + node.num_params
         ids_in, chan_in = [s.ids[r] for r in s.refs], [s.chan[r] for r in s.refs]
         why = node_fault(s.asm.graph, node, ids_in, chan_in)
+        if why is None and node.num_params > s.max_layer:
+            why = f"one layer of {node.num_params} parameters (over {s.max_layer})"
         if why is None and max_params is not None and params > max_params:
             why = f"over the parameter budget ({params} > {max_params})"
         if why is not None:
@@ -751,6 +776,10 @@ class Sampler:
         """
         from .structure import buckets, token_structure
 
+        if self.workers > 1 and self.device.type == "cpu" and n >= 16 * self.workers:
+            return _forked(self, n, seed, dict(text=text, cond=cond, prefix=prefix, max_len=max_len,
+                                               temperature=temperature, top_k=top_k, max_params=max_params,
+                                               max_retries=max_retries, output_ok=output_ok, deadline=deadline))
         self.output_ok = output_ok
         model, dev = self.model, self.device
         gen = torch.Generator().manual_seed(seed)
@@ -759,7 +788,8 @@ class Sampler:
         seqs = []
         for _ in range(n):
             asm = self.tok.assembler(prefix)
-            sq = _Seq(asm=asm, tokens=list(prefix), params=asm.graph.num_params)
+            sq = _Seq(asm=asm, tokens=list(prefix), params=asm.graph.num_params,
+                      max_layer=max([MAX_LAYER] + [nd.num_params for nd in asm.graph.nodes.values()]))
             sq.depths = [0] * len(asm)
             for i, ps in enumerate(st.parents[: len(asm)]):
                 sq.depths[i] = 1 + max((sq.depths[r] for r in ps), default=-1)
@@ -782,9 +812,7 @@ class Sampler:
         for ps in st.parents[: len(seqs[0].asm)]:
             base.add(ps)
         dists = [base.copy() for _ in seqs]
-        # room for a typical sample; the cache doubles when one runs longer (a smaller buffer is quicker to
-        # copy when finished samples leave the batch)
-        cache = KVCache(model.cfg.n_layers, capacity=min(len(seqs[0].alive), p + len(prefix) + 512))
+        cache = KVCache(model.cfg.n_layers)
         # the prompt and the forced prefix, for all samples at once
         x0 = model.prefix(text[None].expand(n, -1).to(dev), cond[None].expand(n, -1).to(dev))
         toks = torch.tensor([self.ids[t] for t in prefix], device=dev)[None].expand(n, -1)
@@ -950,3 +978,36 @@ class Sampler:
             s.graph, s.error = None, str(e).splitlines()[0][:200]
         s.pending = None
         s.phase = "done"
+
+
+# ---------------------------------------------------------------------- several processes
+_JOB: tuple[Sampler, dict[str, Any]] | None = None  # what forked workers sample (set by the parent)
+
+
+def _share(k: int, n: int, seed: int) -> list[Sample]:
+    sampler, kw = _JOB  # type: ignore[misc]
+    torch.set_num_threads(1)  # OpenMP's thread pool does not survive a fork: more threads here can hang
+    sampler.workers = 1
+    return sampler.sample(n, seed=seed * 1_000_003 + k, **kw)
+
+
+def _forked(sampler: Sampler, n: int, seed: int, kw: dict[str, Any]) -> list[Sample]:
+    """``n`` samples drawn by ``sampler.workers`` forked processes (shares as even as can be), in share order.
+
+    The parent's objects are frozen out of the garbage collector's sight while the workers run: its passes in
+    a child would otherwise touch, and so copy, every page of the parent's heap."""
+    import gc
+    import multiprocessing as mp
+
+    global _JOB
+    w = sampler.workers
+    sizes = [n // w + (k < n % w) for k in range(w)]
+    _JOB = (sampler, kw)
+    gc.freeze()
+    try:
+        with mp.get_context("fork").Pool(w) as pool:
+            parts = pool.starmap(_share, [(k, m, seed) for k, m in enumerate(sizes)])
+    finally:
+        _JOB = None
+        gc.unfreeze()
+    return [smp for part in parts for smp in part]

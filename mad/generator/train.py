@@ -223,10 +223,16 @@ class Batcher:
         return out
 
 
-def loss_of(model: GraphTransformer, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    masked = bool(batch["masked"])
-    logits = model(batch["tokens"], batch["pos"], batch["role"], batch["depth"], batch["text"], batch["cond"],
-                   batch.get("bucket"), batch["keep"], masked=masked)
+def logits_of(model: GraphTransformer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, T, V) logits of ``model`` on a :class:`Batcher` batch, in the batch's mode (causal or masked)."""
+    return model(batch["tokens"], batch["pos"], batch["role"], batch["depth"], batch["text"], batch["cond"],
+                 batch.get("bucket"), batch["keep"], masked=bool(batch["masked"]))
+
+
+def loss_of(model: GraphTransformer, batch: dict[str, torch.Tensor], logits: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy of ``model`` (or of its ``logits``, already computed) at the batch's targets."""
+    logits = logits_of(model, batch) if logits is None else logits
     tgt = batch["target"]
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
     with torch.no_grad():

@@ -534,3 +534,34 @@ def test_a_sample_that_fails_to_run_is_closed_before_the_failing_node(gen):
     r = kept[0][1]
     assert runs(r) is None and "index_select" not in {n.op for n in r.nodes.values()}
     assert r.meta["generator"]["closed_earlier"] >= 1
+
+
+def _image_samples(gen, seed: int):
+    from mad.generator.constraints import Constraints
+
+    c = Constraints()
+    task = gen._task(c)
+    text, cond, _ = gen._condition("", c)
+    return gen.sampler.sample(6, text, cond, gen._start_graph(task[0], task[1], task[3]), max_len=300, seed=seed,
+                              output_ok=output_rule(task[0]))
+
+
+def test_no_new_layer_owns_more_than_the_cap(gen, monkeypatch):
+    import mad.generator.sample as sample_mod
+
+    def largest(samples):
+        return max(nd.num_params for s in samples if s.graph is not None for nd in s.graph.nodes.values())
+
+    assert largest(_image_samples(gen, 5)) > 4_000  # the samples' own layers pass that size
+    monkeypatch.setattr(sample_mod, "MAX_LAYER", 4_000)
+    assert largest(_image_samples(gen, 5)) <= 4_000
+
+
+def test_workers_must_be_a_positive_count(gen):
+    with pytest.raises(GeneratorError, match="workers"):
+        gen.workers = 0
+    gen.workers = 2
+    try:
+        assert gen.sampler.workers == 2
+    finally:
+        gen.workers = 1

@@ -108,4 +108,37 @@ def test_bad_requests_raise_value_errors():
         gen.finetune(g, steps=-1)
     with pytest.raises(ValueError, match="texts"):
         gen.finetune(g, texts=["a", "b"])
+    with pytest.raises(ValueError, match="anchor"):
+        gen.finetune(g, anchor=-1.0)
     assert gen.record.get("finetune", []) == history  # a refused request leaves no entry
+
+
+def _drift_from(gen, start: dict, graphs) -> float:
+    """Mean KL(start || gen) of next-token distributions on the graphs' examples."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from mad.generator.finetune import _drift, _examples
+    from mad.generator.train import _to, logits_of
+
+    ref = copy.deepcopy(gen.model)
+    ref.load_state_dict(start)
+    ex, _ = _examples(gen, graphs, [None] * len(graphs), seed=0)
+    bt = Batcher(ex, gen.tokenizer.vocab.ids, gen.cond_vocab, gen.text_encoder, gen.cfg, TrainConfig(), seed=0)
+    batch = _to(bt.make(list(range(len(ex))), masked=False, train=False), "cpu")
+    with torch.no_grad():
+        return float(_drift(logits_of(gen.model, batch), ref.eval(), batch))
+
+
+def test_the_anchor_holds_the_predictions_near_the_start():
+    graphs = _graphs()
+    drift = {}
+    for anchor in (0.0, 20.0):
+        gen = load("default", device="cpu")
+        start = {k: v.detach().clone() for k, v in gen.model.state_dict().items()}
+        out = gen.finetune(graphs, steps=6, lr=1e-3, seed=0, anchor=anchor)
+        assert out["steps"] == 6
+        assert gen.record["finetune"][-1].get("anchor", 0.0) == anchor
+        drift[anchor] = _drift_from(gen, start, graphs)
+    assert 0.0 <= drift[20.0] < drift[0.0]

@@ -138,6 +138,28 @@ def test_parameter_budget_is_kept_node_by_node(tok):
             assert smp.graph.num_params <= 2_000
 
 
+def test_worker_processes_draw_the_shares_of_one_process_calls(tok):
+    m = _tiny(tok)
+    sampler = Sampler(m, tok)
+    b = GraphBuilder(dims={"B": 2})
+    b.input("pixel_values", ("B", 1, 8, 8))
+    args = (torch.zeros(m.cfg.text_dim), torch.zeros(m.cfg.max_cond, dtype=torch.long), tok.prefix_tokens(b.graph))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' setting: the same float sums
+    try:
+        sampler.workers = 2
+        both = sampler.sample(33, *args, max_len=80, seed=3, max_retries=4)
+        sampler.workers = 1
+        one = sampler.sample(17, *args, max_len=80, seed=3 * 1_000_003, max_retries=4)
+        two = sampler.sample(16, *args, max_len=80, seed=3 * 1_000_003 + 1, max_retries=4)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(both) == 33
+    assert [s.tokens for s in both] == [s.tokens for s in one + two]
+    assert [s.graph.wl_hash() if s.graph else None for s in both] == \
+        [s.graph.wl_hash() if s.graph else None for s in one + two]
+
+
 def test_a_few_steps_fit_one_batch(tok):
     graphs = [sample(s, RandomSpaceConfig(modality="any", max_params=100_000)) for s in range(3)]
     ex = [Example(tok.tokens(g)[:200], ["a network"], condition_tokens(constraints_of(g, flops=1)), "t", g.wl_hash())
