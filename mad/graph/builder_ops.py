@@ -133,6 +133,14 @@ def prepare_node(g: ArchGraph, op: str, inputs: list[str], kwargs: dict[str, Any
         raise GraphError(f"{op}: takes {need} input(s) here ({', '.join(args) or 'none'}), got {len(inputs)}")
     node = Node(id=f"<new {op}>", op=op, attrs=attrs, params=params)
     check_node(node, g)
+    if op == "unbind" and in_shapes and isinstance(in_shapes[0], list):
+        dim = attrs.get("dim", 0)
+        if isinstance(dim, int) and -len(in_shapes[0]) <= dim < len(in_shapes[0]) \
+                and not isinstance(in_shapes[0][dim], int):
+            # one output per entry: a size that follows a dim symbol gives no fixed number of outputs (and the
+            # symbolic shape rule would make one slice per entry at the example size)
+            raise GraphError(f"unbind: dim {dim} of {in_shapes[0]} has the symbolic size {in_shapes[0][dim]!r}; "
+                             "unbind needs a fixed size (one output per entry)")
     if at_hints and g.dims:
         in_specs = [(concrete(sh, g.dims), d) for sh, d in in_specs]
         node = Node(id=node.id, op=op, attrs=resolve_attrs(opdef, attrs, g.dims), params=params)

@@ -258,3 +258,12 @@ def test_weight_norm_with_a_gain_of_the_wrong_shape_is_refused_not_run():
     x = g.example_inputs(seed=0)[0]
     w = torch._weight_norm(x, x.sum(dim=[0, 1], keepdim=True), 2)
     torch.testing.assert_close(g.to_module()(x), w)
+
+
+def test_unbind_needs_a_fixed_size_and_refuses_a_symbolic_one():
+    b = GraphBuilder(dims={"B": 2, "T": 16})
+    x = b.input("x", ("B", "T", 3, 8))
+    parts = b.op("unbind", x, dim=2)  # a fixed size: three outputs
+    assert len(b.graph.nodes[parts].shape) == 3
+    with pytest.raises(GraphError, match="unbind needs a fixed size"):  # one output per entry of T: no fixed count
+        b.op("unbind", x, dim=1)
