@@ -43,12 +43,12 @@ from .constraints import Constraints, check, flops_of, share_met
 from .edit import EditSpec, apply_edit
 from .layers import name_blocks
 from .model import GeneratorConfig, GraphTransformer
+from .train import HASHES
 
 __all__ = ["Generator", "GeneratorError", "load", "load_weights", "output_rule", "runs", "vit_stem"]
 
 log = logging.getLogger(__name__)
 DEFAULT_DIR = Path(__file__).parent / "checkpoints" / "default"
-HASHES = "train_hashes.txt"  # WL hashes of the training graphs (novelty is measured against them)
 IMAGE_DEFAULT = (3, 32, 32)
 SEQ_DEFAULT = 32
 

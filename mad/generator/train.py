@@ -48,6 +48,7 @@ __all__ = ["TrainConfig", "train", "Batcher", "load_corpus", "save_checkpoint", 
 
 log = logging.getLogger(__name__)
 WEIGHTS, CONFIG, RECORD, OPTIM, CORPUS = "model.safetensors", "config.json", "record.json", "optim.pt", "corpus.jsonl"
+HASHES = "train_hashes.txt"  # WL hashes of the training graphs (novelty is measured against them)
 MASK_NODES, MASK_REFS = 0.15, 0.10
 
 
@@ -406,7 +407,7 @@ def train(tcfg: TrainConfig, out: str | Path, resume: bool = False, minutes: flo
         bar.close()
     record["final_eval"] = evaluate()
     save(step)
-    (out / "train_hashes.txt").write_text("\n".join(sorted({e.wl_hash for e in examples})) + "\n")
+    (out / HASHES).write_text("\n".join(sorted({e.wl_hash for e in examples})) + "\n")
     return out
 
 
