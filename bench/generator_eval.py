@@ -459,7 +459,7 @@ def main() -> None:
                                      "structure_bias": g.cfg.structure_bias, "params": g.model.num_parameters(),
                                      "record": {kk: g.record.get(kk) for kk in ("steps", "seconds", "corpus",
                                                                                  "hardware", "final_eval",
-                                                                                 "finetune")}}
+                                                                                 "finetune", "blend")}}
                                  for k, g in gens.items()},
                  "hardware": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}}
     if args.ablation:

@@ -14,6 +14,13 @@ checkpoint is written to ``--out`` with the WL hashes of every graph it has now 
 hashes (novelty is measured against them; ``finetune`` adds them) and a ``record["finetune"]`` entry saying which graphs, how many
 steps and what the loss did. The defaults are the settings of the shipped checkpoint's fine-tune.
 
+``--blend W`` then gives back the share ``W`` of the fine-tune in weight space: the weights become
+``(1 - W) * tuned + W * start`` (:func:`mad.generator.finetune.blend`), which recovers sampling diversity the
+fine-tune took while keeping most of what it taught. ``--tuned DIR`` skips the fine-tune and blends an already
+fine-tuned checkpoint with ``--gen`` (no cache needed):
+
+    python bench/generator_finetune.py --tuned out/gen_ft --gen out/gen_start --blend 0.5 --out out/gen_blend
+
 None of the pools contains a held-out graph or a graph the trainability benchmark samples (see
 ``bench/ghn_calibrate.py``), so ``bench/generator_eval.py``'s trainability part stays a measurement on unseen
 samples; it is, though, the same task (mnist5k at 100 steps) the kept graphs were selected on.
@@ -52,9 +59,17 @@ def well_training(cache: Path, min_acc: float) -> tuple[list[tuple[str, str, flo
     return kept, labelled
 
 
+def blend_back(tuned, start, args: argparse.Namespace) -> dict:
+    """Give back ``args.blend`` of the fine-tune (:func:`mad.generator.finetune.blend`); the record entry."""
+    from mad.generator.finetune import blend
+
+    return blend(tuned, start, args.blend, note=f"toward the fine-tune's starting checkpoint ({args.gen}); "
+                 "bench/generator_finetune.py --blend")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache", type=Path, required=True, help="bench/ghn_calibrate.py's cache folder (labelled).")
+    ap.add_argument("--cache", type=Path, help="bench/ghn_calibrate.py's cache folder (labelled).")
     ap.add_argument("--out", type=Path, required=True, help="Folder for the fine-tuned checkpoint.")
     ap.add_argument("--gen", default="default", help="The generator to start from (default: the shipped one).")
     ap.add_argument("--min-acc", type=float, default=0.7, help="Keep pool graphs with at least this 100-step "
@@ -71,7 +86,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--anchor", type=float, default=0.0, help="Weight of the KL penalty toward the starting "
                     "model's predictions (finetune(anchor=...); 0: none).")
+    ap.add_argument("--blend", type=float, default=0.0, help="Share of the fine-tune given back afterwards: "
+                    "weights (1 - W) * tuned + W * start (0: none).")
+    ap.add_argument("--tuned", type=Path, default=None, help="An already fine-tuned checkpoint of --gen: skip the "
+                    "fine-tune and only blend (needs --blend).")
     args = ap.parse_args()
+    if not 0 <= args.blend <= 1:
+        raise SystemExit(f"--blend must be in [0, 1], got {args.blend}")
+    if args.tuned is None and args.cache is None:
+        raise SystemExit("pass --cache (the labelled pools to fine-tune on) or --tuned (a fine-tuned checkpoint)")
+    if args.tuned is not None and not 0 < args.blend <= 1:
+        raise SystemExit("--tuned only blends; pass --blend W with 0 < W <= 1")
     if args.out.exists() and any(args.out.iterdir()):
         raise SystemExit(f"{args.out} is not empty; pass a new folder")
 
@@ -83,6 +108,12 @@ def main() -> None:
 
     torch.set_num_threads(2)
     torch.manual_seed(args.seed)
+    if args.tuned is not None:
+        gen = load(args.tuned)
+        entry = blend_back(gen, load(args.gen), args)
+        gen.save(args.out)
+        print(json.dumps(entry))
+        return
     kept, labelled = well_training(args.cache, args.min_acc)
     good = [ArchGraph.from_json(t) for _, t, _ in kept]
     train = load_default()["train"]
@@ -110,6 +141,8 @@ def main() -> None:
                  "batch_tokens": args.batch_tokens},
         "script": "bench/generator_finetune.py", "from": str(args.gen),
         "hardware": {"device": str(gen.device), "cpu": platform.machine(), "threads": torch.get_num_threads()}})
+    if args.blend:
+        out["blend"] = blend_back(gen, load(args.gen), args)
     gen.save(args.out)
     print(json.dumps({**out, "kept": len(good), "per_pool": per_pool, "replay": len(replay),
                       "wall_seconds": round(time.time() - t0, 1)}))

@@ -280,6 +280,10 @@ def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                          f"{data.get('min_acc')}) x {data.get('repeat')} + train-split replay / s",
                          f"{ft.get('steps')} / {ft.get('lr')} / {kept} + {data.get('replay_train_split')} / "
                          f"{ft.get('seconds')}", ""))
+        for bl in rec.get("blend") or []:
+            rows.append((f"checkpoint {name} then blended: share of the fine-tune given back (weights (1 - w) * "
+                         "tuned + w * start) / relative weight change", f"{bl.get('weight')} / "
+                         f"{bl.get('relative_change')}", ""))
     ab = d.get("structure_bias_ablation")
     if ab and ab.get("steps"):
         w, wo = ab.get("with_bias", {}), ab.get("without_bias", {})

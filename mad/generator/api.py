@@ -97,6 +97,10 @@ def _downsampling(c: Constraints, g: ArchGraph) -> Any:
     return EditSpec("add_downsampling", {}) if c.downsampling else None
 
 
+def _residual(c: Constraints, g: ArchGraph) -> Any:
+    return EditSpec("add_residual", {}) if c.residual else None
+
+
 def _depth(c: Constraints, g: ArchGraph) -> Any:
     return EditSpec("set_depth", {"n": int(c.depth)}) if c.depth else None
 
@@ -114,7 +118,7 @@ def _fewer_blocks(c: Constraints, g: ArchGraph) -> Any:
 # an unmet check -> the edit that may put it in (None: none for this request and graph), tried in this order
 REPAIRS: dict[str, Any] = {"family": _family, "attention": _attention_kind, "depth": _depth, "mlp": _gated_mlp,
                            "activations": _one_activation, "position": _rotary, "downsampling": _downsampling,
-                           "max_flops": _fewer_blocks}
+                           "residual": _residual, "max_flops": _fewer_blocks}
 PROJECT_TRIES = 12  # nodes of a failed completion tried, latest first, as the start of a projection to the output
 
 
@@ -494,7 +498,8 @@ class Generator:
         """``g`` with the request's unmet components put in by graph passes (:data:`REPAIRS`: attention in a
         conv net, a transformer block on a patch embedding, the attention kind, the number of layers, the MLP
         kind, a single required activation, rotary positions, a pool where downsampling is asked for and
-        missing, fewer blocks for a FLOPs budget), each
+        missing, a residual conv block where residual connections are asked for, fewer blocks for a FLOPs
+        budget), each
         kept when the result runs, keeps the budget and meets more of the request. ``meta["repairs"]`` lists
         those kept."""
         for name in [k for k in REPAIRS if checks.get(k) is False]:

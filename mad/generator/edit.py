@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mad.graph import ArchGraph, GraphError
-from mad.graph.passes import (ACTIVATIONS, GATED, add_attention, add_downsampling, add_lora, add_rotary,
-                              block_families, deepen, replace_activation, set_depth, set_kv_heads)
+from mad.graph.passes import (ACTIVATIONS, GATED, add_attention, add_downsampling, add_lora, add_residual,
+                              add_rotary, block_families, deepen, replace_activation, set_depth, set_kv_heads)
 from mad.graph.passes.activation import gated_units
 
 from .layers import name_blocks
@@ -66,6 +66,7 @@ EDITS: dict[str, Callable[..., ArchGraph]] = {
     "add_attention": add_attention,
     "add_rotary": add_rotary,
     "add_downsampling": add_downsampling,
+    "add_residual": add_residual,
 }
 
 
@@ -75,7 +76,7 @@ class EditSpec:
 
     Args:
         name: a key of :data:`EDITS` (``"add_lora"``, ``"replace_activation"``, ``"set_kv_heads"``, ``"deepen"``,
-            ``"set_depth"``, ``"add_attention"``, ``"add_rotary"``, ``"add_downsampling"``).
+            ``"set_depth"``, ``"add_attention"``, ``"add_rotary"``, ``"add_downsampling"``, ``"add_residual"``).
         kwargs: the pass's arguments (the graph excepted). Values resolved against the graph
             by :func:`apply_edit`: ``target="layer:<i>"`` (the ``i``-th repeated block),
             ``old=None`` (the graph's most common activation), ``n="all"`` (as many key/value
@@ -219,6 +220,12 @@ def _attention_cell(text: str) -> EditSpec | None:
     return None
 
 
+def _residual(text: str) -> EditSpec | None:
+    if re.search(r"\badd(?:ing)?\s+(?:an?\s+|some\s+)?(?:residual|skip)\s+(?:connection|block)s?\b", text):
+        return EditSpec("add_residual", {})
+    return None
+
+
 def _rotary(text: str) -> EditSpec | None:
     if re.search(r"^(?:please\s+)?(?:use|add|apply|switch to)\b.*\b(?:rotary|rope)\b", text):
         return EditSpec("add_rotary", {})
@@ -245,7 +252,7 @@ def parse_instruction(text: str) -> EditSpec | None:
     if not isinstance(text, str) or not text.strip():
         return None
     lowered = " ".join(text.lower().split())
-    for rule in (_lora, _kv_heads, _attention_cell, _rotary, _depth, _activation):
+    for rule in (_lora, _kv_heads, _attention_cell, _residual, _rotary, _depth, _activation):
         spec = rule(lowered, text) if rule is _lora else rule(lowered)
         if spec is not None:
             return spec

@@ -8,6 +8,9 @@ paraphrases as prompts), then runs a few AdamW steps of the training objective
 and a constant learning rate. With ``anchor`` > 0 a penalty holds the predictions near the starting model's:
 ``anchor`` times KL(start || tuned) of the next-token (or masked-token) distributions at the targets, so the
 tuned model learns the graphs without narrowing what it samples elsewhere as much.
+:func:`blend` does the same after the fact, in weight space: it moves a fine-tuned generator part of the way
+back toward the model it started from (an interpolation of the two weight sets), which keeps much of what
+the fine-tune taught while giving back some of the diversity it took.
 The generator's weights change in place; its ``record["finetune"]`` says how,
 and the WL hashes of the graphs it learned join its ``train_hashes`` (novelty is measured against them), so a
 saved checkpoint keeps that history.
@@ -40,7 +43,7 @@ from .train import Batcher, TrainConfig, _to, logits_of, loss_of
 if TYPE_CHECKING:
     from .api import Generator
 
-__all__ = ["finetune"]
+__all__ = ["blend", "finetune"]
 
 log = logging.getLogger(__name__)
 PARAPHRASES = 2
@@ -206,3 +209,39 @@ def finetune(gen: "Generator", graphs: list[ArchGraph], texts: list[str | None] 
     log.info("finetune: %d steps on %d graphs (%d skipped), next-token loss %.4f -> %.4f in %.1f s", done,
              len(examples), skipped, loss_before, loss_after, seconds)
     return out
+
+
+@torch.no_grad()
+def blend(gen: "Generator", other: "Generator", weight: float, note: str = "") -> dict[str, Any]:
+    """Interpolate ``gen``'s weights toward ``other``'s in place: ``(1 - weight) * gen + weight * other``.
+
+    Both must be the same model (configuration, condition vocabulary and tokenizer); with ``gen`` a fine-tuned
+    generator and ``other`` the one it was tuned from, ``weight`` is the share of the fine-tune given back.
+    ``gen.record["blend"]`` gets an entry (``weight``, ``note`` saying what ``other`` is, and the relative size
+    of the change), and ``other``'s training hashes join ``gen.train_hashes`` (novelty is measured against
+    everything either has learned).
+
+    Raises:
+        ValueError: a weight outside [0, 1] or two models that differ in shape or vocabulary.
+    """
+    if not (isinstance(weight, (int, float)) and 0.0 <= float(weight) <= 1.0):
+        raise ValueError(f"weight must be a number in [0, 1], got {weight!r}")
+    if other.cfg != gen.cfg or other.cond_list != gen.cond_list:
+        raise ValueError("blend() needs two generators of the same configuration and condition vocabulary")
+    if other.tokenizer.vocab.version != gen.tokenizer.vocab.version:
+        raise ValueError("blend() needs two generators of the same tokenizer version")
+    mine, theirs = gen.model.state_dict(), other.model.state_dict()
+    if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
+        raise ValueError("blend() needs two models with the same parameters and shapes")
+    # all new values first: tied parameters (the head and the token table) share one tensor under two names
+    new = {k: torch.lerp(v.float(), theirs[k].to(v.device).float(), float(weight))
+           for k, v in mine.items() if v.is_floating_point()}
+    moved = sum(float((new[k] - mine[k].float()).pow(2).sum()) for k in new)
+    total = sum(float(mine[k].float().pow(2).sum()) for k in new)
+    for k, v in new.items():
+        mine[k].copy_(v.to(mine[k].dtype))
+    gen.model.eval()
+    entry = {"weight": float(weight), "note": note, "relative_change": round(math.sqrt(moved / max(total, 1e-30)), 6)}
+    gen.record.setdefault("blend", []).append(entry)
+    gen.train_hashes = sorted(set(gen.train_hashes) | set(other.train_hashes))
+    return entry

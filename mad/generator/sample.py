@@ -24,14 +24,16 @@ out), its op is banned on those inputs, and the sequence resamples from the
 node's start; so the emitted sequence is a valid partial graph after every
 node. Inputs on which every op is banned are a dead end: the node is taken
 back and no reference sequence leads to them again at that place. A node
-whose shape would not run at every batch size (``4 // B``) or is too large to
-run at batch 1 is rejected too, as is one that owns more than 2^26 parameters
-(a 1x64 linear on a flattened 16M-element map; a prefix with a larger layer,
-such as a 7B model's vocabulary table, raises the cap to that layer's size),
-and so are nodes that run but mean nothing:
+whose shape would not run at every batch size (``4 // B``) or holds over 2^24
+elements at batch 1 (the largest value in the shipped dataset; a 64M-element
+attention map took 14 s to check) is rejected too, as is one that owns more
+than 2^26 parameters (a 1x64 linear on a flattened 16M-element map); a prefix
+with a larger tensor or layer, such as a 7B model's vocabulary table, raises
+that cap to its size. So are nodes that run but mean nothing:
 token ids made numbers other than by an embedding, indices no shape check
-bounds, a table sliced to one length only, and a conv, pool or batch norm on a
-channels-last tensor (``*_fault``).
+bounds, a table sliced to one length only, a conv, pool or batch norm on a
+channels-last tensor, and an in-place op on a trainable parameter
+(``*_fault``).
 Only nodes the caller's ``output_ok`` accepts (a float tensor with the batch
 dim, per-token features for a language model...) may become the output.
 After ``max_retries`` failures at one place the sequence closes at its last
@@ -111,6 +113,7 @@ class _Seq:
     ids: list[bool] = field(default_factory=list)  # per node: it holds token ids (:func:`holds_ids`)
     chan: list[int | None] = field(default_factory=list)  # per node: where it holds channels (:func:`channel_dim`)
     max_layer: int = 0  # parameters one node may own (:data:`MAX_LAYER`, or the prefix's largest layer)
+    max_numel: int = 0  # elements of one new tensor at batch 1 (:data:`MAX_NUMEL`, or the prefix's largest)
 
 
 def dtype_kind(dtype: Any) -> str:
@@ -290,6 +293,20 @@ def layout_fault(node: Any, inputs: list[int | None]) -> str | None:
     return None
 
 
+def inplace_fault(g: ArchGraph, node: Any) -> str | None:
+    """Why an in-place op (``div_``, ``add_``...: its name ends in ``_``) may not be added: the tensor it writes
+    into is a trainable parameter (a leaf that requires grad cannot be changed in place; a buffer can)."""
+    if not node.op.endswith("_"):
+        return None
+    first = [e.src for e in g.in_edges(node.id) if e.port == 0]
+    if not first:
+        return None
+    into = g.nodes[first[0]]
+    if into.op == "parameter" and (into.attrs or {}).get("kind") != "buffer":
+        return f"{node.op} changes the trainable parameter {into.id!r} in place"
+    return None
+
+
 def slice_fault(g: ArchGraph, node: Any) -> str | None:
     """Why a node may not be added: a ``slice`` bounded by a dim symbol (``table[:T]``) that the graph records at
     a fixed length, while at half the symbol's example size it would be another: the table is no longer than
@@ -363,32 +380,46 @@ def batch_fault(shape: Any, hints: dict[str, int]) -> str | None:
     return None
 
 
-MAX_NUMEL = 1 << 26  # elements of one tensor at batch 1 (256 MiB in float32)
+MAX_NUMEL = 1 << 24  # elements of one new tensor at batch 1 (64 MiB in float32; unless the prefix holds a larger one)
 MAX_LAYER = 1 << 26  # parameters a new node may own (unless the prefix holds a larger layer)
 
 
-def size_fault(shape: Any, hints: dict[str, int]) -> str | None:
-    """Why a node of ``shape`` is too large to run (over :data:`MAX_NUMEL` elements at batch 1), or None."""
+def numel_at_batch1(shape: Any, hints: dict[str, int]) -> int | None:
+    """Elements of the largest tensor of ``shape`` (a shape or a list of them) at batch 1 and the graph's
+    example sizes ``hints``; None when a dim cannot be evaluated (:func:`batch_fault` names it)."""
     if isinstance(shape, list) and shape and all(isinstance(d, list) for d in shape):
-        return next((w for w in (size_fault(d, hints) for d in shape) if w is not None), None)
+        sizes = [numel_at_batch1(d, hints) for d in shape]
+        return None if None in sizes else max(sizes)  # type: ignore[type-var]
     numel = 1
     for d in shape if isinstance(shape, list) else [shape]:
         if isinstance(d, str):
             try:
                 d = int(evaluate(d, {**hints, "B": 1}))
             except (SymbolError, ArithmeticError):
-                return None  # batch_fault names it
+                return None
         if isinstance(d, int):
             numel *= d
-    return f"{numel} elements at batch 1 (over {MAX_NUMEL})" if numel > MAX_NUMEL else None
+    return numel
 
 
-def node_fault(g: ArchGraph, node: Any, ids_in: list[bool], chan_in: list[int | None]) -> str | None:
+def size_fault(shape: Any, hints: dict[str, int], limit: int = MAX_NUMEL) -> str | None:
+    """Why a node of ``shape`` is too large to run (a tensor of over ``limit`` elements at batch 1), or None.
+
+    The default, 2^24 elements, is the largest value of any graph of the shipped dataset at its example sizes;
+    a generated attention map four times that size was seen to take 14 s to check at batch 4 (three quarters of
+    the check time of 128 samples)."""
+    numel = numel_at_batch1(shape, hints)
+    return f"{numel} elements at batch 1 (over {limit})" if numel is not None and numel > limit else None
+
+
+def node_fault(g: ArchGraph, node: Any, ids_in: list[bool], chan_in: list[int | None],
+               max_numel: int = MAX_NUMEL) -> str | None:
     """Why node ``node`` just added to ``g`` must be taken back (None when it may stay): the first fault of
-    :func:`batch_fault`, :func:`size_fault`, :func:`ids_fault`, :func:`index_fault`, :func:`slice_fault` and
-    :func:`layout_fault` (``ids_in``, ``chan_in``: whether each input holds token ids, where it holds channels)."""
-    return (batch_fault(node.shape, g.dims) or size_fault(node.shape, g.dims) or ids_fault(node, ids_in)
-            or index_fault(g, node) or slice_fault(g, node) or layout_fault(node, chan_in))
+    :func:`batch_fault`, :func:`size_fault` (over ``max_numel`` elements), :func:`ids_fault`,
+    :func:`index_fault`, :func:`slice_fault`, :func:`inplace_fault` and :func:`layout_fault` (``ids_in``,
+    ``chan_in``: whether each input holds token ids, where it holds channels)."""
+    return (batch_fault(node.shape, g.dims) or size_fault(node.shape, g.dims, max_numel) or ids_fault(node, ids_in)
+            or index_fault(g, node) or slice_fault(g, node) or inplace_fault(g, node) or layout_fault(node, chan_in))
 
 
 class Sampler:
@@ -707,7 +738,7 @@ class Sampler:
         node = s.asm.graph.nodes[nid]
         params = s.params + node.num_params
         ids_in, chan_in = [s.ids[r] for r in s.refs], [s.chan[r] for r in s.refs]
-        why = node_fault(s.asm.graph, node, ids_in, chan_in)
+        why = node_fault(s.asm.graph, node, ids_in, chan_in, s.max_numel or MAX_NUMEL)
         if why is None and node.num_params > s.max_layer:
             why = f"one layer of {node.num_params} parameters (over {s.max_layer})"
         if why is None and max_params is not None and params > max_params:
@@ -786,10 +817,13 @@ class Sampler:
         p = model.cfg.prefix_len
         st = token_structure(prefix)
         seqs = []
+        first = self.tok.assembler(prefix).graph  # the caps: the defaults, or the prefix's largest layer and tensor
+        max_layer = max([MAX_LAYER] + [nd.num_params for nd in first.nodes.values()])
+        max_numel = max([MAX_NUMEL] + [numel_at_batch1(nd.shape, first.dims) or 0 for nd in first.nodes.values()])
         for _ in range(n):
             asm = self.tok.assembler(prefix)
-            sq = _Seq(asm=asm, tokens=list(prefix), params=asm.graph.num_params,
-                      max_layer=max([MAX_LAYER] + [nd.num_params for nd in asm.graph.nodes.values()]))
+            sq = _Seq(asm=asm, tokens=list(prefix), params=asm.graph.num_params, max_layer=max_layer,
+                      max_numel=max_numel)
             sq.depths = [0] * len(asm)
             for i, ps in enumerate(st.parents[: len(asm)]):
                 sq.depths[i] = 1 + max((sq.depths[r] for r in ps), default=-1)

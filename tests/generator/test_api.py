@@ -557,6 +557,19 @@ def test_no_new_layer_owns_more_than_the_cap(gen, monkeypatch):
     assert largest(_image_samples(gen, 5)) <= 4_000
 
 
+def test_no_new_tensor_holds_more_elements_than_the_cap(gen, monkeypatch):
+    import mad.generator.sample as sample_mod
+    from mad.generator.sample import numel_at_batch1
+
+    def largest(samples):
+        return max(numel_at_batch1(nd.shape, s.graph.dims) or 0 for s in samples if s.graph is not None
+                   for nd in s.graph.nodes.values())
+
+    assert largest(_image_samples(gen, 5)) > 20_000  # the samples' own values pass that size
+    monkeypatch.setattr(sample_mod, "MAX_NUMEL", 20_000)  # above the 3x32x32 input: the prefix keeps the cap
+    assert largest(_image_samples(gen, 5)) <= 20_000
+
+
 def test_workers_must_be_a_positive_count(gen):
     with pytest.raises(GeneratorError, match="workers"):
         gen.workers = 0

@@ -130,3 +130,9 @@ def test_rotary_positions_by_instruction(text):
     h = apply_edit(g, parse_instruction(text))
     assert {"sin", "cos"} <= {n.op for n in h} and h.num_params == g.num_params
     assert parse_instruction("rotate the image by 90 degrees") is None
+
+
+def test_a_residual_instruction_parses_to_the_residual_edit():
+    assert parse_instruction("add a residual connection") == EditSpec("add_residual", {})
+    assert parse_instruction("Add skip connections") == EditSpec("add_residual", {})
+    assert parse_instruction("a residual network for MNIST") is None

@@ -117,8 +117,6 @@ def _drift_from(gen, start: dict, graphs) -> float:
     """Mean KL(start || gen) of next-token distributions on the graphs' examples."""
     import copy
 
-    import torch.nn.functional as F
-
     from mad.generator.finetune import _drift, _examples
     from mad.generator.train import _to, logits_of
 
@@ -142,3 +140,46 @@ def test_the_anchor_holds_the_predictions_near_the_start():
         assert gen.record["finetune"][-1].get("anchor", 0.0) == anchor
         drift[anchor] = _drift_from(gen, start, graphs)
     assert 0.0 <= drift[20.0] < drift[0.0]
+
+
+def test_blend_interpolates_the_weights_toward_the_start(tuned):
+    import copy
+
+    from mad.generator.finetune import blend
+
+    gen, before, _, graphs = tuned
+    start = load("default", device="cpu")
+    start.train_hashes = start.train_hashes + ["only-in-start"]
+    after = {k: v.detach().clone() for k, v in gen.model.state_dict().items()}
+    mixed = copy.deepcopy(gen)
+    entry = blend(mixed, start, 0.25, note="the shipped checkpoint")
+    assert entry["weight"] == 0.25 and entry["note"] == "the shipped checkpoint" and entry["relative_change"] > 0
+    assert mixed.record["blend"][-1] == entry
+    state = mixed.model.state_dict()
+    for k, v in state.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.75 * after[k] + 0.25 * before[k])
+    assert "only-in-start" in mixed.train_hashes and {g.wl_hash() for g in graphs} <= set(mixed.train_hashes)
+    assert not mixed.model.training
+    whole = copy.deepcopy(gen)
+    blend(whole, start, 1.0)  # the whole fine-tune given back: the starting weights exactly
+    assert all(torch.equal(whole.model.state_dict()[k], before[k]) for k in before)
+    assert runs(whole.suggest("a small CNN for 8x8 grayscale images, 10 classes", n=1, seed=0)[0]) is None
+
+
+def test_blend_refuses_a_bad_weight_or_another_model(tuned):
+    import copy
+
+    from mad.generator.finetune import blend
+
+    gen, _, _, _ = tuned
+    mixed = copy.deepcopy(gen)
+    history = list(mixed.record.get("blend", []))
+    for w in (-0.1, 1.5, "half"):
+        with pytest.raises(ValueError, match="weight"):
+            blend(mixed, gen, w)
+    other = copy.deepcopy(gen)
+    other.cond_list = other.cond_list + ["extra"]
+    with pytest.raises(ValueError, match="same configuration"):
+        blend(mixed, other, 0.5)
+    assert mixed.record.get("blend", []) == history

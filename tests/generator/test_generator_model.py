@@ -12,6 +12,7 @@ from mad.generator.constraints import constraints_of
 from mad.generator.model import GeneratorConfig, GraphTransformer, KVCache
 from mad.generator.sample import Sampler
 from mad.generator.structure import ROLE, NodeDistances, bucket_row, buckets, node_distances, token_structure
+from mad.graph import GraphError
 from mad.generator.train import Batcher, TrainConfig, loss_of
 from mad.generator.text_encoder import TextEncoder
 from mad.graph import GraphBuilder
@@ -285,6 +286,16 @@ def test_size_fault_rejects_tensors_too_large_to_run():
     assert "elements" in size_fault(["B", MAX_NUMEL // 4, "T"], {"B": 1, "T": 8})
     assert size_fault([["B", 3], ["B", MAX_NUMEL + 1]], {}) is not None
     assert size_fault(["B", "4 // B"], {}) is None  # not a size question: batch_fault names it
+    assert size_fault(["B", 64, "T"], {"T": 128}, limit=8_000) is not None  # a prefix's own size can raise it
+    assert size_fault(["B", 64, "T"], {"T": 128}, limit=8_192) is None
+
+
+def test_numel_at_batch1_reads_symbols_at_their_example_sizes():
+    from mad.generator.sample import numel_at_batch1
+
+    assert numel_at_batch1(["B", 3, "T"], {"B": 8, "T": 5}) == 15  # batch 1, T at its example size
+    assert numel_at_batch1([["B", 2], ["2*B", "T", 4]], {"T": 3}) == 24  # the largest of several outputs
+    assert numel_at_batch1(["B", "U"], {}) is None  # an unknown symbol: not a size question
 
 
 @pytest.mark.slow
@@ -313,3 +324,21 @@ def test_a_checkpoint_without_optimizer_state_continues_from_its_recorded_step(t
     assert rec["steps"] == 3 and rec["segments"][-1]["from_step"] == 2
     after = load_file(str(ship / "model.safetensors"))
     assert set(after) == set(before) and any(not torch.equal(after[k], before[k]) for k in before)
+
+
+def test_inplace_fault_refuses_a_trainable_parameter():
+    from mad.generator.sample import inplace_fault
+    from mad.graph.builder import GraphBuilder
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("x", ("B", 32))
+    y = b.input("y", ("B", 64))
+    w, s = b.parameter("w", [32]), b.parameter("s", [1])
+    buf = b.parameter("buf", [32], kind="buffer")
+    h = b.op("relu", x)
+    assert inplace_fault(b.graph, b.graph.nodes[b.op("div_", h, w)]) is None  # into a computed tensor: fine
+    with pytest.raises(GraphError, match="broadcast"):  # (B, 32, 1) cannot take a (B, 32, 64) result in place
+        b.op("mul_", b.op("unsqueeze", h, dim=2), b.op("unsqueeze", y, dim=1))
+    assert "trainable parameter" in inplace_fault(b.graph, b.graph.nodes[b.op("div_", w, s)])
+    assert inplace_fault(b.graph, b.graph.nodes[b.op("div_", buf, s)]) is None  # a buffer may change
+    assert inplace_fault(b.graph, b.graph.nodes[b.op("div", w, s)]) is None  # not in place

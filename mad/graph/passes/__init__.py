@@ -14,6 +14,7 @@ from .kv_heads import set_kv_heads
 from .lora import add_lora, lora_targets
 from .reinfer import reinfer, transaction
 from .downsample import add_downsampling
+from .residual import add_residual
 from .retarget import attend_output, attendable, project_output, projectable, query_input, retarget
 from .rotary import add_rotary
 
@@ -32,6 +33,7 @@ __all__ = [
     "add_attention",
     "add_rotary",
     "add_downsampling",
+    "add_residual",
     "self_attention",
     "set_depth",
     "eliminate_dead_code",

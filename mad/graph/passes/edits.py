@@ -19,7 +19,7 @@ __all__ = ["finish_edit", "layer_path", "EDIT_PASSES"]
 
 # names of the edit passes, for callers that dispatch on a name (see mad.generator.edit)
 EDIT_PASSES = ("add_lora", "replace_activation", "set_kv_heads", "deepen", "set_depth", "add_attention", "add_rotary",
-               "add_downsampling")
+               "add_downsampling", "add_residual")
 
 
 def layer_path(node: Node) -> str:

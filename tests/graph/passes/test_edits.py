@@ -468,3 +468,28 @@ def test_add_downsampling_pools_a_plain_cnn_a_third_of_the_way_in():
     assert _runs(h2).shape == (2, 10)
     with pytest.raises(GraphError, match="no \\(B, C, H, W\\) feature map"):
         add_downsampling(_mlp())
+
+
+def test_add_residual_puts_a_skip_around_a_conv_block_on_the_trunk():
+    from mad.generator.constraints import _has_residual
+    from mad.graph.passes import add_residual
+
+    b = GraphBuilder("plain", dims={"B": 2})
+    h = b.input("x", ("B", 1, 16, 16))
+    for i in range(2):
+        h = b.op("relu", b.op("conv2d", h, out_channels=8, kernel_size=3, padding=1, scope=f"conv{i}"))
+    last = h
+    b.output(b.op("linear", b.op("flatten", h, start_dim=1), out_features=10, scope="head"))
+    g = b.build()
+    assert not _has_residual(g)
+    h2 = add_residual(g)
+    assert h2.meta["edits"][-1] == {"pass": "add_residual", "node": last, "channels": 8}
+    assert _has_residual(h2) and not _has_residual(g)  # the input graph is left as it was
+    add = next(n for n in h2.nodes.values() if n.op == "add")
+    assert last in h2.predecessors(add.id) and add.shape == ["B", 8, 16, 16]
+    assert h2.num_params == g.num_params + 2 * 8 * 8 * 9 + 2 * 8  # two 3x3 convs (no bias) and a batch norm
+    assert _runs(h2).shape == (2, 10)
+    again = add_residual(h2)  # a second block gets its own scope
+    assert {n.scope.split(".")[0] for n in again.nodes.values()} >= {"res_block", "res_block1"}
+    with pytest.raises(GraphError, match="no \\(B, C, H, W\\) feature map"):
+        add_residual(_mlp())

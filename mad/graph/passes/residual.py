@@ -1,0 +1,77 @@
+"""add_residual: a residual conv block on the feature map of a convolutional network without skip connections.
+
+The block reads a ``(B, C, H, W)`` feature map ``x`` and returns ``x + conv(relu(bn(conv(x))))`` with two
+3x3 convolutions of ``C`` channels (padding 1, so the map keeps its size) and a batch norm between them, the
+body of a ResNet basic block; everything after the block reads its output, of the same shape. The site is the latest feature map that
+every path to the output passes through (:func:`~.cut.spine`) and that a conv, norm, pool or activation
+wrote, so the skip sits inside the network's own trunk.
+"""
+
+from __future__ import annotations
+
+from ..arch_graph import ArchGraph, GraphError
+from ..builder import GraphBuilder
+from .activation import ACTIVATIONS
+from .cut import spine
+from .edit import rewire
+from .edits import finish_edit
+
+__all__ = ["add_residual"]
+
+_WRITERS = frozenset({"conv2d", "batch_norm", "group_norm", "instance_norm", "max_pool2d", "avg_pool2d"})
+
+
+def _feature_map(shape: object) -> bool:
+    return isinstance(shape, list) and len(shape) == 4 and all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:])
+
+
+def _site(g: ArchGraph) -> str | None:
+    best = None
+    for nid in spine(g)[1:-1]:
+        n = g.nodes[nid]
+        if _feature_map(n.shape) and (n.op in _WRITERS or n.op in ACTIVATIONS):
+            best = nid
+    return best
+
+
+def add_residual(g: ArchGraph, node: str | None = None) -> ArchGraph:
+    """A copy of ``g`` with a residual block of two 3x3 convolutions after the feature map ``node``.
+
+    Args:
+        g: a valid graph (unchanged).
+        node: a node of shape ``(B, C, H, W)`` with concrete sizes; default: the latest feature map on the
+            network's trunk (every path to the output passes through it) that a conv, norm, pool or activation
+            wrote.
+
+    Returns:
+        the edited, validated graph; ``meta["edits"][-1]`` records ``node`` and ``channels``.
+
+    Raises:
+        GraphError: no such feature map.
+
+    Example:
+        >>> h = add_residual(plain_cnn)
+        >>> h.meta["edits"][-1]["channels"]
+        16
+    """
+    node = node or _site(g)
+    if node is None or node not in g.nodes:
+        raise GraphError(f"add_residual: graph {g.name!r} has no (B, C, H, W) feature map with concrete sizes "
+                         "on its trunk that a conv, norm, pool or activation wrote")
+    shape = g.nodes[node].shape
+    if not _feature_map(shape):
+        raise GraphError(f"add_residual: node {node!r} has shape {shape}, not a (B, C, H, W) feature map with "
+                         "concrete sizes")
+    c = shape[1]
+    out = g.copy()
+    b = GraphBuilder.extend(out)
+    before = set(out.nodes)
+    used = {n.scope.split(".")[0] for n in out.nodes.values()}
+    scope = next(f"res_block{k or ''}" for k in range(len(used) + 1) if f"res_block{k or ''}" not in used)
+    h = b.op("conv2d", node, out_channels=c, kernel_size=3, padding=1, bias=False, scope=f"{scope}.conv1")
+    h = b.op("relu", b.op("batch_norm", h, scope=f"{scope}.bn1"), scope=scope)
+    h = b.op("conv2d", h, out_channels=c, kernel_size=3, padding=1, bias=False, scope=f"{scope}.conv2")
+    y = b.op("add", node, h, scope=scope)
+    rewire(out, {node: y}, exclude=set(out.nodes) - before)
+    return finish_edit(out, "add_residual", node=node, channels=c)
