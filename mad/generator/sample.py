@@ -66,6 +66,8 @@ from .structure import ROLE, NodeDistances, bucket_row
 __all__ = ["Sampler", "Sample"]
 
 MAX_REFS = 4
+MAX_NUMEL = 1 << 24  # elements of one new tensor at batch 1 (64 MiB in float32; unless the prefix holds a larger one)
+MAX_LAYER = 1 << 26  # parameters a new node may own (unless the prefix holds a larger layer)
 
 
 @dataclass
@@ -112,8 +114,8 @@ class _Seq:
     flat: int = 0  # how many of the last nodes in a row lack the batch symbol
     ids: list[bool] = field(default_factory=list)  # per node: it holds token ids (:func:`holds_ids`)
     chan: list[int | None] = field(default_factory=list)  # per node: where it holds channels (:func:`channel_dim`)
-    max_layer: int = 0  # parameters one node may own (:data:`MAX_LAYER`, or the prefix's largest layer)
-    max_numel: int = 0  # elements of one new tensor at batch 1 (:data:`MAX_NUMEL`, or the prefix's largest)
+    max_layer: int = MAX_LAYER  # parameters one node may own (or the prefix's largest layer)
+    max_numel: int = MAX_NUMEL  # elements of one new tensor at batch 1 (or the prefix's largest)
 
 
 def dtype_kind(dtype: Any) -> str:
@@ -298,10 +300,10 @@ def inplace_fault(g: ArchGraph, node: Any) -> str | None:
     into is a trainable parameter (a leaf that requires grad cannot be changed in place; a buffer can)."""
     if not node.op.endswith("_"):
         return None
-    first = [e.src for e in g.in_edges(node.id) if e.port == 0]
-    if not first:
+    preds = g.predecessors(node.id)  # by port: the first is the tensor written into
+    if not preds:
         return None
-    into = g.nodes[first[0]]
+    into = g.nodes[preds[0]]
     if into.op == "parameter" and (into.attrs or {}).get("kind") != "buffer":
         return f"{node.op} changes the trainable parameter {into.id!r} in place"
     return None
@@ -378,10 +380,6 @@ def batch_fault(shape: Any, hints: dict[str, int]) -> str | None:
         except (SymbolError, ArithmeticError) as e:
             return f"dim {d!r}: {e}"
     return None
-
-
-MAX_NUMEL = 1 << 24  # elements of one new tensor at batch 1 (64 MiB in float32; unless the prefix holds a larger one)
-MAX_LAYER = 1 << 26  # parameters a new node may own (unless the prefix holds a larger layer)
 
 
 def numel_at_batch1(shape: Any, hints: dict[str, int]) -> int | None:
@@ -738,7 +736,7 @@ class Sampler:
         node = s.asm.graph.nodes[nid]
         params = s.params + node.num_params
         ids_in, chan_in = [s.ids[r] for r in s.refs], [s.chan[r] for r in s.refs]
-        why = node_fault(s.asm.graph, node, ids_in, chan_in, s.max_numel or MAX_NUMEL)
+        why = node_fault(s.asm.graph, node, ids_in, chan_in, s.max_numel)
         if why is None and node.num_params > s.max_layer:
             why = f"one layer of {node.num_params} parameters (over {s.max_layer})"
         if why is None and max_params is not None and params > max_params:
@@ -817,11 +815,11 @@ class Sampler:
         p = model.cfg.prefix_len
         st = token_structure(prefix)
         seqs = []
-        first = self.tok.assembler(prefix).graph  # the caps: the defaults, or the prefix's largest layer and tensor
+        asms = [self.tok.assembler(prefix) for _ in range(n)]
+        first = asms[0].graph  # the caps: the defaults, or the prefix's largest layer and tensor
         max_layer = max([MAX_LAYER] + [nd.num_params for nd in first.nodes.values()])
         max_numel = max([MAX_NUMEL] + [numel_at_batch1(nd.shape, first.dims) or 0 for nd in first.nodes.values()])
-        for _ in range(n):
-            asm = self.tok.assembler(prefix)
+        for asm in asms:
             sq = _Seq(asm=asm, tokens=list(prefix), params=asm.graph.num_params, max_layer=max_layer,
                       max_numel=max_numel)
             sq.depths = [0] * len(asm)
