@@ -29,7 +29,9 @@ trainability, and the structure-bias ablation, in one run.
   compile/forward/backward check) for graphs of at most 200 nodes: three batches of 256 after a warm-up batch,
   each shared by two processes (``Sampler.workers = 2``, one per core; the check likewise), with the
   sampler's shape checks (``mad.generator.fits``) and, in the same run, without them, and in one process of
-  two torch threads (batches of 64).
+  two torch threads (batches of 64). ``speed.machine`` measures this CPU on the two kernels a decoding step is
+  made of (one thread: a layer's matrix product in GFLOP/s, one-token attention over the cache in GB/s), so
+  figures from different machines can be compared.
 * ``trainability``: 100-step mnist5k validation accuracy (``mad.train.fit``, AdamW 1e-3, batch 64, seed 0)
   of generated classifiers against random-space ones of the same budget: for each of 3 seeds, the first 8 of
   ``suggest(prompt, n=96, oversample=1)`` (all 96 samples, ranked) within 20 MFLOPs, ranked as ``suggest``
@@ -330,12 +332,39 @@ def _speed_runs(gen: Generator, n: int, seeds: tuple[int, ...], workers: int) ->
             "mean_nodes": round(statistics.mean(nodes), 1) if nodes else None}
 
 
+def machine_reference(seconds: float = 2.0) -> dict:
+    """How fast this CPU runs the two kernels a decoding step is made of, on one thread: a (128, 192) x (192, 768)
+    matrix product (GFLOP/s; the model's layers) and one-token attention over a (768, 400, 32) key cache (GB/s
+    read; the cache). Samples per second move with them from machine to machine."""
+    import torch.nn.functional as F
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, w = torch.randn(128, 192), torch.randn(768, 192)
+        q, k = torch.randn(768, 1, 32), torch.randn(768, 400, 32)
+
+        def rate(fn, work: float) -> float:
+            fn()
+            reps, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds / 2:
+                fn()
+                reps += 1
+            return round(work * reps / (time.perf_counter() - t0) / 1e9, 2)
+
+        return {"threads": 1, "linear_gflops": rate(lambda: F.linear(a, w), 2 * 128 * 192 * 768),
+                "attention_cache_gbps": rate(lambda: torch.bmm(q, k.transpose(1, 2)), 4 * k.numel())}
+    finally:
+        torch.set_num_threads(threads)
+
+
 def speed(gen: Generator, n: int = 256, seeds: tuple[int, ...] = (0, 1, 2), workers: int = 2) -> dict:
     """Valid graphs per second over batches of ``n`` unconditional image classifiers (after a warm-up batch)
     drawn by ``workers`` processes (``Sampler.workers``; the check shares them too): with the shape checks of
     :mod:`mad.generator.fits` and, in the same run, without them (each from a cold shape cache), and in one
     process of all the torch threads, batches of 64 (the setting before ``workers``)."""
-    out: dict = {"batch": n, "seeds": list(seeds), "threads": torch.get_num_threads(), "workers": workers}
+    out: dict = {"batch": n, "seeds": list(seeds), "threads": torch.get_num_threads(), "workers": workers,
+                 "machine": machine_reference()}
     from mad.graph import interpreter
 
     for name, fits in (("with_fit_checks", True), ("without_fit_checks", False)):

@@ -336,6 +336,11 @@ def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append((f"the same in one process of {sp.get('threads')} threads (same run): sampling / with check",
                          f"{_num(one.get('valid_per_second_sampling'))} / "
                          f"{_num(one.get('valid_per_second_with_check'))}", "(comparison)"))
+        m = sp.get("machine")
+        if m:
+            rows.append(("this CPU, one thread (same run): (128, 192) x (192, 768) product GFLOP/s / one-token "
+                         "attention over a 39 MB key cache GB/s", f"{_num(m.get('linear_gflops'))} / "
+                         f"{_num(m.get('attention_cache_gbps'))}", "(what the figures above move with)"))
     tr = d.get("trainability")
     if tr and "generated_auto" in tr:
         rnd = tr["random_space"]

@@ -89,6 +89,13 @@ class KVCache:
         self.n = [0] * n_layers
         self.block = block
 
+    def length_after(self, t: int) -> int:
+        """Length of every layer's buffers once ``t`` more positions are appended (they grow together)."""
+        n, buf = self.n[0], self.k[0]
+        if buf is not None and n + t <= buf.shape[2]:
+            return buf.shape[2]
+        return -(-(n + t) // self.block) * self.block
+
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add ``k``, ``v`` (B, H, t, dh) to layer ``layer``; its whole buffers, keys (B, H, L, dh) and values
         (B, H, dh, L), L >= the filled positions (zeros after them)."""
@@ -140,13 +147,12 @@ class _Block(nn.Module):
         if cache is None:
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, dh)
         else:
-            s = mask.shape[-1]  # filled positions, the new ones included
             k, vt = cache.append(layer, k, v)  # (B, H, L, dh), (B, H, dh, L), L >= S
             if t > 1:
+                s = mask.shape[-1]  # filled positions, the new ones included
                 a = F.scaled_dot_product_attention(q, k[:, :, :s], vt[..., :s].transpose(2, 3), attn_mask=mask)
-            else:  # one new token: batched products over the whole buffers, their zero tails masked out
+            else:  # one new token: batched products over the whole buffers (the mask covers their zero tails)
                 n, dh = k.shape[2], c // self.h
-                mask = F.pad(mask, (0, n - s), value=float("-inf")) if n > s else mask
                 att = torch.bmm(q.reshape(b * self.h, 1, dh), k.view(b * self.h, n, dh).transpose(1, 2))
                 att = (att.view(b, self.h, 1, n) * dh ** -0.5 + mask).softmax(-1)  # (B, H, 1, L)
                 # (the (n, 1) operand as a transposed row: BLAS takes the fast path for that layout)
@@ -241,15 +247,27 @@ class GraphTransformer(nn.Module):
         return self.head(self.ln(x[:, self.cfg.prefix_len:]))  # (B, T, V)
 
     # ---------------------------------------------------------------- incremental decoding
-    def step(self, x: torch.Tensor, bucket: torch.Tensor | None, allowed: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Run new embedded positions ``x`` (B, t, C) against the cache; logits (B, t, V) of the last layer.
+    def step(self, x: torch.Tensor, bucket: torch.Tensor | None, allowed: torch.Tensor, cache: KVCache,
+             head: bool = True) -> torch.Tensor:
+        """Run new embedded positions ``x`` (B, t, C) against the cache; logits (B, t, V) of the last layer
+        (with ``head=False`` its normalised states (B, t, C), for :meth:`logits`).
 
         ``bucket``/``allowed``: (B, t, S) for the new queries against all S cached + new keys.
         """
         mask = self.attn_mask(bucket, allowed)
+        if x.shape[1] == 1:  # a one-token step attends over whole buffers: mask their unfilled tails once here
+            n = cache.length_after(1)
+            mask = F.pad(mask, (0, n - mask.shape[-1]), value=float("-inf")) if n > mask.shape[-1] else mask
         for i, blk in enumerate(self.blocks):
             x = blk(x, mask, cache, i)
-        return self.head(self.ln(x))
+        x = self.ln(x)
+        return self.head(x) if head else x
+
+    def logits(self, h: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of normalised states ``h`` (..., C) over the vocabulary, or only over the token ids ``cols``
+        (..., len(cols)): a decoding step needs the tokens some sequence may take next, often a small part of
+        the vocabulary."""
+        return self.head(h) if cols is None else F.linear(h, self.head.weight[cols])
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

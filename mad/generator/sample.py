@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mad.graph import ArchGraph, get_op
 from mad.graph.builder_ops import port_count
@@ -856,8 +857,8 @@ class Sampler:
         allowed = torch.ones(total, total, dtype=torch.bool, device=dev).tril() & keep[None]
         allowed |= torch.eye(total, dtype=torch.bool, device=dev)
         bk = torch.from_numpy(buckets(st, p)).to(dev)
-        logits = model.step(torch.cat([x0, xe], dim=1), bk[None].expand(n, -1, -1),
-                            allowed[None].expand(n, -1, -1), cache)[:, -1]  # (n, V)
+        hid = model.step(torch.cat([x0, xe], dim=1), bk[None].expand(n, -1, -1),
+                         allowed[None].expand(n, -1, -1), cache, head=False)[:, -1]  # (n, C)
         done = [False] * n
         rows = list(range(n))  # batch row -> sample; finished samples leave the batch
         for _ in range(max_len * 4):
@@ -876,13 +877,20 @@ class Sampler:
                 active.append(r)
                 masks.append(m)
             if active:
-                lg = logits[active].float() / max(temperature, 1e-4)  # (A, V)
-                lg = lg.masked_fill(~torch.from_numpy(np.stack(masks)).to(lg.device), float("-inf"))
-                # sample among the top_k (the rest have probability 0): a draw over k columns, not the vocabulary
-                vals, idx = lg.topk(min(top_k or lg.shape[1], lg.shape[1]), dim=1)
+                mk = np.stack(masks)  # (A, V)
+                cols = np.flatnonzero(mk.any(0))  # the logits only of tokens some active sequence may take
+                lg = model.logits(hid[active], torch.from_numpy(cols).to(dev)).float() / max(temperature, 1e-4)
+                lg = lg.masked_fill(~torch.from_numpy(mk[:, cols]).to(lg.device), float("-inf"))  # (A, K)
+                # sample among the top_k (the rest have probability 0): a draw over k columns, not the vocabulary;
+                # k as over the whole vocabulary (more columns of -inf when fewer are here), so the draws are too
+                k = min(top_k or self.V, self.V)
+                if lg.shape[1] < k:
+                    lg = F.pad(lg, (0, k - lg.shape[1]), value=float("-inf"))
+                    cols = np.concatenate([cols, np.zeros(k - len(cols), dtype=cols.dtype)])
+                vals, idx = lg.topk(k, dim=1)
                 logp = torch.log_softmax(vals, dim=1).cpu()
                 col = torch.multinomial(logp.exp(), 1, generator=gen)  # (A, 1)
-                picks = idx.cpu().gather(1, col)[:, 0].tolist()
+                picks = cols[idx.cpu().gather(1, col)[:, 0].numpy()].tolist()
                 for r, t, lp in zip(active, picks, logp.gather(1, col)[:, 0].tolist()):
                     sq = seqs[rows[r]]
                     sq.logprob += lp
@@ -920,7 +928,7 @@ class Sampler:
             al = torch.from_numpy(np.stack([seqs[b].alive[:size] for b in rows])).to(dev)[:, None]  # (R, 1, S)
             al[:, 0, -1] = True
             bq = torch.from_numpy(np.stack(qb)).to(dev)[:, None] if qb else None
-            logits = model.step(xe, bq, al, cache)[:, -1]
+            hid = model.step(xe, bq, al, cache, head=False)[:, -1]
         return [Sample(list(sq.tokens), sq.graph, sq.logprob, None if sq.graph is not None else
                        (sq.error or "not finished"), sq.retries) for sq in seqs]
 

@@ -106,6 +106,22 @@ def test_cached_decoding_equals_the_full_forward(tok, bias):
     torch.testing.assert_close(torch.stack(outs), full, atol=1e-4, rtol=1e-4)
 
 
+def test_step_states_give_the_logits_of_any_columns(tok):
+    m = _tiny(tok, False)
+    toks = tok.tokens(sample(1, RandomSpaceConfig(modality="sequence", max_params=100_000)))[:20]
+    x, _ = _inputs(tok, toks, m.cfg)
+    n = m.cfg.prefix_len + len(toks)
+    xs = torch.cat([m.prefix(x["text"], x["cond"]), m.embed(x["tokens"], x["pos"], x["role"], x["depth"])], 1)
+    allowed = (torch.ones(n, n, dtype=torch.bool).tril() & x["keep"][0][None]) | torch.eye(n, dtype=torch.bool)
+    with torch.no_grad():
+        full = m.step(xs, None, allowed[None], KVCache(m.cfg.n_layers))
+        h = m.step(xs, None, allowed[None], KVCache(m.cfg.n_layers), head=False)
+        cols = torch.tensor([0, 5, 7, m.cfg.vocab_size - 1])
+        assert h.shape == (1, n, m.cfg.d_model)
+        torch.testing.assert_close(m.logits(h), full)
+        torch.testing.assert_close(m.logits(h, cols), full[..., cols])
+
+
 def test_constrained_sampling_never_emits_an_invalid_prefix(tok):
     m = _tiny(tok)
     sampler = Sampler(m, tok)
