@@ -63,7 +63,7 @@ from mad.data import load_default  # noqa: E402
 from mad.generator import PROMPTS, Generator, load, runs  # noqa: E402
 from mad.generator.api import output_rule  # noqa: E402
 from mad.generator.corpus import build_corpus  # noqa: E402
-from mad.generator.sample import MAX_REFS  # noqa: E402
+from mad.generator.sample import MAX_REFS, fork_starmap  # noqa: E402
 from mad.generator.structure import ROLE, token_structure  # noqa: E402
 from mad.generator.train import Batcher, TrainConfig, load_corpus  # noqa: E402
 from mad.graph import ArchGraph  # noqa: E402
@@ -290,8 +290,6 @@ def _check_one(g) -> bool:
 
 
 def _speed_batch(gen: Generator, n: int, seed: int, workers: int = 1) -> dict:
-    import multiprocessing as mp
-
     from mad.generator.constraints import Constraints
 
     c = Constraints()
@@ -308,10 +306,8 @@ def _speed_batch(gen: Generator, n: int, seed: int, workers: int = 1) -> dict:
     t_sample = time.time() - t0
     small = [s.graph for s in samples if s.graph is not None and len(s.graph.nodes) <= 200]
     t1 = time.time()
-    if workers > 1:  # the check shares the cores the same way (one torch thread each: OpenMP does not survive
-        # a fork into several threads)
-        with mp.get_context("fork").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            ok = pool.map(_check_one, small, chunksize=4)
+    if workers > 1:  # the check shares the cores the same way
+        ok = fork_starmap(_check_one, [(g,) for g in small], workers, chunksize=4)
     else:
         ok = [_check_one(g) for g in small]
     return {"finished": sum(s.graph is not None for s in samples), "le_200_nodes": len(small),

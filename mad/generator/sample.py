@@ -64,7 +64,7 @@ from .fits import SHAPE_RULE_OPS, node_fits, op_fits, shape_fits, static_fits
 from .model import GraphTransformer, KVCache
 from .structure import ROLE, NodeDistances, bucket_row
 
-__all__ = ["Sampler", "Sample"]
+__all__ = ["Sampler", "Sample", "fork_starmap"]
 
 MAX_REFS = 4
 MAX_NUMEL = 1 << 24  # elements of one new tensor at batch 1 (64 MiB in float32; unless the prefix holds a larger one)
@@ -1024,30 +1024,37 @@ class Sampler:
 _JOB: tuple[Sampler, dict[str, Any]] | None = None  # what forked workers sample (set by the parent)
 
 
+def fork_starmap(fn: Any, args: list[tuple], workers: int, chunksize: int = 1) -> list:
+    """``[fn(*a) for a in args]`` computed by ``workers`` forked processes of one torch thread each, in order.
+
+    One torch thread per child: OpenMP's thread pool does not survive a fork, and more threads there can hang.
+    The parent's objects are frozen out of the garbage collector's sight while the children run: its passes in a
+    child would otherwise touch, and so copy, every page of the parent's heap."""
+    import gc
+    import multiprocessing as mp
+
+    gc.freeze()
+    try:
+        with mp.get_context("fork").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            return pool.starmap(fn, args, chunksize=chunksize)
+    finally:
+        gc.unfreeze()
+
+
 def _share(k: int, n: int, seed: int) -> list[Sample]:
     sampler, kw = _JOB  # type: ignore[misc]
-    torch.set_num_threads(1)  # OpenMP's thread pool does not survive a fork: more threads here can hang
     sampler.workers = 1
     return sampler.sample(n, seed=seed * 1_000_003 + k, **kw)
 
 
 def _forked(sampler: Sampler, n: int, seed: int, kw: dict[str, Any]) -> list[Sample]:
-    """``n`` samples drawn by ``sampler.workers`` forked processes (shares as even as can be), in share order.
-
-    The parent's objects are frozen out of the garbage collector's sight while the workers run: its passes in
-    a child would otherwise touch, and so copy, every page of the parent's heap."""
-    import gc
-    import multiprocessing as mp
-
+    """``n`` samples drawn by ``sampler.workers`` forked processes (shares as even as can be), in share order."""
     global _JOB
     w = sampler.workers
     sizes = [n // w + (k < n % w) for k in range(w)]
     _JOB = (sampler, kw)
-    gc.freeze()
     try:
-        with mp.get_context("fork").Pool(w) as pool:
-            parts = pool.starmap(_share, [(k, m, seed) for k, m in enumerate(sizes)])
+        parts = fork_starmap(_share, [(k, m, seed) for k, m in enumerate(sizes)], w)
     finally:
         _JOB = None
-        gc.unfreeze()
     return [smp for part in parts for smp in part]

@@ -10,7 +10,7 @@ from mad.data.random_space import RandomSpaceConfig, sample
 from mad.generator.corpus import Example, condition_tokens
 from mad.generator.constraints import constraints_of
 from mad.generator.model import GeneratorConfig, GraphTransformer, KVCache
-from mad.generator.sample import Sampler
+from mad.generator.sample import Sampler, fork_starmap
 from mad.generator.structure import ROLE, NodeDistances, bucket_row, buckets, node_distances, token_structure
 from mad.graph import GraphError
 from mad.generator.train import Batcher, TrainConfig, loss_of
@@ -153,6 +153,14 @@ def test_parameter_budget_is_kept_node_by_node(tok):
     for smp in out:
         if smp.graph is not None:
             assert smp.graph.num_params <= 2_000
+
+
+def test_fork_starmap_keeps_the_order_and_unfreezes_the_collector():
+    import gc
+
+    frozen = gc.get_freeze_count()
+    assert fork_starmap(pow, [(2, k) for k in range(9)], 2, chunksize=2) == [2 ** k for k in range(9)]
+    assert gc.get_freeze_count() == frozen
 
 
 def test_worker_processes_draw_the_shares_of_one_process_calls(tok):
