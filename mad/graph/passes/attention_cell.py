@@ -18,7 +18,7 @@ from ..ops import get_op
 from .activation import GATED
 from .cut import spine
 from .edit import rewire
-from .edits import finish_edit
+from .edits import finish_edit, free_scope
 
 __all__ = ["add_attention", "feed_forward", "self_attention"]
 
@@ -136,8 +136,7 @@ def add_attention(g: ArchGraph, node: str | None = None, heads: int | None = Non
     out = g.copy()
     b = GraphBuilder.extend(out)
     before = set(out.nodes)
-    used = {n.scope.split(".")[0] for n in out.nodes.values()}
-    scope = next(f"attn_cell{k or ''}" for k in range(len(used) + 1) if f"attn_cell{k or ''}" not in used)
+    scope = free_scope(out, "attn_cell")
     t = node if tokens else b.op("transpose", b.op("flatten", node, start_dim=2, scope=scope), dim0=1, dim1=2,
                                  scope=scope)
     eps = 1e-6 if norm == "rms_norm" else 1e-5

@@ -18,7 +18,13 @@ from .edits import finish_edit
 __all__ = ["add_downsampling"]
 
 # ops that write a (B, C, H, W) feature map in that layout
-_NCHW_WRITERS = frozenset({"conv2d", "batch_norm", "group_norm", "instance_norm", "max_pool2d", "avg_pool2d"})
+NCHW_WRITERS = frozenset({"conv2d", "batch_norm", "group_norm", "instance_norm", "max_pool2d", "avg_pool2d"})
+
+
+def feature_map(shape: object) -> bool:
+    """Whether ``shape`` is a ``(B, C, H, W)`` feature map with concrete, positive C, H and W."""
+    return isinstance(shape, list) and len(shape) == 4 and all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:])
 
 
 def _sites(g: ArchGraph) -> list[str]:
@@ -28,12 +34,12 @@ def _sites(g: ArchGraph) -> list[str]:
     for nid in g.topo_order():
         n = g.nodes[nid]
         shape = n.shape
-        if not (isinstance(shape, list) and len(shape) == 4 and all(isinstance(d, int) for d in shape[1:])):
+        if not feature_map(shape):
             continue
         if shape[2] < 4 or shape[3] < 4 or shape[2] % 2 or shape[3] % 2:
             continue
         preds = g.predecessors(nid)
-        if n.op in _NCHW_WRITERS or (n.op in ACTIVATIONS and preds and g.nodes[preds[0]].op in _NCHW_WRITERS):
+        if n.op in NCHW_WRITERS or (n.op in ACTIVATIONS and preds and g.nodes[preds[0]].op in NCHW_WRITERS):
             out.append(nid)
     return out
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..arch_graph import ArchGraph, Node
 
-__all__ = ["finish_edit", "layer_path", "EDIT_PASSES"]
+__all__ = ["finish_edit", "free_scope", "layer_path", "EDIT_PASSES"]
 
 # names of the edit passes, for callers that dispatch on a name (see mad.generator.edit)
 EDIT_PASSES = ("add_lora", "replace_activation", "set_kv_heads", "deepen", "set_depth", "add_attention", "add_rotary",
@@ -25,6 +25,13 @@ EDIT_PASSES = ("add_lora", "replace_activation", "set_kv_heads", "deepen", "set_
 def layer_path(node: Node) -> str:
     """The module path of a layer node: its scope, else its id (the prefix of its new sub-layers)."""
     return node.scope or node.id
+
+
+def free_scope(g: ArchGraph, base: str) -> str:
+    """The first of ``base``, ``base1``, ``base2``... that is no node's top-level scope in ``g`` (where an edit
+    puts the layers it adds)."""
+    used = {n.scope.split(".")[0] for n in g.nodes.values()}
+    return next(f"{base}{k or ''}" for k in range(len(used) + 1) if f"{base}{k or ''}" not in used)
 
 
 def finish_edit(g: ArchGraph, name: str, **info: Any) -> ArchGraph:

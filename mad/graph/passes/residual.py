@@ -13,24 +13,18 @@ from ..arch_graph import ArchGraph, GraphError
 from ..builder import GraphBuilder
 from .activation import ACTIVATIONS
 from .cut import spine
+from .downsample import NCHW_WRITERS, feature_map
 from .edit import rewire
-from .edits import finish_edit
+from .edits import finish_edit, free_scope
 
 __all__ = ["add_residual"]
-
-_WRITERS = frozenset({"conv2d", "batch_norm", "group_norm", "instance_norm", "max_pool2d", "avg_pool2d"})
-
-
-def _feature_map(shape: object) -> bool:
-    return isinstance(shape, list) and len(shape) == 4 and all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:])
 
 
 def _site(g: ArchGraph) -> str | None:
     best = None
     for nid in spine(g)[1:-1]:
         n = g.nodes[nid]
-        if _feature_map(n.shape) and (n.op in _WRITERS or n.op in ACTIVATIONS):
+        if feature_map(n.shape) and (n.op in NCHW_WRITERS or n.op in ACTIVATIONS):
             best = nid
     return best
 
@@ -60,15 +54,14 @@ def add_residual(g: ArchGraph, node: str | None = None) -> ArchGraph:
         raise GraphError(f"add_residual: graph {g.name!r} has no (B, C, H, W) feature map with concrete sizes "
                          "on its trunk that a conv, norm, pool or activation wrote")
     shape = g.nodes[node].shape
-    if not _feature_map(shape):
+    if not feature_map(shape):
         raise GraphError(f"add_residual: node {node!r} has shape {shape}, not a (B, C, H, W) feature map with "
                          "concrete sizes")
     c = shape[1]
     out = g.copy()
     b = GraphBuilder.extend(out)
     before = set(out.nodes)
-    used = {n.scope.split(".")[0] for n in out.nodes.values()}
-    scope = next(f"res_block{k or ''}" for k in range(len(used) + 1) if f"res_block{k or ''}" not in used)
+    scope = free_scope(out, "res_block")
     h = b.op("conv2d", node, out_channels=c, kernel_size=3, padding=1, bias=False, scope=f"{scope}.conv1")
     h = b.op("relu", b.op("batch_norm", h, scope=f"{scope}.bn1"), scope=scope)
     h = b.op("conv2d", h, out_channels=c, kernel_size=3, padding=1, bias=False, scope=f"{scope}.conv2")
