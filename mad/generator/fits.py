@@ -7,8 +7,9 @@ the token that causes them, so the sampler never offers it:
 
 - :func:`op_fits`: a convolution or channel norm needs a concrete channel dim
   at the place its rank says; a binary elementwise op needs broadcastable
-  inputs; ``cat``/``stack`` inputs of one rank; attention's query, key and
-  value, a linear's weight and a matmul's operands of matching sizes;
+  inputs (in place, ``x.div_(y)``: ``y`` broadcasting to ``x``'s shape);
+  ``cat``/``stack`` inputs of one rank; attention's query, key and value, a
+  linear's weight and a matmul's operands of matching sizes;
 - :func:`value_fits`: dim symbols the graph declares; conv kernel, stride,
   padding and dilation lists of the conv's rank, ``groups`` dividing the
   channels; ``normalized_shape`` equal to the input's trailing dims; a
@@ -95,6 +96,18 @@ def _broadcastable(a: list, b: list, dims: Mapping[str, int]) -> bool:
     return True
 
 
+def _fits_into(a: list, b: list, dims: Mapping[str, int]) -> bool:
+    """Whether ``b`` broadcasts to ``a`` without growing it (what an in-place ``a.mul_(b)`` needs)."""
+    if len(b) > len(a):
+        return False
+    for bind in _binds(dims):
+        for x, y in zip(reversed(a), reversed(b)):
+            vx, vy = _val(x, bind), _val(y, bind)
+            if vx is not None and vy is not None and vy not in (1, vx):
+                return False
+    return True
+
+
 def op_fits(op: str, shapes: list[Any], dims: Mapping[str, int]) -> bool:
     """Whether ``op`` may take inputs of ``shapes`` (False only when it surely cannot)."""
     if op in CONV_RANK and len(shapes) == 1:
@@ -111,6 +124,8 @@ def op_fits(op: str, shapes: list[Any], dims: Mapping[str, int]) -> bool:
         return True
     if op in BINARY and len(shapes) == 2:
         return _broadcastable(shapes[0], shapes[1], dims)
+    if op.endswith("_") and op[:-1] in BINARY and len(shapes) == 2:  # in place: the result keeps the first shape
+        return _fits_into(shapes[0], shapes[1], dims)
     if op in CAT_OPS:
         rank = len(shapes[0]) + (op == "stack")
         return any(value_fits(op, "a.dim", d, shapes, dims, {}) for d in range(rank))

@@ -29,13 +29,15 @@ elements at batch 1 (the largest value in the shipped dataset; a 64M-element
 attention map took 14 s to check) is rejected too, as is one that owns more
 than 2^26 parameters (a 1x64 linear on a flattened 16M-element map); a prefix
 with a larger tensor or layer, such as a 7B model's vocabulary table, raises
-that cap to its size. So are nodes that run but mean nothing:
-token ids made numbers other than by an embedding, indices no shape check
-bounds, a table sliced to one length only, a conv, pool or batch norm on a
-channels-last tensor, and an in-place op on a trainable parameter
-(``*_fault``).
-Only nodes the caller's ``output_ok`` accepts (a float tensor with the batch
-dim, per-token features for a language model...) may become the output.
+that cap to its size. So are nodes that run but mean nothing or break the
+backward pass: token ids made numbers other than by an embedding, indices no
+shape check bounds, a table sliced to one length only, a conv, pool or batch
+norm on a channels-last tensor, and an in-place op on a trainable parameter,
+on a tensor an earlier node keeps for its backward pass, or on the output of
+an op whose backward reads it (``*_fault``).
+Only nodes that depend on a graph input and that the caller's ``output_ok``
+accepts (a float tensor with the batch dim, per-token features for a language
+model...) may become the output.
 After ``max_retries`` failures at one place the sequence closes at its last
 such node; at the length limit only ``<out>`` is left.
 """
@@ -52,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from mad.graph import ArchGraph, get_op
+from mad.graph.aliasing import mutates, shares_storage, written_tensor
 from mad.graph.builder_ops import port_count
 from mad.graph.layer_params import LAYER_RULES
 from mad.graph.passes.activation import ACTIVATIONS
@@ -115,6 +118,7 @@ class _Seq:
     flat: int = 0  # how many of the last nodes in a row lack the batch symbol
     ids: list[bool] = field(default_factory=list)  # per node: it holds token ids (:func:`holds_ids`)
     chan: list[int | None] = field(default_factory=list)  # per node: where it holds channels (:func:`channel_dim`)
+    fed: list[bool] = field(default_factory=list)  # per node: it depends on a graph input (else it may not be output)
     max_layer: int = MAX_LAYER  # parameters one node may own (or the prefix's largest layer)
     max_numel: int = MAX_NUMEL  # elements of one new tensor at batch 1 (or the prefix's largest)
 
@@ -296,17 +300,62 @@ def layout_fault(node: Any, inputs: list[int | None]) -> str | None:
     return None
 
 
+# ops whose backward reads their own output: changing it in place breaks the backward pass
+SAVES_OUTPUT = {"sigmoid", "tanh", "exp", "exp2", "softmax", "log_softmax", "relu", "sqrt", "rsqrt", "reciprocal"}
+# ops whose backward reads an input (scaled_dot_product_attention: the query, key and value, not the mask)
+SAVES_INPUT = {"mul", "div", "matmul", "mm", "bmm", "linear", "einsum", "addmm", "baddbmm", "conv1d", "conv2d",
+               "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "pow", "gelu", "silu", "mish",
+               "softplus", "leaky_relu", "elu", "selu", "celu", "hardtanh", "relu6", "hardswish", "hardsigmoid",
+               "log", "log1p", "sin", "cos", "abs", "erf", "atan2", "maximum", "minimum", "clamp", "amax", "amin",
+               "max", "min", "prod", "norm", "linalg_norm", "var", "std", "logsumexp", "where", "layer_norm",
+               "rms_norm", "batch_norm", "group_norm", "instance_norm", "scaled_dot_product_attention", "lstm", "gru",
+               "embedding", "gather", "index_select"}
+
+
+def _saved_before(g: ArchGraph, t: str, skip: str, order: dict[str, int], before: int) -> str | None:
+    """A node before position ``before`` (not ``skip``) whose backward may read tensor ``t``, directly or through
+    a view of it, or None."""
+    stack = [t]
+    while stack:
+        x = stack.pop()
+        for e in g.out_edges(x):
+            if e.dst == skip or order[e.dst] >= before:
+                continue
+            op = g.nodes[e.dst].op
+            if op in SAVES_INPUT and not (op == "scaled_dot_product_attention" and e.port >= 3):
+                return e.dst
+            if e.port == 0 and shares_storage(g, e.dst):
+                stack.append(e.dst)
+    return None
+
+
 def inplace_fault(g: ArchGraph, node: Any) -> str | None:
-    """Why an in-place op (``div_``, ``add_``...: its name ends in ``_``) may not be added: the tensor it writes
-    into is a trainable parameter (a leaf that requires grad cannot be changed in place; a buffer can)."""
-    if not node.op.endswith("_"):
+    """Why an in-place op (``div_``, ``copy_``...: :func:`~mad.graph.aliasing.mutates`) may not be added:
+
+    * the tensor it writes into is a trainable parameter (a leaf that requires grad cannot change in place; a
+      buffer can);
+    * that tensor, or one it is a view of (:func:`~mad.graph.aliasing.shares_storage`: reshapes, slices, other
+      in-place results...), was read before by an op whose backward reads it (``mul``, ``linear``...; not
+      ``add`` or ``cat``), directly or through another view, or is the output of an op whose backward reads
+      its output (``relu``, ``softmax``...): the backward pass would find it changed and fail.
+
+    Nodes after it may read the changed tensor: they run after the change, as in the code."""
+    if not mutates(node.op):
         return None
-    preds = g.predecessors(node.id)  # by port: the first is the tensor written into
-    if not preds:
-        return None
-    into = g.nodes[preds[0]]
-    if into.op == "parameter" and (into.attrs or {}).get("kind") != "buffer":
-        return f"{node.op} changes the trainable parameter {into.id!r} in place"
+    order = {nid: k for k, nid in enumerate(g.nodes)}
+    reader, into = node.id, written_tensor(g, node.id)
+    while into is not None:
+        t = g.nodes[into]
+        if t.op == "parameter" and (t.attrs or {}).get("kind") != "buffer":
+            return f"{node.op} changes the trainable parameter {into!r} in place"
+        saver = _saved_before(g, into, reader, order, order[node.id])
+        if saver is not None:
+            return f"{node.op} changes {into!r} in place after {g.nodes[saver].op} {saver!r} read it for its backward"
+        if t.op.rstrip("_") in SAVES_OUTPUT:
+            return f"{node.op} changes the output of {t.op} {into!r} in place, which its backward reads"
+        if not shares_storage(g, into):
+            return None
+        reader, into = into, written_tensor(g, into)
     return None
 
 
@@ -752,8 +801,9 @@ class Sampler:
         s.batchy.append(has_batch(node.shape))
         s.ids.append(holds_ids(s.asm.graph, nid, ids_in))
         s.chan.append(channel_dim(node, chan_in))
+        s.fed.append(any(s.fed[r] for r in s.refs))
         s.flat = 0 if s.batchy[-1] else s.flat + 1
-        if self.output_ok is None or self.output_ok(s.asm.graph.nodes[nid]):
+        if s.fed[-1] and (self.output_ok is None or self.output_ok(s.asm.graph.nodes[nid])):
             s.ok_outputs.append(len(s.asm) - 1)
         s.fails_here = 0
         s.banned, s.dead = {}, set()
@@ -833,12 +883,13 @@ class Sampler:
             sq.alive[: p + len(prefix)] = [True] + [bool(c) for c in cond.tolist()] + [True] * len(prefix)
             sq.slot_nodes = np.full(cap, -1, dtype=np.int64)
             sq.slot_nodes[p: p + len(prefix)] = st.node
-            sq.ok_outputs = [i for i, nid in enumerate(asm.ids)
-                             if output_ok is None or output_ok(asm.graph.nodes[nid])]
             sq.batchy = [has_batch(asm.graph.nodes[nid].shape) for nid in asm.ids]
             for i, ps in enumerate(st.parents[: len(asm)]):
                 sq.ids.append(holds_ids(asm.graph, asm.ids[i], [sq.ids[r] for r in ps]))
                 sq.chan.append(channel_dim(asm.graph.nodes[asm.ids[i]], [sq.chan[r] for r in ps]))
+                sq.fed.append(asm.graph.nodes[asm.ids[i]].op == "input" or any(sq.fed[r] for r in ps))
+            sq.ok_outputs = [i for i, nid in enumerate(asm.ids)
+                             if sq.fed[i] and (output_ok is None or output_ok(asm.graph.nodes[nid]))]
             sq.flat = next((k for k, b in enumerate(reversed(sq.batchy)) if b), len(sq.batchy))
             seqs.append(sq)
         base = NodeDistances()

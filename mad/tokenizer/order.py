@@ -9,10 +9,15 @@ The order is a depth-first post-order from the outputs:
   ``f``'s chain, then the ``add``; a transformer layer is one contiguous run,
   so repeated layers are repeated runs;
 - nodes no output depends on (dead ends such as an unused auxiliary head) come
-  last, visited from the ones with the smallest WL round-0 label.
+  last, visited from the ones with the smallest WL round-0 label;
+- an in-place op keeps its place among the reads and writes of the storage it
+  changes (:func:`~mad.graph.aliasing.effect_order`): the nodes that came
+  before it in ``g`` are placed before it, those after it after it, as if
+  they were further inputs (visited after the real ones). A cache filled by
+  ``copy_`` is filled before the attention that reads it, as in the source.
 
-Nothing depends on node ids or insertion order, so isomorphic graphs (with
-their port order) give the same order.
+Apart from that, nothing depends on node ids or insertion order, so
+isomorphic graphs (with their port order) give the same order.
 
 Example:
     >>> order = canonical_order(g)          # list of node ids
@@ -23,6 +28,7 @@ Example:
 from __future__ import annotations
 
 from mad.graph import ArchGraph
+from mad.graph.aliasing import effect_order
 from mad.graph.hashing import node_labels
 
 __all__ = ["canonical_order"]
@@ -31,6 +37,8 @@ __all__ = ["canonical_order"]
 def canonical_order(g: ArchGraph) -> list[str]:
     """Node ids of ``g`` in canonical topological order (see the module docstring)."""
     preds = {nid: [e.src for e in sorted(g.in_edges(nid), key=lambda e: e.port)] for nid in g.nodes}
+    for nid, before in effect_order(g).items():
+        preds[nid] = preds[nid] + before
     order: list[str] = []
     placed: set[str] = set()
 

@@ -24,6 +24,9 @@ def test_op_fits_rejects_inputs_the_op_cannot_take():
     assert not op_fits("batch_norm", [["B"]], DIMS)
     assert op_fits("add", [["B", 64, 8, 8], ["B", 64, 1, 1]], DIMS)
     assert not op_fits("add", [["B", 64, 8, 8], ["B", 32, 8, 8]], DIMS)
+    assert op_fits("div_", [["B", 64], [64]], DIMS)
+    assert not op_fits("div_", [["B", 1], ["B", 64]], DIMS)  # in place: the result may not outgrow the first input
+    assert not op_fits("div_", [["B*T", 64], ["B*T"]], {"B": 2, "T": 32})  # B*T is 64 at batch 2 only
     assert not op_fits("linear", [["B", "T"]], DIMS)  # in_features must be concrete
     assert op_fits("linear", [["B", "T", 64], [32, 64]], DIMS)
     assert not op_fits("linear", [["B", "T", 64], [32, 48]], DIMS)

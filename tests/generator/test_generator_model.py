@@ -359,10 +359,66 @@ def test_inplace_fault_refuses_a_trainable_parameter():
     y = b.input("y", ("B", 64))
     w, s = b.parameter("w", [32]), b.parameter("s", [1])
     buf = b.parameter("buf", [32], kind="buffer")
-    h = b.op("relu", x)
+    h = b.op("gelu", x)
     assert inplace_fault(b.graph, b.graph.nodes[b.op("div_", h, w)]) is None  # into a computed tensor: fine
     with pytest.raises(GraphError, match="broadcast"):  # (B, 32, 1) cannot take a (B, 32, 64) result in place
         b.op("mul_", b.op("unsqueeze", h, dim=2), b.op("unsqueeze", y, dim=1))
     assert "trainable parameter" in inplace_fault(b.graph, b.graph.nodes[b.op("div_", w, s)])
     assert inplace_fault(b.graph, b.graph.nodes[b.op("div_", buf, s)]) is None  # a buffer may change
     assert inplace_fault(b.graph, b.graph.nodes[b.op("div", w, s)]) is None  # not in place
+
+
+def test_inplace_fault_refuses_a_tensor_the_backward_pass_may_need():
+    """Each refused case fails in backward when built (what the check at batch 1 and 4 found in samples); the
+    admitted ones run."""
+    from mad.generator import runs
+    from mad.generator.sample import inplace_fault
+    from mad.graph.builder import GraphBuilder
+
+    def graph(case: str):
+        b = GraphBuilder(dims={"B": 2})
+        x = b.input("x", ("B", 32))
+        w = b.parameter("w", [32])
+        h = b.op("gelu", b.op("mul", x, w))
+        if case == "read":  # mul saved h for w's gradient
+            out = b.op("add", b.op("mul", h, w), b.op("div_", h, w))
+        elif case == "view":  # the same through a reshape of h
+            m = b.op("mul", h, w)
+            v = b.op("div_", b.op("reshape", h, shape=[-1, 4, 8]), b.op("reshape", w, shape=[4, 8]))
+            out = b.op("add", m, b.op("reshape", v, shape=[-1, 32]))
+        elif case == "saves_output":  # relu's backward reads its output
+            out = b.op("div_", b.op("relu", h), w)
+        else:  # in place on a tensor only add and cat read before (their backward does not); any node after them
+            early = b.op("cat", b.op("add", h, w), h, dim=1)
+            out = b.op("mul", b.op("mul_", b.op("add_", h, w), w), h)
+            out = b.op("add", b.op("sum", early, dim=[1], keepdim=True), out)
+        b.output(out)
+        return b.build()
+
+    refused = [("read", "for its backward"), ("view", "for its backward"), ("saves_output", "its backward reads")]
+    for case, why in refused:
+        g = graph(case)
+        node = next(n for n in g.nodes.values() if n.op.endswith("_"))
+        assert why in inplace_fault(g, node), case
+        assert "modified by an inplace operation" in runs(g), case
+    g = graph("fresh")
+    assert all(inplace_fault(g, n) is None for n in g.nodes.values())
+    assert runs(g) is None
+
+
+def test_the_output_depends_on_an_input(tok):
+    """A tensor made from its size alone (``ones`` of the batch size) has the batch dim but ignores the input:
+    it may not end a graph, however the sample ends (here at the length limit, closed at once)."""
+    m = _tiny(tok)
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("x", ("B", 4))
+    fed = b.op("relu", x)
+    b.op("ones", size=["B", 4], dtype="float32")
+    prefix = tok.prefix_tokens(b.graph)
+    out = Sampler(m, tok).sample(8, torch.zeros(m.cfg.text_dim), torch.zeros(m.cfg.max_cond, dtype=torch.long),
+                                 prefix, max_len=2, seed=0)
+    graphs = [smp.graph for smp in out if smp.graph is not None]
+    assert graphs
+    for g in graphs:
+        assert "x" in g.ancestors(g.outputs), g.outputs
+    assert any(g.outputs == [fed] for g in graphs)

@@ -71,6 +71,27 @@ def test_decoded_module_gives_equal_outputs(tok, modality):
     torch.testing.assert_close(mh(*x), m(*x), rtol=0, atol=0)
 
 
+
+def test_an_in_place_write_keeps_its_place_among_the_reads(tok):
+    """A cache filled by ``copy_`` (a dead end: nothing reads its result) before a node reads the cache: the
+    canonical order, which places dead ends last, still puts the fill first, so the decoded module computes the
+    same; a read before the write stays before it."""
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("x", ("B", 4))
+    cache = b.op("zeros", size=["B", 4], dtype="float32")
+    early = b.op("mul", cache, x)  # reads the empty cache
+    b.op("copy_", cache, b.op("add", x, other=1.0))
+    late = b.op("mul", cache, x)  # reads the filled cache
+    b.output(b.op("add", early, late))
+    g = b.build()
+    order = canonical_order(g)
+    write = next(n for n in g.nodes.values() if n.op == "copy_").id
+    assert order.index(early) < order.index(write) < order.index(late)
+    h = tok.decode(tok.encode(g))
+    x0 = g.example_inputs(seed=1)
+    torch.testing.assert_close(h.to_module()(*x0), g.to_module()(*x0), rtol=0, atol=0)
+    assert not torch.equal(g.to_module()(*x0), torch.zeros(2, 4))
+
 def _shuffled(g: ArchGraph, seed: int) -> ArchGraph:
     """The same graph with other node ids and another (topological) insertion order."""
     d = json.loads(g.to_json())

@@ -56,9 +56,10 @@ Example:
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Callable
 
+from ..aliasing import aliases_input as _aliases_input
+from ..aliasing import mutates as _mutates
 from ..arch_graph import ArchGraph, Node
 from ..ops.registry import get_op, has_op
 
@@ -135,19 +136,6 @@ REWRITES: dict[str, Callable[[dict[str, Any]], tuple[str, dict[str, Any]] | None
     "var_dim": _unbiased("var"),
     "squeeze_dims": _squeeze_dims,
 }
-
-
-@lru_cache(maxsize=None)
-def _aliases_input(op_name: str) -> bool:
-    """True when the op's output may share storage with an input (views, in-place ops)."""
-    schema = getattr(get_op(op_name).target, "_schema", None)
-    return schema is not None and any(r.alias_info is not None for r in schema.returns)
-
-
-@lru_cache(maxsize=None)
-def _mutates(op_name: str) -> bool:
-    schema = getattr(get_op(op_name).target, "_schema", None)
-    return bool(schema is not None and schema.is_mutable)
 
 
 def _fresh(g: ArchGraph, nid: str) -> bool:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from ..aliasing import mutates
 from ..arch_graph import ArchGraph, Edge, GraphError
 from ..builder import GraphBuilder
-from ..ops import get_op
 from .reinfer import reinfer, transaction
 
 __all__ = ["replace_all_uses", "insert_after", "eliminate_dead_code", "mutates", "rewire"]
@@ -96,12 +96,6 @@ def insert_after(g: ArchGraph, node: str, op: str, *extra_inputs: str, scope: st
         users = rewire(g, {node: new}, exclude=[new])
         reinfer(g, users)
     return new
-
-
-def mutates(op_name: str) -> bool:
-    """Whether the op writes into one of its inputs (its aten schema is mutable: ``add_``, ``copy_``...)."""
-    schema = getattr(get_op(op_name).target, "_schema", None)
-    return bool(schema is not None and schema.is_mutable)
 
 
 def eliminate_dead_code(g: ArchGraph) -> list[str]:
