@@ -166,11 +166,18 @@ def index_fault(g: ArchGraph, node: Any) -> str | None:
     """Why a node may not be added: it picks entries of a batch dim (``index``, ``index_select``) with a tensor
     of indices whose size does not follow the batch (``x[arange(B), last]`` does; a fixed table of positions
     does not) or with positions a sort or top-k found along a dim without the batch (values bounded by that
-    dim's size), or it takes indices cast from a network's activations. No shape check sees index values: ones
-    drawn for the example batch run out of range at batch 1, and cast activations anywhere."""
+    dim's size), or it takes indices cast from a network's activations; or it looks up a fixed table
+    (``embedding``) or picks entries of a dim without the batch with positions that count the batch
+    (``arange(B)``). No shape check sees index values: ones drawn for the example batch run out of range at
+    batch 1, positions up to the example batch at a larger one, and cast activations anywhere."""
+    preds = g.predecessors(node.id)
+    if node.op == "embedding":
+        origin = _source(g, preds[0]) if preds else None
+        if origin is not None and _counts_batch(g.nodes[origin]):
+            return "embedding looks up positions that grow with the batch size in a fixed table"
+        return None
     if node.op not in ("index", "index_select"):
         return None
-    preds = g.predecessors(node.id)
     shape = g.nodes[preds[0]].shape if preds else None
     if not isinstance(shape, list):
         return None
@@ -189,6 +196,8 @@ def index_fault(g: ArchGraph, node: Any) -> str | None:
         origin = _source(g, src) if src is not None else None
         if origin is not None and _cast_from_activations(g, origin):
             return f"{node.op} takes indices cast from floating-point activations (values no check bounds)"
+        if k < len(shape) and not has_batch(shape[k]) and origin is not None and _counts_batch(g.nodes[origin]):
+            return f"{node.op} picks entries of a fixed-size dim with positions that grow with the batch size"
         if k < len(shape) and has_batch(shape[k]) and origin is not None and _ranks_fixed_dim(g, origin):
             return (f"{node.op} picks entries of the batch dim with positions along a fixed-size dim (a sort or "
                     "top-k of features)")
@@ -196,6 +205,11 @@ def index_fault(g: ArchGraph, node: Any) -> str | None:
 
 
 _RANKS = frozenset({"topk", "sort", "argsort", "argmax", "argmin"})
+
+
+def _counts_batch(node: Any) -> bool:
+    """Whether ``node`` is an ``arange`` whose bounds hold the batch symbol (values up to the batch size)."""
+    return node.op.startswith("arange") and has_batch([node.attrs.get("start"), node.attrs.get("end")])
 
 
 def _ranks_fixed_dim(g: ArchGraph, nid: str) -> bool:

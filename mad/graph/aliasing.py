@@ -77,13 +77,15 @@ def storage_family(g: ArchGraph, nid: str) -> set[str]:
 
 def effect_order(g: ArchGraph) -> dict[str, list[str]]:
     """Per node, the nodes that must precede it beyond its inputs, so that every in-place write keeps its place
-    among the reads and writes of the storage it changes (in ``g``'s node order). Views themselves read
-    nothing and are free to move. Empty for a graph without in-place ops."""
-    pos = {nid: k for k, nid in enumerate(g.nodes)}
+    among the reads and writes of the storage it changes, in the order the graph runs (``g.topo_order()``,
+    which is its node order when that is topological). Views themselves read nothing and are free to move.
+    Empty for a graph without in-place ops."""
+    writers = [m for m, node in g.nodes.items() if node.op not in ("input", "parameter") and mutates(node.op)]
+    if not writers:
+        return {}
+    pos = {nid: k for k, nid in enumerate(g.topo_order())}
     extra: dict[str, set[str]] = {}
-    for m, node in g.nodes.items():
-        if node.op in ("input", "parameter") or not mutates(node.op):
-            continue
+    for m in writers:
         into = written_tensor(g, m)
         if into is None:
             continue

@@ -267,6 +267,12 @@ def test_tensor_indices_pick_batch_entries_only_when_sized_by_the_batch():
     keys = b.op("reshape", b.op("linear", tokens, out_features=1), shape=[-1])
     routed = b.op("index", tokens, b.op("getitem", b.op("sort", keys, dim=0), index=1))
     assert "fixed-size dim" in index_fault(g, g.nodes[by_rank]) and index_fault(g, g.nodes[routed]) is None
+    # positions 0..B-1 looking up a 4-row table, or rows of a concrete dim of 8: they run at B = 4, not at B = 5
+    table = b.op("embedding", rows, num_embeddings=4, embedding_dim=3)
+    past_rows = b.op("index_select", x, rows, dim=1)
+    assert "grow with the batch" in index_fault(g, g.nodes[table])
+    assert "grow with the batch" in index_fault(g, g.nodes[past_rows])
+    assert index_fault(g, g.nodes[b.op("embedding", idx, num_embeddings=4, embedding_dim=3)]) is None
 
 
 def test_a_table_sliced_at_the_sequence_length_must_follow_it():
