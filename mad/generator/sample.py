@@ -170,14 +170,15 @@ def index_fault(g: ArchGraph, node: Any) -> str | None:
     (``embedding``) or picks entries of a dim without the batch with positions that count the batch
     (``arange(B)``). No shape check sees index values: ones drawn for the example batch run out of range at
     batch 1, positions up to the example batch at a larger one, and cast activations anywhere."""
-    preds = g.predecessors(node.id)
     if node.op == "embedding":
-        origin = _source(g, preds[0]) if preds else None
+        ids = written_tensor(g, node.id)
+        origin = _source(g, ids) if ids is not None else None
         if origin is not None and _counts_batch(g.nodes[origin]):
             return "embedding looks up positions that grow with the batch size in a fixed table"
         return None
     if node.op not in ("index", "index_select"):
         return None
+    preds = g.predecessors(node.id)
     shape = g.nodes[preds[0]].shape if preds else None
     if not isinstance(shape, list):
         return None
