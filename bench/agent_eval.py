@@ -206,7 +206,7 @@ def main() -> None:
     res.setdefault("tasks", {})
     if not args.tabular_only:
         for task in [t for t in args.tasks.split(",") if t]:
-            res["tasks"][task] = run_task(task, args, runs)
+            res["tasks"][task] = {**run_task(task, args, runs), "date": time.strftime("%Y-%m-%d")}  # tasks rerun apart
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(res, indent=1))
         if "mnist5k" in res["tasks"]:  # the loop's own rate (its trainings are the first of a task: few cache hits)

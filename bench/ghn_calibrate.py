@@ -1,11 +1,12 @@
-"""Calibrating the GHN's mnist5k quality estimate: labelled pools, brief training of each graph, a refit and
-how well it ranks.
+"""Calibrating the GHN's quality estimates (mnist5k, and any other task): labelled pools, brief training of each
+graph, a refit and how well it ranks.
 
     python bench/ghn_calibrate.py --cache ~/.cache/mad/ghn_calibrate --jobs 2     # label (resumable), report
     python bench/ghn_calibrate.py --cache ~/.cache/mad/ghn_calibrate --write      # also store the refit
+    python bench/ghn_calibrate.py --task mnist1d --cache ~/.cache/mad/cal_mnist1d --write   # another task
 
 The estimate (:mod:`mad.ghn.quality`) is a ridge regression from the GHN's pooled graph embedding plus log
-#params and log FLOPs to the validation accuracy after 100 AdamW steps. Its labels come from four pools, in
+#params and log FLOPs to the validation metric after 100 AdamW steps. mnist5k's labels come from four pools, in
 this order, each graph deduplicated by WL hash against everything before it; no graph of the held-out splits
 (``bench/train_baselines.py``'s ids) and none of the trainability benchmark's samples
 (``bench/generator_eval.py``: 96 suggestions per seed 0-2, random-space seeds 1000-1239) is used:
@@ -18,6 +19,11 @@ this order, each graph deduplicated by WL hash against everything before it; no 
   parameters), at most 20 MFLOPs;
 * ``generated-b``: ``suggest()`` samples for seven 28x28 prompts (CNNs, residual nets, ViTs, mixers; seeds
   60+k and 80+k, 48 each), at most 20 MFLOPs.
+
+Another task (``--task mnist1d``, ``--task chars``) gets pools drawn where the agent's searches draw
+(:func:`search_space_pools`: qualifying dataset graphs, random-space graphs of :class:`mad.agent.GraphSpace` and
+``suggest()`` samples for the search loop's prompt), its report goes to ``ghn_calibrate_TASK.json``, and the
+held-out tau is reported only where ``bench/train_baselines.py`` selected held-out graphs for the task (chars).
 
 The generated pools are drawn from the shipped generator (and the trainability samples excluded are its
 own); the shipped pools came from the generator before it was fine-tuned on them
@@ -61,21 +67,31 @@ PROMPTS_B = PROMPTS_A + [
     "an MLP-mixer for 1x28x28 images, 10 classes",
     "a tiny convolutional classifier with max pooling for 28x28 digits, 10 classes, under 50k parameters"]
 RANDOM_CAPS = (50_000, 200_000, 1_000_000)
+# the pools of the other tasks (search_space_pools)
+DATASET_GRAPHS = 120
+SPACE_GRAPHS = 60
+SPACE_CAPS = (50_000, 200_000)
+SPACE_MAX_FLOPS = 20_000_000
 
 
-def _held_out() -> tuple[dict[str, list[str]], dict[str, str], dict[str, dict]]:
-    """The held-out mnist5k ids, their graph texts and their ``train_baselines`` records."""
+def _held_out(task: str) -> tuple[list[str], dict[str, str], dict[str, dict]]:
+    """The held-out ids of ``task`` (none for a task ``train_baselines`` did not select), their graph texts and
+    their ``train_baselines`` records."""
     base = json.loads((ROOT / "bench" / "results" / "train_baselines.json").read_text())
-    ids = base["selection"]["ids"][TASK]
-    recs = {r["id"]: r for r in base["records"] if r["task"] == TASK and r.get("status") == "completed"}
+    ids = base["selection"]["ids"].get(task, [])
+    recs = {r["id"]: r for r in base["records"] if r["task"] == task and r.get("status") == "completed"}
     return ids, held_out_texts(base, set(ids)), recs
 
 
-def build_pools(cache: Path, texts: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
-    """``{pool: [(id, graph JSON on mnist5k), ...]}``, built once and cached in ``cache/pools.json``."""
+def build_pools(cache: Path, texts: dict[str, str], task: str = TASK) -> dict[str, list[tuple[str, str]]]:
+    """``{pool: [(id, graph JSON on the task), ...]}``, built once and cached in ``cache/pools.json``."""
     path = cache / "pools.json"
     if path.exists():
         return json.loads(path.read_text())
+    if task != TASK:
+        pools = search_space_pools(cache, texts, task)
+        path.write_text(json.dumps(pools))
+        return pools
     import torch
 
     from mad.data.random_space import RandomSpaceConfig, sample
@@ -124,15 +140,66 @@ def build_pools(cache: Path, texts: dict[str, str]) -> dict[str, list[tuple[str,
     return pools
 
 
-def _label_shard(job: tuple[str, list[tuple[str, str]], str]) -> int:
+def search_space_pools(cache: Path, texts: dict[str, str], task: str) -> dict[str, list[tuple[str, str]]]:
+    """Pools for a task other than mnist5k, drawn where the agent's searches draw (``bench/agent_eval.py``'s
+    limits), each graph deduplicated by WL hash against the held-out graphs and everything before it:
+
+    * ``dataset``: the first ``DATASET_GRAPHS`` graphs of the dataset's ``train`` split that qualify for the task
+      under the GHN's pool rules, in the GHN's pool order;
+    * ``space``: ``SPACE_GRAPHS`` random-space graphs of :class:`mad.agent.GraphSpace` for the task under each of
+      ``SPACE_CAPS`` parameters and ``SPACE_MAX_FLOPS`` (rng seeds 70000+);
+    * ``generated``: ``suggest()`` samples for the search loop's own prompt for the task
+      (:func:`mad.agent.loop.task_prompt`, 50k parameters), seeds 90 and 91, 48 each.
+    """
+    import random
+
+    from mad.agent import GraphSpace
+    from mad.agent.loop import task_prompt
+    from mad.generator import load as load_generator
+    from mad.ghn.pool import task_pool
+    from mad.graph import ArchGraph
+
+    seen = {ArchGraph.from_json(t).wl_hash() for t in texts.values()}
+    pools: dict[str, list[tuple[str, str]]] = {"dataset": [], "space": [], "generated": []}
+
+    def take(name: str, row_id: str, g) -> None:
+        h = g.wl_hash()
+        if h not in seen:
+            seen.add(h)
+            pools[name].append((row_id, g.to_json()))
+
+    for i, g in task_pool(task, DATASET_GRAPHS, ("train",), cache / "dataset.jsonl", max_mflops=15.0,
+                          max_nodes=400, seed=0):
+        take("dataset", i, g)
+    for k, cap in enumerate(SPACE_CAPS):
+        space = GraphSpace(task, max_params=cap, max_flops=SPACE_MAX_FLOPS)
+        rng = random.Random(70_000 + k)
+        for j in range(SPACE_GRAPHS):
+            take("space", f"space{cap}-{j}", space.to_graph(space.sample(rng)))
+    gen = load_generator("default", device="cpu")
+    space = GraphSpace(task, max_params=SPACE_CAPS[0], max_flops=SPACE_MAX_FLOPS)
+    text, kw = task_prompt(task, max_params=SPACE_CAPS[0])
+    for s in (90, 91):
+        for j, g in enumerate(gen.suggest(text, n=48, seed=s, oversample=1, rank="likelihood", **kw)):
+            try:
+                c = space.adopt(g, "generator")
+            except Exception:  # noqa: BLE001 - a sample that cannot take the task is not a search candidate
+                continue
+            g = space.to_graph(c)
+            if g.meta["num_params"] <= SPACE_CAPS[0] and g.meta["flops"] <= SPACE_MAX_FLOPS:  # the search's limits
+                take("generated", f"gen-{s}-{j}", g)
+    return pools
+
+
+def _label_shard(job: tuple[str, str, list[tuple[str, str]], str]) -> int:
     import torch
 
     from mad.ghn.quality import collect_labels
     from mad.graph import ArchGraph
 
     torch.set_num_threads(1)
-    name, rows, out = job
-    collect_labels(TASK, [(i, ArchGraph.from_json(t)) for i, t in rows], out, 100, progress=False)
+    task, name, rows, out = job
+    collect_labels(task, [(i, ArchGraph.from_json(t)) for i, t in rows], out, 100, progress=False)
     return len(rows)
 
 
@@ -147,7 +214,7 @@ def _labelled(cache: Path, name: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def label(pools: dict[str, list[tuple[str, str]]], cache: Path, jobs: int) -> dict[str, dict[str, float]]:
+def label(task: str, pools: dict[str, list[tuple[str, str]]], cache: Path, jobs: int) -> dict[str, dict[str, float]]:
     """``{pool: {id: accuracy}}`` after labelling every graph no shard file holds yet (split into ``jobs`` shards
     per pool, in parallel), so a rerun with another ``jobs`` trains nothing twice."""
     from tqdm.auto import tqdm
@@ -158,8 +225,9 @@ def label(pools: dict[str, list[tuple[str, str]]], cache: Path, jobs: int) -> di
         done = _labelled(cache, name)
         todo = [row for row in rows if row[0] not in done]
         size = -(-len(todo) // k)
-        work += [(name, todo[j * size:(j + 1) * size], str(cache / f"labels-{name}-{j}.jsonl")) for j in range(k)]
-    work = [w for w in work if w[1]]
+        work += [(task, name, todo[j * size:(j + 1) * size], str(cache / f"labels-{name}-{j}.jsonl"))
+                 for j in range(k)]
+    work = [w for w in work if w[2]]
     if work:
         with mp.get_context("spawn").Pool(k) as pool:
             for _ in tqdm(pool.imap_unordered(_label_shard, work), total=len(work), desc="label shards"):
@@ -197,8 +265,13 @@ def main() -> None:
     ap.add_argument("--ghn", default="default", help="GHN checkpoint folder or 'default'")
     ap.add_argument("--jobs", type=int, default=2, help="labelling processes")
     ap.add_argument("--write", action="store_true", help="store the refit in the GHN's record.json")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ghn_calibrate.json")
+    ap.add_argument("--task", default=TASK, help="mnist5k (its own pools) or another task (search_space_pools)")
+    ap.add_argument("--out", type=Path, help="report (default: bench/results/ghn_calibrate.json for mnist5k, "
+                    "ghn_calibrate_TASK.json for another task)")
     args = ap.parse_args()
+    task = args.task
+    args.out = args.out or ROOT / "bench" / "results" / ("ghn_calibrate.json" if task == TASK
+                                                         else f"ghn_calibrate_{task}.json")
     t0 = time.perf_counter()
     import numpy as np
     import torch
@@ -209,14 +282,14 @@ def main() -> None:
 
     torch.set_num_threads(1)
     args.cache.mkdir(parents=True, exist_ok=True)
-    ids, texts, recs = _held_out()
-    pools = build_pools(args.cache, texts)
-    labels = label(pools, args.cache, args.jobs)
+    ids, texts, recs = _held_out(task)
+    pools = build_pools(args.cache, texts, task)
+    labels = label(task, pools, args.cache, args.jobs)
     pairs, families, per_pool = [], [], {}
     for name, rows in pools.items():
         got = [(ArchGraph.from_json(t), labels[name][i]) for i, t in rows if i in labels[name]]
         per_pool[name] = {"graphs": len(rows), "labelled": len(got),
-                          "mean_accuracy": round(float(np.mean([m for _, m in got])), 4) if got else None}
+                          "mean_metric": round(float(np.mean([m for _, m in got])), 4) if got else None}
         pairs += got
         families += [name if name.startswith("generated") else g.meta.get("family", "?") for g, _ in got]
     ghn = load(args.ghn, device="cpu")
@@ -225,28 +298,30 @@ def main() -> None:
     y100 = [recs[i]["at_step"]["100"] for i in held]
     y1000 = [recs[i]["at_step"]["1000"] for i in held]
 
-    def held_taus() -> dict[str, float]:
-        est = ghn.estimate(held_graphs, TASK)
+    def held_taus() -> dict[str, float] | None:
+        if not held_graphs:  # no held-out graphs for this task
+            return None
+        est = ghn.estimate(held_graphs, task)
         return {"vs_1000_steps": round(kendall_tau(est, y1000), 4), "vs_100_steps": round(kendall_tau(est, y100), 4)}
 
     before = held_taus()
-    X = features(ghn.model, [g for g, _ in pairs], TASK).numpy()
+    X = features(ghn.model, [g for g, _ in pairs], task).numpy()
     y = np.array([m for _, m in pairs])
     fams = sorted(set(families))
     cv = {"kfold5": _cv_tau(X, y), "leave_family_out": _cv_tau(X, y, np.array([fams.index(f) for f in families]))}
-    old = (ghn.record.get("quality") or {}).get("tasks", {}).get(TASK)
-    fitted = fit_quality(ghn.model, {TASK: pairs})["tasks"][TASK]
-    ghn.record.setdefault("quality", {}).setdefault("tasks", {})[TASK] = fitted
+    old = (ghn.record.get("quality") or {}).get("tasks", {}).get(task)
+    fitted = fit_quality(ghn.model, {task: pairs})["tasks"][task]
+    ghn.record.setdefault("quality", {}).setdefault("tasks", {})[task] = fitted
     after = held_taus()
     report: dict[str, Any] = {
-        "task": TASK, "pools": per_pool, "labels": len(pairs), "cross_validated_kendall_tau": cv,
+        "task": task, "pools": per_pool, "labels": len(pairs), "cross_validated_kendall_tau": cv,
         "held_out": {"graphs": len(held), "kendall_tau_before": before, "kendall_tau_after": after},
         "refit": {k: v for k, v in fitted.items() if k not in ("coef", "intercept")},
         "previous_graphs": old and old.get("graphs"), "written": bool(args.write),
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "machine": {"python": platform.python_version(), "cpus": mp.cpu_count(), "torch": torch.__version__}}
     if args.write:
-        _write(args.ghn, fitted, report)
+        _write(args.ghn, task, fitted, report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: report[k] for k in ("pools", "labels", "cross_validated_kendall_tau", "held_out")},
@@ -254,21 +329,23 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def _write(ghn_path: str, fitted: dict[str, Any], report: dict[str, Any]) -> None:
-    """Store ``fitted`` as the GHN's mnist5k estimator in its record.json, with a ``refits`` entry."""
+def _write(ghn_path: str, task: str, fitted: dict[str, Any], report: dict[str, Any]) -> None:
+    """Store ``fitted`` as the GHN's estimator for ``task`` in its record.json, with a ``refits`` entry."""
     from mad.ghn import DEFAULT_DIR
 
     folder = Path(DEFAULT_DIR) if ghn_path == "default" else Path(ghn_path)
     path = folder / "record.json"
     record = json.loads(path.read_text())
     quality = record.setdefault("quality", {})
-    quality.setdefault("tasks", {})[TASK] = fitted
+    quality.setdefault("tasks", {})[task] = fitted
+    held = report["held_out"]
     quality.setdefault("refits", []).append({
-        "date": date.today().isoformat(), "task": TASK, "script": "bench/ghn_calibrate.py",
+        "date": date.today().isoformat(), "task": task, "script": f"bench/ghn_calibrate.py --task {task}",
         "labels": {k: v["labelled"] for k, v in report["pools"].items()},
         "cross_validated_kendall_tau": report["cross_validated_kendall_tau"],
-        "held_out_kendall_tau_vs_1000_steps": {"before": report["held_out"]["kendall_tau_before"]["vs_1000_steps"],
-                                               "after": report["held_out"]["kendall_tau_after"]["vs_1000_steps"]}})
+        "held_out_kendall_tau_vs_1000_steps": None if held["kendall_tau_after"] is None else {
+            "before": (held["kendall_tau_before"] or {}).get("vs_1000_steps"),
+            "after": held["kendall_tau_after"]["vs_1000_steps"]}})
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"stored the refit in {path}")
 

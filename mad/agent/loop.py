@@ -29,7 +29,7 @@ from .space import Candidate
 from .strategies import SearchContext, Strategy, candidate_of, register_strategy
 from .surrogate import Surrogate, graph_features
 
-__all__ = ["MADLoop"]
+__all__ = ["MADLoop", "task_prompt"]
 
 log = logging.getLogger(__name__)
 
@@ -103,23 +103,9 @@ class MADLoop(Strategy):
 
     # ------------------------------------------------------------------ proposing
     def _prompt(self) -> tuple[str, dict[str, Any]]:
-        from mad.data import tasks
-
         space = self.ctx.space
-        opts = dict(getattr(space, "task_options", {}))
-        info = tasks.info(self.ctx.task, **opts)
-        limits = {"max_params": getattr(space, "max_params", None)}
-        if info.task_type == "classification":
-            shape = tuple(info.input_shape)
-            if len(shape) == 3:
-                kind = "grayscale" if shape[0] == 1 else "color"
-                what = f"an image classifier for {shape[1]}x{shape[2]} {kind} images"
-            else:
-                what = f"a classifier for 1-D signals of length {shape[-1]}"
-            text = self.ctx.prompt or f"{what} with {info.num_classes} classes"
-            return text, {"input_shape": shape, "num_classes": info.num_classes, **limits}
-        text = self.ctx.prompt or "a small causal character-level language model"
-        return text, {"input_shape": tuple(info.input_shape), "vocab_size": info.vocab_size, **limits}
+        return task_prompt(self.ctx.task, dict(getattr(space, "task_options", {})),
+                           getattr(space, "max_params", None), self.ctx.prompt)
 
     def _generated(self, n: int, rng: random.Random) -> list[Candidate]:
         """Up to ``n`` admissible generated candidates, two at a time, within ``gen_seconds``."""
@@ -278,6 +264,27 @@ class MADLoop(Strategy):
             shutil.rmtree(old, ignore_errors=True)
         info["finetune"] = {k: r[k] for k in ("steps", "graphs", "loss_before", "loss_after", "seconds") if k in r}
         return info
+
+
+def task_prompt(task: str, task_options: dict[str, Any] | None = None, max_params: int | None = None,
+                prompt: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The generator's prompt for ``task`` (``prompt`` when given, else a sentence naming the task's inputs and
+    classes) and the ``suggest()`` constraints that make its graphs fit the task."""
+    from mad.data import tasks
+
+    info = tasks.info(task, **(task_options or {}))
+    limits = {"max_params": max_params}
+    if info.task_type == "classification":
+        shape = tuple(info.input_shape)
+        if len(shape) == 3:
+            kind = "grayscale" if shape[0] == 1 else "color"
+            what = f"an image classifier for {shape[1]}x{shape[2]} {kind} images"
+        else:
+            what = f"a classifier for 1-D signals of length {shape[-1]}"
+        text = prompt or f"{what} with {info.num_classes} classes"
+        return text, {"input_shape": shape, "num_classes": info.num_classes, **limits}
+    text = prompt or "a small causal character-level language model"
+    return text, {"input_shape": tuple(info.input_shape), "vocab_size": info.vocab_size, **limits}
 
 
 _KIND = {"generator": "generator", "mutation": "mutation", "edit": "mutation", "random": "random", "seed": "random"}

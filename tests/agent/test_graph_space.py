@@ -37,6 +37,26 @@ def test_signal_task_gets_its_own_input_shape():
     assert g.to_module()(torch.randn(3, 1, 40)).shape == (3, 10)
 
 
+@pytest.mark.parametrize("task", ["mnist5k", "digits", "mnist1d", "chars"])
+def test_the_loops_prompt_asks_for_the_tasks_inputs_and_outputs(task):
+    """The loop's default prompt and constraints agree with the task: what the sentence states parses to the
+    task's classes and image shape, and the constraints carry its input shape and classes or vocabulary."""
+    from mad.agent.loop import task_prompt
+    from mad.data import tasks
+    from mad.generator.prompt import parse_prompt
+
+    info = tasks.info(task)
+    text, kw = task_prompt(task, max_params=10_000)
+    assert kw["input_shape"] == tuple(info.input_shape) and kw["max_params"] == 10_000
+    said = parse_prompt(text)
+    if info.task_type == "classification":
+        assert kw["num_classes"] == said.num_classes == info.num_classes
+        assert said.input_shape in (None, tuple(info.input_shape))
+    else:
+        assert kw["vocab_size"] == info.vocab_size and said.family == "decoder-only"
+    assert task_prompt(task, prompt="my words")[0] == "my words"
+
+
 def test_space_errors_are_clear():
     with pytest.raises(SpaceError, match="imagenet"):
         GraphSpace("imagenet")
