@@ -215,7 +215,7 @@ def _labelled(cache: Path, name: str) -> dict[str, dict[str, Any]]:
 
 
 def label(task: str, pools: dict[str, list[tuple[str, str]]], cache: Path, jobs: int) -> dict[str, dict[str, float]]:
-    """``{pool: {id: accuracy}}`` after labelling every graph no shard file holds yet (split into ``jobs`` shards
+    """``{pool: {id: metric}}`` after labelling every graph no shard file holds yet (split into ``jobs`` shards
     per pool, in parallel), so a rerun with another ``jobs`` trains nothing twice."""
     from tqdm.auto import tqdm
 
