@@ -88,10 +88,13 @@ def build_pools(cache: Path, texts: dict[str, str], task: str = TASK) -> dict[st
     path = cache / "pools.json"
     if path.exists():
         return json.loads(path.read_text())
-    if task != TASK:
-        pools = search_space_pools(cache, texts, task)
-        path.write_text(json.dumps(pools))
-        return pools
+    pools = mnist5k_pools(cache, texts) if task == TASK else search_space_pools(cache, texts, task)
+    path.write_text(json.dumps(pools))
+    return pools
+
+
+def mnist5k_pools(cache: Path, texts: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """The four mnist5k pools of the module docstring, in order."""
     import torch
 
     from mad.data.random_space import RandomSpaceConfig, sample
@@ -136,7 +139,6 @@ def build_pools(cache: Path, texts: dict[str, str], task: str = TASK) -> dict[st
         for s in (60 + k, 80 + k):
             for g in gen.suggest(prompt, n=48, seed=s, oversample=1, rank="likelihood"):
                 take("generated-b", f"gen{k}-{s}-{len(pools['generated-b'])}", g, 20.0)
-    path.write_text(json.dumps(pools))
     return pools
 
 
@@ -171,13 +173,13 @@ def search_space_pools(cache: Path, texts: dict[str, str], task: str) -> dict[st
     for i, g in task_pool(task, DATASET_GRAPHS, ("train",), cache / "dataset.jsonl", max_mflops=15.0,
                           max_nodes=400, seed=0):
         take("dataset", i, g)
-    for k, cap in enumerate(SPACE_CAPS):
-        space = GraphSpace(task, max_params=cap, max_flops=SPACE_MAX_FLOPS)
+    spaces = [GraphSpace(task, max_params=cap, max_flops=SPACE_MAX_FLOPS) for cap in SPACE_CAPS]
+    for k, (cap, space) in enumerate(zip(SPACE_CAPS, spaces)):
         rng = random.Random(70_000 + k)
         for j in range(SPACE_GRAPHS):
             take("space", f"space{cap}-{j}", space.to_graph(space.sample(rng)))
     gen = load_generator("default", device="cpu")
-    space = GraphSpace(task, max_params=SPACE_CAPS[0], max_flops=SPACE_MAX_FLOPS)
+    space = spaces[0]
     text, kw = task_prompt(task, max_params=SPACE_CAPS[0])
     for s in (90, 91):
         for j, g in enumerate(gen.suggest(text, n=48, seed=s, oversample=1, rank="likelihood", **kw)):
@@ -185,9 +187,8 @@ def search_space_pools(cache: Path, texts: dict[str, str], task: str) -> dict[st
                 c = space.adopt(g, "generator")
             except Exception:  # noqa: BLE001 - a sample that cannot take the task is not a search candidate
                 continue
-            g = space.to_graph(c)
-            if g.meta["num_params"] <= SPACE_CAPS[0] and g.meta["flops"] <= SPACE_MAX_FLOPS:  # the search's limits
-                take("generated", f"gen-{s}-{j}", g)
+            if space.within(c.graph):  # the search's limits
+                take("generated", f"gen-{s}-{j}", c.graph)
     return pools
 
 

@@ -168,7 +168,9 @@ class GraphSpace(SearchSpace):
                 "max_params": self.max_params, "max_flops": self.max_flops, "space": self.space_options}
 
     # ------------------------------------------------------------------ building
-    def _within(self, g: ArchGraph) -> bool:
+    def within(self, g: ArchGraph) -> bool:
+        """Whether a graph of this space (``to_graph``, ``adopt``: its meta holds its costs) keeps to the space's
+        parameter and FLOPs limits."""
         if self.max_params is not None and g.meta["num_params"] > self.max_params:
             return False
         return self.max_flops is None or g.meta["flops"] <= self.max_flops
@@ -205,7 +207,7 @@ class GraphSpace(SearchSpace):
             if self.lm and not hp.get("causal", True):  # a language model must not read the next token
                 hp = {**copy.deepcopy(hp), "causal": True}
                 g = self._build(hp)
-                if not self._within(g):
+                if not self.within(g):
                     continue
             return Candidate("random", {"hparams": hp}, g)
         raise SpaceError(f"no architecture of the space for {self.task} within max_params={self.max_params}, "
@@ -225,7 +227,7 @@ class GraphSpace(SearchSpace):
                 g = self._build(child)
             except RandomSpaceError:
                 continue
-            if self._within(g):
+            if self.within(g):
                 return Candidate("mutation", {"hparams": child, "gene": gene}, g, parent=parent)
         return self._edit(candidate, rng)
 
@@ -244,7 +246,7 @@ class GraphSpace(SearchSpace):
                 except Exception:  # noqa: BLE001 - a swap the graph cannot take: try another
                     continue
                 child.meta["num_params"], child.meta["flops"] = child.num_params, child.infer().flops
-                if self._within(child):
+                if self.within(child):
                     return Candidate("edit", {"edit": f"{old}->{new}"}, child, parent=candidate.key)
         fresh = self.sample(rng)  # nothing to edit: a fresh draw stands in
         fresh.parent = candidate.key
