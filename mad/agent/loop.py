@@ -5,11 +5,12 @@ user's prompt, or on the task when there is none), mutations and edits of the el
 and fresh random-space draws for exploration. Every admissible candidate is scored without training: the GHN
 predicts its parameters and the task's validation split scores them, and a surrogate (:mod:`.surrogate`),
 refit each round on the search's own trained results, turns graph features, the parent's result and the GHN
-scores into a predicted fitness; the GHN scores are calibrated there: they stay in the surrogate only while
-4-fold cross-validation on the trained results says they improve its ranking (and are left out below 8
-results). The k with the best optimistic prediction (mean + ``explore`` x spread across the ensemble) are
-trained. After every ``finetune_every`` rounds the generator is fine-tuned on the best
-trained graphs, so it proposes more of what worked.
+scores into a predicted fitness. The GHN is calibrated there. Where it has a quality estimate for the task, the
+surrogate starts from it: its trees fit what the estimate gets wrong, so the first rounds follow the estimate;
+from 8 results on, 4-fold cross-validation on the trained results picks between that, the features with the
+GHN scores as extra columns, and the features alone. The k with the best optimistic prediction (mean +
+``explore`` x spread across the ensemble) are trained. After every ``finetune_every`` rounds the generator is
+fine-tuned on the best trained graphs, so it proposes more of what worked.
 
 With ``ghn=False`` it is the same loop without GHN scores (the ablation of the benchmark).
 """
@@ -204,6 +205,20 @@ class MADLoop(Strategy):
                   sign * (s.get("ghn_quality") if s.get("ghn_quality") is not None else 0.0)]
         return x
 
+    def _prior(self, done: list[Candidate], pool: list[Candidate]) -> tuple[list[float] | None, list[float] | None]:
+        """The GHN's quality estimate as fitness (higher is better) for the trained and the pooled candidates,
+        ``(None, None)`` when the GHN gives none for this task (a candidate without one gets their mean)."""
+        if self.ghn is None:
+            return None, None
+        sign = 1.0 if self.ctx.higher_is_better else -1.0
+        vals = [[c.info.get("scores", {}).get("ghn_quality") for c in cs] for cs in (done, pool)]
+        known = [v for vs in vals for v in vs if v is not None and math.isfinite(v)]
+        if not known:
+            return None, None
+        fill = sum(known) / len(known)
+        done_p, pool_p = ([sign * (v if v is not None and math.isfinite(v) else fill) for v in vs] for vs in vals)
+        return done_p, pool_p
+
     def _score(self, pool: list[Candidate], history: History) -> list[Candidate]:
         """Scores and acquisition values of the pool's members (those the GHN could not run are dropped)."""
         pool = self._ghn_scores(pool)
@@ -216,9 +231,10 @@ class MADLoop(Strategy):
         x_pool = [self._features(c, parent_fit, mean_fit) for c in pool]
         x_done = [self._features(_as_candidate(t), parent_fit, mean_fit) for t in done]
         ghn_cols = list(range(len(x_pool[0]) - 3, len(x_pool[0]))) if self.ghn is not None else None
-        self.surrogate.fit(x_done, [t.fitness for t in done], optional=ghn_cols)
+        prior_done, prior_pool = self._prior([_as_candidate(t) for t in done], pool)
+        self.surrogate.fit(x_done, [t.fitness for t in done], optional=ghn_cols, prior=prior_done)
         if self.surrogate.fitted:
-            mean, std = self.surrogate.predict(x_pool)
+            mean, std = self.surrogate.predict(x_pool, prior=prior_pool)
             sign = 1.0 if self.ctx.higher_is_better else -1.0  # predicted in the metric's units
             cal = self.surrogate.calibration
             for c, m, s in zip(pool, mean, std):

@@ -49,3 +49,34 @@ def test_graph_features_are_fixed_length_and_describe_the_graph():
     g = graphs[0]
     assert feats[0][0] == pytest.approx(math.log10(g.num_params + 1))
     assert 0 <= min(feats[0][4:]) and sum(feats[0][4:]) <= 1.0 + 1e-9
+
+
+def test_a_prior_ranks_the_first_rounds_and_is_dropped_when_cross_validation_finds_it_useless():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 4))
+    truth = x[:, 0] - x[:, 1]
+    # four results: the trees alone cannot rank, the prior (a good estimate) does, and the surrogate follows it
+    s = Surrogate(seed=0).fit(x[:4].tolist(), truth[:4].tolist(), prior=(truth[:4] + 0.01).tolist())
+    assert s.calibration["mode"] == "prior" and s.calibration["optional_used"]
+    mean, _ = s.predict(x[4:].tolist(), prior=(truth[4:] + 0.01).tolist())
+    assert np.corrcoef(mean, truth[4:])[0, 1] > 0.9
+    with pytest.raises(ValueError, match="prior"):
+        s.predict(x[4:].tolist())
+    # many results and a prior that is noise: cross-validation prefers the features
+    noise = rng.normal(size=60) * 5
+    s = Surrogate(seed=0).fit(x[:40].tolist(), truth[:40].tolist(), prior=noise[:40].tolist())
+    assert s.calibration["mode"] == "features" and set(s.calibration["cv_tau"]) == {"features", "prior"}
+    assert s.calibration["cv_tau"]["features"] > s.calibration["cv_tau"]["prior"]
+    # without a prior or optional columns nothing is cross-validated
+    assert Surrogate(seed=0).fit(x[:40].tolist(), truth[:40].tolist()).calibration == {"points": 40,
+                                                                                       "mode": "features"}
+
+
+@pytest.mark.parametrize("points, mode", [(8, "prior"), (60, "features")])
+def test_the_prior_is_left_only_for_a_clearly_better_ranking(monkeypatch, points, mode):
+    taus = {True: 0.5}  # the features rank with cross-validated tau 0.5, the prior with 0.3
+    monkeypatch.setattr(Surrogate, "_cv_tau", lambda self, x, y, prior=None: taus.get(prior is None, 0.3))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(points, 3)), rng.normal(size=points)
+    s = Surrogate(seed=0).fit(x.tolist(), y.tolist(), prior=rng.normal(size=points).tolist())
+    assert s.calibration["mode"] == mode  # 0.2 is within tau's standard error at 8 points (0.30), not at 60 (0.09)
