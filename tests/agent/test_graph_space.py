@@ -131,7 +131,9 @@ def test_cli_search_json_resume_and_errors(tmp_path):
     res = runner.invoke(app, [*args[:4], "3", *args[5:], "--resume"])
     assert res.exit_code == 0 and json.loads(res.stdout)["evals"] == 3
     for bad in (["--task", "nope", "--evals", "2"], ["--task", "digits"], ["--task", "digits", "--evals", "2",
-                                                                           "--strategy", "annealing"]):
+                                                                           "--strategy", "annealing"],
+                ["--task", "digits", "--evals", "2", "--pool", "8", "--strategy", "random"],
+                ["--task", "digits", "--evals", "2", "--pool", "0"]):
         res = runner.invoke(app, ["search", *bad, "--out", str(tmp_path / "x")])
         assert res.exit_code != 0 and len(res.output.strip().splitlines()) == 1, res.output
 
@@ -147,3 +149,19 @@ def test_language_space_refuses_models_that_read_the_next_token():
     with pytest.raises(SpaceError, match="not causal"):
         s.adopt(build({**hp, "causal": False}, cfg), "generator")
     assert s.adopt(build({**hp, "causal": True}, cfg), "generator").graph.inputs[0].shape == ["B", "T"]
+
+
+def test_cli_search_passes_the_pool_to_the_loop(tmp_path, monkeypatch):
+    import mad.agent
+
+    seen = {}
+
+    def fake_search(task, strategy, out, **kw):
+        seen.update(kw, strategy=strategy)
+        raise mad.agent.SearchError("stop here")
+
+    monkeypatch.setattr(mad.agent, "search", fake_search)
+    res = CliRunner().invoke(app, ["search", "--task", "digits", "--evals", "2", "--pool", "8", "--out",
+                                   str(tmp_path / "run")])
+    assert res.exit_code != 0 and "stop here" in res.output
+    assert seen["strategy"] == "loop" and seen["strategy_options"] == {"pool": 8}
