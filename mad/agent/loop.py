@@ -229,9 +229,10 @@ class MADLoop(Strategy):
         mean_fit = sum(fits) / len(fits) if fits else 0.0
         parent_fit = {t.key: t.fitness if t.fitness > -math.inf else mean_fit for t in done}
         x_pool = [self._features(c, parent_fit, mean_fit) for c in pool]
-        x_done = [self._features(_as_candidate(t), parent_fit, mean_fit) for t in done]
+        done_c = [_as_candidate(t) for t in done]
+        x_done = [self._features(c, parent_fit, mean_fit) for c in done_c]
         ghn_cols = list(range(len(x_pool[0]) - 3, len(x_pool[0]))) if self.ghn is not None else None
-        prior_done, prior_pool = self._prior([_as_candidate(t) for t in done], pool)
+        prior_done, prior_pool = self._prior(done_c, pool)
         self.surrogate.fit(x_done, [t.fitness for t in done], optional=ghn_cols, prior=prior_done)
         if self.surrogate.fitted:
             mean, std = self.surrogate.predict(x_pool, prior=prior_pool)

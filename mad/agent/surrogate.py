@@ -89,14 +89,12 @@ class Surrogate:
         from scipy.stats import kendalltau
 
         pred = np.zeros_like(y)
+        base = np.zeros_like(y) if prior is None else prior
         order = np.random.default_rng(self.seed).permutation(len(y))
         for k in range(folds):
             test = order[k::folds]
             train = np.setdiff1d(order, test)
-            if prior is None:
-                pred[test] = self._model(30).fit(x[train], y[train]).predict(x[test])
-            else:
-                pred[test] = prior[test] + self._model(30).fit(x[train], y[train] - prior[train]).predict(x[test])
+            pred[test] = base[test] + self._model(30).fit(x[train], y[train] - base[train]).predict(x[test])
         tau = kendalltau(pred, y)[0]
         return float(tau) if tau == tau else 0.0
 
