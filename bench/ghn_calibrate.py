@@ -21,8 +21,9 @@ this order, each graph deduplicated by WL hash against everything before it; no 
   60+k and 80+k, 48 each), at most 20 MFLOPs.
 
 Another task (``--task mnist1d``, ``--task chars``) gets pools drawn where the agent's searches draw
-(:func:`search_space_pools`: qualifying dataset graphs, random-space graphs of :class:`mad.agent.GraphSpace` and
-``suggest()`` samples for the search loop's prompt), its report goes to ``ghn_calibrate_TASK.json``, and the
+(:func:`search_space_pools`: qualifying dataset graphs, random-space graphs of :class:`mad.agent.GraphSpace`,
+``suggest()`` samples for the search loop's prompt, more random-space graphs and mutants of random-space
+graphs), its report goes to ``ghn_calibrate_TASK.json``, and the
 held-out tau is reported only where ``bench/train_baselines.py`` selected held-out graphs for the task (chars).
 
 The generated pools are drawn from the shipped generator (and the trainability samples excluded are its
@@ -72,6 +73,8 @@ DATASET_GRAPHS = 120
 SPACE_GRAPHS = 60
 SPACE_CAPS = (50_000, 200_000)
 SPACE_MAX_FLOPS = 20_000_000
+SPACE2_GRAPHS = 80  # per cap: the second random-space pool
+MUTANT_GRAPHS = 80  # per cap
 
 
 def _held_out(task: str) -> tuple[list[str], dict[str, str], dict[str, dict]]:
@@ -86,9 +89,10 @@ def _held_out(task: str) -> tuple[list[str], dict[str, str], dict[str, dict]]:
 def build_pools(cache: Path, texts: dict[str, str], task: str = TASK) -> dict[str, list[tuple[str, str]]]:
     """``{pool: [(id, graph JSON on the task), ...]}``, built once and cached in ``cache/pools.json``."""
     path = cache / "pools.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    pools = mnist5k_pools(cache, texts) if task == TASK else search_space_pools(cache, texts, task)
+    have = json.loads(path.read_text()) if path.exists() else None
+    if have is not None and (task == TASK or set(have) >= set(SEARCH_POOLS)):
+        return have
+    pools = mnist5k_pools(cache, texts) if task == TASK else search_space_pools(cache, texts, task, have)
     path.write_text(json.dumps(pools))
     return pools
 
@@ -142,7 +146,11 @@ def mnist5k_pools(cache: Path, texts: dict[str, str]) -> dict[str, list[tuple[st
     return pools
 
 
-def search_space_pools(cache: Path, texts: dict[str, str], task: str) -> dict[str, list[tuple[str, str]]]:
+SEARCH_POOLS = ("dataset", "space", "generated", "space2", "mutants")
+
+
+def search_space_pools(cache: Path, texts: dict[str, str], task: str,
+                       have: dict[str, list[tuple[str, str]]] | None = None) -> dict[str, list[tuple[str, str]]]:
     """Pools for a task other than mnist5k, drawn where the agent's searches draw (``bench/agent_eval.py``'s
     limits), each graph deduplicated by WL hash against the held-out graphs and everything before it:
 
@@ -151,7 +159,13 @@ def search_space_pools(cache: Path, texts: dict[str, str], task: str) -> dict[st
     * ``space``: ``SPACE_GRAPHS`` random-space graphs of :class:`mad.agent.GraphSpace` for the task under each of
       ``SPACE_CAPS`` parameters and ``SPACE_MAX_FLOPS`` (rng seeds 70000+);
     * ``generated``: ``suggest()`` samples for the search loop's own prompt for the task
-      (:func:`mad.agent.loop.task_prompt`, 50k parameters), seeds 90 and 91, 48 each.
+      (:func:`mad.agent.loop.task_prompt`, 50k parameters), seeds 90 and 91, 48 each;
+    * ``space2``: ``SPACE2_GRAPHS`` more random-space graphs per cap (rng seeds 71000+);
+    * ``mutants``: ``MUTANT_GRAPHS`` per cap, each a random-space graph mutated one to three times by
+      ``GraphSpace.mutate`` (rng seeds 72000+): what the search's evolution and the loop's elites produce.
+
+    Pools already in ``have`` (a cache made before a pool was added) are kept as they are; only the missing ones
+    are drawn, deduplicated against them.
     """
     import random
 
@@ -161,8 +175,13 @@ def search_space_pools(cache: Path, texts: dict[str, str], task: str) -> dict[st
     from mad.ghn.pool import task_pool
     from mad.graph import ArchGraph
 
+    have = have or {}
     seen = {ArchGraph.from_json(t).wl_hash() for t in texts.values()}
-    pools: dict[str, list[tuple[str, str]]] = {"dataset": [], "space": [], "generated": []}
+    pools: dict[str, list[tuple[str, str]]] = {}
+    for name in SEARCH_POOLS:
+        if name in have:
+            pools[name] = have[name]
+            seen |= {ArchGraph.from_json(t).wl_hash() for _, t in have[name]}
 
     def take(name: str, row_id: str, g) -> None:
         h = g.wl_hash()
@@ -170,25 +189,42 @@ def search_space_pools(cache: Path, texts: dict[str, str], task: str) -> dict[st
             seen.add(h)
             pools[name].append((row_id, g.to_json()))
 
-    for i, g in task_pool(task, DATASET_GRAPHS, ("train",), cache / "dataset.jsonl", max_mflops=15.0,
-                          max_nodes=400, seed=0):
-        take("dataset", i, g)
     spaces = [GraphSpace(task, max_params=cap, max_flops=SPACE_MAX_FLOPS) for cap in SPACE_CAPS]
-    for k, (cap, space) in enumerate(zip(SPACE_CAPS, spaces)):
-        rng = random.Random(70_000 + k)
-        for j in range(SPACE_GRAPHS):
-            take("space", f"space{cap}-{j}", space.to_graph(space.sample(rng)))
-    gen = load_generator("default", device="cpu")
-    space = spaces[0]
-    text, kw = task_prompt(task, max_params=SPACE_CAPS[0])
-    for s in (90, 91):
-        for j, g in enumerate(gen.suggest(text, n=48, seed=s, oversample=1, rank="likelihood", **kw)):
-            try:
-                c = space.adopt(g, "generator")
-            except Exception:  # noqa: BLE001 - a sample that cannot take the task is not a search candidate
-                continue
-            if space.within(c.graph):  # the search's limits
-                take("generated", f"gen-{s}-{j}", c.graph)
+
+    def draw(name: str, n: int, seed: int, mutations: bool) -> None:
+        for k, (cap, space) in enumerate(zip(SPACE_CAPS, spaces)):
+            rng = random.Random(seed + k)
+            for j in range(n):
+                c = space.sample(rng)
+                for _ in range(rng.randint(1, 3) if mutations else 0):
+                    c = space.mutate(c, rng)
+                take(name, f"space{cap}-{j}" if name == "space" else f"{name}-{cap}-{j}", space.to_graph(c))
+
+    for name in SEARCH_POOLS:
+        if name in pools:
+            continue
+        pools[name] = []
+        if name == "dataset":
+            for i, g in task_pool(task, DATASET_GRAPHS, ("train",), cache / "dataset.jsonl", max_mflops=15.0,
+                                  max_nodes=400, seed=0):
+                take("dataset", i, g)
+        elif name == "space":
+            draw("space", SPACE_GRAPHS, 70_000, False)
+        elif name == "generated":
+            gen = load_generator("default", device="cpu")
+            text, kw = task_prompt(task, max_params=SPACE_CAPS[0])
+            for s in (90, 91):
+                for j, g in enumerate(gen.suggest(text, n=48, seed=s, oversample=1, rank="likelihood", **kw)):
+                    try:
+                        c = spaces[0].adopt(g, "generator")
+                    except Exception:  # noqa: BLE001 - a sample that cannot take the task is not a search candidate
+                        continue
+                    if spaces[0].within(c.graph):  # the search's limits
+                        take("generated", f"gen-{s}-{j}", c.graph)
+        elif name == "space2":
+            draw("space2", SPACE2_GRAPHS, 71_000, False)
+        else:
+            draw("mutants", MUTANT_GRAPHS, 72_000, True)
     return pools
 
 

@@ -5,7 +5,7 @@ prediction, ranking architectures without training, prediction speed and coverag
     python bench/ghn_eval.py --ghn ckpt/ --image 4 --seq 2 --out /tmp/ghn_eval.json   # a smoke run
 
 Graphs: the held-out ids fixed by ``bench/train_baselines.py`` (50 mnist5k graphs, random-space CNNs and zoo
-vision models; 20 causal chars graphs, random-space and zoo text models), none of them seen in GHN training (the
+vision models; 50 causal chars graphs, random-space and zoo text models), none of them seen in GHN training (the
 GHN trains on the dataset's ``train`` split; these come from ``test`` and ``ood``). For each graph, in one run:
 
 * ``ghn``: the metric of the predicted parameters (``ghn.score``: validation accuracy, or bits per character),
@@ -19,7 +19,7 @@ GHN trains on the dataset's ``train`` split; these come from ``test`` and ``ood`
   against the 1000-step metric.
 
 The 1000-step figures are read from ``bench/results/train_baselines.json`` (same graphs, same recipe and seed;
-training 70 graphs for 1000 steps takes about half an hour on 2 cores and is not repeated here).
+training 100 graphs for 1000 steps takes over an hour on 2 cores and is not repeated here).
 
 Speed: seconds of ``GHN.predict_encoded`` (encode + GHN forward, the parameters) and of ``GHN.predict`` (plus
 building the module and recomputing batch-norm statistics) by parameter count, up to a 10M-parameter MLP;
@@ -309,6 +309,8 @@ def main() -> None:
     ap.add_argument("--speed-only", action="store_true", help="recompute only the CPU speed rows in --out (on an "
                     "otherwise idle machine)")
     ap.add_argument("--device", default="cpu", help="with --speed-only: cuda times a GPU (rows under speed_gpu)")
+    ap.add_argument("--add-missing", action="store_true", help="keep --out's records, speed and coverage and evaluate "
+                    "only the held-out graphs it lacks (after bench/train_baselines.py --extend)")
     ap.add_argument("--texts", type=Path, default=None, help="read the held-out graphs from this JSON file (id -> "
                     "graph JSON) instead of the dataset; written there first when it does not exist")
     args = ap.parse_args()
@@ -351,17 +353,31 @@ def main() -> None:
     record_ghn = load(args.ghn, device="cpu").record
     from tqdm.auto import tqdm
 
-    records = []
+    records, prev = [], {}
+    if args.add_missing:
+        prev = json.loads(args.out.read_text()) if args.out.exists() else {}
+        if prev.get("setup", {}).get("finetune_steps") != args.finetune_steps or \
+                prev.get("ghn", {}).get("path") != str(args.ghn):
+            raise SystemExit(f"--add-missing: {args.out} holds no records of this GHN and --finetune-steps")
+        wanted_keys = {(t, i) for t, i, _, _ in jobs}
+        records = [r for r in prev["records"] if (r["task"], r["id"]) in wanted_keys]
+        have = {(r["task"], r["id"]) for r in records}
+        jobs_all, jobs = jobs, [j for j in jobs if (j[0], j[1]) not in have]
+        print(f"{len(records)} graphs kept from {args.out}; {len(jobs)} to evaluate")
     with mp.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(str(args.ghn),)) as pool:
         for rec in tqdm(pool.imap_unordered(_graph_job, jobs), total=len(jobs), desc="graphs", unit="graph"):
             records.append(rec)
-    order = {(t, i): k for k, (t, i, _, _) in enumerate(jobs)}
+    order = {(t, i): k for k, (t, i, _, _) in enumerate(jobs_all if args.add_missing else jobs)}
     records.sort(key=lambda r: order[(r["task"], r["id"])])
     summary = summarise(records, baselines, args.finetune_steps)
 
-    speed_rows = speed(str(args.ghn), _speed_graphs(ids, texts))
-    cov = None if args.skip_coverage else coverage()
+    if args.add_missing:  # the speed rows and the coverage do not depend on the held-out graphs' number
+        speed_rows, cov = prev["speed_cpu"], prev["coverage"]
+    else:
+        speed_rows = speed(str(args.ghn), _speed_graphs(ids, texts))
+        cov = None if args.skip_coverage else coverage()
     out = {
+        **{k: v for k, v in prev.items() if k in ("speed_gpu", "quality_estimator")},
         "summary": summary,
         "speed_cpu": speed_rows,
         "coverage": cov,
@@ -372,7 +388,7 @@ def main() -> None:
                   "baselines": str(args.baselines.relative_to(ROOT)) if args.baselines.is_relative_to(ROOT)
                   else str(args.baselines), "optimizer": "adamw", "lr": 1e-3, "batch_size": 64, "seed": 0},
         "records": records,
-        "wall_seconds": round(time.perf_counter() - t_start, 1),
+        "wall_seconds": round(time.perf_counter() - t_start + prev.get("wall_seconds", 0.0), 1),
         "machine": {"python": platform.python_version(), "cpus": mp.cpu_count(), "torch": torch.__version__},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Training baselines: held-out dataset graphs trained on mnist5k and chars, and how well zero-cost proxies
 rank them. These are the figures the GHN and the agent have to beat.
 
-    python bench/train_baselines.py                    # 50 image + 20 sequence graphs, 1000 steps each
+    python bench/train_baselines.py                    # 50 image + 50 sequence graphs, 1000 steps each
     python bench/train_baselines.py --image 4 --seq 2 --steps 30 --out /tmp/tb.json   # a smoke run
 
 Graphs come from the shipped dataset's held-out splits (``test`` and ``ood``). The image-modality ones
@@ -11,7 +11,8 @@ ones on ``chars`` (64 tokens; only causal models, see ``mad.train.sees_future``)
 order (hash of the row id) and kept when they retarget and cost at most ``--max-mflops`` per example (15 by
 default: the budget that makes 1000 CPU steps of every graph fit in about an hour on 2 cores, so the sample
 leans to small architectures); the chosen ids are written to the results file, and a later run reuses them
-(``--reselect`` picks again).
+(``--reselect`` picks again; ``--extend --seq 50`` keeps them and their records and adds the next qualifying
+graphs of the same order).
 
 Each graph is trained once with ``mad.train.fit`` (AdamW, lr 1e-3, cosine schedule over the whole run,
 batch 64, seed 0, one CPU thread per worker), with the validation figure taken at steps 0, 10, 100 and
@@ -85,14 +86,20 @@ def _screen(job: tuple[str, str, str]) -> tuple[str, str, float | None, str]:
 
 
 def select(cands: dict[str, list[tuple[str, str]]], n: dict[str, int], max_mflops: float, seed: int,
-           workers: int) -> dict[str, Any]:
+           workers: int, start: dict[str, Any] | None = None) -> dict[str, Any]:
     """Pick ``n[task]`` of the candidates (from :func:`_candidates` with ``seed``) per task that retarget and cost
-    at most ``max_mflops`` per example."""
+    at most ``max_mflops`` per example. With ``start`` (an earlier selection of the same order), its ids are kept
+    and screening goes on after the last of them."""
     chosen: dict[str, list[str]] = {t: [] for t in GROUPS}
     screened = {t: {"tried": 0, "retarget_failed": 0, "sees_later_tokens": 0, "over_budget": 0} for t in GROUPS}
+    if start is not None:
+        for t in GROUPS:
+            chosen[t] = list(start["ids"].get(t, []))
+            screened[t].update(start["screened"].get(t, {}))
     with mp.get_context("spawn").Pool(workers, initializer=_init) as pool:
         for task, rows in cands.items():
-            i = 0
+            order = [r for r, _ in rows]
+            i = order.index(chosen[task][-1]) + 1 if chosen[task] else 0
             while len(chosen[task]) < n[task] and i < len(rows):
                 batch = rows[i:i + 4 * workers]
                 i += len(batch)
@@ -202,12 +209,14 @@ def summarise(records: list[dict[str, Any]], steps: int, evals: list[int]) -> di
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", type=int, default=50, help="graphs on mnist5k")
-    ap.add_argument("--seq", type=int, default=20, help="graphs on chars")
+    ap.add_argument("--seq", type=int, default=50, help="graphs on chars")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--max-mflops", type=float, default=15.0, help="per-example forward MFLOPs budget")
     ap.add_argument("--seed", type=int, default=0, help="seed of the candidate order")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--reselect", action="store_true", help="pick the graphs again instead of reusing --out's")
+    ap.add_argument("--extend", action="store_true", help="keep --out's graphs and records and add graphs (the next "
+                    "qualifying ones in the same order) up to --image/--seq")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mad-train-baselines")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train_baselines.json")
     args = ap.parse_args()
@@ -215,7 +224,20 @@ def main() -> None:
     t_start = time.perf_counter()
 
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
-    if previous.get("selection") and not args.reselect:
+    if args.extend:
+        if not previous.get("selection"):
+            raise SystemExit(f"--extend: {args.out} holds no selection to extend")
+        if args.reselect:
+            raise SystemExit("--extend keeps the selection; --reselect replaces it: use one of them")
+        start = previous["selection"]
+        want = {"mnist5k": args.image, "chars": args.seq}
+        short = {t: k for t, k in want.items() if k < len(start["ids"].get(t, []))}
+        if short:
+            raise SystemExit(f"--extend: {args.out} already holds more graphs than asked for {short}")
+        cands = _candidates(start["order_seed"])
+        selection = select(cands, want, start["max_mflops"], start["order_seed"], args.workers, start=start)
+        print("extended", {t: len(v) for t, v in selection["ids"].items()}, "screened", selection["screened"])
+    elif previous.get("selection") and not args.reselect:
         selection = previous["selection"]
         cands = _candidates(selection["order_seed"])
         counts = ", ".join(f"{t}: {len(v)}" for t, v in selection["ids"].items())
@@ -235,6 +257,10 @@ def main() -> None:
             r = json.loads(line)
             done[(r["task"], r["id"])] = r
         print(f"resuming: {len(done)} graphs already trained ({partial})")
+    if args.extend and previous.get("setup", {}).get("steps") == args.steps and \
+            previous["setup"].get("eval_steps") == evals:  # --out's own records stand for the graphs it holds
+        for r in previous.get("records", []):
+            done.setdefault((r["task"], r["id"]), r)
 
     texts = {}
     for rows in cands.values():
@@ -259,7 +285,9 @@ def main() -> None:
            "setup": {"steps": args.steps, "eval_steps": evals, "batch_size": 64, "optimizer": "adamw", "lr": 1e-3,
                      "schedule": "cosine", "seed": 0, "device": "cpu", "threads_per_worker": 1,
                      "workers": args.workers, "proxies": list(PROXY_NAMES)},
-           "records": records, "wall_seconds": round(time.perf_counter() - t_start, 1),
+           "records": records,
+           "wall_seconds": round(time.perf_counter() - t_start + (previous.get("wall_seconds", 0.0) if args.extend
+                                                                  else 0.0), 1),
            "machine": {"python": platform.python_version(), "cpus": mp.cpu_count()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))

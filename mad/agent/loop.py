@@ -50,6 +50,9 @@ class MADLoop(Strategy):
             steps, on this many of the best trained graphs (``finetune_every=0``: never).
         explore: weight of the surrogate's spread in the selection score.
         ghn_examples: validation examples the GHN's predicted parameters are scored on.
+        max_siblings: children of one parent trained in a round at most, while other candidates are left
+            (0: no limit). A round's best predictions are often near-copies of one elite; spreading them over
+            several elites explores more for the same evaluations.
         gen_seconds: time the generator may take per round (it proposes fewer when slow, so a search with the
             generator is reproducible only where it never runs out of time; a resumed round is replayed from
             the journal either way).
@@ -58,15 +61,18 @@ class MADLoop(Strategy):
     def __init__(self, pool: int = 4, shares: tuple[float, float, float] = (0.25, 0.5, 0.25), elites: int = 5,
                  ghn: str | bool = "default", generator: str | bool = "default", finetune_every: int = 2,
                  finetune_steps: int = 6, finetune_top: int = 6, explore: float = 0.5,
-                 ghn_examples: int = 128, gen_seconds: float = 8.0) -> None:
+                 ghn_examples: int = 128, gen_seconds: float = 8.0, max_siblings: int = 0) -> None:
         if pool < 1 or elites < 1:
             raise ValueError(f"pool and elites must be >= 1, got {pool}, {elites}")
+        if max_siblings < 0:
+            raise ValueError(f"max_siblings must be >= 0 (0: no limit), got {max_siblings}")
         if len(shares) != 3 or any(s < 0 for s in shares) or sum(shares) <= 0:
             raise ValueError(f"shares must be three non-negative numbers (generator, mutation, random), got {shares}")
         self.pool, self.shares, self.elites = pool, tuple(float(s) for s in shares), elites
         self.ghn_name, self.gen_name = ghn, generator
         self.finetune_every, self.finetune_steps, self.finetune_top = finetune_every, finetune_steps, finetune_top
         self.explore, self.ghn_examples, self.gen_seconds = explore, ghn_examples, gen_seconds
+        self.max_siblings = max_siblings
         self.ghn = self.gen = None
         self.surrogate: Surrogate | None = None
 
@@ -74,7 +80,8 @@ class MADLoop(Strategy):
         return {"name": self.name, "pool": self.pool, "shares": list(self.shares), "elites": self.elites,
                 "ghn": self.ghn_name, "generator": self.gen_name, "finetune_every": self.finetune_every,
                 "finetune_steps": self.finetune_steps, "finetune_top": self.finetune_top, "explore": self.explore,
-                "ghn_examples": self.ghn_examples, "gen_seconds": self.gen_seconds}
+                "ghn_examples": self.ghn_examples, "gen_seconds": self.gen_seconds,
+                **({"max_siblings": self.max_siblings} if self.max_siblings else {})}
 
     # ------------------------------------------------------------------ set-up and resume
     def start(self, ctx: SearchContext, history: History) -> None:
@@ -156,9 +163,28 @@ class MADLoop(Strategy):
         if not pool:
             return []
         order = sorted(range(len(pool)), key=lambda i: -pool[i].info["scores"]["acquisition"])
-        for rank, i in enumerate(order):
-            pool[i].info["selected"] = rank < k
-        return [pool[i] for i in order]
+        picked = self._pick(pool, order, k)
+        for i in order:
+            pool[i].info["selected"] = i in picked
+        return [pool[i] for i in picked] + [pool[i] for i in order if i not in picked]
+
+    def _pick(self, pool: list[Candidate], order: list[int], k: int) -> list[int]:
+        """The ``k`` pool indices to train, best acquisition first, with at most ``max_siblings`` children of
+        one parent while candidates of other parents (or none) are left."""
+        if not self.max_siblings:
+            return order[:k]
+        picked: list[int] = []
+        children: dict[str, int] = {}
+        for i in order:
+            parent = pool[i].parent
+            if parent is not None and children.get(parent, 0) >= self.max_siblings:
+                continue
+            picked.append(i)
+            if parent is not None:
+                children[parent] = children.get(parent, 0) + 1
+            if len(picked) == k:
+                return picked
+        return picked + [i for i in order if i not in picked][: k - len(picked)]
 
     # ------------------------------------------------------------------ scoring
     def _ghn_scores(self, cands: list[Candidate]) -> list[Candidate]:

@@ -44,6 +44,8 @@ def search_command(
                                                                         "(default: max(2, workers)).")] = None,
     pool: Annotated[int | None, typer.Option("--pool", help="The loop's candidates scored per trained one "
                                                              "(default 4; more lean harder on the GHN).")] = None,
+    max_siblings: Annotated[int | None, typer.Option("--max-siblings", help="The loop's children of one parent "
+                                                     "trained per round at most (default: no limit).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of everything random.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the search recorded in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -62,13 +64,17 @@ def search_command(
         raise CliError("--steps, --batch-size and --workers must be >= 1")
     if pool is not None and (strategy != "loop" or pool < 1):
         raise CliError(f"--pool is the loop's and must be >= 1 (got {pool} with --strategy {strategy})")
+    if max_siblings is not None and (strategy != "loop" or max_siblings < 1):
+        raise CliError(f"--max-siblings is the loop's and must be >= 1 (got {max_siblings} with --strategy "
+                       f"{strategy})")
+    loop_options = {k: v for k, v in (("pool", pool), ("max_siblings", max_siblings)) if v is not None}
     graphs = [_load_graph(p)[0] for p in start or []]
     try:
         r = search(task, strategy, out, evals=evals, minutes=minutes, workers=workers, executor=executor,
                    round_size=round_size, train=TrainSettings(steps=steps, batch_size=batch_size, lr=lr),
                    max_params=_count(max_params, "max-params"), max_flops=_count(max_flops, "max-flops"),
                    max_latency_ms=max_latency, prompt=prompt, start=graphs, seed=seed, resume=resume,
-                   progress=not as_json, strategy_options={"pool": pool} if pool is not None else None)
+                   progress=not as_json, strategy_options=loop_options or None)
     except SearchError as e:
         raise CliError(str(e)) from None
     if as_json:

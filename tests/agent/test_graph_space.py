@@ -133,7 +133,9 @@ def test_cli_search_json_resume_and_errors(tmp_path):
     for bad in (["--task", "nope", "--evals", "2"], ["--task", "digits"], ["--task", "digits", "--evals", "2",
                                                                            "--strategy", "annealing"],
                 ["--task", "digits", "--evals", "2", "--pool", "8", "--strategy", "random"],
-                ["--task", "digits", "--evals", "2", "--pool", "0"]):
+                ["--task", "digits", "--evals", "2", "--pool", "0"],
+                ["--task", "digits", "--evals", "2", "--max-siblings", "1", "--strategy", "evolution"],
+                ["--task", "digits", "--evals", "2", "--max-siblings", "0"]):
         res = runner.invoke(app, ["search", *bad, "--out", str(tmp_path / "x")])
         assert res.exit_code != 0 and len(res.output.strip().splitlines()) == 1, res.output
 
@@ -165,3 +167,6 @@ def test_cli_search_passes_the_pool_to_the_loop(tmp_path, monkeypatch):
                                    str(tmp_path / "run")])
     assert res.exit_code != 0 and "stop here" in res.output
     assert seen["strategy"] == "loop" and seen["strategy_options"] == {"pool": 8}
+    res = CliRunner().invoke(app, ["search", "--task", "digits", "--evals", "2", "--max-siblings", "1", "--out",
+                                   str(tmp_path / "run")])
+    assert res.exit_code != 0 and seen["strategy_options"] == {"max_siblings": 1}

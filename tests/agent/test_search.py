@@ -64,6 +64,39 @@ def test_loop_scores_more_than_it_trains(tmp_path):
     assert all("acquisition" in x["scores"] for x in rows)
 
 
+def test_loop_max_siblings_spreads_a_round_over_parents(tmp_path):
+    from mad.agent.loop import MADLoop
+
+    def cand(key, parent, acq):
+        c = Candidate("mutation" if parent else "random", key, parent=parent)
+        c.info["scores"] = {"acquisition": acq}
+        return c
+
+    pool = [cand("a1", "A", 0.9), cand("a2", "A", 0.8), cand("a3", "A", 0.7), cand("b1", "B", 0.6),
+            cand("r1", None, 0.5), cand("r2", None, 0.4)]
+    order = list(range(len(pool)))
+    assert MADLoop()._pick(pool, order, 3) == [0, 1, 2]  # no limit: the best three, all children of A
+    assert MADLoop(max_siblings=1)._pick(pool, order, 3) == [0, 3, 4]
+    assert MADLoop(max_siblings=2)._pick(pool, order, 4) == [0, 1, 3, 4]
+    assert MADLoop(max_siblings=1)._pick(pool[:4], order[:4], 4) == [0, 3, 1, 2]  # too few others: A fills in
+    with pytest.raises(ValueError, match="max_siblings"):
+        MADLoop(max_siblings=-1)
+    # in a search: no round trains two children of one parent while the pool had other candidates
+    r = _run(tmp_path, "loop", evals=24, round_size=4, strategy_options={"pool": 4, "max_siblings": 1})
+    assert r.evals == 24
+    rows = RunRecords(r.folder).rows()
+    spread = 0
+    for rnd in {x["round"] for x in rows}:
+        mine = [x for x in rows if x["round"] == rnd]
+        trained = [x for x in mine if x["eval_index"]]
+        parents = [x["parent"] for x in trained if x["parent"]]
+        slots = sum(1 for x in mine if not x["parent"]) + len({x["parent"] for x in mine if x["parent"]})
+        if slots >= len(trained):  # the pool had enough candidates of other parents
+            assert len(parents) == len(set(parents)), rnd
+            spread += 1
+    assert spread >= 3
+
+
 @pytest.mark.parametrize("strategy", ["evolution", "loop"])
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path, strategy):
     full = _run(tmp_path, strategy, evals=24, round_size=3, name="full")
