@@ -349,7 +349,7 @@ def main() -> None:
     if args.quality_only:
         _requality(args.out, args.ghn, ids, texts, baselines)
         return
-    jobs = [(task, i, texts[i], args.finetune_steps) for task, v in ids.items() for i in v]
+    jobs = jobs_all = [(task, i, texts[i], args.finetune_steps) for task, v in ids.items() for i in v]
     record_ghn = load(args.ghn, device="cpu").record
     from tqdm.auto import tqdm
 
@@ -359,15 +359,15 @@ def main() -> None:
         if prev.get("setup", {}).get("finetune_steps") != args.finetune_steps or \
                 prev.get("ghn", {}).get("path") != str(args.ghn):
             raise SystemExit(f"--add-missing: {args.out} holds no records of this GHN and --finetune-steps")
-        wanted_keys = {(t, i) for t, i, _, _ in jobs}
+        wanted_keys = {(t, i) for t, i, _, _ in jobs_all}
         records = [r for r in prev["records"] if (r["task"], r["id"]) in wanted_keys]
         have = {(r["task"], r["id"]) for r in records}
-        jobs_all, jobs = jobs, [j for j in jobs if (j[0], j[1]) not in have]
+        jobs = [j for j in jobs_all if (j[0], j[1]) not in have]
         print(f"{len(records)} graphs kept from {args.out}; {len(jobs)} to evaluate")
     with mp.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(str(args.ghn),)) as pool:
         for rec in tqdm(pool.imap_unordered(_graph_job, jobs), total=len(jobs), desc="graphs", unit="graph"):
             records.append(rec)
-    order = {(t, i): k for k, (t, i, _, _) in enumerate(jobs_all if args.add_missing else jobs)}
+    order = {(t, i): k for k, (t, i, _, _) in enumerate(jobs_all)}
     records.sort(key=lambda r: order[(r["task"], r["id"])])
     summary = summarise(records, baselines, args.finetune_steps)
 

@@ -164,9 +164,10 @@ class MADLoop(Strategy):
             return []
         order = sorted(range(len(pool)), key=lambda i: -pool[i].info["scores"]["acquisition"])
         picked = self._pick(pool, order, k)
+        chosen = set(picked)
         for i in order:
-            pool[i].info["selected"] = i in picked
-        return [pool[i] for i in picked] + [pool[i] for i in order if i not in picked]
+            pool[i].info["selected"] = i in chosen
+        return [pool[i] for i in picked] + [pool[i] for i in order if i not in chosen]
 
     def _pick(self, pool: list[Candidate], order: list[int], k: int) -> list[int]:
         """The ``k`` pool indices to train, best acquisition first, with at most ``max_siblings`` children of
@@ -184,7 +185,8 @@ class MADLoop(Strategy):
                 children[parent] = children.get(parent, 0) + 1
             if len(picked) == k:
                 return picked
-        return picked + [i for i in order if i not in picked][: k - len(picked)]
+        chosen = set(picked)
+        return picked + [i for i in order if i not in chosen][: k - len(picked)]
 
     # ------------------------------------------------------------------ scoring
     def _ghn_scores(self, cands: list[Candidate]) -> list[Candidate]:

@@ -62,12 +62,11 @@ def search_command(
         raise CliError("give a budget: --evals N, --minutes M, or both")
     if steps < 1 or batch_size < 1 or workers < 1:
         raise CliError("--steps, --batch-size and --workers must be >= 1")
-    if pool is not None and (strategy != "loop" or pool < 1):
-        raise CliError(f"--pool is the loop's and must be >= 1 (got {pool} with --strategy {strategy})")
-    if max_siblings is not None and (strategy != "loop" or max_siblings < 1):
-        raise CliError(f"--max-siblings is the loop's and must be >= 1 (got {max_siblings} with --strategy "
-                       f"{strategy})")
     loop_options = {k: v for k, v in (("pool", pool), ("max_siblings", max_siblings)) if v is not None}
+    for name, v in loop_options.items():
+        if strategy != "loop" or v < 1:
+            raise CliError(f"--{name.replace('_', '-')} is the loop's and must be >= 1 (got {v} with --strategy "
+                           f"{strategy})")
     graphs = [_load_graph(p)[0] for p in start or []]
     try:
         r = search(task, strategy, out, evals=evals, minutes=minutes, workers=workers, executor=executor,
