@@ -12,7 +12,8 @@ same number of trained evaluations (each training the same steps), on real tasks
   strategies that train the same graph get the same figure and pay for it once; evaluations are still
   counted for each.
 * Per task: the mean best-so-far curve of each strategy over seeds; the final best of evolution; the evaluations
-  the loop needs to reach it (per seed, then averaged; a seed where it never does counts as twice the budget); the
+  the loop needs to reach it, two ways: per seed, then averaged (a seed where it never does counts as twice the
+  budget), and on the seed-averaged curves (the loop's mean best-so-far against evolution's mean final best); the
   loop's proposals' mean trained value by round third (does it learn?); seconds per evaluation, and the
   minutes a 200-evaluation mnist5k search would take at that rate.
 * Tabular: NAS-Bench-Graph (cora) validation accuracy, test accuracy at the best validation, over
@@ -130,6 +131,12 @@ def run_task(task: str, args, runs: Path) -> dict:
             s[name]["seeds_reaching_evolution_best"] = sum(r is not None for r in reach)
             s[name]["evals_to_evolution_best_mean"] = _mean(counted)
             s[name]["fraction_of_evolution_budget"] = _mean(counted) / args.evals if counted else None
+            # the same on the seed-averaged curves: the loop's mean best-so-far against evolution's mean final
+            # best (seed i of one strategy shares nothing with seed i of another but the number)
+            if evo["final_mean"] is not None and all(v is not None for v in s[name]["curve_mean"]):
+                at = _reach(s[name]["curve_mean"], evo["final_mean"], hib)
+                s[name]["mean_curve_evals_to_evolution_mean_best"] = at
+                s[name]["mean_curve_fraction_of_evolution_budget"] = None if at is None else at / args.evals
     out["seconds_per_eval"] = seconds / max(evals_done, 1)
     out["seconds_per_eval_by_strategy"] = {k: _mean(v) for k, v in per_strategy_seconds.items()}
     out["cached_results"] = cached

@@ -369,8 +369,13 @@ def _agent(d: dict[str, Any]) -> list[tuple[str, str, str]]:
             v = st.get(name, {})
             if v.get("fraction_of_evolution_budget") is not None:
                 share = _pct(v["fraction_of_evolution_budget"])
-                rows.append((f"{task}: {name} evals to reach evolution's final best (share of the budget)",
+                rows.append((f"{task}: {name} evals to reach evolution's final best, per seed (share of the budget)",
                              f"{_num(v.get('evals_to_evolution_best_mean'))} ({share})",
+                             "<= 33.3%" if name == "loop" else "worse than loop"))
+            if "mean_curve_fraction_of_evolution_budget" in v:
+                at, frac = v["mean_curve_evals_to_evolution_mean_best"], v["mean_curve_fraction_of_evolution_budget"]
+                rows.append((f"{task}: {name}'s mean curve, evals to reach evolution's mean final best (share)",
+                             "never" if at is None else f"{at} ({_pct(frac)})",
                              "<= 33.3%" if name == "loop" else "worse than loop"))
         lp = st.get("loop", {})
         if lp.get("proposal_value_by_third"):
@@ -401,6 +406,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "tokenizer_eval": _tokenizer,
     "generator_eval": _generator,
     "agent_eval": _agent,
+    "agent_eval_pool8": _agent,
     "ghn_eval": _ghn_eval,
     "ghn_calibrate": _ghn_calibrate,
     "ghn_calibrate_chars": _ghn_calibrate,
@@ -420,6 +426,8 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
 # results files written by a script of another name
 SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
+           "agent_eval_pool8": "bench/agent_eval.py --strategies loop,random,evolution --seeds 6 --loop-options "
+                               "'{\"pool\": 8}' --out bench/results/agent_eval_pool8.json",
            "code2graph_zoo_onnx_sample": "bench/code2graph_zoo.py --out bench/results/code2graph_zoo_onnx_sample.json"}
 
 
