@@ -367,16 +367,15 @@ def _agent(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"({t.get('train', {}).get('steps')} steps each)", finals, "loop best"))
         for name in ("loop", "loop-noghn"):
             v = st.get(name, {})
+            target = "<= 33.3%" if name == "loop" else "worse than loop"
             if v.get("fraction_of_evolution_budget") is not None:
                 share = _pct(v["fraction_of_evolution_budget"])
                 rows.append((f"{task}: {name} evals to reach evolution's final best, per seed (share of the budget)",
-                             f"{_num(v.get('evals_to_evolution_best_mean'))} ({share})",
-                             "<= 33.3%" if name == "loop" else "worse than loop"))
+                             f"{_num(v.get('evals_to_evolution_best_mean'))} ({share})", target))
             if "mean_curve_fraction_of_evolution_budget" in v:
                 at, frac = v["mean_curve_evals_to_evolution_mean_best"], v["mean_curve_fraction_of_evolution_budget"]
                 rows.append((f"{task}: {name}'s mean curve, evals to reach evolution's mean final best (share)",
-                             "never" if at is None else f"{at} ({_pct(frac)})",
-                             "<= 33.3%" if name == "loop" else "worse than loop"))
+                             "never" if at is None else f"{at} ({_pct(frac)})", target))
         lp = st.get("loop", {})
         if lp.get("proposal_value_by_third"):
             rows.append((f"{task}: loop's trained proposals, mean value by thirds of the run",
