@@ -32,6 +32,10 @@ trainability, and the structure-bias ablation, in one run.
   two torch threads (batches of 64). ``speed.machine`` measures this CPU on the two kernels a decoding step is
   made of (one thread: a layer's matrix product in GFLOP/s, one-token attention over the cache in GB/s), so
   figures from different machines can be compared.
+* ``decode_step``: milliseconds per sequence of one cached decoding step of a model of the shipped sizes with
+  6, 3, 2 and 1 key/value heads (``GeneratorConfig.n_kv_heads``; random weights, one thread, 64 sequences over
+  320 cached positions): what a generator trained with grouped-query attention would save in the model's part
+  of sampling. The shipped one has one key/value head per query head.
 * ``trainability``: 100-step mnist5k validation accuracy (``mad.train.fit``, AdamW 1e-3, batch 64, seed 0)
   of generated classifiers against random-space ones of the same budget: for each of 3 seeds, the first 8 of
   ``suggest(prompt, n=96, oversample=1)`` (all 96 samples, ranked) within 20 MFLOPs, ranked as ``suggest``
@@ -354,6 +358,44 @@ def machine_reference(seconds: float = 2.0) -> dict:
         torch.set_num_threads(threads)
 
 
+def decode_step(gen: Generator, rows: int = 64, cached: int = 320, steps: int = 100,
+                kv_heads: tuple[int, ...] = (6, 3, 2, 1)) -> dict:
+    """Milliseconds per sequence of one cached decoding step (one thread) of a model of the shipped generator's sizes
+    with fewer key/value heads (``GeneratorConfig.n_kv_heads``, grouped-query attention; random weights: the
+    figure is the cost, not the quality): ``rows`` sequences over a cache of ``cached`` positions, growing by one
+    per step. A step reads the whole cache; fewer heads make it that many times smaller."""
+    from mad.generator.model import GeneratorConfig, GraphTransformer, KVCache
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out: dict = {"rows": rows, "cached_positions": cached, "steps": steps, "threads": 1,
+                 "model": {k: getattr(gen.cfg, k) for k in ("d_model", "n_layers", "n_heads", "d_ff")}}
+    try:
+        for kv in kv_heads:
+            cfg = GeneratorConfig.from_dict({**gen.cfg.to_dict(), "n_kv_heads": kv})
+            m = GraphTransformer(cfg).eval()
+            gen_ = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                cache = KVCache(cfg.n_layers)
+                bucket = torch.zeros(rows, cached, cached, dtype=torch.long) if m.bias is not None else None
+                m.step(torch.randn(rows, cached, cfg.d_model, generator=gen_), bucket,
+                       torch.ones(cached, cached, dtype=torch.bool).tril()[None].expand(rows, -1, -1), cache)
+                t0 = time.perf_counter()
+                for i in range(steps):
+                    size = cached + i + 1
+                    bq = torch.zeros(rows, 1, size, dtype=torch.long) if m.bias is not None else None
+                    m.step(torch.randn(rows, 1, cfg.d_model, generator=gen_), bq,
+                           torch.ones(rows, 1, size, dtype=torch.bool), cache, head=False)
+                ms = (time.perf_counter() - t0) / steps / rows * 1e3
+            out[f"kv_heads_{kv}"] = {"ms_per_sequence_step": round(ms, 4)}
+        base = out[f"kv_heads_{kv_heads[0]}"]["ms_per_sequence_step"]
+        for kv in kv_heads:
+            out[f"kv_heads_{kv}"]["speedup"] = round(base / out[f"kv_heads_{kv}"]["ms_per_sequence_step"], 2)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
 def speed(gen: Generator, n: int = 256, seeds: tuple[int, ...] = (0, 1, 2), workers: int = 2) -> dict:
     """Valid graphs per second over batches of ``n`` unconditional image classifiers (after a warm-up batch)
     drawn by ``workers`` processes (``Sampler.workers``; the check shares them too): with the shape checks of
@@ -525,6 +567,9 @@ def main() -> None:
     if "speed" not in skip:
         res["speed"] = speed(main_gen, n=32 if args.quick else 256, seeds=(0,) if args.quick else (0, 1, 2))
         print(json.dumps(res["speed"]), flush=True)
+    if "decode_step" not in skip:
+        res["decode_step"] = decode_step(main_gen, steps=20 if args.quick else 100)
+        print(json.dumps(res["decode_step"]), flush=True)
     if "trainability" not in skip:
         res["trainability"] = trainability(main_gen, n=2 if args.quick else 8, seeds=(0,) if args.quick else (0, 1, 2))
         print(json.dumps(res["trainability"]), flush=True)

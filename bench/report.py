@@ -344,6 +344,15 @@ def _generator(d: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append(("this CPU, one thread (same run): (128, 192) x (192, 768) product GFLOP/s / one-token "
                          "attention over a 39 MB key cache GB/s", f"{_num(m.get('linear_gflops'))} / "
                          f"{_num(m.get('attention_cache_gbps'))}", "(what the figures above move with)"))
+    ds = d.get("decode_step")
+    if ds:
+        kvs = sorted((int(k.rsplit("_", 1)[1]) for k in ds if k.startswith("kv_heads_")), reverse=True)
+        rows.append((f"one cached decoding step, ms per sequence ({ds.get('rows')} sequences over "
+                     f"{ds.get('cached_positions')} positions, one thread, shipped sizes, random weights) with "
+                     f"{' / '.join(map(str, kvs))} key/value heads (speed-up)",
+                     " / ".join(f"{_num(ds[f'kv_heads_{k}']['ms_per_sequence_step'])}" for k in kvs) +
+                     " (" + " / ".join(f"{_num(ds[f'kv_heads_{k}']['speedup'])}x" for k in kvs) + ")",
+                     "(a model trained with fewer; the shipped one has 6)"))
     tr = d.get("trainability")
     if tr and "generated_auto" in tr:
         rnd = tr["random_space"]

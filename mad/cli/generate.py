@@ -4,7 +4,7 @@
     mad complete GRAPH --cut-after SCOPE_OR_NODE [--fraction 0.5] -n 3 -o DIR [--prompt TEXT] [--json]
     mad edit GRAPH "INSTRUCTION" -o OUT.json [--json]
     mad generator train --out ckpt/ [--steps 4500] [--minutes 80] [--zoo-repeat 3] [--batch-tokens 8192]
-        [--structure-bias]
+        [--structure-bias] [--kv-heads 1] [--lr 1e-3]
 
 Each result is written as ``<name>.json`` (the graph), ``<name>.py`` (PyTorch code) and
 ``<name>.svg`` (a picture); a table says parameters, FLOPs, family and why it matches.
@@ -268,6 +268,10 @@ def train_cmd(
     device: Annotated[str | None, _DEVICE] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore a checkpoint in --out and start over.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (linear warm-up, cosine decay).")] = 1e-3,
+    kv_heads: Annotated[int | None, typer.Option("--kv-heads", min=1, help="Key/value heads (grouped-query "
+                                                 "attention: a smaller decoding cache, faster sampling on a "
+                                                 "CPU); default: one per query head.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training record as JSON.")] = False,
 ) -> None:
     """Train the graph generator on the dataset (next-token and masked recovery)."""
@@ -275,8 +279,9 @@ def train_cmd(
 
     from mad.generator.train import RECORD, TrainConfig, train
 
-    cfg = TrainConfig(steps=steps, extra_random=extra_random, seed=seed, zoo_repeat=zoo_repeat,
-                      batch_tokens=batch_tokens, model={"structure_bias": structure_bias})
+    model = {"structure_bias": structure_bias, **({"n_kv_heads": kv_heads} if kv_heads else {})}
+    cfg = TrainConfig(steps=steps, extra_random=extra_random, seed=seed, zoo_repeat=zoo_repeat, lr=lr,
+                      batch_tokens=batch_tokens, model=model)
     train(cfg, out, resume=not fresh, minutes=minutes, workers=workers, progress=not as_json, device=device)
     record = json.loads((out / RECORD).read_text())
     if as_json:

@@ -38,6 +38,8 @@ class GeneratorConfig:
         cond_vocab: constraint tokens (index 0 is padding).
         text_dim: size of the sentence embedding (:class:`~mad.generator.TextEncoder`).
         d_model, n_layers, n_heads, d_ff: transformer sizes.
+        n_kv_heads: key/value heads (grouped-query attention; None: one per query head). Fewer heads make the
+            decoding cache, whose reads dominate a sampling step on a CPU, that many times smaller.
         max_len: longest graph token sequence (the prefix comes on top).
         max_cond: constraint tokens per sequence.
         structure_bias: graph-structure attention bias on or off.
@@ -51,6 +53,7 @@ class GeneratorConfig:
     n_layers: int = 4
     n_heads: int = 6
     d_ff: int = 768
+    n_kv_heads: int | None = None
     max_len: int = 768
     max_cond: int = 24
     structure_bias: bool = True
@@ -71,6 +74,15 @@ class GeneratorConfig:
     @property
     def prefix_len(self) -> int:
         return 1 + self.max_cond
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads or self.n_heads % self.kv_heads or self.kv_heads < 1:
+            raise ValueError(f"generator config: d_model {self.d_model} must split into n_heads {self.n_heads}, "
+                             f"and n_heads into n_kv_heads {self.n_kv_heads} groups")
 
 
 class KVCache:
@@ -133,9 +145,11 @@ class KVCache:
 class _Block(nn.Module):
     def __init__(self, cfg: GeneratorConfig) -> None:
         super().__init__()
-        self.h = cfg.n_heads
+        self.h, self.kv = cfg.n_heads, cfg.kv_heads
+        self.dh = cfg.d_model // cfg.n_heads
         self.ln1 = nn.LayerNorm(cfg.d_model)
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        # queries, then keys, then values (kv heads each): one product
+        self.qkv = nn.Linear(cfg.d_model, cfg.d_model + 2 * self.kv * self.dh)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
@@ -143,21 +157,26 @@ class _Block(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None, layer: int = 0):
         b, t, c = x.shape  # (B, T, C)
-        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)  # (B, H, T, dh)
+        h, kv, dh = self.h, self.kv, self.dh
+        y = self.qkv(self.ln1(x))
+        q = y[..., :c].view(b, t, h, dh).transpose(1, 2)  # (B, H, T, dh)
+        k, v = y[..., c:].view(b, t, 2, kv, dh).permute(2, 0, 3, 1, 4)  # (B, KV, T, dh) each
+        gqa = kv != h  # query head i reads key/value head i // (H / KV)
         if cache is None:
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, dh)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)  # (B, H, T, dh)
         else:
-            k, vt = cache.append(layer, k, v)  # (B, H, L, dh), (B, H, dh, L), L >= S
+            k, vt = cache.append(layer, k, v)  # (B, KV, L, dh), (B, KV, dh, L), L >= S
             if t > 1:
                 s = mask.shape[-1]  # filled positions, the new ones included
-                a = F.scaled_dot_product_attention(q, k[:, :, :s], vt[..., :s].transpose(2, 3), attn_mask=mask)
-            else:  # one new token: batched products over the whole buffers (the mask covers their zero tails)
-                n, dh = k.shape[2], c // self.h
-                att = torch.bmm(q.reshape(b * self.h, 1, dh), k.view(b * self.h, n, dh).transpose(1, 2))
-                att = (att.view(b, self.h, 1, n) * dh ** -0.5 + mask).softmax(-1)  # (B, H, 1, L)
-                # (the (n, 1) operand as a transposed row: BLAS takes the fast path for that layout)
-                a = torch.bmm(vt.view(b * self.h, dh, n), att.view(b * self.h, 1, n).transpose(1, 2))
-                a = a.view(b, self.h, 1, dh)
+                a = F.scaled_dot_product_attention(q, k[:, :, :s], vt[..., :s].transpose(2, 3), attn_mask=mask,
+                                                   enable_gqa=gqa)
+            else:  # one new token: batched products over the whole buffers (the mask covers their zero tails);
+                n, g = k.shape[2], h // kv  # the g query heads of a group share one product with its keys
+                att = torch.bmm(q.reshape(b * kv, g, dh), k.view(b * kv, n, dh).transpose(1, 2))
+                att = (att.view(b, h, 1, n) * dh ** -0.5 + mask).softmax(-1)  # (B, H, 1, L)
+                # (the (n, g) operand as transposed rows: BLAS takes the fast path for that layout)
+                a = torch.bmm(vt.view(b * kv, dh, n), att.view(b * kv, g, n).transpose(1, 2))  # (B*KV, dh, g)
+                a = a.transpose(1, 2).reshape(b, h, 1, dh)
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, c)))
         return x + self.drop(self.ff(self.ln2(x)))
 

@@ -24,9 +24,9 @@ def tok() -> GraphTokenizer:
     return GraphTokenizer.load("default", compress=False)
 
 
-def _tiny(tok: GraphTokenizer, bias: bool = True) -> GraphTransformer:
-    cfg = GeneratorConfig(vocab_size=len(tok.vocab), cond_vocab=8, text_dim=64, d_model=32, n_layers=2, n_heads=2,
-                          d_ff=64, max_len=256, max_cond=3, structure_bias=bias)
+def _tiny(tok: GraphTokenizer, bias: bool = True, heads: int = 2, kv_heads: int | None = None) -> GraphTransformer:
+    cfg = GeneratorConfig(vocab_size=len(tok.vocab), cond_vocab=8, text_dim=64, d_model=32, n_layers=2,
+                          n_heads=heads, d_ff=64, max_len=256, max_cond=3, structure_bias=bias, n_kv_heads=kv_heads)
     m = GraphTransformer(cfg).eval()
     if m.bias is not None:
         torch.nn.init.normal_(m.bias.weight, std=1.0)  # a bias that matters
@@ -81,9 +81,9 @@ def test_causal_mode_does_not_look_ahead(tok):
     assert not torch.allclose(m(**x, masked=True)[0, :30], m(**y, masked=True)[0, :30])
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_cached_decoding_equals_the_full_forward(tok, bias):
-    m = _tiny(tok, bias)
+@pytest.mark.parametrize("bias, heads, kv_heads", [(True, 2, None), (False, 2, None), (True, 4, 1), (False, 4, 2)])
+def test_cached_decoding_equals_the_full_forward(tok, bias, heads, kv_heads):
+    m = _tiny(tok, bias, heads, kv_heads)
     toks = tok.tokens(sample(2, RandomSpaceConfig(modality="sequence", max_params=100_000)))[:50]
     x, s = _inputs(tok, toks, m.cfg)
     full = m(**x)[0]  # (T, V)
@@ -104,6 +104,18 @@ def test_cached_decoding_equals_the_full_forward(tok, bias):
             al = keep[None, None, : q + 1].clone()
             outs.append(m.step(e, x["bucket"][:, q: q + 1, : q + 1], al, cache)[0, -1])
     torch.testing.assert_close(torch.stack(outs), full, atol=1e-4, rtol=1e-4)
+
+
+def test_grouped_key_value_heads_shrink_the_cache_and_the_projection(tok):
+    m = _tiny(tok, False, heads=4, kv_heads=1)
+    assert m.blocks[0].qkv.weight.shape == (32 + 2 * 8, 32)  # queries (4 heads of 8), one key head, one value head
+    cache = KVCache(m.cfg.n_layers)
+    with torch.no_grad():
+        m.step(torch.randn(3, 5, 32), None, torch.ones(5, 5, dtype=torch.bool).tril()[None].expand(3, -1, -1), cache)
+    assert cache.k[0].shape[:2] == (3, 1) and cache.vt[0].shape[:3] == (3, 1, 8)
+    with pytest.raises(ValueError, match="n_kv_heads"):
+        GeneratorConfig(vocab_size=10, cond_vocab=2, d_model=32, n_heads=4, n_kv_heads=3)
+    assert GeneratorConfig.from_dict({"vocab_size": 10, "cond_vocab": 2}).kv_heads == 6  # a config of before
 
 
 def test_step_states_give_the_logits_of_any_columns(tok):
