@@ -237,6 +237,12 @@ def _ghn_calibrate(d: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("Kendall tau of out-of-fold estimates on the labels: 5-fold / leave-one-family-out",
          f"{_num(cv.get('kfold5'))} / {_num(cv.get('leave_family_out'))}", ""),
     ]
+    raw = cv.get("metric_target")
+    if raw:
+        rows[-1] = ("Kendall tau of out-of-fold estimates on the labels: 5-fold / leave-one-family-out, ridge on the "
+                    "labels' normal scores (the estimate) and, same run, on the raw metric",
+                    f"{_num(cv.get('kfold5'))} / {_num(cv.get('leave_family_out'))} (raw metric "
+                    f"{_num(raw.get('kfold5'))} / {_num(raw.get('leave_family_out'))})", "")
     if held.get("graphs"):  # only tasks with held-out graphs (bench/train_baselines.py's selection)
         rows.append((f"Kendall tau on the {held.get('graphs')} held-out graphs vs 1000 / 100 steps, previous fit -> "
                      "this one", f"{_num(before.get('vs_1000_steps'))} / {_num(before.get('vs_100_steps'))} -> "

@@ -231,6 +231,10 @@ class GHN:
             return [None] * len(graphs)
         X = feature_rows(graphs, pooled, task)
         z = X @ torch.tensor(est["coef"], dtype=torch.float64) + est["intercept"]
+        if est.get("target") == "normal_scores":  # back to the metric, the order kept (see mad.ghn.quality)
+            from .quality import to_metric
+
+            return [float(v) for v in to_metric(z, est)]
         # a linear estimate can leave the range it was fitted on for graphs unlike its calibration set: clip it
         z = z.clamp(est.get("label_min", 0.0), est.get("label_max", 1.0 if est["higher_is_better"] else float("inf")))
         return [float(v) for v in z]

@@ -21,7 +21,7 @@ import torch
 
 from mad.graph import ArchGraph
 
-__all__ = ["collect_labels", "feature_rows", "features", "fit_quality", "graph_costs"]
+__all__ = ["collect_labels", "feature_rows", "features", "fit_quality", "graph_costs", "to_metric"]
 
 log = logging.getLogger("mad.ghn")
 
@@ -80,16 +80,23 @@ def collect_labels(task: str, pool: list[tuple[str, ArchGraph]], out: str | Path
     return [done[i] for i, _ in pool if i in done]
 
 
-def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int = 0) -> dict[str, Any]:
+QUANTILES = 41  # points of the map from normal scores back to the metric
+
+
+def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int = 0,
+                target: str = "normal_scores") -> dict[str, Any]:
     """Fit one linear estimator per task on ``{task: [(graph on task, metric), ...]}``: ridge regression (penalty
     chosen by leave-one-out cross-validation) from the frozen pooled GHN embedding plus log #params and log FLOPs
-    to the metric. Returns what :meth:`GHN.quality` reads (``{"tasks": {task: {"coef", "intercept",
-    "higher_is_better", "graphs", "alpha"}}}``), stored in the GHN's record."""
+    to the labels' normal scores (``target="normal_scores"``, see the module docstring) or to the metric itself
+    (``target="metric"``). Returns what :meth:`GHN.quality` reads (``{"tasks": {task: {"coef", "intercept",
+    "higher_is_better", "graphs", "alpha", "target", "table"...}}}``), stored in the GHN's record."""
     import numpy as np
     from sklearn.linear_model import RidgeCV
 
     from mad.train.objective import TaskSpec
 
+    if target not in ("normal_scores", "metric"):
+        raise ValueError(f"target must be 'normal_scores' or 'metric', got {target!r}")
     stats = {}
     for task, pairs in data.items():
         pairs = [(g, m) for g, m in pairs if m is not None and math.isfinite(m)]
@@ -100,16 +107,62 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
         X = features(model, [g for g, _ in pairs], task).numpy()
         y = np.array([m for _, m in pairs], dtype=np.float64)
         mu, sd = X.mean(0), X.std(0) + 1e-6
-        ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((X - mu) / sd, y)
+        z = normal_scores(y) if target == "normal_scores" else y
+        ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((X - mu) / sd, z)
         coef = ridge.coef_ / sd
         stats[task] = {"coef": [round(float(c), 8) for c in coef],
                        "intercept": float(ridge.intercept_ - (ridge.coef_ * mu / sd).sum()),
                        "alpha": float(ridge.alpha_), "higher_is_better": not spec.is_lm, "graphs": len(pairs),
                        "label_mean": float(y.mean()), "label_std": float(y.std()),
-                       "label_min": float(y.min()), "label_max": float(y.max())}
+                       "label_min": float(y.min()), "label_max": float(y.max()), "target": target}
+        if target == "normal_scores":
+            qs = np.linspace(0.0, 1.0, QUANTILES)
+            stats[task]["table"] = {"score": [round(float(v), 6) for v in np.quantile(z, qs)],
+                                    "metric": [round(float(v), 6) for v in np.quantile(y, qs)]}
     if not stats:
         raise ValueError("no task has at least 4 labelled graphs")
     return {"tasks": stats, "label": "validation metric after brief training", "seed": seed}
+
+
+def normal_scores(y) -> Any:
+    """Each value's rank (ties averaged) mapped through the inverse standard normal CDF: ``(n,)`` floats."""
+    import numpy as np
+    from scipy.stats import norm, rankdata
+
+    y = np.asarray(y, dtype=np.float64)
+    return norm.ppf((rankdata(y) - 0.5) / len(y))
+
+
+def to_metric(score: torch.Tensor, est: dict[str, Any]) -> torch.Tensor:
+    """Predicted normal scores ``score`` (any shape) in the metric's units: piecewise linear through the labels'
+    quantiles (``est["table"]``), made strictly increasing, and past the ends a saturating curve that leaves the
+    range by at most a tenth of it (within [0, 1] for an accuracy). Strictly increasing everywhere, so the
+    order of the predictions is the order of the estimates."""
+    zs = torch.tensor(est["table"]["score"], dtype=torch.float64)
+    ms = torch.tensor(est["table"]["metric"], dtype=torch.float64)
+    n = len(ms)
+    span = max(float(ms[-1] - ms[0]), 1e-6)
+    ms = ms + (torch.arange(n, dtype=torch.float64) - (n - 1)) * span * 1e-6  # equal quantiles: still increasing
+    zs = zs + torch.arange(n, dtype=torch.float64) * 1e-9
+    lo, hi = float(ms[0]), float(ms[-1])
+    x = score.to(torch.float64)
+    i = torch.searchsorted(zs, x.clamp(float(zs[0]), float(zs[-1])).contiguous()).clamp(1, n - 1)
+    z0, z1, m0, m1 = zs[i - 1], zs[i], ms[i - 1], ms[i]
+    out = m0 + (x - z0) * (m1 - m0) / (z1 - z0)
+
+    def tail(dist: torch.Tensor, slope: float, room: float) -> torch.Tensor:
+        # grows with the end segment's slope at the boundary and approaches ``room`` (slowly: float64 still
+        # tells far-out scores apart)
+        return room * dist * slope / (room + dist * slope) if room > 0 else torch.zeros_like(dist)
+
+    acc = est.get("higher_is_better", True)
+    room_lo = min(0.1 * span, max(lo, 0.0))  # an accuracy or a loss stays >= 0, an accuracy <= 1
+    room_hi = min(0.1 * span, max(1.0 - hi, 0.0)) if acc else 0.1 * span
+    s_lo = float((ms[1] - ms[0]) / (zs[1] - zs[0]))
+    s_hi = float((ms[-1] - ms[-2]) / (zs[-1] - zs[-2]))
+    below, above = x < zs[0], x > zs[-1]
+    out = torch.where(below, lo - tail(float(zs[0]) - x, s_lo, room_lo), out)
+    return torch.where(above, hi + tail(x - float(zs[-1]), s_hi, room_hi), out)
 
 
 def feature_rows(graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str) -> torch.Tensor:

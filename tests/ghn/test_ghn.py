@@ -336,13 +336,52 @@ def test_quality_estimate_is_calibrated_per_task(graphs):
     torch.manual_seed(0)
     ghn = GHN(GHNModel(GHNConfig(**TINY)), device="cpu")
     labels = [0.2, 0.4, 0.6, 0.8]
-    stats = fit_quality(ghn.model, {"digits": list(zip(graphs, labels))})
+    stats = fit_quality(ghn.model, {"digits": list(zip(graphs, labels))}, target="metric")
     assert stats["tasks"]["digits"]["graphs"] == 4 and stats["tasks"]["digits"]["higher_is_better"]
     ghn.record["quality"] = stats
     est = ghn.quality(graphs, _pooled(ghn.model, graphs), "digits")
     assert all(0.0 < e < 1.0 for e in est)
     assert abs(sum(est) / 4 - 0.5) < 1e-6  # ridge keeps the mean of its labels
     assert ghn.quality(graphs, _pooled(ghn.model, graphs), "mnist5k") == [None] * len(graphs)
+    # the default target: the labels' normal scores, read back in the metric's units in the same order
+    ghn.record["quality"] = fit_quality(ghn.model, {"digits": list(zip(graphs, labels))})
+    fitted = ghn.calibrated("digits")
+    assert fitted["target"] == "normal_scores" and fitted["table"]["metric"][0] == 0.2
+    est = ghn.quality(graphs, _pooled(ghn.model, graphs), "digits")
+    from mad.ghn.quality import feature_rows
+
+    raw = (feature_rows(graphs, _pooled(ghn.model, graphs), "digits") @ torch.tensor(fitted["coef"],
+                                                                                   dtype=torch.float64)).tolist()
+    assert sorted(range(4), key=lambda i: est[i]) == sorted(range(4), key=lambda i: raw[i])
+    assert all(0.0 < e < 1.0 for e in est)
+    with pytest.raises(ValueError, match="target"):
+        fit_quality(ghn.model, {"digits": list(zip(graphs, labels))}, target="ranks")
+
+
+@pytest.mark.parametrize("accuracy", [True, False])
+def test_normal_scores_go_back_to_the_metric_in_order_and_within_bounds(accuracy):
+    """The map from predicted normal scores to the metric passes through the labels' quantiles, is strictly
+    increasing everywhere (no two estimates tie, as clipping would make them) and saturates past the ends."""
+    import numpy as np
+
+    from mad.ghn.quality import normal_scores, to_metric
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0.3, 0.99, 200) if accuracy else np.concatenate([rng.normal(4.5, 0.3, 180), [9, 10, 10.6]])
+    z = normal_scores(y)
+    assert np.allclose(np.sort(z), -np.sort(-z)[::-1]) and abs(z.mean()) < 1e-9  # symmetric scores
+    qs = np.linspace(0, 1, 41)
+    est = {"table": {"score": list(np.quantile(z, qs)), "metric": list(np.quantile(y, qs))},
+           "higher_is_better": accuracy}
+    x = torch.linspace(-12, 12, 4001, dtype=torch.float64)
+    m = to_metric(x, est)
+    assert bool((m[1:] > m[:-1]).all())
+    lo, hi = y.min(), y.max()
+    span = hi - lo
+    assert m.min() >= lo - 0.1 * span - 1e-9 and m.max() <= (min(1.0, hi + 0.1 * span) if accuracy else
+                                                                  hi + 0.1 * span) + 1e-9
+    at = to_metric(torch.tensor(est["table"]["score"][5:8], dtype=torch.float64), est)
+    assert at.tolist() == pytest.approx(est["table"]["metric"][5:8], rel=1e-4)
 
 
 def test_estimate_alone_equals_the_estimate_of_a_prediction(graphs):
