@@ -7,10 +7,11 @@ graph, a refit and how well it ranks.
 
 The estimate (:mod:`mad.ghn.quality`) is a ridge regression from the GHN's pooled graph embedding plus log
 #params and log FLOPs to the normal scores of the validation metric after 100 AdamW steps (read back in the
-metric's units through its quantiles; the cross-validated tau of a ridge on the raw metric is reported beside). mnist5k's labels come from four pools, in
-this order, each graph deduplicated by WL hash against everything before it; no graph of the held-out splits
-(``bench/train_baselines.py``'s ids) and none of the trainability benchmark's samples
-(``bench/generator_eval.py``: 96 suggestions per seed 0-2, random-space seeds 1000-1239) is used:
+metric's units through its quantiles; the cross-validated tau of a ridge on the raw metric is reported
+beside). mnist5k's labels come from four pools, in this order, each graph deduplicated by WL hash against
+everything before it; no graph of the held-out splits (``bench/train_baselines.py``'s ids) and none of the
+trainability benchmark's samples (``bench/generator_eval.py``: 96 suggestions per seed 0-2, random-space seeds
+1000-1239) is used:
 
 * ``dataset``: every graph of the dataset's ``train`` split that qualifies for mnist5k under the GHN's pool
   rules (at most 15 MFLOPs, 400 nodes), in the GHN's pool order;
