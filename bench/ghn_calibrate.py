@@ -283,10 +283,7 @@ def _cv_tau(X, y, groups=None, repeats: int = 3, target: str = "normal_scores") 
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import GroupKFold, KFold
 
-    from mad.ghn.quality import normal_scores
-
-    def tf(v):
-        return normal_scores(v) if target == "normal_scores" else v
+    from mad.ghn.quality import target_values
 
     def model():
         from sklearn.pipeline import make_pipeline
@@ -300,7 +297,7 @@ def _cv_tau(X, y, groups=None, repeats: int = 3, target: str = "normal_scores") 
         splits = (GroupKFold(len(set(groups))).split(X, y, groups) if groups is not None
                   else KFold(5, shuffle=True, random_state=rep).split(X))
         for tr, te in splits:
-            pred[te] = model().fit(X[tr], tf(y[tr])).predict(X[te])
+            pred[te] = model().fit(X[tr], target_values(y[tr], target)).predict(X[te])
         taus.append(kendall_tau(list(pred), list(y)))
     return round(float(np.mean(taus)), 4)
 
@@ -323,7 +320,7 @@ def main() -> None:
     import torch
 
     from mad.ghn import load
-    from mad.ghn.quality import features, fit_quality
+    from mad.ghn.quality import FITTED, features, fit_quality
     from mad.graph import ArchGraph
 
     torch.set_num_threads(1)
@@ -365,7 +362,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "task": task, "pools": per_pool, "labels": len(pairs), "cross_validated_kendall_tau": cv,
         "held_out": {"graphs": len(held), "kendall_tau_before": before, "kendall_tau_after": after},
-        "refit": {k: v for k, v in fitted.items() if k not in ("coef", "intercept", "table")},
+        "refit": {k: v for k, v in fitted.items() if k not in FITTED},
         "previous_graphs": old and old.get("graphs"), "written": bool(args.write),
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "machine": {"python": platform.python_version(), "cpus": mp.cpu_count(), "torch": torch.__version__}}

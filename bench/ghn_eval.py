@@ -239,6 +239,7 @@ def _replace(path: Path, key: str, value: Any) -> None:
 def _requality(path: Path, ghn_path: str, ids: dict[str, list[str]], texts: dict[str, str], baselines: dict) -> None:
     """Replace every record's quality estimate in ``path`` with the GHN's current one, and the summary."""
     from mad.ghn import load
+    from mad.ghn.quality import FITTED
     from mad.graph import ArchGraph
 
     prev = json.loads(path.read_text())
@@ -248,7 +249,7 @@ def _requality(path: Path, ghn_path: str, ids: dict[str, list[str]], texts: dict
         for r, q in zip(recs, ghn.estimate([ArchGraph.from_json(texts[r["id"]]) for r in recs], task)):
             r["ghn"]["quality"] = q
     prev["summary"] = summarise(prev["records"], baselines, prev["setup"]["finetune_steps"])
-    prev["quality_estimator"] = {t: {k: v for k, v in est.items() if k not in ("coef", "intercept", "table")}
+    prev["quality_estimator"] = {t: {k: v for k, v in est.items() if k not in FITTED}
                                  for t, est in (ghn.record.get("quality") or {}).get("tasks", {}).items()}
     path.write_text(json.dumps(prev, indent=1) + "\n")
     print(json.dumps({t: s.get("kendall_tau_vs_1000_steps") for t, s in prev["summary"].items()}, indent=1))

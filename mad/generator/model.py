@@ -80,7 +80,7 @@ class GeneratorConfig:
         return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
 
     def __post_init__(self) -> None:
-        if self.d_model % self.n_heads or self.n_heads % self.kv_heads or self.kv_heads < 1:
+        if self.kv_heads < 1 or self.d_model % self.n_heads or self.n_heads % self.kv_heads:
             raise ValueError(f"generator config: d_model {self.d_model} must split into n_heads {self.n_heads}, "
                              f"and n_heads into n_kv_heads {self.n_kv_heads} groups")
 

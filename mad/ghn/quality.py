@@ -21,7 +21,8 @@ import torch
 
 from mad.graph import ArchGraph
 
-__all__ = ["collect_labels", "feature_rows", "features", "fit_quality", "graph_costs", "to_metric"]
+__all__ = ["collect_labels", "feature_rows", "features", "fit_quality", "graph_costs", "normal_scores", "target_values",
+           "to_metric"]
 
 log = logging.getLogger("mad.ghn")
 
@@ -81,6 +82,8 @@ def collect_labels(task: str, pool: list[tuple[str, ArchGraph]], out: str | Path
 
 
 QUANTILES = 41  # points of the map from normal scores back to the metric
+TARGETS = ("normal_scores", "metric")  # what the ridge regresses (see the module docstring)
+FITTED = ("coef", "intercept", "table")  # an estimator's fitted arrays; the rest of its entry describes it
 
 
 def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int = 0,
@@ -95,8 +98,7 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
 
     from mad.train.objective import TaskSpec
 
-    if target not in ("normal_scores", "metric"):
-        raise ValueError(f"target must be 'normal_scores' or 'metric', got {target!r}")
+    target_values([], target)  # an unknown target fails before any embedding is computed
     stats = {}
     for task, pairs in data.items():
         pairs = [(g, m) for g, m in pairs if m is not None and math.isfinite(m)]
@@ -107,7 +109,7 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
         X = features(model, [g for g, _ in pairs], task).numpy()
         y = np.array([m for _, m in pairs], dtype=np.float64)
         mu, sd = X.mean(0), X.std(0) + 1e-6
-        z = normal_scores(y) if target == "normal_scores" else y
+        z = target_values(y, target)
         ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((X - mu) / sd, z)
         coef = ridge.coef_ / sd
         stats[task] = {"coef": [round(float(c), 8) for c in coef],
@@ -122,6 +124,14 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
     if not stats:
         raise ValueError("no task has at least 4 labelled graphs")
     return {"tasks": stats, "label": "validation metric after brief training", "seed": seed}
+
+
+def target_values(y, target: str) -> Any:
+    """What the ridge is fitted to for labels ``y``: their normal scores or ``y`` itself (``target`` one of
+    :data:`TARGETS`)."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    return normal_scores(y) if target == "normal_scores" else y
 
 
 def normal_scores(y) -> Any:
