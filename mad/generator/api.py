@@ -581,7 +581,7 @@ class Generator:
     def _sample_rounds(self, n: int, oversample: int, prefix: list[str], text: torch.Tensor, cond: torch.Tensor,
                        rule: Any, seed: int, temperature: float, finish: Any, max_len: int | None = None,
                        max_params: int | None = None, deadline: float | None = None,
-                       rounds: int = 3) -> list[tuple[tuple, ArchGraph]]:
+                       rounds: int = 3, max_flops: int | None = None) -> list[tuple[tuple, ArchGraph]]:
         """Candidates from rounds of ``n * oversample`` samples (``finish(samples, seed)`` keeps those that pass);
         another round only while fewer than ``n`` distinct candidates survive."""
         cands: list[tuple[tuple, ArchGraph]] = []
@@ -591,6 +591,7 @@ class Generator:
             sd = seed * 1000 + rnd
             samples = self.sampler.sample(n * oversample, text, cond, prefix, max_len=max_len or self.cfg.max_len,
                                           temperature=temperature, seed=sd, max_params=max_params, output_ok=rule,
+                                          max_flops=max_flops,
                                           deadline=deadline)
             cands += finish(samples, sd)
             if len({g.wl_hash() for _, g in cands}) >= n:
@@ -706,7 +707,8 @@ class Generator:
         deadline = None if seconds is None else time.perf_counter() + seconds
         cands = self._sample_rounds(n, oversample, prefix, text, cond, rule, seed, temperature,
                                     lambda smp, sd: self._finish(smp, c, task, prompt, sd, words, output_ok=rule),
-                                    max_len=max_len, max_params=c.max_params, deadline=deadline)
+                                    max_len=max_len, max_params=c.max_params, deadline=deadline,
+                                    max_flops=c.max_flops)
         if not cands:
             raise GeneratorError(f"no valid architecture found for {prompt!r} within the constraints "
                                  f"(budget {c.max_params}); loosen the budget or raise oversample")

@@ -53,9 +53,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mad.graph import ArchGraph, get_op
+from mad.graph import ArchGraph, get_op, interpret
 from mad.graph.aliasing import mutates, shares_storage, written_tensor
 from mad.graph.builder_ops import port_count
+from mad.graph.interpreter import node_flops
 from mad.graph.layer_params import LAYER_RULES
 from mad.graph.passes.activation import ACTIVATIONS
 from mad.graph.ops.symbols import attr_symbols, resolve_attrs
@@ -110,6 +111,7 @@ class _Seq:
     error: str | None = None
     pending: tuple[str, int, int, int] | None = None  # the token to feed next step, with its structure
     params: int = 0
+    flops: int = 0  # of the nodes so far, at the example sizes (counted only under a FLOPs budget)
     ok_outputs: list[int] = field(default_factory=list)  # nodes that may be the graph's output
     node_depth: int = 0  # depth of the node in progress (set by its op token)
     in_shapes: list[Any] = field(default_factory=list)  # shapes of the node in progress's inputs
@@ -516,6 +518,8 @@ class Sampler:
         self.model = model.eval()
         self.tok = tokenizer
         self.fits = True
+        self.output_ok: Any = None  # the call's rules (set by sample())
+        self.max_flops: int | None = None
         self.max_flat: int | None = 48
         self.workers = 1
         self.device = torch.device(device)
@@ -806,12 +810,15 @@ class Sampler:
             why = f"one layer of {node.num_params} parameters (over {s.max_layer})"
         if why is None and max_params is not None and params > max_params:
             why = f"over the parameter budget ({params} > {max_params})"
+        flops = s.flops + node_flops(s.asm.graph, nid) if self.max_flops is not None and why is None else s.flops
+        if why is None and self.max_flops is not None and flops > self.max_flops:
+            why = f"over the FLOPs budget ({flops} > {self.max_flops})"
         if why is not None:
             s.asm.pop()
             s.error = why
             self._rollback(s, dist, ban=True)
             return False
-        s.params = params
+        s.params, s.flops = params, flops
         s.depths.append(s.node_depth)
         s.batchy.append(has_batch(node.shape))
         s.ids.append(holds_ids(s.asm.graph, nid, ids_in))
@@ -856,7 +863,8 @@ class Sampler:
     @torch.no_grad()
     def sample(self, n: int, text: torch.Tensor, cond: torch.Tensor, prefix: list[str], max_len: int = 768,
                temperature: float = 1.0, top_k: int = 40, seed: int = 0, max_params: int | None = None,
-               max_retries: int = 12, output_ok: Any = None, deadline: float | None = None) -> list[Sample]:
+               max_retries: int = 12, output_ok: Any = None, deadline: float | None = None,
+               max_flops: int | None = None) -> list[Sample]:
         """``n`` samples continuing the graph-token ``prefix`` (``<bos>``, dims, input nodes or a partial graph).
 
         Args:
@@ -865,6 +873,8 @@ class Sampler:
             max_len: graph tokens per sample at most.
             temperature, top_k: sampling of the allowed tokens.
             max_params: parameter budget enforced node by node.
+            max_flops: FLOPs budget (at the prefix's example sizes, as :func:`~mad.graph.interpret` counts)
+                enforced node by node.
             max_retries: rejected nodes at one place before the sample is closed there.
             output_ok: ``output_ok(node) -> bool``: which nodes may be the output (default: any).
             deadline: a ``time.perf_counter()`` value; samples not finished by then are given up.
@@ -874,8 +884,9 @@ class Sampler:
         if self.workers > 1 and self.device.type == "cpu" and n >= 16 * self.workers:
             return _forked(self, n, seed, dict(text=text, cond=cond, prefix=prefix, max_len=max_len,
                                                temperature=temperature, top_k=top_k, max_params=max_params,
-                                               max_retries=max_retries, output_ok=output_ok, deadline=deadline))
-        self.output_ok = output_ok
+                                               max_retries=max_retries, output_ok=output_ok, deadline=deadline,
+                                               max_flops=max_flops))
+        self.output_ok, self.max_flops = output_ok, max_flops
         model, dev = self.model, self.device
         gen = torch.Generator().manual_seed(seed)
         p = model.cfg.prefix_len
@@ -885,8 +896,9 @@ class Sampler:
         first = asms[0].graph  # the caps: the defaults, or the prefix's largest layer and tensor
         max_layer = max([MAX_LAYER] + [nd.num_params for nd in first.nodes.values()])
         max_numel = max([MAX_NUMEL] + [numel_at_batch1(nd.shape, first.dims) or 0 for nd in first.nodes.values()])
+        flops0 = 0 if max_flops is None else interpret(first.copy(), update=False).flops
         for asm in asms:
-            sq = _Seq(asm=asm, tokens=list(prefix), params=asm.graph.num_params, max_layer=max_layer,
+            sq = _Seq(asm=asm, tokens=list(prefix), params=asm.graph.num_params, flops=flops0, max_layer=max_layer,
                       max_numel=max_numel)
             sq.depths = [0] * len(asm)
             for i, ps in enumerate(st.parents[: len(asm)]):

@@ -13,7 +13,7 @@ from typing import Any
 
 from .arch_graph import ArchGraph, GraphError, Node
 from .fast_shapes import fast_shape
-from .interpreter import infer_node
+from .interpreter import infer_node, op_flops
 from .layer_params import LAYER_RULES, layer_attrs, layer_params
 from .ops import UnknownOpError, get_op, op_names
 from .ops.call import count_ports
@@ -151,15 +151,7 @@ def prepare_node(g: ArchGraph, op: str, inputs: list[str], kwargs: dict[str, Any
         msg = str(e).strip().split("\n")[0]
         raise GraphError(f"{op}: cannot take inputs of shapes {in_shapes}{' with ' + json.dumps(attrs) if attrs else ''}"
                          f": {msg}") from None
-    flops = 0
-    if opdef.flops is not None:
-        try:  # counted at the example sizes of the dim symbols
-            hints = g.dims
-            flops = int(opdef.flops([concrete(s, hints) for s in in_shapes], concrete(shape, hints),
-                                    resolve_attrs(opdef, attrs, hints), params))
-        except Exception:  # noqa: BLE001 - a FLOP rule that cannot read these shapes counts 0
-            flops = 0
-    return Prepared(attrs, params, shape, dtype, flops)
+    return Prepared(attrs, params, shape, dtype, op_flops(opdef, in_shapes, shape, attrs, params, g.dims))
 
 
 # --------------------------------------------------------------------------- admissible next steps

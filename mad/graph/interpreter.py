@@ -22,7 +22,7 @@ from .ops.symbols import attr_symbols, resolve_attrs
 from .ops.values import dtype_from_name, dtype_name
 from .symbolic import DEFAULT_HINT, concrete, evaluate, fit_dim, probe_bindings, same_dim, shape_symbols
 
-__all__ = ["GraphSummary", "interpret", "infer_node", "example_inputs", "meta_value", "describe_value"]
+__all__ = ["GraphSummary", "interpret", "infer_node", "node_flops", "op_flops", "example_inputs", "meta_value", "describe_value"]
 
 
 @dataclass
@@ -262,6 +262,26 @@ def interpret(g: ArchGraph, update: bool = True, check: bool = False) -> GraphSu
         node_flops=node_flops,
         unchecked=unchecked,
     )
+
+
+def op_flops(op: Any, in_shapes: list[Any], shape: Any, attrs: dict[str, Any], params: dict[str, Any],
+             hints: dict[str, int]) -> int:
+    """FLOPs of ``op`` (an op definition) on inputs of ``in_shapes`` giving ``shape``, counted at the example
+    sizes ``hints`` of the dim symbols; 0 for an op without a FLOP rule, or one whose rule cannot read these."""
+    if not op.flops:
+        return 0
+    try:
+        return int(op.flops([concrete(s, hints) for s in in_shapes], concrete(shape, hints),
+                            resolve_attrs(op, attrs, hints), params))
+    except Exception:  # noqa: BLE001 - a FLOP rule that cannot read these shapes counts 0
+        return 0
+
+
+def node_flops(g: ArchGraph, nid: str) -> int:
+    """FLOPs of node ``nid`` of ``g`` at the example sizes of its dims (:func:`op_flops` on the shapes held)."""
+    node = g.nodes[nid]
+    return op_flops(get_op(node.op), [g.nodes[p].shape for p in g.predecessors(nid)], node.shape, node.attrs,
+                    node.params, g.dims)
 
 
 def example_inputs(g: ArchGraph, seed: int | None = None, device: Any = None, dims: dict[str, int] | None = None) -> tuple:

@@ -33,6 +33,25 @@ def test_suggest_meets_the_task_and_the_budget(gen):
         assert g.num_params <= 150_000
 
 
+def test_the_flops_budget_is_kept_node_by_node(gen):
+    import torch
+
+    from mad.graph import GraphBuilder, interpret
+
+    b = GraphBuilder(dims={"B": 2})
+    b.input("pixel_values", ("B", 3, 32, 32))
+    args = (torch.zeros(gen.cfg.text_dim), torch.zeros(gen.cfg.max_cond, dtype=torch.long),
+            gen.tokenizer.prefix_tokens(b.graph))
+    budget = 100_000
+
+    def flops(samples):
+        return [interpret(s.graph.copy(), update=False).flops for s in samples if s.graph is not None]
+
+    assert max(flops(gen.sampler.sample(4, *args, max_len=200, seed=0))) > budget  # the budget bites
+    kept = flops(gen.sampler.sample(4, *args, max_len=200, seed=0, max_flops=budget))
+    assert kept and max(kept) <= budget
+
+
 def test_suggest_ranks_by_the_ghn_quality_estimate_or_by_likelihood(gen):
     prompt = "a convolutional network for 28x28 grayscale digits, 10 classes, under 200k parameters"
     by_q = gen.suggest(prompt, n=4, seed=0, oversample=2)  # auto: the request fits mnist5k
