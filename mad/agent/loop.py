@@ -113,7 +113,7 @@ class MADLoop(Strategy):
     def _prompt(self) -> tuple[str, dict[str, Any]]:
         space = self.ctx.space
         return task_prompt(self.ctx.task, dict(getattr(space, "task_options", {})),
-                           getattr(space, "max_params", None), self.ctx.prompt)
+                           getattr(space, "max_params", None), self.ctx.prompt, getattr(space, "max_flops", None))
 
     def _generated(self, n: int, rng: random.Random) -> list[Candidate]:
         """Up to ``n`` admissible generated candidates, two at a time, within ``gen_seconds``."""
@@ -312,13 +312,14 @@ class MADLoop(Strategy):
 
 
 def task_prompt(task: str, task_options: dict[str, Any] | None = None, max_params: int | None = None,
-                prompt: str | None = None) -> tuple[str, dict[str, Any]]:
+                prompt: str | None = None, max_flops: int | None = None) -> tuple[str, dict[str, Any]]:
     """The generator's prompt for ``task`` (``prompt`` when given, else a sentence naming the task's inputs and
-    classes) and the ``suggest()`` constraints that make its graphs fit the task."""
+    classes) and the ``suggest()`` constraints that make its graphs fit the task and the search's limits (the
+    sampler keeps both budgets node by node)."""
     from mad.data import tasks
 
     info = tasks.info(task, **(task_options or {}))
-    limits = {"max_params": max_params}
+    limits = {"max_params": max_params, "max_flops": max_flops}
     if info.task_type == "classification":
         shape = tuple(info.input_shape)
         if len(shape) == 3:

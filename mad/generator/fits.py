@@ -47,6 +47,7 @@ DIM_OPS = {"transpose", "flatten", "softmax", "log_softmax", "mean", "sum", "ama
            "movedim", "glu", "index_select", "squeeze_dims", "unflatten", "slice", "sort", "topk", "prod"}
 NEW_DIM_OPS = {"stack", "unsqueeze"}  # the dim may be one past the input's last
 CAT_OPS = {"cat", "concat", "concatenate", "stack"}  # inputs that agree off their dim
+MAX_PIECES = 64  # outputs of one split or unbind
 SHAPE_RULE_OPS = (set(CONV_RANK) | set(LAST_DIM_NORMS) | set(RESHAPES) | DIM_OPS | NEW_DIM_OPS
                   | {"group_norm", "expand", "permute"})  # ops whose attr values shape_fits checks
 
@@ -178,6 +179,15 @@ def _kernel_fits(spatial: list, kernel: Any, attrs: Mapping[str, Any], dims: Map
     return True
 
 
+def _pieces_fit(s: list, dim: Any, size: int, dims: Mapping[str, int]) -> bool:
+    """Whether cutting dim ``dim`` of shape ``s`` into pieces of ``size`` gives at most :data:`MAX_PIECES`
+    outputs at every batch size (a split into one output per element of a 32768-element dim is legal, but its
+    shape check alone took minutes)."""
+    if not isinstance(dim, int) or isinstance(dim, bool) or not _in_range(dim, len(s)) or size < 1:
+        return False
+    return all(n is None or -(-n // size) <= MAX_PIECES for n in (_val(s[dim], bind) for bind in _binds(dims)))
+
+
 def node_fits(op: str, shapes: list[Any], dims: Mapping[str, int], attrs: Mapping[str, Any]) -> bool:
     """Whether a node of ``op`` with all its ``attrs`` may end here: an attr it left out takes its default
     (``cat``'s ``dim`` 0), which must fit too."""
@@ -240,6 +250,9 @@ def shape_fits(op: str, key: str, value: Any, shapes: list[Any], dims: Mapping[s
         return _numel_fits(s, value, dims)
     if op == "expand" and key == "a.size" and isinstance(value, list):
         return len(value) >= len(s)
+    if (op, key) in (("split", "a.split_size"), ("unbind", "a.dim")) and isinstance(value, int):
+        return _pieces_fit(s, value if op == "unbind" else attrs.get("a.dim", 0), value if op == "split" else 1,
+                           dims)
     rank = len(s) + (op in NEW_DIM_OPS)
     if key in DIM_KEYS and (op in DIM_OPS or op in NEW_DIM_OPS):
         if not all(_in_range(d, rank) for d in (value if isinstance(value, list) else [value])):

@@ -46,8 +46,9 @@ def test_the_loops_prompt_asks_for_the_tasks_inputs_and_outputs(task):
     from mad.generator.prompt import parse_prompt
 
     info = tasks.info(task)
-    text, kw = task_prompt(task, max_params=10_000)
+    text, kw = task_prompt(task, max_params=10_000, max_flops=3_000_000)
     assert kw["input_shape"] == tuple(info.input_shape) and kw["max_params"] == 10_000
+    assert kw["max_flops"] == 3_000_000  # the search's limits go to the sampler
     said = parse_prompt(text)
     if info.task_type == "classification":
         assert kw["num_classes"] == said.num_classes == info.num_classes

@@ -64,6 +64,14 @@ def test_op_fits_rejects_inputs_the_op_cannot_take():
     ("cat", "a.dim", 2, [["B", 3, 8], ["B", 5, 8]], {}, False),
     ("cat", "a.dim", [1, 2], [["B", 3, 8], ["B", 5, 8]], {}, False),  # not an int
     ("expand", "a.size", ["B", -1], [["B", 4, 4]], {}, False),
+    ("split", "a.split_size", 1, [["B", "4*B*T*T"]], {"a.dim": -1}, False),  # thousands of outputs
+    ("split", "a.split_size", 1, [["B", "T", 64]], {"a.dim": 2}, True),  # 64 of them
+    ("split", "a.split_size", 32, [["B", "T", 4096]], {"a.dim": -1}, False),
+    ("split", "a.split_size", 128, [["B", "T", 4096]], {"a.dim": -1}, True),
+    ("split", "a.split_size", 0, [["B", "T", 64]], {"a.dim": -1}, False),
+    ("unbind", "a.dim", 1, [["B", 3, 8]], {}, True),
+    ("unbind", "a.dim", 1, [["B", 256, 8]], {}, False),
+    ("unbind", "a.dim", 3, [["B", 3, 8]], {}, False),
 ])
 def test_value_fits(op, key, value, shapes, attrs, ok):
     assert value_fits(op, key, value, shapes, DIMS, attrs) is ok
