@@ -22,7 +22,8 @@ from .ops.symbols import attr_symbols, resolve_attrs
 from .ops.values import dtype_from_name, dtype_name
 from .symbolic import DEFAULT_HINT, concrete, evaluate, fit_dim, probe_bindings, same_dim, shape_symbols
 
-__all__ = ["GraphSummary", "interpret", "infer_node", "node_flops", "op_flops", "example_inputs", "meta_value", "describe_value"]
+__all__ = ["GraphSummary", "interpret", "infer_node", "node_flops", "op_flops", "example_inputs", "meta_value",
+           "describe_value"]
 
 
 @dataclass
