@@ -53,10 +53,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mad.graph import ArchGraph, get_op, interpret
+from mad.graph import ArchGraph, get_op
 from mad.graph.aliasing import mutates, shares_storage, written_tensor
 from mad.graph.builder_ops import port_count
-from mad.graph.interpreter import node_flops
 from mad.graph.layer_params import LAYER_RULES
 from mad.graph.passes.activation import ACTIVATIONS
 from mad.graph.ops.symbols import attr_symbols, resolve_attrs
@@ -111,7 +110,6 @@ class _Seq:
     error: str | None = None
     pending: tuple[str, int, int, int] | None = None  # the token to feed next step, with its structure
     params: int = 0
-    flops: int = 0  # of the nodes so far, at the example sizes (counted only under a FLOPs budget)
     ok_outputs: list[int] = field(default_factory=list)  # nodes that may be the graph's output
     node_depth: int = 0  # depth of the node in progress (set by its op token)
     in_shapes: list[Any] = field(default_factory=list)  # shapes of the node in progress's inputs
@@ -810,15 +808,14 @@ class Sampler:
             why = f"one layer of {node.num_params} parameters (over {s.max_layer})"
         if why is None and max_params is not None and params > max_params:
             why = f"over the parameter budget ({params} > {max_params})"
-        flops = s.flops + node_flops(s.asm.graph, nid) if self.max_flops is not None and why is None else s.flops
-        if why is None and self.max_flops is not None and flops > self.max_flops:
-            why = f"over the FLOPs budget ({flops} > {self.max_flops})"
+        if why is None and self.max_flops is not None and s.asm.flops > self.max_flops:
+            why = f"over the FLOPs budget ({s.asm.flops} > {self.max_flops})"
         if why is not None:
             s.asm.pop()
             s.error = why
             self._rollback(s, dist, ban=True)
             return False
-        s.params, s.flops = params, flops
+        s.params = params
         s.depths.append(s.node_depth)
         s.batchy.append(has_batch(node.shape))
         s.ids.append(holds_ids(s.asm.graph, nid, ids_in))
@@ -896,9 +893,8 @@ class Sampler:
         first = asms[0].graph  # the caps: the defaults, or the prefix's largest layer and tensor
         max_layer = max([MAX_LAYER] + [nd.num_params for nd in first.nodes.values()])
         max_numel = max([MAX_NUMEL] + [numel_at_batch1(nd.shape, first.dims) or 0 for nd in first.nodes.values()])
-        flops0 = 0 if max_flops is None else interpret(first.copy(), update=False).flops
         for asm in asms:
-            sq = _Seq(asm=asm, tokens=list(prefix), params=asm.graph.num_params, flops=flops0, max_layer=max_layer,
+            sq = _Seq(asm=asm, tokens=list(prefix), params=asm.graph.num_params, max_layer=max_layer,
                       max_numel=max_numel)
             sq.depths = [0] * len(asm)
             for i, ps in enumerate(st.parents[: len(asm)]):

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 from .arch_graph import ArchGraph, GraphError, Node, TensorSpec
 from .builder_ops import prepare_node
+from .interpreter import node_flops
 from .ops import get_op
 from .symbolic import check_expr, free_symbols, normalise
 from .validate import validate
@@ -76,7 +77,8 @@ class GraphBuilder:
     ) -> None:
         self.g = ArchGraph(name, source=source, meta=meta)
         self.dim_hints: dict[str, int] = dict(DEFAULT_DIM_HINTS) | dict(dims or {})
-        self.flops = 0  # running FLOP count of the nodes added (at the example sizes)
+        self.flops = 0  # running FLOP count of the nodes added and not released (at the example sizes)
+        self._node_flops: dict[str, int] = {}
         self._prefix: list[str] = []
         self._scope_counts: dict[tuple[str, str], int] = {}
         self._owned: set[str] = set()  # state-dict names of the parameters so far
@@ -100,6 +102,7 @@ class GraphBuilder:
     def release(self, nodes: list[str]) -> None:
         """Forget the parameter names and scopes of ``nodes`` (about to be removed), so new layers may reuse them."""
         for nid in nodes:
+            self.flops -= self._node_flops.pop(nid, 0)
             n = self.g.nodes.get(nid)
             if n is not None and n.params:
                 self._param_scopes.discard(n.scope)
@@ -266,8 +269,16 @@ class GraphBuilder:
         self._owned.update(new_names.values())
         if owns:
             self._param_scopes.add(full_scope)
-        self.flops += p.flops
+        self._count(nid, p.flops)
         return nid
+
+    def _count(self, nid: str, flops: int) -> None:
+        self._node_flops[nid] = flops
+        self.flops += flops
+
+    def count_flops(self, nid: str) -> None:
+        """Add node ``nid``'s FLOPs to :attr:`flops`, for a node put into the graph without :meth:`op`."""
+        self._count(nid, node_flops(self.g, nid))
 
     def _tie(self, op: str, role: str, params: dict[str, list[int]], target: str) -> str:
         if role not in params:

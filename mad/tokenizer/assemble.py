@@ -326,13 +326,19 @@ class Assembler:
             scope += "_"
         nid = g.add_node(r.op, ins, id=scope, attrs=attrs, params=params, param_names=names, scope=scope,
                          shape=shape, dtype=dtype)
+        b.count_flops(nid)
         if params:
             b._param_scopes.add(scope)  # noqa: SLF001
             b._owned.update(g.nodes[nid].param_name(role) for role in params)  # noqa: SLF001
         return nid
 
+    @property
+    def flops(self) -> int:
+        """FLOPs of the nodes so far, at the graph's example sizes (as the graph builder counts them)."""
+        return self.b.flops
+
     def pop(self) -> None:
-        """Take back the last node added (its parameter names become free again)."""
+        """Take back the last node added (its parameter names and FLOPs become free again)."""
         nid = self.ids.pop()
         self.b.release([nid])
         self.b.graph.remove_nodes([nid])

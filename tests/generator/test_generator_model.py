@@ -167,13 +167,17 @@ def test_parameter_budget_is_kept_node_by_node(tok):
             assert smp.graph.num_params <= 2_000
 
 
-def test_node_flops_add_up_to_the_graph_flops():
+def test_node_flops_add_up_to_the_graph_flops(tok):
     from mad.graph import interpret
     from mad.graph.interpreter import node_flops
 
     for seed, modality in ((0, "image"), (3, "sequence")):
         g = sample(seed, RandomSpaceConfig(modality=modality, max_params=100_000))
         assert sum(node_flops(g, nid) for nid in g.nodes) == interpret(g.copy(), update=False).flops > 0
+        asm = tok.assembler(tok.prefix_tokens(g))  # the sampler's running count, also after taking a node back
+        for _ in range(2):
+            assert asm.flops == interpret(asm.graph.copy(), update=False).flops > 0
+            asm.pop()
 
 
 def test_fork_starmap_keeps_the_order_and_unfreezes_the_collector():
