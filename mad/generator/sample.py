@@ -64,6 +64,7 @@ from mad.graph.validate import validate
 from mad.tokenizer import MAX_REF, Assembler, GraphTokenizer, NodeRec
 
 from .fits import SHAPE_RULE_OPS, node_fits, op_fits, shape_fits, static_fits
+from .kernels import kernel_fault
 from .model import GraphTransformer, KVCache
 from .structure import ROLE, NodeDistances, bucket_row
 
@@ -479,10 +480,12 @@ def node_fault(g: ArchGraph, node: Any, ids_in: list[bool], chan_in: list[int | 
                max_numel: int = MAX_NUMEL) -> str | None:
     """Why node ``node`` just added to ``g`` must be taken back (None when it may stay): the first fault of
     :func:`batch_fault`, :func:`size_fault` (over ``max_numel`` elements), :func:`ids_fault`,
-    :func:`index_fault`, :func:`slice_fault`, :func:`inplace_fault` and :func:`layout_fault` (``ids_in``,
-    ``chan_in``: whether each input holds token ids, where it holds channels)."""
+    :func:`index_fault`, :func:`slice_fault`, :func:`inplace_fault`, :func:`layout_fault` (``ids_in``,
+    ``chan_in``: whether each input holds token ids, where it holds channels) and
+    :func:`~mad.generator.kernels.kernel_fault` (what the kernels check and shape inference does not)."""
     return (batch_fault(node.shape, g.dims) or size_fault(node.shape, g.dims, max_numel) or ids_fault(node, ids_in)
-            or index_fault(g, node) or slice_fault(g, node) or inplace_fault(g, node) or layout_fault(node, chan_in))
+            or index_fault(g, node) or slice_fault(g, node) or inplace_fault(g, node) or layout_fault(node, chan_in)
+            or kernel_fault(g, node))
 
 
 class Sampler:

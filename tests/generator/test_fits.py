@@ -7,11 +7,13 @@ import torch
 
 from mad.data import load_default
 from mad.generator.fits import node_fits, op_fits, value_fits
+from mad.generator.kernels import argument_fault, index_bounds, index_value_fault, view_fault
 from mad.generator.model import GeneratorConfig, GraphTransformer
 from mad.generator.sample import (Sampler, _Seq, channel_dim, holds_ids, ids_fault, index_fault, layout_fault,
                                   node_fault, slice_fault)
 from mad.graph import ArchGraph, GraphBuilder, get_op
 from mad.graph.builder_ops import port_count
+from mad.graph.passes.edit import eliminate_dead_code
 from mad.tokenizer import Assembler, GraphTokenizer
 
 DIMS = {"B": 2, "T": 16}
@@ -143,7 +145,7 @@ def test_the_checks_accept_every_node_of_the_dataset_graphs(sampler, monkeypatch
         nid = add(self, r)
         node = self.graph.nodes[nid]
         why_not = node_fault(self.graph, node, ids_in, chan_in) if r.op not in ("input", "parameter") else None
-        if why_not and why_not == index_fault(self.graph, node):
+        if why_not and why_not in (index_fault(self.graph, node), index_value_fault(self.graph, node)):
             refused.add(current[0])
         elif why_not and why_not != "dim 0 is not positive":  # empty tensors (a cache of length 0) compute
             bad.append(f"{self.graph.name}: {why_not}")        # nothing; decoding refuses them by design
@@ -341,3 +343,125 @@ def test_image_layers_read_channels_first_tensors_only():
     assert "part of the image" in layout_fault(g.nodes[mixed], [3])
     assert all(layout_fault(g.nodes[n], [chan[p] for p in g.predecessors(n)]) is None
                for n in (pool_last, pool_first, chan_mean))
+
+
+def _runs_at(g: ArchGraph, batch: int) -> bool:
+    try:
+        with torch.no_grad():
+            g.to_module()(*g.example_inputs(seed=0, dims={"B": batch}))
+        return True
+    except (RuntimeError, IndexError):
+        return False
+
+
+def _with_output(b: GraphBuilder, nid: str) -> ArchGraph:
+    """The part of the graph being built that computes ``nid``, with ``nid`` as its output."""
+    g = b.graph.copy()
+    g.set_outputs([nid])
+    eliminate_dead_code(g)
+    return g
+
+
+def test_index_bounds_follow_arange_masks_and_scalar_arithmetic():
+    b = GraphBuilder(dims={"B": 4})
+    x = b.input("x", ["B", 3, 8])
+    r = b.op("arange_start", start=2, end=6)                     # 2..5
+    shifted = b.op("rsub", b.op("mul", b.op("add", r, other=1), other=3), other=40)  # 40 - 3 * (r + 1)
+    mask = b.op("to_dtype", b.op("ge_scalar", x, other=0.0), dtype="int64")
+    g = b.graph
+    bind = {"B": 1}
+    assert index_bounds(g, r, bind) == (2, 5)
+    assert index_bounds(g, shifted, bind) == (22, 31)
+    assert index_bounds(g, b.op("unsqueeze", shifted, dim=0), bind) == (22, 31)  # a view keeps the values
+    assert index_bounds(g, mask, bind) == (0, 1)
+    assert index_bounds(g, b.op("argmax", x, dim=-1), bind) == (0, 7)  # positions along a dim of 8
+    top = b.op("getitem", b.op("topk", x, k=2, dim=1), index=1)
+    assert index_bounds(g, b.op("mul", top, other=2), bind) == (0, 4)
+    assert index_bounds(g, b.op("to_dtype", b.op("sum", x, dim=[-1]), dtype="int64"), bind) is None  # unknown
+
+
+def test_index_values_past_the_picked_dim_are_refused_as_when_run():
+    """``x[arange(4)]`` on the batch dim (expanded to follow the batch, so the shape rules pass) fails at
+    batch 1: refused; ``x[:, arange(3)]`` on a dim of 3 and a mask cast to 0/1 on a dim of 3 run: allowed."""
+    b = GraphBuilder(dims={"B": 4})
+    x = b.input("x", ["B", 3, 8])
+    rows = b.op("expand", b.op("unsqueeze", b.op("arange", end=4), dim=0), size=["B", -1])  # (B, 4), values 0..3
+    past = b.op("index", x, rows)
+    within = b.op("index", x, b.op("arange", end=3), indices=[None, "%"])
+    bits = b.op("to_dtype", b.op("ge_scalar", b.op("select", x, dim=2, index=0), other=0.0), dtype="int64")
+    masked = b.op("index", x, b.op("select", bits, dim=0, index=0), indices=[None, "%"])
+    ranked = b.op("index", x, b.op("getitem", b.op("topk", x, k=2, dim=2), index=1))  # positions 0..7 of a batch
+    g = b.graph
+    assert "of size 1 at batch 1" in index_value_fault(g, g.nodes[past])
+    assert "positions 0..7" in index_value_fault(g, g.nodes[ranked]) and not _runs_at(_with_output(b, ranked), 1)
+    assert not _runs_at(_with_output(b, past), 1)
+    for ok in (within, masked):
+        assert index_value_fault(g, g.nodes[ok]) is None and _runs_at(_with_output(b, ok), 1)
+
+
+def test_a_view_across_strides_is_refused_as_when_run():
+    """``x.transpose(1, 2).view(B, -1)`` merges dims whose strides do not line up: refused (and it fails when
+    run), also after a reshape that returns a view or an elementwise op (it keeps the layout); after a reshape
+    that copies, after a layer (a new, contiguous tensor), or a view that only splits the last dim, it runs:
+    allowed."""
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("x", ["B", 4, 6])
+    t = b.op("transpose", x, dim0=1, dim1=2)                      # (B, 6, 4), not contiguous
+    merged = b.op("view", t, size=["B", 24])
+    split = b.op("view", t, size=["B", 6, 2, 2])                  # splits the contiguous last dim only
+    copied = b.op("view", b.op("reshape", t, shape=["B", 24]), size=["B", 4, 6])  # the reshape had to copy
+    same = b.op("view", b.op("reshape", t, shape=["B", 6, 4]), size=["B", 24])  # a reshape to its own shape does not
+    relu = b.op("view", b.op("relu", t), size=["B", 24])          # an elementwise op keeps the layout
+    plain = b.op("view", b.op("linear", t, out_features=4), size=["B", 24])  # a layer makes a contiguous one
+    tiled = b.op("view", b.op("transpose", b.op("repeat", x, repeats=[1, 2, 1]), dim0=1, dim1=2), size=["B", 48])
+    half = b.op("view", b.op("getitem", b.op("chunk", x, chunks=2, dim=-1), index=0), size=["B", 12])  # a slice
+    g = b.graph
+    for bad in (merged, same, relu, half, tiled):
+        assert "non-contiguous" in view_fault(g, g.nodes[bad]) and not _runs_at(_with_output(b, bad), 1)
+    for ok in (split, copied, plain):
+        assert view_fault(g, g.nodes[ok]) is None and _runs_at(_with_output(b, ok), 1)
+
+
+def test_argument_checks_the_kernels_make():
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("x", ["B", 4, 8, 8])
+    bounds2d = b.op("bucketize_tensor", x, b.parameter("b2", [2, 3]))
+    bounds1d = b.op("bucketize_tensor", x, b.parameter("b1", [3]))
+    bad_conv = b.op("conv2d", x, b.parameter("w1", [2, 1, 3, 3]), groups=4, padding=[1, 1])
+    ok_conv = b.op("conv2d", x, b.parameter("w2", [8, 1, 3, 3]), groups=4, padding=[1, 1])
+    second = b.op("select", x, dim=0, index=1)                  # entry 1 of the batch: none at batch 1
+    g = b.graph
+    assert "at batch 1" in argument_fault(g, g.nodes[second]) and not _runs_at(_with_output(b, second), 1)
+    assert argument_fault(g, g.nodes[b.op("select", x, dim=1, index=3)]) is None
+    assert "one needed" in argument_fault(g, g.nodes[bounds2d]) and not _runs_at(_with_output(b, bounds2d), 1)
+    assert "groups" in argument_fault(g, g.nodes[bad_conv]) and not _runs_at(_with_output(b, bad_conv), 1)
+    for ok in (bounds1d, ok_conv):
+        assert argument_fault(g, g.nodes[ok]) is None and _runs_at(_with_output(b, ok), 1)
+
+
+def test_the_final_check_runs_on_one_thread_and_gives_the_thread_count_back(monkeypatch):
+    """``runs`` checks a graph on one torch thread (new shapes set up faster) and restores the caller's count,
+    also when the graph fails; it fails the graphs the kernel rules refuse."""
+    from mad.generator.api import runs
+    from mad.graph.module import ArchModule
+
+    b = GraphBuilder(dims={"B": 2})
+    x = b.input("x", ["B", 4, 6])
+    bad = b.op("view", b.op("transpose", x, dim0=1, dim1=2), size=["B", 24])
+    ok = b.op("relu", x)
+    seen: list[int] = []
+    run = ArchModule.run_checked
+
+    def spy(self, *args):
+        seen.append(torch.get_num_threads())
+        return run(self, *args)
+
+    monkeypatch.setattr(ArchModule, "run_checked", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert runs(_with_output(b, ok)) is None and torch.get_num_threads() == 2
+        assert "view" in runs(_with_output(b, bad)) and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}
