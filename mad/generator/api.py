@@ -264,28 +264,25 @@ def runs(g: ArchGraph) -> str | None:
 
     The recorded shapes are checked against the kernels that run, at those batch sizes, rather than re-inferred
     on meta tensors (``validate(shapes=False)``): the same check of the shape rules at the sizes that matter, at
-    a small part of the cost. It runs on one torch thread: a new graph's layers are new shapes, and the kernels'
-    set-up for a new shape cost several times more on two threads than the small products save (64 generated
-    image classifiers: 1.4 s on one thread, 10 s on two)."""
+    a small part of the cost. It runs on one torch thread (:func:`mad.train.threads.one_thread`: a new graph's
+    layers are new shapes, whose set-up costs more on two threads than the small products save)."""
     from mad.graph.validate import validate
+    from mad.train.threads import one_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
-        validate(g, shapes=False)
-        m = g.to_module()
-        for b in (1, 4):
-            args = g.example_inputs(seed=0, dims={"B": b})
-            out = m.run_checked(*args)
-            outs = out if isinstance(out, (tuple, list)) else (out.values() if isinstance(out, dict) else [out])
-            loss = sum(o.float().sum() for o in outs if torch.is_tensor(o) and o.is_floating_point())
-            if torch.is_tensor(loss) and loss.requires_grad:
-                loss.backward()
+        with one_thread():
+            validate(g, shapes=False)
+            m = g.to_module()
+            for b in (1, 4):
+                args = g.example_inputs(seed=0, dims={"B": b})
+                out = m.run_checked(*args)
+                outs = out if isinstance(out, (tuple, list)) else (out.values() if isinstance(out, dict) else [out])
+                loss = sum(o.float().sum() for o in outs if torch.is_tensor(o) and o.is_floating_point())
+                if torch.is_tensor(loss) and loss.requires_grad:
+                    loss.backward()
         return None
     except Exception as e:  # noqa: BLE001 - any failure makes the graph invalid; say which
         return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-    finally:
-        torch.set_num_threads(threads)
 
 
 class Generator:

@@ -465,3 +465,19 @@ def test_the_final_check_runs_on_one_thread_and_gives_the_thread_count_back(monk
     finally:
         torch.set_num_threads(before)
     assert seen and set(seen) == {1}
+
+
+def test_one_thread_gives_the_count_back_on_error():
+    from mad.train.threads import one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(ValueError), one_thread():
+            assert torch.get_num_threads() == 1
+            raise ValueError("inside")
+        assert torch.get_num_threads() == 2
+        with one_thread(enabled=False):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
