@@ -442,8 +442,8 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
 # results files written by a script of another name
 SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
-           "agent_eval_pool8": "bench/agent_eval.py --strategies loop,random,evolution --seeds 6 --loop-options "
-                               "'{\"pool\": 8}' --runs out/agent_pool8 --out bench/results/agent_eval_pool8.json",
+           "agent_eval_pool8": "bench/agent_eval.py --seeds 6 --no-tabular --loop-options '{\"pool\": 8}' "
+                               "--runs out/agent_pool8 --out bench/results/agent_eval_pool8.json",
            "code2graph_zoo_onnx_sample": "bench/code2graph_zoo.py --out bench/results/code2graph_zoo_onnx_sample.json"}
 
 
