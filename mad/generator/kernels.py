@@ -25,9 +25,11 @@ from mad.graph.interpreter import meta_value
 from mad.graph.ops.call import call_op
 from mad.graph.ops.symbols import resolve_attrs
 from mad.graph.passes.activation import ACTIVATIONS
-from mad.graph.symbolic import SymbolError, concrete, evaluate
+from mad.graph.symbolic import SymbolError, concrete
 
-__all__ = ["argument_fault", "index_bounds", "index_value_fault", "kernel_fault", "view_fault"]
+from .fits import _binds, _val, shape_fits
+
+__all__ = ["argument_fault", "index_bounds", "index_value_fault", "kernel_fault", "picked_dims", "view_fault"]
 
 # ops whose output holds the same integer values as their first input (another layout, a part, a copy)
 _VALUES_PASS = frozenset({"view", "reshape", "_unsafe_view", "flatten", "unflatten", "unsqueeze", "squeeze",
@@ -52,23 +54,8 @@ _FRESH = frozenset({"input", "parameter", "linear", "matmul", "bmm", "mm", "addm
                     "adaptive_avg_pool1d", "adaptive_avg_pool2d"})
 _LAYOUT_MOVES = frozenset({"permute", "transpose", "movedim", "t", "expand", "expand_as", "diagonal", "select",
                            "slice", "narrow", "split", "split_with_sizes", "chunk", "unbind"})
+_FOLLOWED = _STRIDED | _ELEMENTWISE
 _MAX_CHAIN = 32
-
-
-def _binds(g: ArchGraph) -> list[dict[str, int]]:
-    return [{**g.dims, "B": b} for b in (1, 2, 3)]
-
-
-def _size(d: Any, bind: Mapping[str, int]) -> int | None:
-    if isinstance(d, bool):
-        return None
-    if isinstance(d, int):
-        return d
-    try:
-        v = evaluate(d, bind) if isinstance(d, str) else None
-    except (SymbolError, ArithmeticError, TypeError, ValueError):
-        return None
-    return v if isinstance(v, int) else None
 
 
 def _is_int(dtype: Any) -> bool:
@@ -129,34 +116,35 @@ def _positions_along(g: ArchGraph, nid: str, bind: Mapping[str, int]) -> int | N
     dim = node.attrs.get("dim", -1 if node.op in ("topk", "sort", "argsort") else None)
     if not isinstance(shape, list) or not shape or not isinstance(dim, int) or not -len(shape) <= dim < len(shape):
         return None
-    return _size(shape[dim], bind)
+    return _val(shape[dim], bind)
+
+
+def picked_dims(g: ArchGraph, node: Any) -> tuple[list, list[tuple[int, str | None]]]:
+    """The shape of what an ``index``, ``index_select`` or ``gather`` reads, and ``(dim, index tensor)`` for each
+    dim it picks along (the tensor None when the port is missing); ``([], [])`` for other nodes."""
+    preds = g.predecessors(node.id)
+    shape = g.nodes[preds[0]].shape if preds else None
+    if node.op not in ("index", "index_select", "gather") or not isinstance(shape, list):
+        return [], []
+    if node.op == "index":
+        spec = node.attrs.get("indices")
+        ports = iter(preds[1:])
+        return shape, [(k, next(ports, None)) for k, e in enumerate(spec) if e is not None] \
+            if isinstance(spec, list) else []
+    dim = node.attrs.get("dim")
+    return shape, [(dim % len(shape), preds[1] if len(preds) > 1 else None)] if isinstance(dim, int) and shape \
+        else []
 
 
 def index_value_fault(g: ArchGraph, node: Any) -> str | None:
     """Why an ``index``, ``index_select`` or ``gather`` cannot run: positions whose bounds
     (:func:`index_bounds`) run past the picked dim at batch 1, 2 or 3."""
-    preds = g.predecessors(node.id)
-    if not preds or not isinstance(g.nodes[preds[0]].shape, list):
-        return None
-    shape = g.nodes[preds[0]].shape
-    if node.op == "index":
-        spec = node.attrs.get("indices")
-        if not isinstance(spec, list):
-            return None
-        ports = iter(preds[1:])
-        picked = [(k, next(ports, None)) for k, e in enumerate(spec) if e is not None]
-    elif node.op in ("index_select", "gather"):
-        dim = node.attrs.get("dim")
-        if not isinstance(dim, int) or not shape or len(preds) < 2:
-            return None
-        picked = [(dim % len(shape), preds[1])]
-    else:
-        return None
+    shape, picked = picked_dims(g, node)
     for k, src in picked:
         if src is None or k >= len(shape) or not _is_int(g.nodes[src].dtype):
             continue  # a boolean mask is no list of positions
-        for bind in _binds(g):
-            n, bounds = _size(shape[k], bind), index_bounds(g, src, bind)
+        for bind in _binds(g.dims):
+            n, bounds = _val(shape[k], bind), index_bounds(g, src, bind)
             if n is not None and bounds is not None and (bounds[0] < -n or bounds[1] >= n):
                 return (f"{node.op} picks positions {bounds[0]}..{bounds[1]} of dim {k}, of size {n} at batch "
                         f"{bind['B']}")
@@ -174,14 +162,14 @@ def view_fault(g: ArchGraph, node: Any) -> str | None:
     nid = preds[0] if preds else None
     while nid is not None and g.nodes[nid].op not in _FRESH and get_op(g.nodes[nid].op).category != "source":
         op, preds = g.nodes[nid].op, g.predecessors(nid)
-        if len(chain) >= _MAX_CHAIN or not preds or op not in _STRIDED | _ELEMENTWISE \
+        if len(chain) >= _MAX_CHAIN or not preds or op not in _FOLLOWED \
                 or (op in _ELEMENTWISE and len(preds) > 1):
             return None  # a layout this rule does not follow
         chain.append(nid)
         nid = preds[0]
     if nid is None or not any(g.nodes[c].op in _LAYOUT_MOVES for c in chain[1:]):
         return None  # a contiguous tensor, or views of it that keep it so
-    for bind in _binds(g):
+    for bind in _binds(g.dims):
         try:
             base = g.nodes[nid]
             x = meta_value(concrete(base.shape, bind), base.dtype)
@@ -207,13 +195,10 @@ def argument_fault(g: ArchGraph, node: Any) -> str | None:
     no multiple of ``groups``."""
     preds = g.predecessors(node.id)
     shapes = [g.nodes[p].shape for p in preds]
-    if node.op == "select" and shapes and isinstance(shapes[0], list):
-        dim, index = node.attrs.get("dim"), node.attrs.get("index")
-        if isinstance(dim, int) and isinstance(index, int) and -len(shapes[0]) <= dim < len(shapes[0]):
-            for bind in _binds(g):
-                n = _size(shapes[0][dim], bind)
-                if n is not None and not -n <= index < n:
-                    return f"select of entry {index} of dim {dim}, of size {n} at batch {bind['B']}"
+    if node.op == "select" and not shape_fits("select", "a.index", node.attrs.get("index"), shapes, g.dims,
+                                               {"a.dim": node.attrs.get("dim")}):
+        # the attr check the sampler makes at the index token, which it skips when the index comes first
+        return f"select of entry {node.attrs.get('index')} of dim {node.attrs.get('dim')}: not there at batch 1, 2 or 3"
     if node.op == "bucketize_tensor" and len(shapes) == 2 and isinstance(shapes[1], list) and len(shapes[1]) != 1:
         return f"bucketize boundaries of {len(shapes[1])} dims (one needed)"
     if node.op.startswith("conv") and len(shapes) >= 2 and isinstance(shapes[1], list) and shapes[1]:

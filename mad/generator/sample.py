@@ -64,7 +64,7 @@ from mad.graph.validate import validate
 from mad.tokenizer import MAX_REF, Assembler, GraphTokenizer, NodeRec
 
 from .fits import SHAPE_RULE_OPS, node_fits, op_fits, shape_fits, static_fits
-from .kernels import kernel_fault
+from .kernels import kernel_fault, picked_dims
 from .model import GraphTransformer, KVCache
 from .structure import ROLE, NodeDistances, bucket_row
 
@@ -179,19 +179,7 @@ def index_fault(g: ArchGraph, node: Any) -> str | None:
         return None
     if node.op not in ("index", "index_select"):
         return None
-    preds = g.predecessors(node.id)
-    shape = g.nodes[preds[0]].shape if preds else None
-    if not isinstance(shape, list):
-        return None
-    if node.op == "index":
-        spec = node.attrs.get("indices")
-        ports = iter(preds[1:])
-        picked = [(k, next(ports, None)) for k, e in enumerate(spec) if e is not None] if isinstance(spec, list) \
-            else []
-    else:
-        dim = node.attrs.get("dim")
-        picked = [(dim % len(shape), preds[1] if len(preds) > 1 else None)] if isinstance(dim, int) and shape \
-            else []
+    shape, picked = picked_dims(g, node)
     for k, src in picked:
         if k < len(shape) and has_batch(shape[k]) and (src is None or not has_batch(g.nodes[src].shape)):
             return f"{node.op} picks entries of the batch dim with indices whose size does not follow the batch"
