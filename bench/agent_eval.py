@@ -178,7 +178,7 @@ def run_timed(args, runs: Path) -> dict:
     folder = runs / "timed" / f"mnist5k-loop-{args.timed_search}"
     r = search("mnist5k", "loop", folder, evals=args.timed_search, max_params=args.max_params,
                max_flops=args.max_flops, workers=args.workers, round_size=args.round_size, train=settings, seed=0,
-               resume=folder.exists(), progress=not args.quiet)
+               resume=folder.exists(), progress=not args.quiet, strategy_options=args.loop_options or None)
     return {"evals": r.evals, "minutes": r.seconds / 60, "best": r.best["value"] if r.best else None,
             "test_at_best": r.best.get("test_value") if r.best else None, "train": settings.as_dict(),
             "status": r.status}

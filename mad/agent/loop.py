@@ -58,7 +58,7 @@ class MADLoop(Strategy):
             the journal either way).
     """
 
-    def __init__(self, pool: int = 4, shares: tuple[float, float, float] = (0.25, 0.5, 0.25), elites: int = 5,
+    def __init__(self, pool: int = 8, shares: tuple[float, float, float] = (0.25, 0.5, 0.25), elites: int = 5,
                  ghn: str | bool = "default", generator: str | bool = "default", finetune_every: int = 2,
                  finetune_steps: int = 6, finetune_top: int = 6, explore: float = 0.5,
                  ghn_examples: int = 128, gen_seconds: float = 8.0, max_siblings: int = 0) -> None:

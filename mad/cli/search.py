@@ -43,7 +43,7 @@ def search_command(
     round_size: Annotated[int | None, typer.Option("--round-size", help="Trainings per round "
                                                                         "(default: max(2, workers)).")] = None,
     pool: Annotated[int | None, typer.Option("--pool", help="The loop's candidates scored per trained one "
-                                                             "(default 4; more lean harder on the GHN).")] = None,
+                                                             "(default 8; more lean harder on the GHN).")] = None,
     max_siblings: Annotated[int | None, typer.Option("--max-siblings", help="The loop's children of one parent "
                                                      "trained per round at most (default: no limit).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of everything random.")] = 0,
