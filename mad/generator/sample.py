@@ -508,6 +508,7 @@ class Sampler:
         self.tok = tokenizer
         self.fits = True
         self.output_ok: Any = None  # the call's rules (set by sample())
+        self.max_params: int | None = None  # the call's budgets (set by sample(), like output_ok)
         self.max_flops: int | None = None
         self.max_flat: int | None = 48
         self.workers = 1
@@ -782,7 +783,7 @@ class Sampler:
         return refs[[head + (n - k - 1,) not in s.dead for k in range(len(refs))]]
 
     # ------------------------------------------------------------------ node bookkeeping
-    def _close(self, s: _Seq, dist: NodeDistances, max_params: int | None) -> bool:
+    def _close(self, s: _Seq, dist: NodeDistances) -> bool:
         """Add the node in progress; on failure take it back. True when it was added."""
         rec = NodeRec(s.op, list(s.refs), dict(s.attrs))  # type: ignore[arg-type]
         try:
@@ -797,8 +798,8 @@ class Sampler:
         why = node_fault(s.asm.graph, node, ids_in, chan_in, s.max_numel)
         if why is None and node.num_params > s.max_layer:
             why = f"one layer of {node.num_params} parameters (over {s.max_layer})"
-        if why is None and max_params is not None and params > max_params:
-            why = f"over the parameter budget ({params} > {max_params})"
+        if why is None and self.max_params is not None and params > self.max_params:
+            why = f"over the parameter budget ({params} > {self.max_params})"
         if why is None and self.max_flops is not None and s.asm.flops > self.max_flops:
             why = f"over the FLOPs budget ({s.asm.flops} > {self.max_flops})"
         if why is not None:
@@ -874,7 +875,7 @@ class Sampler:
                                                temperature=temperature, top_k=top_k, max_params=max_params,
                                                max_retries=max_retries, output_ok=output_ok, deadline=deadline,
                                                max_flops=max_flops))
-        self.output_ok, self.max_flops = output_ok, max_flops
+        self.output_ok, self.max_params, self.max_flops = output_ok, max_params, max_flops
         model, dev = self.model, self.device
         gen = torch.Generator().manual_seed(seed)
         p = model.cfg.prefix_len
@@ -959,7 +960,7 @@ class Sampler:
                 for r, t, lp in zip(active, picks, logp.gather(1, col)[:, 0].tolist()):
                     sq = seqs[rows[r]]
                     sq.logprob += lp
-                    self._consume(sq, t, dists[rows[r]], max_params, max_retries)
+                    self._consume(sq, t, dists[rows[r]], max_retries)
                     done[rows[r]] = sq.phase == "done"
             if all(done):
                 break
@@ -997,7 +998,7 @@ class Sampler:
         return [Sample(list(sq.tokens), sq.graph, sq.logprob, None if sq.graph is not None else
                        (sq.error or "not finished"), sq.retries) for sq in seqs]
 
-    def _consume(self, s: _Seq, t: int, dist: NodeDistances, max_params: int | None, max_retries: int) -> None:
+    def _consume(self, s: _Seq, t: int, dist: NodeDistances, max_retries: int) -> None:
         """Apply token ``t`` to ``s``'s state (closing the node in progress when ``t`` starts another)."""
         text = self.texts[t]
         n = len(s.asm)
@@ -1011,7 +1012,7 @@ class Sampler:
             s.pending = (text, ROLE["out"], -1, 0)
             return
         if s.phase == "attrs" and (text.startswith("@") or text.startswith("op:") or text == "<out>"):
-            if not self._close(s, dist, max_params):
+            if not self._close(s, dist):
                 if s.fails_here >= max_retries:
                     self._finish_early(s)
                 return  # resample from the node's start
