@@ -5,7 +5,7 @@ same number of trained evaluations (each training the same steps), on real tasks
     python bench/agent_eval.py --tasks digits --seeds 1 --evals 8 --out /tmp/a.json   # a smoke run
     python bench/agent_eval.py --tabular-only --tabular-seeds 20  # NAS-Bench-Graph only (pip install 'mad[nasbench]')
     python bench/agent_eval.py --tasks "" --no-tabular --timed-search 200   # time one 200-evaluation search
-    python bench/agent_eval.py --loop-options '{"pool": 8}' --runs out/agent_pool8   # the loop with other options
+    python bench/agent_eval.py --loop-options '{"pool": 4}' --runs out/agent_pool4   # the loop with other options
 
 * Every run is a ``mad.agent.search`` in ``--runs`` (kept, so an interrupted benchmark resumes; a finished run
   is reused). Trained results are cached by (graph, task, training settings) in ``--runs/cache``, so two
@@ -206,7 +206,7 @@ def main() -> None:
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--timed-search", type=int, default=0, help="also time one loop search of N evals on mnist5k")
     ap.add_argument("--loop-options", type=json.loads, default={}, help='JSON options of the loop strategies '
-                    '(e.g. \'{"pool": 8}\'); use another --runs folder, since a run resumes only with its own')
+                    '(e.g. \'{"pool": 4}\'); use another --runs folder, since a run resumes only with its own')
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     args.strategies = [s for s in args.strategies.split(",") if s]

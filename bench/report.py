@@ -422,7 +422,8 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "tokenizer_eval": _tokenizer,
     "generator_eval": _generator,
     "agent_eval": _agent,
-    "agent_eval_pool8": _agent,
+    "agent_eval_pool4": _agent,
+    "agent_eval_one_stage": _agent,
     "ghn_eval": _ghn_eval,
     "ghn_calibrate": _ghn_calibrate,
     "ghn_calibrate_chars": _ghn_calibrate,
@@ -442,8 +443,13 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
 # results files written by a script of another name
 SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
-           "agent_eval_pool8": "bench/agent_eval.py --seeds 6 --no-tabular --loop-options '{\"pool\": 8}' "
-                               "--runs out/agent_pool8 --out bench/results/agent_eval_pool8.json",
+           "agent_eval": "bench/agent_eval.py --seeds 6 --timed-search 200",
+           "agent_eval_one_stage": "bench/agent_eval.py --seeds 6 --timed-search 200 --loop-options "
+                                   "'{\"two_stage\": false}' --runs out/agent_one_stage "
+                                   "--out bench/results/agent_eval_one_stage.json",
+           "agent_eval_pool4": "bench/agent_eval.py --seeds 6 --no-tabular --loop-options "
+                               "'{\"pool\": 4, \"two_stage\": false}' --runs out/agent_pool4 "
+                               "--out bench/results/agent_eval_pool4.json",
            "code2graph_zoo_onnx_sample": "bench/code2graph_zoo.py --out bench/results/code2graph_zoo_onnx_sample.json"}
 
 

@@ -56,12 +56,16 @@ class MADLoop(Strategy):
         gen_seconds: time the generator may take per round (it proposes fewer when slow, so a search with the
             generator is reproducible only where it never runs out of time; a resumed round is replayed from
             the journal either way).
+        two_stage: draw and score half the pool first, then give the other half's slots to the proposers in
+            proportion to their shares times how often their first-half candidates ranked in its top quarter
+            (from the second round on without the GHN, whose absence leaves the first round unranked).
     """
 
     def __init__(self, pool: int = 8, shares: tuple[float, float, float] = (0.25, 0.5, 0.25), elites: int = 5,
                  ghn: str | bool = "default", generator: str | bool = "default", finetune_every: int = 2,
                  finetune_steps: int = 6, finetune_top: int = 6, explore: float = 0.5,
-                 ghn_examples: int = 128, gen_seconds: float = 8.0, max_siblings: int = 0) -> None:
+                 ghn_examples: int = 128, gen_seconds: float = 8.0, max_siblings: int = 0,
+                 two_stage: bool = True) -> None:
         if pool < 1 or elites < 1:
             raise ValueError(f"pool and elites must be >= 1, got {pool}, {elites}")
         if max_siblings < 0:
@@ -73,6 +77,8 @@ class MADLoop(Strategy):
         self.finetune_every, self.finetune_steps, self.finetune_top = finetune_every, finetune_steps, finetune_top
         self.explore, self.ghn_examples, self.gen_seconds = explore, ghn_examples, gen_seconds
         self.max_siblings = max_siblings
+        self.two_stage = bool(two_stage)
+        self._ranked, self._gen_left = False, gen_seconds
         self.ghn = self.gen = None
         self.surrogate: Surrogate | None = None
 
@@ -81,7 +87,8 @@ class MADLoop(Strategy):
                 "ghn": self.ghn_name, "generator": self.gen_name, "finetune_every": self.finetune_every,
                 "finetune_steps": self.finetune_steps, "finetune_top": self.finetune_top, "explore": self.explore,
                 "ghn_examples": self.ghn_examples, "gen_seconds": self.gen_seconds,
-                **({"max_siblings": self.max_siblings} if self.max_siblings else {})}
+                **({"max_siblings": self.max_siblings} if self.max_siblings else {}),
+                "two_stage": self.two_stage}
 
     # ------------------------------------------------------------------ set-up and resume
     def start(self, ctx: SearchContext, history: History) -> None:
@@ -121,9 +128,9 @@ class MADLoop(Strategy):
             return []
         text, kw = self._prompt()
         out: list[Candidate] = []
-        t0 = time.perf_counter()
+        t0, budget = time.perf_counter(), self._gen_left
         for _ in range(n):
-            left = self.gen_seconds - (time.perf_counter() - t0)
+            left = budget - (time.perf_counter() - t0)
             if len(out) >= n or left <= 0:
                 break
             try:
@@ -139,6 +146,7 @@ class MADLoop(Strategy):
                     continue
                 if self.ctx.admit(c) is None and all(c.key != o.key for o in out):
                     out.append(c)
+        self._gen_left = budget - (time.perf_counter() - t0)
         return out[:n]
 
     def _parents(self, history: History, n: int, rng: random.Random) -> list[Candidate]:
@@ -150,16 +158,16 @@ class MADLoop(Strategy):
 
     def propose(self, k: int, history: History, rng: random.Random) -> list[Candidate]:
         size = self.pool * k  # pool >= 1
-        g_share, m_share, r_share = self.shares
+        self._gen_left = self.gen_seconds  # the generator's time for the whole round
+        shares = dict(zip(_KINDS, self.shares))
         if not history.trials:
-            m_share = 0.0
-        total = g_share + m_share + r_share
-        n_gen = round(size * g_share / total)
-        n_mut = round(size * m_share / total)
-        pool = self._generated(n_gen, rng)
-        pool += [c for c in self.mutants(self._parents(history, n_mut, rng), rng) if all(c.key != o.key for o in pool)]
-        pool += [c for c in self.fresh(size - len(pool), rng) if all(c.key != o.key for o in pool)]
-        pool = self._score(pool, history) if pool else []
+            shares["mutation"] = 0.0
+        first = max(1, size // 2) if self.two_stage else size
+        pool = self._score(self._draw(first, shares, history, rng, []), history)
+        if size > first:  # two stages: the first half's ranking steers the second half (when it ranks at all)
+            more = (self._second(size - first, k, pool, shares, history, rng) if pool and self._ranked
+                    else self._draw(size - first, shares, history, rng, pool))
+            pool += self._score(more, history)
         if not pool:
             return []
         order = sorted(range(len(pool)), key=lambda i: -pool[i].info["scores"]["acquisition"])
@@ -168,6 +176,39 @@ class MADLoop(Strategy):
         for i in order:
             pool[i].info["selected"] = i in chosen
         return [pool[i] for i in picked] + [pool[i] for i in order if i not in chosen]
+
+    def _draw(self, n: int, shares: dict[str, float], history: History, rng: random.Random,
+              have: list[Candidate]) -> list[Candidate]:
+        """About ``n`` new candidates, split between the proposers by ``shares``, none a copy of ``have``."""
+        total = sum(shares.values()) or 1.0
+        n_gen = round(n * shares["generator"] / total)
+        n_mut = round(n * shares["mutation"] / total)
+        keys = {c.key for c in have}
+        out: list[Candidate] = []
+
+        def add(cands: list[Candidate]) -> None:
+            for c in cands:
+                if c.key not in keys:
+                    keys.add(c.key)
+                    out.append(c)
+
+        add(self._generated(n_gen, rng))
+        add(self.mutants(self._parents(history, n_mut, rng), rng))
+        add(self.fresh(n - len(out), rng))
+        return out
+
+    def _second(self, n: int, k: int, scored: list[Candidate], shares: dict[str, float], history: History,
+                rng: random.Random) -> list[Candidate]:
+        """The second half of a round's pool, drawn after the first half is scored: each proposer's share is
+        weighted by how often its first-half candidates ranked in that half's top quarter (a Beta(1, 1) mean),
+        so a proposer that makes only poor candidates for this task gets fewer slots."""
+        top = sorted(scored, key=lambda c: -c.info["scores"]["acquisition"])[:max(k, len(scored) // 4)]
+        weights = {}
+        for kind, share in shares.items():
+            mine = sum(1 for c in scored if _KIND.get(c.proposer, "random") == kind)
+            hits = sum(1 for c in top if _KIND.get(c.proposer, "random") == kind)
+            weights[kind] = share * (hits + 1) / (mine + 2)
+        return self._draw(n, weights, history, rng, scored)
 
     def _pick(self, pool: list[Candidate], order: list[int], k: int) -> list[int]:
         """The ``k`` pool indices to train, best acquisition first, with at most ``max_siblings`` children of
@@ -249,6 +290,8 @@ class MADLoop(Strategy):
 
     def _score(self, pool: list[Candidate], history: History) -> list[Candidate]:
         """Scores and acquisition values of the pool's members (those the GHN could not run are dropped)."""
+        if not pool:
+            return pool
         pool = self._ghn_scores(pool)
         if not pool:
             return pool
@@ -270,6 +313,7 @@ class MADLoop(Strategy):
                 c.info.setdefault("scores", {}).update(predicted=float(sign * m), spread=float(s),
                                                        acquisition=float(m + self.explore * s),
                                                        ghn_used=cal.get("optional_used"))
+            self._ranked = True
             return pool
         # no trained results yet: the GHN's view; without it, the proposers take turns
         turn: dict[str, int] = {}
@@ -281,6 +325,7 @@ class MADLoop(Strategy):
                 sc["acquisition"] = float(x[-3] if sc.get("ghn_quality") is None else x[-1])
             else:
                 sc["acquisition"] = -float(turn[kind])
+        self._ranked = self.ghn is not None
         return pool
 
     # ------------------------------------------------------------------ learning
@@ -333,6 +378,7 @@ def task_prompt(task: str, task_options: dict[str, Any] | None = None, max_param
     return text, {"input_shape": tuple(info.input_shape), "vocab_size": info.vocab_size, **limits}
 
 
+_KINDS = ("generator", "mutation", "random")
 _KIND = {"generator": "generator", "mutation": "mutation", "edit": "mutation", "random": "random", "seed": "random"}
 
 

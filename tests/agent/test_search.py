@@ -97,6 +97,45 @@ def test_loop_max_siblings_spreads_a_round_over_parents(tmp_path):
     assert spread >= 3
 
 
+def test_loop_second_stage_gives_slots_to_the_proposers_that_ranked_well():
+    from mad.agent.loop import MADLoop
+    from mad.agent.records import History
+
+    loop = MADLoop(shares=(0.5, 0.0, 0.5), two_stage=True)
+    asked = {}
+    loop._generated = lambda n, rng: asked.setdefault("generator", n) and []
+    loop.fresh = lambda n, rng: asked.setdefault("random", n) and []
+
+    def cand(proposer, key, acq):
+        c = Candidate(proposer, key)
+        c.key = key
+        c.info["scores"] = {"acquisition": acq}
+        return c
+
+    scored = [cand("generator", f"g{i}", 0.01 * i) for i in range(8)] + [cand("random", f"r{i}", 0.5 + 0.1 * i)
+                                                                         for i in range(8)]
+    shares = {"generator": 0.5, "mutation": 0.0, "random": 0.5}
+    loop._second(16, 4, scored, shares, History(), random.Random(0))
+    # the top quarter of the first half is all random draws: the generator gets 3 of 16 slots, not 8
+    assert asked == {"generator": 3, "random": 16}  # fresh() fills whatever the others did not make
+    asked.clear()
+    even = [cand("generator", f"g{i}", 0.1 * i) for i in range(0, 16, 2)] + [
+        cand("random", f"r{i}", 0.1 * i) for i in range(1, 16, 2)]
+    loop._second(16, 4, even, shares, History(), random.Random(0))
+    assert asked["generator"] == 8  # proposers that rank alike keep their shares
+
+
+def test_loop_two_stage_search_spends_the_budget_and_is_deterministic(tmp_path):
+    opts = {"pool": 6, "two_stage": True}
+    r = _run(tmp_path, "loop", evals=16, round_size=4, strategy_options=opts)
+    assert r.evals == 16
+    rows = RunRecords(r.folder).rows()
+    assert len({x["key"] for x in rows}) == len(rows)  # the second half copies nothing of the first
+    assert all(sum(x["round"] == n for x in rows) > 4 for n in range(1, 5))  # both halves were scored
+    again = _run(tmp_path, "loop", evals=16, round_size=4, name="again", strategy_options=opts)
+    assert _table(r.folder) == _table(again.folder)  # still a function of the seed
+
+
 @pytest.mark.parametrize("strategy", ["evolution", "loop"])
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path, strategy):
     full = _run(tmp_path, strategy, evals=24, round_size=3, name="full")
