@@ -1,9 +1,10 @@
 """Architecture search on digits: the MAD loop (generator + GHN + surrogate) against random search at the same
 budget of trained evaluations, then an HTML report (~2 min on 2 cores).
 
-    python examples/search.py            # runs in out/search/ (resumes what is there)
+    python examples/search.py            # runs in out/search/, anew each time
 """
 
+import shutil
 from pathlib import Path
 
 from mad.agent import TrainSettings, search
@@ -13,8 +14,9 @@ out = Path("out/search")
 train = TrainSettings(steps=40)  # every candidate trains the same 40 steps
 runs = []
 for strategy in ("loop", "random"):
+    shutil.rmtree(out / strategy, ignore_errors=True)  # a run folder resumes only with its own settings
     r = search("digits", strategy, out / strategy, evals=8, max_params=20_000, train=train, workers=2,
-               round_size=4, resume=True, progress=False)
+               round_size=4, progress=False)
     runs.append(r.folder)
     best = r.best
     print(f"{strategy:>7}: {r.evals} evaluations in {r.seconds:.0f} s, best val accuracy {best['value']:.3f} "
