@@ -78,7 +78,7 @@ class MADLoop(Strategy):
         self.explore, self.ghn_examples, self.gen_seconds = explore, ghn_examples, gen_seconds
         self.max_siblings = max_siblings
         self.two_stage = bool(two_stage)
-        self._ranked, self._gen_left = False, gen_seconds
+        self._gen_left = gen_seconds  # the generator's time left in the round (propose() resets it)
         self.ghn = self.gen = None
         self.surrogate: Surrogate | None = None
 
@@ -123,7 +123,7 @@ class MADLoop(Strategy):
                            getattr(space, "max_params", None), self.ctx.prompt, getattr(space, "max_flops", None))
 
     def _generated(self, n: int, rng: random.Random) -> list[Candidate]:
-        """Up to ``n`` admissible generated candidates, two at a time, within ``gen_seconds``."""
+        """Up to ``n`` admissible generated candidates, two at a time, within the round's ``gen_seconds``."""
         if self.gen is None or n <= 0:
             return []
         text, kw = self._prompt()
@@ -146,7 +146,7 @@ class MADLoop(Strategy):
                     continue
                 if self.ctx.admit(c) is None and all(c.key != o.key for o in out):
                     out.append(c)
-        self._gen_left = budget - (time.perf_counter() - t0)
+        self._gen_left = budget - (time.perf_counter() - t0)  # scoring between the halves is not its time
         return out[:n]
 
     def _parents(self, history: History, n: int, rng: random.Random) -> list[Candidate]:
@@ -165,9 +165,10 @@ class MADLoop(Strategy):
         first = max(1, size // 2) if self.two_stage else size
         pool = self._score(self._draw(first, shares, history, rng, []), history)
         if size > first:  # two stages: the first half's ranking steers the second half (when it ranks at all)
-            more = (self._second(size - first, k, pool, shares, history, rng) if pool and self._ranked
+            ranked = self.surrogate.fitted or self.ghn is not None
+            more = (self._second(size - first, k, pool, shares, history, rng) if pool and ranked
                     else self._draw(size - first, shares, history, rng, pool))
-            pool += self._score(more, history)
+            pool += self._score(more, history, refit=not pool)  # the first half's fit serves this history
         if not pool:
             return []
         order = sorted(range(len(pool)), key=lambda i: -pool[i].info["scores"]["acquisition"])
@@ -288,8 +289,9 @@ class MADLoop(Strategy):
         done_p, pool_p = ([sign * (v if v is not None and math.isfinite(v) else fill) for v in vs] for vs in vals)
         return done_p, pool_p
 
-    def _score(self, pool: list[Candidate], history: History) -> list[Candidate]:
-        """Scores and acquisition values of the pool's members (those the GHN could not run are dropped)."""
+    def _score(self, pool: list[Candidate], history: History, refit: bool = True) -> list[Candidate]:
+        """Scores and acquisition values of the pool's members (those the GHN could not run are dropped);
+        ``refit=False`` keeps the surrogate fitted on this history earlier in the round."""
         if not pool:
             return pool
         pool = self._ghn_scores(pool)
@@ -301,10 +303,11 @@ class MADLoop(Strategy):
         parent_fit = {t.key: t.fitness if t.fitness > -math.inf else mean_fit for t in done}
         x_pool = [self._features(c, parent_fit, mean_fit) for c in pool]
         done_c = [_as_candidate(t) for t in done]
-        x_done = [self._features(c, parent_fit, mean_fit) for c in done_c]
-        ghn_cols = list(range(len(x_pool[0]) - 3, len(x_pool[0]))) if self.ghn is not None else None
         prior_done, prior_pool = self._prior(done_c, pool)
-        self.surrogate.fit(x_done, [t.fitness for t in done], optional=ghn_cols, prior=prior_done)
+        if refit:
+            x_done = [self._features(c, parent_fit, mean_fit) for c in done_c]
+            ghn_cols = list(range(len(x_pool[0]) - 3, len(x_pool[0]))) if self.ghn is not None else None
+            self.surrogate.fit(x_done, [t.fitness for t in done], optional=ghn_cols, prior=prior_done)
         if self.surrogate.fitted:
             mean, std = self.surrogate.predict(x_pool, prior=prior_pool)
             sign = 1.0 if self.ctx.higher_is_better else -1.0  # predicted in the metric's units
@@ -313,7 +316,6 @@ class MADLoop(Strategy):
                 c.info.setdefault("scores", {}).update(predicted=float(sign * m), spread=float(s),
                                                        acquisition=float(m + self.explore * s),
                                                        ghn_used=cal.get("optional_used"))
-            self._ranked = True
             return pool
         # no trained results yet: the GHN's view; without it, the proposers take turns
         turn: dict[str, int] = {}
@@ -325,7 +327,6 @@ class MADLoop(Strategy):
                 sc["acquisition"] = float(x[-3] if sc.get("ghn_quality") is None else x[-1])
             else:
                 sc["acquisition"] = -float(turn[kind])
-        self._ranked = self.ghn is not None
         return pool
 
     # ------------------------------------------------------------------ learning
