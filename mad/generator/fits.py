@@ -182,10 +182,12 @@ def _kernel_fits(spatial: list, kernel: Any, attrs: Mapping[str, Any], dims: Map
 def _pieces_fit(s: list, dim: Any, size: int, dims: Mapping[str, int]) -> bool:
     """Whether cutting dim ``dim`` of shape ``s`` into pieces of ``size`` gives at most :data:`MAX_PIECES`
     outputs at every batch size (a split into one output per element of a 32768-element dim is legal, but its
-    shape check alone took minutes)."""
+    shape check alone took minutes). A dim whose size cannot be evaluated (a symbol the graph gives no size, as in
+    ``4096*T`` without ``T``) gives an unknown number of outputs and does not fit: splitting it element by element
+    ran the shape check for hours."""
     if not isinstance(dim, int) or isinstance(dim, bool) or not _in_range(dim, len(s)) or size < 1:
         return False
-    return all(n is None or -(-n // size) <= MAX_PIECES for n in (_val(s[dim], bind) for bind in _binds(dims)))
+    return all(n is not None and -(-n // size) <= MAX_PIECES for n in (_val(s[dim], bind) for bind in _binds(dims)))
 
 
 def node_fits(op: str, shapes: list[Any], dims: Mapping[str, int], attrs: Mapping[str, Any]) -> bool:

@@ -68,6 +68,8 @@ def test_op_fits_rejects_inputs_the_op_cannot_take():
     ("expand", "a.size", ["B", -1], [["B", 4, 4]], {}, False),
     ("split", "a.split_size", 1, [["B", "4*B*T*T"]], {"a.dim": -1}, False),  # thousands of outputs
     ("split", "a.split_size", 1, [["B", "T", 64]], {"a.dim": 2}, True),  # 64 of them
+    ("split", "a.split_size", 1, [["B", "4096*S"]], {"a.dim": -1}, False),  # S has no size: unknown many
+    ("unbind", "a.dim", 1, [["B", "S", 8]], {}, False),
     ("split", "a.split_size", 32, [["B", "T", 4096]], {"a.dim": -1}, False),
     ("split", "a.split_size", 128, [["B", "T", 4096]], {"a.dim": -1}, True),
     ("split", "a.split_size", 0, [["B", "T", 64]], {"a.dim": -1}, False),
