@@ -6,12 +6,13 @@ graph, a refit and how well it ranks.
     python bench/ghn_calibrate.py --task mnist1d --cache ~/.cache/mad/cal_mnist1d --write   # another task
 
 The estimate (:mod:`mad.ghn.quality`) is a ridge regression from the GHN's pooled graph embedding plus log
-#params and log FLOPs to the normal scores of the validation metric after 100 AdamW steps (read back in the
-metric's units through its quantiles; the cross-validated tau of a ridge on the raw metric is reported
-beside). mnist5k's labels come from four pools, in this order, each graph deduplicated by WL hash against
-everything before it; no graph of the held-out splits (``bench/train_baselines.py``'s ids) and none of the
-trainability benchmark's samples (``bench/generator_eval.py``: 96 suggestions per seed 0-2, random-space seeds
-1000-1239) is used:
+#params and log FLOPs and the metric of the GHN's predicted parameters on 250 validation examples (not with
+``--no-predicted``) to the normal scores of the validation metric after 100 AdamW steps (read back in the
+metric's units through its quantiles; the cross-validated tau of a ridge on the raw metric, and of the other
+feature set, are reported beside). mnist5k's labels come from four pools, in this order, each graph
+deduplicated by WL hash against everything before it; no graph of the held-out splits
+(``bench/train_baselines.py``'s ids) and none of the trainability benchmark's samples
+(``bench/generator_eval.py``: 96 suggestions per seed 0-2, random-space seeds 1000-1239) is used:
 
 * ``dataset``: every graph of the dataset's ``train`` split that qualifies for mnist5k under the GHN's pool
   rules (at most 15 MFLOPs, 400 nodes), in the GHN's pool order;
@@ -308,6 +309,8 @@ def main() -> None:
     ap.add_argument("--ghn", default="default", help="GHN checkpoint folder or 'default'")
     ap.add_argument("--jobs", type=int, default=2, help="labelling processes")
     ap.add_argument("--write", action="store_true", help="store the refit in the GHN's record.json")
+    ap.add_argument("--no-predicted", action="store_true", help="fit the estimator without the metric of the "
+                    "predicted parameters (embedding and costs only)")
     ap.add_argument("--task", default=TASK, help="mnist5k (its own pools) or another task (search_space_pools)")
     ap.add_argument("--out", type=Path, help="report (default: bench/results/ghn_calibrate.json for mnist5k, "
                     "ghn_calibrate_TASK.json for another task)")
@@ -348,15 +351,19 @@ def main() -> None:
         return {"vs_1000_steps": round(kendall_tau(est, y1000), 4), "vs_100_steps": round(kendall_tau(est, y100), 4)}
 
     before = held_taus()
-    X = features(ghn.model, [g for g, _ in pairs], task).numpy()
+    full = features(ghn.model, [g for g, _ in pairs], task, predicted=True).numpy()
+    use = not args.no_predicted
+    X, other = (full, full[:, :-1]) if use else (full[:, :-1], full)  # the last column: the predicted metric
     y = np.array([m for _, m in pairs])
     fams = sorted(set(families))
     fam_ids = np.array([fams.index(f) for f in families])
     cv = {"kfold5": _cv_tau(X, y), "leave_family_out": _cv_tau(X, y, fam_ids),
           "metric_target": {"kfold5": _cv_tau(X, y, target="metric"),  # a ridge on the raw metric, as before
-                            "leave_family_out": _cv_tau(X, y, fam_ids, target="metric")}}
+                            "leave_family_out": _cv_tau(X, y, fam_ids, target="metric")},
+          "without_predicted_metric" if use else "with_predicted_metric": {
+              "kfold5": _cv_tau(other, y), "leave_family_out": _cv_tau(other, y, fam_ids)}}
     old = (ghn.record.get("quality") or {}).get("tasks", {}).get(task)
-    fitted = fit_quality(ghn.model, {task: pairs})["tasks"][task]
+    fitted = fit_quality(ghn.model, {task: pairs}, predicted=use)["tasks"][task]
     ghn.record.setdefault("quality", {}).setdefault("tasks", {})[task] = fitted
     after = held_taus()
     report: dict[str, Any] = {

@@ -243,6 +243,10 @@ def _ghn_calibrate(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                     "labels' normal scores (the estimate) and, same run, on the raw metric",
                     f"{_num(cv.get('kfold5'))} / {_num(cv.get('leave_family_out'))} (raw metric "
                     f"{_num(raw.get('kfold5'))} / {_num(raw.get('leave_family_out'))})", "")
+    for key, what in (("without_predicted_metric", "without"), ("with_predicted_metric", "with")):
+        if cv.get(key):  # the same labels, the estimator's features with or without the predicted metric
+            rows.append((f"the same, {what} the metric of the GHN's predicted parameters as a feature",
+                         f"{_num(cv[key].get('kfold5'))} / {_num(cv[key].get('leave_family_out'))}", ""))
     if held.get("graphs"):  # only tasks with held-out graphs (bench/train_baselines.py's selection)
         rows.append((f"Kendall tau on the {held.get('graphs')} held-out graphs vs 1000 / 100 steps, previous fit -> "
                      "this one", f"{_num(before.get('vs_1000_steps'))} / {_num(before.get('vs_100_steps'))} -> "

@@ -206,8 +206,9 @@ class GHN:
     def estimate(self, models: list[ArchGraph | nn.Module], task: str, chunk: int = 16) -> list[float | None]:
         """The learned quality estimate alone: the metric each model is expected to reach on ``task`` after brief
         training (the record's ``quality.steps`` AdamW steps), from the encoder's pooled embedding and the
-        model's size; no parameter is decoded, so it costs tens of milliseconds per graph. ``None`` for every
-        model when the estimator was not calibrated on ``task``.
+        model's size, and where the task's estimator reads it, the metric of the predicted parameters on a few
+        validation examples (:meth:`predicted_metrics`). Tens of milliseconds per graph without that figure, about
+        a tenth of a second with it. ``None`` for every model when the estimator was not calibrated on ``task``.
 
         Raises:
             GHNError: a model that cannot take the task.
@@ -223,13 +224,19 @@ class GHN:
     @torch.no_grad()
     def quality(self, graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str) -> list[float | None]:
         """The learned estimate of each graph's metric after brief training (``None`` when the estimator was not
-        calibrated on ``task``); ``pooled`` are the graphs' pooled embeddings from :meth:`predict_encoded`."""
+        calibrated on ``task``); ``pooled`` are the graphs' pooled embeddings from :meth:`predict_encoded`. An
+        estimator that reads the metric of the predicted parameters has it measured here
+        (:meth:`predicted_metrics`, as its record says)."""
         from .quality import feature_rows
 
         est = self.calibrated(task)
         if not est or not graphs:
             return [None] * len(graphs)
-        X = feature_rows(graphs, pooled, task)
+        reads = est.get("predicted")
+        X = feature_rows(graphs, pooled, task, self.predicted_metrics(graphs, task, **reads) if reads else None)
+        if X.shape[1] != len(est["coef"]):
+            raise GHNError(f"the quality estimator for {task!r} reads {len(est['coef'])} features, but this GHN "
+                           f"gives {X.shape[1]}: refit it for this GHN (bench/ghn_calibrate.py --task {task})")
         z = X @ torch.tensor(est["coef"], dtype=torch.float64) + est["intercept"]
         if est.get("target") == "normal_scores":  # back to the metric, the order kept (see mad.ghn.quality)
             from .quality import to_metric
@@ -238,6 +245,30 @@ class GHN:
         # a linear estimate can leave the range it was fitted on for graphs unlike its calibration set: clip it
         z = z.clamp(est.get("label_min", 0.0), est.get("label_max", 1.0 if est["higher_is_better"] else float("inf")))
         return [float(v) for v in z]
+
+    @torch.no_grad()
+    def predicted_metrics(self, graphs: list[ArchGraph], task: str, examples: int = 250, bn_batches: int = 8,
+                          split: str = "val") -> list[float]:
+        """The metric (accuracy, or bits per character) of each graph's predicted parameters on the first
+        ``examples`` examples of ``split``, batch-norm statistics recomputed on the task's first ``bn_batches``
+        training batches, whatever a caller of :meth:`predict` asked for: the figure a quality estimator may read
+        (NaN for a graph whose prediction cannot run)."""
+        from mad.train.data import TaskData
+
+        spec = self._task(task)
+        params, _ = self.predict_encoded([encode(g) for g in graphs], spec.name)
+        data = TaskData(spec, batch_size=64)
+        xs = [data.train_batch(i)[0] for i in range(bn_batches)]
+        key = "bpc" if spec.is_lm else "accuracy"
+        out = []
+        for g, p in zip(graphs, params):
+            try:
+                module, _, _ = materialise(g, p, xs, device=self.device)
+                out.append(float(evaluate(module, spec.name, split, examples, data=data)[key]))
+            except Exception as e:  # noqa: BLE001 - the estimate reads a failed prediction as the worst metric
+                log.info("predicted parameters of %s do not run on %s: %s", g.name, spec.name, str(e)[:200])
+                out.append(float("nan"))
+        return out
 
     def _graph_for(self, model: ArchGraph | nn.Module, spec) -> tuple[ArchGraph, nn.Module | None]:
         """The graph to encode (retargeted if it does not fit) and the module to fill (None: build it)."""

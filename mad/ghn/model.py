@@ -28,7 +28,8 @@ decoded tensor gets zero-mean rows and unit RMS, then is normalised per op kind
 * ``scale`` (norm weights, PReLU slopes): ``1 + a * W/rms(W)``; ``bias``: ``a * W/rms(W)``, ``a`` predicted
   and starting at 0.
 
-The pooled graph embedding (plus log parameter count and log FLOPs) feeds a per-task linear estimator,
+The pooled graph embedding (plus log parameter count and log FLOPs, and where the task's estimator reads it,
+the metric of the predicted parameters) feeds a per-task linear estimator,
 fitted after training (:mod:`mad.ghn.quality`), of the metric an architecture reaches after brief training.
 """
 

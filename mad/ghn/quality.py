@@ -4,7 +4,9 @@ Labels come from training graphs of the GHN's own pools (the dataset's ``train``
 ones): each is trained with ``mad.train.fit`` for ``steps`` AdamW steps from default init (lr 1e-3, cosine,
 batch 64, seed 0) and its validation metric recorded (:func:`collect_labels`, resumable: one JSON line per
 graph). :func:`fit_quality` then fits, per task, a ridge regression from the frozen, pooled graph embedding
-plus log parameter count and log FLOPs to the metric; its coefficients are stored in the GHN's record, and
+plus log parameter count and log FLOPs, and by default the metric of the graph's predicted parameters (log bits
+per character for language modelling: the embedding says what the graph is, the prediction how well the GHN's
+parameters already do on the task), to the metric; its coefficients are stored in the GHN's record, and
 :meth:`GHN.score` reports the estimate in the metric's own units.
 """
 
@@ -22,7 +24,7 @@ import torch
 from mad.graph import ArchGraph
 
 __all__ = ["collect_labels", "feature_rows", "features", "fit_quality", "graph_costs", "normal_scores", "target_values",
-           "to_metric"]
+           "to_metric", "predicted_column", "PREDICTED"]
 
 log = logging.getLogger("mad.ghn")
 
@@ -81,18 +83,22 @@ def collect_labels(task: str, pool: list[tuple[str, ArchGraph]], out: str | Path
     return [done[i] for i, _ in pool if i in done]
 
 
+# how an estimator that reads the predicted parameters' metric has it measured: batch-norm statistics from the
+# task's first ``bn_batches`` training batches, then the first ``examples`` validation examples
+PREDICTED = {"examples": 250, "bn_batches": 8, "split": "val"}
 QUANTILES = 41  # points of the map from normal scores back to the metric
 TARGETS = ("normal_scores", "metric")  # what the ridge regresses (see the module docstring)
 FITTED = ("coef", "intercept", "table")  # an estimator's fitted arrays; the rest of its entry describes it
 
 
 def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int = 0,
-                target: str = "normal_scores") -> dict[str, Any]:
+                target: str = "normal_scores", predicted: bool = True) -> dict[str, Any]:
     """Fit one linear estimator per task on ``{task: [(graph on task, metric), ...]}``: ridge regression (penalty
     chosen by leave-one-out cross-validation) from the frozen pooled GHN embedding plus log #params and log FLOPs
+    (and, with ``predicted``, the metric of the graph's predicted parameters, measured as :data:`PREDICTED` says)
     to the labels' normal scores (``target="normal_scores"``, see the module docstring) or to the metric itself
     (``target="metric"``). Returns what :meth:`GHN.quality` reads (``{"tasks": {task: {"coef", "intercept",
-    "higher_is_better", "graphs", "alpha", "target", "table"...}}}``), stored in the GHN's record."""
+    "higher_is_better", "graphs", "alpha", "target", "table", "predicted"...}}}``), stored in the GHN's record."""
     import numpy as np
     from sklearn.linear_model import RidgeCV
 
@@ -106,7 +112,7 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
             log.warning("task %s: only %d labelled graphs; its quality estimate is not calibrated", task, len(pairs))
             continue
         spec = TaskSpec.of(task)
-        X = features(model, [g for g, _ in pairs], task).numpy()
+        X = features(model, [g for g, _ in pairs], task, predicted).numpy()
         y = np.array([m for _, m in pairs], dtype=np.float64)
         mu, sd = X.mean(0), X.std(0) + 1e-6
         z = target_values(y, target)
@@ -117,6 +123,8 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
                        "alpha": float(ridge.alpha_), "higher_is_better": not spec.is_lm, "graphs": len(pairs),
                        "label_mean": float(y.mean()), "label_std": float(y.std()),
                        "label_min": float(y.min()), "label_max": float(y.max()), "target": target}
+        if predicted:
+            stats[task]["predicted"] = dict(PREDICTED)
         if target == "normal_scores":
             qs = np.linspace(0.0, 1.0, QUANTILES)
             stats[task]["table"] = {"score": [round(float(v), 6) for v in np.quantile(z, qs)],
@@ -175,16 +183,45 @@ def to_metric(score: torch.Tensor, est: dict[str, Any]) -> torch.Tensor:
     return torch.where(above, hi + tail(x - float(zs[-1]), s_hi, room_hi), out)
 
 
-def feature_rows(graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str) -> torch.Tensor:
+def feature_rows(graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str,
+                 predicted: list[float] | None = None) -> torch.Tensor:
     """``(G, d + 2)`` float64 rows the estimator reads: each graph's pooled GHN embedding (``pooled``), then its
-    log #params and log FLOPs on ``task``."""
+    log #params and log FLOPs on ``task``; ``(G, d + 3)`` with the metric of its predicted parameters
+    (``predicted``, through :func:`predicted_column`) last."""
     costs = torch.tensor([graph_costs(g, task) for g in graphs], dtype=torch.float64).reshape(len(graphs), 2)
-    return torch.cat([torch.stack(list(pooled)).double().cpu(), costs], 1)
+    cols = [torch.stack(list(pooled)).double().cpu(), costs]
+    if predicted is not None:
+        from mad.train.objective import TaskSpec
+
+        cols.append(predicted_column(predicted, TaskSpec.of(task).is_lm))
+    return torch.cat(cols, 1)
 
 
-def features(model, graphs: list[ArchGraph], task: str) -> torch.Tensor:
-    """:func:`feature_rows` of ``graphs`` on ``task`` with ``model``'s pooled embeddings."""
-    return feature_rows(graphs, list(embeddings(model, graphs, task)), task)
+def predicted_column(values: list[float | None], is_lm: bool) -> torch.Tensor:
+    """``(G, 1)`` float64: the metric of the graphs' predicted parameters as an estimator reads it, the log of the
+    bits per character (within [1e-3, 1e3]) for language modelling, else the accuracy; a missing or non-finite
+    value reads as the worst (1000 bits, accuracy 0)."""
+    out = []
+    for v in values:
+        v = float("nan") if v is None else float(v)
+        if is_lm:
+            out.append(math.log(min(max(v, 1e-3), 1e3)) if math.isfinite(v) else math.log(1e3))
+        else:
+            out.append(v if math.isfinite(v) else 0.0)
+    return torch.tensor(out, dtype=torch.float64).reshape(len(out), 1)
+
+
+def features(model, graphs: list[ArchGraph], task: str, predicted: bool = False) -> torch.Tensor:
+    """:func:`feature_rows` of ``graphs`` on ``task`` with ``model``'s pooled embeddings (and, with ``predicted``,
+    the metric of the parameters ``model`` predicts for them, measured as :data:`PREDICTED` says)."""
+    metrics = None
+    if predicted:
+        from .api import GHN
+
+        was = model.training
+        metrics = GHN(model, device=next(model.parameters()).device).predicted_metrics(graphs, task, **PREDICTED)
+        model.train(was)
+    return feature_rows(graphs, list(embeddings(model, graphs, task)), task, metrics)
 
 
 @torch.no_grad()

@@ -350,8 +350,8 @@ def test_quality_estimate_is_calibrated_per_task(graphs):
     est = ghn.quality(graphs, _pooled(ghn.model, graphs), "digits")
     from mad.ghn.quality import feature_rows
 
-    raw = (feature_rows(graphs, _pooled(ghn.model, graphs), "digits") @ torch.tensor(fitted["coef"],
-                                                                                   dtype=torch.float64)).tolist()
+    rows = feature_rows(graphs, _pooled(ghn.model, graphs), "digits", ghn.predicted_metrics(graphs, "digits"))
+    raw = (rows @ torch.tensor(fitted["coef"], dtype=torch.float64)).tolist()
     assert sorted(range(4), key=lambda i: est[i]) == sorted(range(4), key=lambda i: raw[i])
     assert all(0.0 < e < 1.0 for e in est)
     with pytest.raises(ValueError, match="target"):
@@ -396,6 +396,40 @@ def test_estimate_alone_equals_the_estimate_of_a_prediction(graphs):
     via_predict = [m.ghn_info["quality"] for m in ghn.predict_many(graphs, "digits", bn_batches=1)]
     assert est == pytest.approx(via_predict, abs=1e-6)
     assert ghn.estimate(graphs, "mnist1d") == [None] * len(graphs)
+
+
+def test_quality_estimate_reads_the_predicted_metric_when_fitted_with_it(graphs):
+    """By default an estimator also reads the metric of the predicted parameters (one more coefficient, measured
+    the same way whatever a caller asks of predict); without it, it reads the embedding and costs only; an
+    estimator that does not match the GHN's features is a clear error."""
+    from mad.ghn.quality import PREDICTED, fit_quality
+
+    torch.manual_seed(0)
+    ghn = GHN(GHNModel(GHNConfig(**TINY)), device="cpu")
+    pairs = list(zip(graphs, [0.2, 0.4, 0.6, 0.8]))
+    with_pm = fit_quality(ghn.model, {"digits": pairs})["tasks"]["digits"]
+    without = fit_quality(ghn.model, {"digits": pairs}, predicted=False)["tasks"]["digits"]
+    d = ghn.config.d
+    assert with_pm["predicted"] == PREDICTED and len(with_pm["coef"]) == d + 3
+    assert "predicted" not in without and len(without["coef"]) == d + 2
+    metrics = ghn.predicted_metrics(graphs, "digits")
+    scored = ghn.score(graphs, "digits", max_examples=PREDICTED["examples"])
+    assert metrics == pytest.approx([s["accuracy"] for s in scored], abs=1e-9)  # predict with 8 BN batches
+    for est in (with_pm, without):
+        ghn.record["quality"] = {"tasks": {"digits": est}}
+        assert ghn.estimate(graphs, "digits") == pytest.approx(
+            [m.ghn_info["quality"] for m in ghn.predict_many(graphs, "digits", bn_batches=1)], abs=1e-9)
+    ghn.record["quality"] = {"tasks": {"digits": {**without, "predicted": PREDICTED}}}
+    with pytest.raises(GHNError, match="refit"):
+        ghn.estimate(graphs, "digits")
+
+
+def test_predicted_column_is_log_bits_or_accuracy_and_the_worst_when_missing():
+    from mad.ghn.quality import predicted_column
+
+    lm = predicted_column([2.0, float("nan"), None, 1e9], is_lm=True)[:, 0].tolist()
+    assert lm == pytest.approx([math.log(2.0), math.log(1e3), math.log(1e3), math.log(1e3)])
+    assert predicted_column([0.5, float("inf"), None], is_lm=False)[:, 0].tolist() == [0.5, 0.0, 0.0]
 
 
 def _pooled(model, gs):
