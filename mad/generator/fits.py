@@ -184,7 +184,7 @@ def _pieces_fit(s: list, dim: Any, size: int, dims: Mapping[str, int]) -> bool:
     outputs at every batch size (a split into one output per element of a 32768-element dim is legal, but its
     shape check alone took minutes). A dim whose size cannot be evaluated (a symbol the graph gives no size, as in
     ``4096*T`` without ``T``) gives an unknown number of outputs and does not fit: splitting it element by element
-    ran the shape check for hours."""
+    kept the shape check busy for over eight minutes."""
     if not isinstance(dim, int) or isinstance(dim, bool) or not _in_range(dim, len(s)) or size < 1:
         return False
     return all(n is not None and -(-n // size) <= MAX_PIECES for n in (_val(s[dim], bind) for bind in _binds(dims)))
