@@ -428,6 +428,8 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "agent_eval": _agent,
     "agent_eval_pool4": _agent,
     "agent_eval_one_stage": _agent,
+    "agent_eval_mnist1d_12": _agent,
+    "agent_eval_mnist1d_12_before": _agent,
     "ghn_eval": _ghn_eval,
     "ghn_calibrate": _ghn_calibrate,
     "ghn_calibrate_chars": _ghn_calibrate,
@@ -451,6 +453,10 @@ SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "agent_eval_one_stage": "bench/agent_eval.py --seeds 6 --timed-search 200 --loop-options "
                                    "'{\"two_stage\": false}' --runs out/agent_one_stage "
                                    "--out bench/results/agent_eval_one_stage.json",
+           "agent_eval_mnist1d_12": "bench/agent_eval.py --tasks mnist1d --strategies loop,random,evolution --seeds 12 "
+                                    "--no-tabular --runs out/agent_m1_12 --out bench/results/agent_eval_mnist1d_12.json",
+           "agent_eval_mnist1d_12_before": "the same with the GHN record of commit e1534b3 (the mnist1d quality "
+                                           "estimate without the predicted parameters' metric)",
            "agent_eval_pool4": "bench/agent_eval.py --seeds 6 --no-tabular --loop-options "
                                "'{\"pool\": 4, \"two_stage\": false}' --runs out/agent_pool4 "
                                "--out bench/results/agent_eval_pool4.json",
