@@ -219,21 +219,26 @@ class GHN:
         from .quality import embeddings
 
         graphs = [self._graph_for(m, spec)[0] for m in models]
+        if self.calibrated(spec.name).get("predicted"):  # the parameters are needed: decode once, with the embedding
+            params, pooled = self.predict_encoded([encode(g) for g in graphs], spec.name)
+            return self.quality(graphs, pooled, spec.name, params)
         return self.quality(graphs, list(embeddings(self.model, graphs, spec.name, chunk)), spec.name)
 
     @torch.no_grad()
-    def quality(self, graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str) -> list[float | None]:
+    def quality(self, graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str,
+                params: list[dict[str, torch.Tensor]] | None = None) -> list[float | None]:
         """The learned estimate of each graph's metric after brief training (``None`` when the estimator was not
         calibrated on ``task``); ``pooled`` are the graphs' pooled embeddings from :meth:`predict_encoded`. An
         estimator that reads the metric of the predicted parameters has it measured here
-        (:meth:`predicted_metrics`, as its record says)."""
+        (:meth:`predicted_metrics`, as its record says, on ``params`` when the caller has them)."""
         from .quality import feature_rows
 
         est = self.calibrated(task)
         if not est or not graphs:
             return [None] * len(graphs)
         reads = est.get("predicted")
-        X = feature_rows(graphs, pooled, task, self.predicted_metrics(graphs, task, **reads) if reads else None)
+        X = feature_rows(graphs, pooled, task, self.predicted_metrics(graphs, task, params=params, **reads)
+                         if reads else None)
         if X.shape[1] != len(est["coef"]):
             raise GHNError(f"the quality estimator for {task!r} reads {len(est['coef'])} features, but this GHN "
                            f"gives {X.shape[1]}: refit it for this GHN (bench/ghn_calibrate.py --task {task})")
@@ -248,15 +253,17 @@ class GHN:
 
     @torch.no_grad()
     def predicted_metrics(self, graphs: list[ArchGraph], task: str, examples: int = 250, bn_batches: int = 8,
-                          split: str = "val") -> list[float]:
+                          split: str = "val", params: list[dict[str, torch.Tensor]] | None = None) -> list[float]:
         """The metric (accuracy, or bits per character) of each graph's predicted parameters on the first
         ``examples`` examples of ``split``, batch-norm statistics recomputed on the task's first ``bn_batches``
         training batches, whatever a caller of :meth:`predict` asked for: the figure a quality estimator may read
-        (NaN for a graph whose prediction cannot run)."""
+        (NaN for a graph whose prediction cannot run). ``params``: the graphs' predicted parameters, when the caller
+        has them (else they are predicted here)."""
         from mad.train.data import TaskData
 
         spec = self._task(task)
-        params, _ = self.predict_encoded([encode(g) for g in graphs], spec.name)
+        if params is None:
+            params, _ = self.predict_encoded([encode(g) for g in graphs], spec.name)
         data = TaskData(spec, batch_size=64)
         xs = [data.train_batch(i)[0] for i in range(bn_batches)]
         key = "bpc" if spec.is_lm else "accuracy"
@@ -322,7 +329,7 @@ class GHN:
 
         encoded = [encode(g) for g, _ in pairs]
         params, pooled = self.predict_encoded(encoded, spec.name)
-        quality = self.quality([g for g, _ in pairs], pooled, spec.name)
+        quality = self.quality([g for g, _ in pairs], pooled, spec.name, params)
         data = TaskData(spec, batch_size=64)
         batches = [data.train_batch(i) for i in range(max(bn_batches, 8 if readout else 0))]
         xs = [x for x, _ in batches[:bn_batches]]

@@ -214,14 +214,17 @@ def predicted_column(values: list[float | None], is_lm: bool) -> torch.Tensor:
 def features(model, graphs: list[ArchGraph], task: str, predicted: bool = False) -> torch.Tensor:
     """:func:`feature_rows` of ``graphs`` on ``task`` with ``model``'s pooled embeddings (and, with ``predicted``,
     the metric of the parameters ``model`` predicts for them, measured as :data:`PREDICTED` says)."""
-    metrics = None
-    if predicted:
-        from .api import GHN
+    if not predicted:
+        return feature_rows(graphs, list(embeddings(model, graphs, task)), task)
+    from .api import GHN
+    from .encode import encode
 
-        was = model.training
-        metrics = GHN(model, device=next(model.parameters()).device).predicted_metrics(graphs, task, **PREDICTED)
-        model.train(was)
-    return feature_rows(graphs, list(embeddings(model, graphs, task)), task, metrics)
+    was = model.training
+    ghn = GHN(model, device=next(model.parameters()).device)
+    params, pooled = ghn.predict_encoded([encode(g) for g in graphs], task)  # decoded once, with the embedding
+    metrics = ghn.predicted_metrics(graphs, task, params=params, **PREDICTED)
+    model.train(was)
+    return feature_rows(graphs, pooled, task, metrics)
 
 
 @torch.no_grad()
