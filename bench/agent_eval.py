@@ -94,7 +94,7 @@ def run_task(task: str, args, runs: Path) -> dict:
         for seed in range(args.seeds):
             folder = runs / task / f"{name}-s{seed}"
             r = search(task, strat, folder, evals=args.evals, max_params=args.max_params, max_flops=args.max_flops,
-                       workers=args.workers,
+                       max_activations=args.max_activations, workers=args.workers,
                        round_size=args.round_size, train=settings, seed=seed, resume=folder.exists(),
                        progress=not args.quiet, cache_dir=runs / "cache", strategy_options=opts)
             seconds += r.seconds  # over all segments of the run (a reused run keeps its own time)
@@ -177,11 +177,12 @@ def run_timed(args, runs: Path) -> dict:
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
     folder = runs / "timed" / f"mnist5k-loop-{args.timed_search}"
     r = search("mnist5k", "loop", folder, evals=args.timed_search, max_params=args.max_params,
-               max_flops=args.max_flops, workers=args.workers, round_size=args.round_size, train=settings, seed=0,
-               resume=folder.exists(), progress=not args.quiet, strategy_options=args.loop_options or None)
+               max_flops=args.max_flops, max_activations=args.max_activations, workers=args.workers,
+               round_size=args.round_size, train=settings, seed=0, resume=folder.exists(), progress=not args.quiet,
+               strategy_options=args.loop_options or None)
     return {"evals": r.evals, "minutes": r.seconds / 60, "best": r.best["value"] if r.best else None,
             "test_at_best": r.best.get("test_value") if r.best else None, "train": settings.as_dict(),
-            "status": r.status}
+            "status": r.status, "max_activations": args.max_activations}
 
 
 def main() -> None:
@@ -195,6 +196,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--max-params", type=int, default=50_000)
     ap.add_argument("--max-flops", type=int, default=20_000_000, help="FLOPs of a forward pass at batch 2")
+    ap.add_argument("--max-activations", type=int, default=None, help="elements of all nodes' outputs for one "
+                    "example (mad.agent.search's limit; none by default)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--round-size", type=int, default=4)
     ap.add_argument("--runs", default="out/agent_eval", help="run folders (kept for resuming) and the cache")

@@ -94,7 +94,8 @@ def search(task: str, strategy: str | Strategy = "loop", out: str | Path = "runs
            evals: int | None = 50, minutes: float | None = None, space: SearchSpace | None = None,
            round_size: int | None = None, workers: int = 1, executor: str = "local",
            train: TrainSettings | None = None, max_params: int | None = None, max_flops: int | None = None,
-           max_latency_ms: float | None = None, prompt: str | None = None, start: list[ArchGraph] | None = None,
+           max_latency_ms: float | None = None, max_activations: int | None = None, prompt: str | None = None,
+           start: list[ArchGraph] | None = None,
            seed: int = 0, resume: bool = False, progress: bool = True, cache_dir: str | Path | None = None,
            strategy_options: dict[str, Any] | None = None,
            on_eval: Callable[[Trial], Any] | None = None) -> SearchResult:
@@ -113,6 +114,9 @@ def search(task: str, strategy: str | Strategy = "loop", out: str | Path = "runs
         train: how every candidate is trained (:class:`TrainSettings`).
         max_params, max_flops, max_latency_ms: hard limits; a candidate over one is recorded as rejected and
             never trained (latency: median forward ms at batch 1 on CPU, measured only when this is set).
+        max_activations: hard limit on the elements of all nodes' outputs for one example
+            (:func:`mad.graph.descriptors.activation_elements`): FLOPs leave out memory traffic, and a graph that
+            concatenates its way to tens of thousands of channels trains for minutes a step at a few MFLOPs.
         prompt: what the user asked for (the loop's generator is conditioned on it).
         start: graphs to start from (trained first, then mutated and edited by the loop and evolution).
         seed: everything random derives from it (the same seed and settings give the same run).
@@ -150,6 +154,8 @@ def search(task: str, strategy: str | Strategy = "loop", out: str | Path = "runs
     metric, hib = space.metric, space.higher_is_better  # a GraphSpace takes them from its task
     round_size = int(round_size or max(2, workers))
     limits = {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms}
+    if max_activations is not None:  # recorded only when set: runs from before the limit existed still resume
+        limits["max_activations"] = max_activations
     settings = {
         "task": task, "strategy": strat.describe(), "space": space.describe(), "seed": seed,
         "round_size": round_size, "train": train.as_dict(), "metric": metric, "higher_is_better": hib,
@@ -216,9 +222,9 @@ class _Run:
         costs = {**c.info.get("costs", {}), **self.space.costs(c)}  # a latency measured before is kept
         c.info["costs"] = costs
         lim = self.limits
-        for name, cost in (("max_params", "num_params"), ("max_flops", "flops")):
+        for name, cost in (("max_params", "num_params"), ("max_flops", "flops"), ("max_activations", "activations")):
             v = costs.get(cost)
-            if lim[name] is not None and v is not None and v > lim[name]:
+            if lim.get(name) is not None and v is not None and v > lim[name]:
                 return f"{v:,} > {name} {lim[name]:,}"
         if lim["max_latency_ms"] is not None and "latency_ms" not in costs:
             g = self.space.to_graph(c)

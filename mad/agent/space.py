@@ -97,10 +97,12 @@ class SearchSpace(ABC):
         g = self.to_graph(candidate)
         if g is None:
             return {}
+        from mad.graph.descriptors import activation_elements
+
         flops = g.meta.get("flops")
         if flops is None:
             flops = g.infer().flops
-        return {"num_params": g.num_params, "flops": int(flops)}
+        return {"num_params": g.num_params, "flops": int(flops), "activations": activation_elements(g)}
 
     def evaluate(self, candidate: Candidate, seed: int = 0) -> dict[str, Any] | None:
         return None

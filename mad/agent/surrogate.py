@@ -9,54 +9,13 @@ rather than ignoring the estimate until there are enough results to cross-valida
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any
 
 import numpy as np
 
-from mad.graph import ArchGraph
+from mad.graph.descriptors import FEATURE_OPS, graph_features
 
 __all__ = ["graph_features", "Surrogate", "FEATURE_OPS"]
-
-# op families counted by graph_features (each: its share of the graph's nodes)
-FEATURE_OPS = {
-    "conv": ("conv1d", "conv2d", "conv_transpose2d"),
-    "linear": ("linear",),
-    "batch_norm": ("batch_norm",),
-    "layer_norm": ("layer_norm", "rms_norm"),
-    "group_norm": ("group_norm",),
-    "attention": ("scaled_dot_product_attention", "softmax"),
-    "relu": ("relu", "relu6"),
-    "gelu": ("gelu",),
-    "silu": ("silu",),
-    "hardswish": ("hardswish",),
-    "pool": ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "mean"),
-    "add": ("add",),
-    "cat": ("cat",),
-    "mul": ("mul",),
-    "embedding": ("embedding",),
-}
-_OP_FAMILY = {op: fam for fam, ops in FEATURE_OPS.items() for op in ops}
-
-
-def _depth(g: ArchGraph) -> int:
-    depth: dict[str, int] = {}
-    for nid in g.topo_order():
-        preds = g.predecessors(nid)
-        depth[nid] = 1 + max((depth[p] for p in preds), default=0)
-    return max(depth.values(), default=0)
-
-
-def graph_features(g: ArchGraph, costs: dict[str, Any] | None = None) -> list[float]:
-    """A fixed-length description of a graph: log10 params and FLOPs, log2 nodes and depth, and the share of
-    nodes in each op family of :data:`FEATURE_OPS`."""
-    costs = costs or {}
-    params = costs.get("num_params") or g.num_params
-    flops = costs.get("flops") or g.meta.get("flops") or 0
-    n = max(len(g.nodes), 1)
-    fam = Counter(_OP_FAMILY.get(node.op) for node in g.nodes.values())
-    return [math.log10(params + 1), math.log10(flops + 1), math.log2(n), math.log2(_depth(g) + 1),
-            *[fam[f] / n for f in FEATURE_OPS]]
 
 
 class Surrogate:

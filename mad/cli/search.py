@@ -35,6 +35,8 @@ def search_command(
     max_flops: Annotated[str | None, typer.Option("--max-flops", metavar="N", help="Hard limit on FLOPs.")] = None,
     max_latency: Annotated[float | None, typer.Option("--max-latency-ms", help="Hard limit: forward ms at batch 1 "
                                                                              "on CPU.")] = None,
+    max_activations: Annotated[str | None, typer.Option("--max-activations", metavar="N", help="Hard limit on the "
+                                                        "elements of all nodes' outputs for one example: 10M.")] = None,
     steps: Annotated[int, typer.Option("--steps", help="Training steps per evaluation.")] = 100,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 64,
     lr: Annotated[float, typer.Option("--lr", help="Training learning rate (AdamW).")] = 3e-3,
@@ -72,7 +74,8 @@ def search_command(
         r = search(task, strategy, out, evals=evals, minutes=minutes, workers=workers, executor=executor,
                    round_size=round_size, train=TrainSettings(steps=steps, batch_size=batch_size, lr=lr),
                    max_params=_count(max_params, "max-params"), max_flops=_count(max_flops, "max-flops"),
-                   max_latency_ms=max_latency, prompt=prompt, start=graphs, seed=seed, resume=resume,
+                   max_latency_ms=max_latency, max_activations=_count(max_activations, "max-activations"),
+                   prompt=prompt, start=graphs, seed=seed, resume=resume,
                    progress=not as_json, strategy_options=loop_options or None)
     except SearchError as e:
         raise CliError(str(e)) from None

@@ -237,3 +237,25 @@ def test_pareto_front_and_curve():
     assert s.mutate(s.sample(random.Random(0)), random.Random(1)).proposer == "mutation"
     assert curve_of(RunRecords("/nonexistent").history(True)) == []
     assert isinstance(s.sample(random.Random(0)), Candidate)
+
+
+def test_activation_limit_is_hard_and_recorded_only_when_set(tmp_path):
+    """No candidate whose outputs hold more elements per example than ``max_activations`` is trained (the costs
+    record the count); the limit enters the run's settings only when set, so runs from before it resume."""
+    from mad.agent import GraphSpace, TrainSettings
+    from mad.graph import ArchGraph
+    from mad.graph.descriptors import activation_elements
+
+    limit = 40_000
+    space = GraphSpace("digits", max_params=50_000)
+    drawn = [activation_elements(space.to_graph(space.sample(random.Random(s)))) for s in range(12)]
+    assert min(drawn) <= limit < max(drawn)  # the limit bites on this space
+    r = search("digits", "random", tmp_path / "a", evals=4, max_activations=limit, progress=False, space=space,
+               train=TrainSettings(steps=2, batch_size=16))
+    trained = [x for x in RunRecords(r.folder).rows() if x["result"] is not None]
+    assert len(trained) == 4
+    for x in trained:
+        assert x["costs"]["activations"] == activation_elements(ArchGraph.from_json(x["graph"])) <= limit
+    assert json.loads((r.folder / "run.json").read_text())["constraints"]["max_activations"] == limit
+    r2 = search("toy", "random", tmp_path / "b", evals=2, space=ToySpace(), progress=False)
+    assert "max_activations" not in json.loads((r2.folder / "run.json").read_text())["constraints"]
