@@ -33,6 +33,10 @@ The generated pools are drawn from the shipped generator (and the trainability s
 own); the shipped pools came from the generator before it was fine-tuned on them
 (``bench/generator_finetune.py``), so a rebuild from scratch now draws other graphs.
 
+Two estimators are compared on the same labels: the ridge above and extra-trees on the graph's structure, costs
+and the predicted parameters' metric (:func:`mad.ghn.quality.tree_rows`). ``--estimator auto`` (the default)
+fits the trees where both their 5-fold and their leave-family-out tau are higher than the ridge's, else the ridge.
+
 Labels: :func:`mad.ghn.quality.collect_labels` (100 AdamW steps, lr 1e-3, cosine, batch 64, seed 0), one
 JSONL file per pool shard under ``--cache``, so an interrupted run continues where it stopped (with any
 ``--jobs``: the graphs still unlabelled are split into that many shards, labelled in parallel processes).
@@ -276,20 +280,23 @@ def label(task: str, pools: dict[str, list[tuple[str, str]]], cache: Path, jobs:
             for name in pools}
 
 
-def _cv_tau(X, y, groups=None, repeats: int = 3, target: str = "normal_scores") -> float:
-    """Kendall tau of out-of-fold ridge predictions (5-fold, or one fold per group), the ridge fitted to the
-    training folds' normal scores (``target="normal_scores"``, as :func:`mad.ghn.quality.fit_quality` does) or
-    to their metric."""
+def _cv_tau(X, y, groups=None, repeats: int = 3, target: str = "normal_scores", estimator: str = "ridge") -> float:
+    """Kendall tau of out-of-fold predictions (5-fold, or one fold per group) of a ridge (or with
+    ``estimator="trees"``, the extra-trees of :data:`mad.ghn.quality.TREES`), fitted to the training folds' normal
+    scores (``target="normal_scores"``, as :func:`mad.ghn.quality.fit_quality` does) or to their metric."""
     import numpy as np
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import GroupKFold, KFold
 
-    from mad.ghn.quality import target_values
+    from mad.ghn.quality import TREES, target_values
 
     def model():
+        from sklearn.ensemble import ExtraTreesRegressor
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
+        if estimator == "trees":
+            return ExtraTreesRegressor(**TREES, random_state=0)
         return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 25)))
 
     taus = []
@@ -311,6 +318,9 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="store the refit in the GHN's record.json")
     ap.add_argument("--no-predicted", action="store_true", help="fit the estimator without the metric of the "
                     "predicted parameters (embedding and costs only)")
+    ap.add_argument("--estimator", choices=("auto", "ridge", "trees"), default="auto",
+                    help="the estimator to fit; auto: the trees where both their 5-fold and their leave-family-out "
+                    "tau beat the ridge's, else the ridge")
     ap.add_argument("--task", default=TASK, help="mnist5k (its own pools) or another task (search_space_pools)")
     ap.add_argument("--out", type=Path, help="report (default: bench/results/ghn_calibrate.json for mnist5k, "
                     "ghn_calibrate_TASK.json for another task)")
@@ -323,7 +333,7 @@ def main() -> None:
     import torch
 
     from mad.ghn import load
-    from mad.ghn.quality import FITTED, features, fit_quality
+    from mad.ghn.quality import FITTED, feature_rows, fit_quality, pooled_and_predicted, tree_rows
     from mad.graph import ArchGraph
 
     torch.set_num_threads(1)
@@ -351,9 +361,12 @@ def main() -> None:
         return {"vs_1000_steps": round(kendall_tau(est, y1000), 4), "vs_100_steps": round(kendall_tau(est, y100), 4)}
 
     before = held_taus()
-    full = features(ghn.model, [g for g, _ in pairs], task, predicted=True).numpy()
+    graphs = [g for g, _ in pairs]
+    pooled, metrics = pooled_and_predicted(ghn.model, graphs, task)
+    full = feature_rows(graphs, pooled, task, metrics).numpy()
     use = not args.no_predicted
     X, other = (full, full[:, :-1]) if use else (full[:, :-1], full)  # the last column: the predicted metric
+    T = tree_rows(graphs, task, metrics if use else None).numpy()
     y = np.array([m for _, m in pairs])
     fams = sorted(set(families))
     fam_ids = np.array([fams.index(f) for f in families])
@@ -361,9 +374,16 @@ def main() -> None:
           "metric_target": {"kfold5": _cv_tau(X, y, target="metric"),  # a ridge on the raw metric, as before
                             "leave_family_out": _cv_tau(X, y, fam_ids, target="metric")},
           "without_predicted_metric" if use else "with_predicted_metric": {
-              "kfold5": _cv_tau(other, y), "leave_family_out": _cv_tau(other, y, fam_ids)}}
+              "kfold5": _cv_tau(other, y), "leave_family_out": _cv_tau(other, y, fam_ids)},
+          "trees": {"kfold5": _cv_tau(T, y, estimator="trees"),
+                    "leave_family_out": _cv_tau(T, y, fam_ids, estimator="trees")}}
+    estimator = args.estimator
+    if estimator == "auto":  # the trees only where they rank better both within and across families
+        better = all(cv["trees"][k] > cv[k] for k in ("kfold5", "leave_family_out"))
+        estimator = "trees" if better else "ridge"
+    cv["chosen"] = estimator
     old = (ghn.record.get("quality") or {}).get("tasks", {}).get(task)
-    fitted = fit_quality(ghn.model, {task: pairs}, predicted=use)["tasks"][task]
+    fitted = fit_quality(ghn.model, {task: pairs}, predicted=use, estimator=estimator)["tasks"][task]
     ghn.record.setdefault("quality", {}).setdefault("tasks", {})[task] = fitted
     after = held_taus()
     report: dict[str, Any] = {
@@ -385,10 +405,11 @@ def main() -> None:
 def _write(ghn_path: str, task: str, fitted: dict[str, Any], report: dict[str, Any]) -> None:
     """Store ``fitted`` as the GHN's estimator for ``task`` in its record.json, with a ``refits`` entry."""
     from mad.ghn import DEFAULT_DIR
+    from mad.ghn.quality import read_record, write_record
 
     folder = Path(DEFAULT_DIR) if ghn_path == "default" else Path(ghn_path)
     path = folder / "record.json"
-    record = json.loads(path.read_text())
+    record = read_record(folder)
     quality = record.setdefault("quality", {})
     quality.setdefault("tasks", {})[task] = fitted
     held = report["held_out"]
@@ -399,7 +420,7 @@ def _write(ghn_path: str, task: str, fitted: dict[str, Any], report: dict[str, A
         "held_out_kendall_tau_vs_1000_steps": None if held["kendall_tau_after"] is None else {
             "before": (held["kendall_tau_before"] or {}).get("vs_1000_steps"),
             "after": held["kendall_tau_after"]["vs_1000_steps"]}})
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(folder, record)
     print(f"stored the refit in {path}")
 
 

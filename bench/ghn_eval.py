@@ -160,6 +160,8 @@ def summarise(records: list[dict], baselines: dict[tuple[str, str], dict], ft_st
         }
         fin = [sign * v for v in final]
         s["kendall_tau_vs_1000_steps"] = {k: kendall_tau(v, fin) for k, v in sig.items()}
+        at100 = sig.pop("val_at_step_100")  # the figure the quality estimate is fitted to (its labels' steps)
+        s["kendall_tau_vs_100_steps"] = {k: kendall_tau(v, at100) for k, v in sig.items()}
         out[task] = s
     return out
 
@@ -252,7 +254,8 @@ def _requality(path: Path, ghn_path: str, ids: dict[str, list[str]], texts: dict
     prev["quality_estimator"] = {t: {k: v for k, v in est.items() if k not in FITTED}
                                  for t, est in (ghn.record.get("quality") or {}).get("tasks", {}).items()}
     path.write_text(json.dumps(prev, indent=1) + "\n")
-    print(json.dumps({t: s.get("kendall_tau_vs_1000_steps") for t, s in prev["summary"].items()}, indent=1))
+    print(json.dumps({t: {k: s.get(k) for k in ("kendall_tau_vs_1000_steps", "kendall_tau_vs_100_steps")}
+                      for t, s in prev["summary"].items()}, indent=1))
 
 
 def coverage() -> dict[str, Any]:

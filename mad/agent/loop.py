@@ -49,7 +49,8 @@ class MADLoop(Strategy):
         finetune_every, finetune_steps, finetune_top: fine-tune the generator every this many rounds, this many
             steps, on this many of the best trained graphs (``finetune_every=0``: never).
         explore: weight of the surrogate's spread in the selection score.
-        ghn_examples: validation examples the GHN's predicted parameters are scored on.
+        ghn_examples: validation examples the GHN's predicted parameters are scored on (250, as many as the
+            shipped quality estimators read the same figure on: then it is measured once per candidate).
         max_siblings: children of one parent trained in a round at most, while other candidates are left
             (0: no limit). A round's best predictions are often near-copies of one elite; spreading them over
             several elites explores more for the same evaluations.
@@ -64,7 +65,7 @@ class MADLoop(Strategy):
     def __init__(self, pool: int = 8, shares: tuple[float, float, float] = (0.25, 0.5, 0.25), elites: int = 5,
                  ghn: str | bool = "default", generator: str | bool = "default", finetune_every: int = 2,
                  finetune_steps: int = 6, finetune_top: int = 6, explore: float = 0.5,
-                 ghn_examples: int = 128, gen_seconds: float = 8.0, max_siblings: int = 0,
+                 ghn_examples: int = 250, gen_seconds: float = 8.0, max_siblings: int = 0,
                  two_stage: bool = True) -> None:
         if pool < 1 or elites < 1:
             raise ValueError(f"pool and elites must be >= 1, got {pool}, {elites}")

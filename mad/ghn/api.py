@@ -158,7 +158,12 @@ class GHN:
         if missing or unexpected:
             raise GHNError(f"{folder / WEIGHTS} does not match its config: missing {missing[:5]}, "
                            f"unexpected {unexpected[:5]}")
-        record = json.loads((folder / RECORD).read_text()) if (folder / RECORD).exists() else {}
+        from .quality import read_record
+
+        try:
+            record = read_record(folder)
+        except (OSError, ValueError) as e:
+            raise GHNError(f"{folder}: {e}") from e
         return cls(model, record, device)
 
     def save(self, folder: str | Path, record: dict[str, Any] | None = None) -> Path:
@@ -170,7 +175,9 @@ class GHN:
         save_file(state, str(folder / WEIGHTS))
         (folder / CONFIG).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         if record is not None or self.record:
-            (folder / RECORD).write_text(json.dumps(record if record is not None else self.record, indent=2) + "\n")
+            from .quality import write_record
+
+            write_record(folder, record if record is not None else self.record)
         return folder
 
     # ------------------------------------------------------------------ prediction
@@ -205,9 +212,10 @@ class GHN:
     @torch.no_grad()
     def estimate(self, models: list[ArchGraph | nn.Module], task: str, chunk: int = 16) -> list[float | None]:
         """The learned quality estimate alone: the metric each model is expected to reach on ``task`` after brief
-        training (the record's ``quality.steps`` AdamW steps), from the encoder's pooled embedding and the
-        model's size, and where the task's estimator reads it, the metric of the predicted parameters on a few
-        validation examples (:meth:`predicted_metrics`). Tens of milliseconds per graph without that figure, about
+        training (the record's ``quality.steps`` AdamW steps), from the encoder's pooled embedding (a tree
+        estimator: the graph's structure instead, :func:`mad.ghn.quality.tree_rows`) and the model's size, and
+        where the task's estimator reads it, the metric of the predicted parameters on a few validation examples
+        (:meth:`predicted_metrics`). Tens of milliseconds per graph without that figure, about
         a tenth of a second with it. ``None`` for every model when the estimator was not calibrated on ``task``.
 
         Raises:
@@ -226,23 +234,33 @@ class GHN:
 
     @torch.no_grad()
     def quality(self, graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str,
-                params: list[dict[str, torch.Tensor]] | None = None) -> list[float | None]:
+                params: list[dict[str, torch.Tensor]] | None = None,
+                metrics: list[float] | None = None) -> list[float | None]:
         """The learned estimate of each graph's metric after brief training (``None`` when the estimator was not
         calibrated on ``task``); ``pooled`` are the graphs' pooled embeddings from :meth:`predict_encoded`. An
         estimator that reads the metric of the predicted parameters has it measured here
-        (:meth:`predicted_metrics`, as its record says, on ``params`` when the caller has them)."""
-        from .quality import feature_rows
+        (:meth:`predicted_metrics`, as its record says, on ``params`` when the caller has them), unless the caller
+        measured it that way already (``metrics``)."""
+        from .quality import feature_rows, forest_predict, tree_rows
 
         est = self.calibrated(task)
         if not est or not graphs:
             return [None] * len(graphs)
         reads = est.get("predicted")
-        X = feature_rows(graphs, pooled, task, self.predicted_metrics(graphs, task, params=params, **reads)
-                         if reads else None)
-        if X.shape[1] != len(est["coef"]):
-            raise GHNError(f"the quality estimator for {task!r} reads {len(est['coef'])} features, but this GHN "
+        if not reads:
+            metrics = None
+        elif metrics is None:
+            metrics = self.predicted_metrics(graphs, task, params=params, **reads)
+        trees = est.get("estimator") == "trees"
+        X = tree_rows(graphs, task, metrics) if trees else feature_rows(graphs, pooled, task, metrics)
+        width = len(est["columns"]) if trees else len(est["coef"])
+        if X.shape[1] != width:
+            raise GHNError(f"the quality estimator for {task!r} reads {width} features, but this GHN "
                            f"gives {X.shape[1]}: refit it for this GHN (bench/ghn_calibrate.py --task {task})")
-        z = X @ torch.tensor(est["coef"], dtype=torch.float64) + est["intercept"]
+        if trees:
+            z = forest_predict(est["forest"], X)
+        else:
+            z = X @ torch.tensor(est["coef"], dtype=torch.float64) + est["intercept"]
         if est.get("target") == "normal_scores":  # back to the metric, the order kept (see mad.ghn.quality)
             from .quality import to_metric
 
@@ -324,12 +342,18 @@ class GHN:
         return self._predict_pairs([self._graph_for(m, spec) for m in models], spec, bn_batches, readout, t0)
 
     def _predict_pairs(self, pairs: list[tuple[ArchGraph, nn.Module | None]], spec, bn_batches: int, readout: bool,
-                       t0: float) -> list[nn.Module]:
+                       t0: float, pooled_out: list | None = None) -> list[nn.Module]:
+        """The modules of ``pairs`` with predicted parameters; with ``pooled_out`` (a list the graphs' pooled
+        embeddings are appended to) the quality estimate is left to the caller (``ghn_info["quality"]`` None)."""
         from mad.train.data import TaskData
 
         encoded = [encode(g) for g, _ in pairs]
         params, pooled = self.predict_encoded(encoded, spec.name)
-        quality = self.quality([g for g, _ in pairs], pooled, spec.name, params)
+        if pooled_out is None:
+            quality = self.quality([g for g, _ in pairs], pooled, spec.name, params)
+        else:
+            pooled_out.extend(pooled)
+            quality = [None] * len(pairs)
         data = TaskData(spec, batch_size=64)
         batches = [data.train_batch(i) for i in range(max(bn_batches, 8 if readout else 0))]
         xs = [x for x, _ in batches[:bn_batches]]
@@ -376,9 +400,15 @@ class GHN:
         from mad.train.data import TaskData
 
         task = spec.name
+        if not pairs:
+            return []
         data = TaskData(spec, batch_size=64)
+        reads = (self.calibrated(task) or {}).get("predicted")
+        # the figure the estimator reads is the one measured here: measure it once, then estimate
+        same = bool(reads) and not readout and reads == {"examples": max_examples, "bn_batches": 8, "split": split}
+        pooled: list | None = [] if same else None
         out = []
-        for module in self._predict_pairs(pairs, spec, 8, readout, t0) if pairs else []:
+        for module in self._predict_pairs(pairs, spec, 8, readout, t0, pooled):
             t0 = time.perf_counter()
             figures = evaluate(module, task, split, max_examples, data=data)
             info = module.ghn_info
@@ -386,6 +416,13 @@ class GHN:
                         "quality": info["quality"], "params": info["params"],
                         "predicted_share": info["predicted_share"], "readout": info["readout"],
                         "seconds_predict": info["seconds"], "seconds_eval": time.perf_counter() - t0})
+        if same:
+            t0 = time.perf_counter()
+            key = "bpc" if spec.is_lm else "accuracy"
+            quality = self.quality([g for g, _ in pairs], pooled, task, metrics=[s[key] for s in out])
+            for s, q in zip(out, quality):
+                s["quality"] = q
+                s["seconds_eval"] += (time.perf_counter() - t0) / len(out)
         return out
 
 

@@ -29,7 +29,8 @@ decoded tensor gets zero-mean rows and unit RMS, then is normalised per op kind
   and starting at 0.
 
 The pooled graph embedding (plus log parameter count and log FLOPs, and where the task's estimator reads it,
-the metric of the predicted parameters) feeds a per-task linear estimator,
+the metric of the predicted parameters) feeds a per-task linear estimator (or, where it ranks better, a tree
+ensemble on the graph's structure, costs and that metric),
 fitted after training (:mod:`mad.ghn.quality`), of the metric an architecture reaches after brief training.
 """
 

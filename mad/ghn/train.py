@@ -353,4 +353,6 @@ def train(cfg: TrainConfig, out: str | Path, model_config: GHNConfig | None = No
         "quality": quality,
     }
     GHN(raw, record).save(folder, record)
-    return record
+    from .quality import split_forests
+
+    return split_forests(record)[0]  # JSON-ready: a tree estimator's forest is in the folder's quality.safetensors

@@ -88,3 +88,9 @@ def test_default_checkpoint_ships_and_serves_its_tasks():
     rec = ghn.record
     assert rec["steps"] > 0 and rec["hardware"] and rec["data"]
     assert set(rec["quality"]["tasks"]) >= {"mnist5k", "chars"}
+    from mad.ghn.quality import tree_columns
+
+    for task, est in rec["quality"]["tasks"].items():  # a tree estimator's forest is read back from its file
+        if est.get("estimator") == "trees":
+            assert est["columns"] == tree_columns(bool(est.get("predicted")))
+            assert len(est["forest"]["roots"]) == est["settings"]["n_estimators"]

@@ -1,0 +1,139 @@
+"""The GHN's tree quality estimator: exact forest arrays, fitting, storage beside the checkpoint."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mad.data import tasks
+from mad.data.random_space import sample
+from mad.ghn import GHN, GHNError, load
+from mad.ghn.model import GHNConfig, GHNModel
+from mad.ghn.quality import (
+    FOREST_FILE, fit_quality, forest_predict, pack_forest, read_record, split_forests, tree_columns, tree_rows,
+    write_record)
+from mad.graph.descriptors import STRUCTURE_NAMES, structure_features
+
+TINY = dict(d=32, layers=1, heads=4, ff=64, pe=8, rank=4)
+
+
+@pytest.fixture(scope="module")
+def graphs():
+    out = []
+    for seed in range(60):
+        try:
+            out.append(tasks.fit(sample(seed), "digits"))
+        except Exception:  # noqa: BLE001 - some random-space graphs cannot take 8x8 inputs
+            continue
+        if len(out) == 6:
+            break
+    assert len(out) == 6
+    return out
+
+
+@pytest.mark.parametrize("leaf", [1, 3])
+def test_packed_forest_predicts_what_scikit_learn_predicts(leaf):
+    """The flat arrays route every row to the leaf scikit-learn routes it to (thresholds rounded down to float32,
+    inputs compared as float32), rows exactly on a threshold included."""
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5)) * [1, 10, 1e-3, 100, 1]
+    X[:, 4] = rng.integers(0, 3, 200)  # ties: many rows on the same value
+    y = X[:, 0] - 0.1 * X[:, 1] + np.sin(X[:, 3]) + rng.normal(size=200) * 0.1
+    et = ExtraTreesRegressor(n_estimators=20, min_samples_leaf=leaf, max_features=1.0, random_state=0).fit(X, y)
+    forest = pack_forest(et)
+    assert forest["feature"].dtype == torch.int16 and forest["split"].dtype == torch.float32
+    assert len(forest["roots"]) == 20 and len(forest["feature"]) == sum(t.tree_.node_count for t in et.estimators_)
+    thr = np.concatenate([t.tree_.threshold for t in et.estimators_])
+    Xq = np.vstack([X, rng.normal(size=(100, 5)) * 50])
+    Xq[:20, 1] = thr[thr > -2][:20].astype(np.float32)  # exactly on thresholds (as float32)
+    ours = forest_predict(forest, torch.from_numpy(Xq)).numpy()
+    assert np.allclose(ours, et.predict(Xq), atol=1e-5, rtol=0)
+    leaves = [t.apply(Xq.astype(np.float32)) for t in et.estimators_]  # the same leaf, not just a close value
+    vals = np.stack([t.tree_.value[lv, 0, 0] for t, lv in zip(et.estimators_, leaves)]).astype(np.float32)
+    assert np.array_equal(ours, vals.astype(np.float64).mean(0))
+
+
+def test_forest_rejects_rows_too_narrow():
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    X = np.arange(40, dtype=float).reshape(20, 2)
+    forest = pack_forest(ExtraTreesRegressor(n_estimators=3, random_state=0).fit(X, X[:, 1]))
+    with pytest.raises(ValueError, match="columns"):
+        forest_predict(forest, torch.zeros(2, 1))
+    assert forest_predict(forest, torch.zeros(0, 2)).shape == (0,)
+
+
+def test_tree_rows_are_structure_costs_and_predicted_metric(graphs):
+    rows = tree_rows(graphs, "digits")
+    assert rows.shape == (len(graphs), len(STRUCTURE_NAMES) + 2) == (len(graphs), len(tree_columns(False)))
+    assert rows[0, :len(STRUCTURE_NAMES)].tolist() == pytest.approx(structure_features(graphs[0]))
+    assert rows[0, len(STRUCTURE_NAMES)].item() == pytest.approx(math.log1p(graphs[0].num_params))
+    with_pm = tree_rows(graphs, "digits", [0.5] * len(graphs))
+    assert with_pm.shape[1] == len(tree_columns(True)) and with_pm[:, -1].tolist() == [0.5] * len(graphs)
+
+
+def test_tree_estimator_fits_scores_and_survives_a_round_trip(graphs, tmp_path):
+    """A tree estimator's estimates are in the metric's units and order-preserving through its quantile table;
+    ``estimate`` and ``predict`` agree; saved, the forest goes to quality.safetensors and loads back equal; a
+    missing forest file or a forest that reads other columns is a clear error."""
+    torch.manual_seed(0)
+    ghn = GHN(GHNModel(GHNConfig(**TINY)), device="cpu")
+    labels = [0.1, 0.3, 0.5, 0.6, 0.8, 0.9]
+    q = fit_quality(ghn.model, {"digits": list(zip(graphs, labels))}, estimator="trees")
+    est = q["tasks"]["digits"]
+    assert est["estimator"] == "trees" and est["columns"] == tree_columns(True) and "coef" not in est
+    ghn.record["quality"] = q
+    got = ghn.estimate(graphs, "digits")
+    assert all(0.0 <= v <= 1.0 for v in got)
+    assert got == pytest.approx([m.ghn_info["quality"] for m in ghn.predict_many(graphs, "digits", bn_batches=1)],
+                                abs=1e-9)
+    assert ghn.estimate(graphs, "mnist1d") == [None] * len(graphs)
+
+    doc, tensors = split_forests(ghn.record)
+    assert doc["quality"]["tasks"]["digits"]["forest"] == {"file": FOREST_FILE}
+    assert isinstance(ghn.record["quality"]["tasks"]["digits"]["forest"]["split"], torch.Tensor)  # not mutated
+    assert set(tensors) == {f"digits/{k}" for k in ("feature", "split", "left", "right", "roots")}
+    ghn.save(tmp_path / "g")
+    assert (tmp_path / "g" / FOREST_FILE).exists()
+    again = load(tmp_path / "g", device="cpu")
+    for k, v in est["forest"].items():
+        assert torch.equal(again.calibrated("digits")["forest"][k], v)
+    assert again.estimate(graphs, "digits") == pytest.approx(got, abs=1e-12)
+
+    write_record(tmp_path / "g", {"note": "no forests"})  # a record without trees drops the stale file
+    assert not (tmp_path / "g" / FOREST_FILE).exists() and read_record(tmp_path / "g") == {"note": "no forests"}
+    write_record(tmp_path / "g", ghn.record)
+    (tmp_path / "g" / FOREST_FILE).unlink()
+    with pytest.raises(GHNError, match=FOREST_FILE):
+        load(tmp_path / "g", device="cpu")
+
+    ghn.record["quality"]["tasks"]["digits"] = {**est, "columns": est["columns"][:-1]}
+    with pytest.raises(GHNError, match="refit"):
+        ghn.estimate(graphs, "digits")
+    with pytest.raises(ValueError, match="estimator"):
+        fit_quality(ghn.model, {"digits": list(zip(graphs, labels))}, estimator="forest")
+
+
+@pytest.mark.parametrize("estimator", ["ridge", "trees"])
+def test_score_measures_the_predicted_metric_once_when_the_estimator_reads_that_figure(graphs, estimator,
+                                                                                        monkeypatch):
+    """Scored on the estimator's own split and example count, the metric ``score`` reports is the figure the
+    estimator reads: no second measurement, and the same estimate as ``estimate``; asked otherwise, it is measured
+    for the estimator as before."""
+    from mad.ghn.quality import PREDICTED
+
+    torch.manual_seed(0)
+    ghn = GHN(GHNModel(GHNConfig(**TINY)), device="cpu")
+    ghn.record["quality"] = fit_quality(ghn.model, {"digits": list(zip(graphs, [0.1, 0.3, 0.5, 0.6, 0.8, 0.9]))},
+                                        estimator=estimator)
+    expected = ghn.estimate(graphs, "digits")
+    calls = []
+    original = GHN.predicted_metrics
+    monkeypatch.setattr(GHN, "predicted_metrics", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    same = ghn.score(graphs, "digits", split=PREDICTED["split"], max_examples=PREDICTED["examples"])
+    assert not calls and [s["quality"] for s in same] == pytest.approx(expected, abs=1e-12)
+    other = ghn.score(graphs, "digits", max_examples=100)
+    assert calls and [s["quality"] for s in other] == pytest.approx(expected, abs=1e-12)
