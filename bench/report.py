@@ -203,6 +203,10 @@ def _ghn_eval(d: dict[str, Any]) -> list[tuple[str, str, str]]:
         taus = s.get("kendall_tau_vs_1000_steps") or {}
         rows.append((f"{task}: Kendall tau vs the 1000-step figure",
                      ", ".join(f"{k} {_num(v)}" for k, v in taus.items()), ">= 0.6, above every proxy"))
+        taus = s.get("kendall_tau_vs_100_steps") or {}
+        if taus:  # the steps the quality estimate's labels are trained for
+            rows.append((f"{task}: Kendall tau vs the 100-step figure (the quality estimate's labels)",
+                         ", ".join(f"{k} {_num(v)}" for k, v in taus.items()), ""))
     speed = d.get("speed_cpu") or []
     if speed:
         rows.append(("seconds per prediction on CPU (parameters / whole module), by #params",
@@ -247,6 +251,10 @@ def _ghn_calibrate(d: dict[str, Any]) -> list[tuple[str, str, str]]:
         if cv.get(key):  # the same labels, the estimator's features with or without the predicted metric
             rows.append((f"the same, {what} the metric of the GHN's predicted parameters as a feature",
                          f"{_num(cv[key].get('kfold5'))} / {_num(cv[key].get('leave_family_out'))}", ""))
+    if cv.get("trees"):  # the tree estimator on the same labels, and which of the two was fitted
+        rows.append(("the same, extra-trees on structure, costs and the predicted parameters' metric (fitted: "
+                     f"{cv.get('chosen')})",
+                     f"{_num(cv['trees'].get('kfold5'))} / {_num(cv['trees'].get('leave_family_out'))}", ""))
     if held.get("graphs"):  # only tasks with held-out graphs (bench/train_baselines.py's selection)
         rows.append((f"Kendall tau on the {held.get('graphs')} held-out graphs vs 1000 / 100 steps, previous fit -> "
                      "this one", f"{_num(before.get('vs_1000_steps'))} / {_num(before.get('vs_100_steps'))} -> "
@@ -405,8 +413,9 @@ def _agent(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                      _num(t.get("seconds_per_eval")), ""))
     ts = d.get("mnist5k_timed_search")
     if ts:
+        limit = f", at most {ts['max_activations']:,} activation elements" if ts.get("max_activations") else ""
         rows.append((f"mnist5k loop search of {ts.get('evals')} evaluations ({ts.get('train', {}).get('steps')} steps "
-                     "each, 2 workers): minutes, best val accuracy", f"{_num(ts.get('minutes'))}, "
+                     f"each, 2 workers{limit}): minutes, best val accuracy", f"{_num(ts.get('minutes'))}, "
                      f"{_pct(ts.get('best'))}", "<= 60 (200 evals)"))
     if d.get("mnist5k_200_evals_minutes_estimate") is not None and not ts:  # the measured run supersedes it
         rows.append(("mnist5k 200-evaluation search, minutes (estimated from the per-eval rate)",
@@ -449,7 +458,8 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
 # results files written by a script of another name
 SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
-           "agent_eval": "bench/agent_eval.py --seeds 6 --timed-search 200",
+           "agent_eval": "bench/agent_eval.py --seeds 6 --timed-search 200 (the timed search with --max-activations "
+                         "10000000)",
            "agent_eval_one_stage": "bench/agent_eval.py --seeds 6 --timed-search 200 --loop-options "
                                    "'{\"two_stage\": false}' --runs out/agent_one_stage "
                                    "--out bench/results/agent_eval_one_stage.json",
