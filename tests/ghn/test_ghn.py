@@ -19,6 +19,8 @@ from mad.ghn.encode import KINDS, collate
 from mad.ghn.model import task_features
 from mad.graph import ArchGraph
 
+from ghn_graphs import digits_graphs
+
 TINY = dict(d=32, layers=1, heads=4, ff=64, pe=8, rank=4)
 
 
@@ -30,16 +32,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def graphs() -> list[ArchGraph]:
     """Random-space architectures put on digits (convs, norms, linears, some free parameters)."""
-    out = []
-    for seed in range(40):
-        try:
-            out.append(tasks.fit(sample(seed), "digits"))
-        except Exception:  # noqa: BLE001 - some random-space graphs cannot take 8x8 inputs
-            continue
-        if len(out) == 4:
-            break
-    assert len(out) == 4
-    return out
+    return digits_graphs(4)
 
 
 @pytest.fixture(scope="module")

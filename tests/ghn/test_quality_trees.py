@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from mad.data import tasks
-from mad.data.random_space import sample
 from mad.ghn import GHN, GHNError, load
 from mad.ghn.model import GHNConfig, GHNModel
 from mad.ghn.quality import (
@@ -15,21 +13,14 @@ from mad.ghn.quality import (
     write_record)
 from mad.graph.descriptors import STRUCTURE_NAMES, structure_features
 
+from ghn_graphs import digits_graphs
+
 TINY = dict(d=32, layers=1, heads=4, ff=64, pe=8, rank=4)
 
 
 @pytest.fixture(scope="module")
 def graphs():
-    out = []
-    for seed in range(60):
-        try:
-            out.append(tasks.fit(sample(seed), "digits"))
-        except Exception:  # noqa: BLE001 - some random-space graphs cannot take 8x8 inputs
-            continue
-        if len(out) == 6:
-            break
-    assert len(out) == 6
-    return out
+    return digits_graphs(6)
 
 
 @pytest.mark.parametrize("leaf", [1, 3])
