@@ -271,24 +271,27 @@ class GHN:
 
     @torch.no_grad()
     def predicted_metrics(self, graphs: list[ArchGraph], task: str, examples: int = 250, bn_batches: int = 8,
-                          split: str = "val", params: list[dict[str, torch.Tensor]] | None = None) -> list[float]:
+                          split: str = "val", params: list[dict[str, torch.Tensor]] | None = None,
+                          modules: list[nn.Module] | None = None) -> list[float]:
         """The metric (accuracy, or bits per character) of each graph's predicted parameters on the first
         ``examples`` examples of ``split``, batch-norm statistics recomputed on the task's first ``bn_batches``
         training batches, whatever a caller of :meth:`predict` asked for: the figure a quality estimator may read
         (NaN for a graph whose prediction cannot run). ``params``: the graphs' predicted parameters, when the caller
-        has them (else they are predicted here)."""
+        has them (else they are predicted here); ``modules``: the graphs' modules with those parameters and those
+        batch-norm statistics already in place (:func:`materialise`), when the caller has built them."""
         from mad.train.data import TaskData
 
         spec = self._task(task)
-        if params is None:
-            params, _ = self.predict_encoded([encode(g) for g in graphs], spec.name)
         data = TaskData(spec, batch_size=64)
-        xs = [data.train_batch(i)[0] for i in range(bn_batches)]
+        if modules is None:
+            if params is None:
+                params, _ = self.predict_encoded([encode(g) for g in graphs], spec.name)
+            xs = [data.train_batch(i)[0] for i in range(bn_batches)]
         key = "bpc" if spec.is_lm else "accuracy"
         out = []
-        for g, p in zip(graphs, params):
+        for k, g in enumerate(graphs):
             try:
-                module, _, _ = materialise(g, p, xs, device=self.device)
+                module = modules[k] if modules is not None else materialise(g, params[k], xs, device=self.device)[0]
                 out.append(float(evaluate(module, spec.name, split, examples, data=data)[key]))
             except Exception as e:  # noqa: BLE001 - the estimate reads a failed prediction as the worst metric
                 log.info("predicted parameters of %s do not run on %s: %s", g.name, spec.name, str(e)[:200])
@@ -348,24 +351,34 @@ class GHN:
         from mad.train.data import TaskData
 
         encoded = [encode(g) for g, _ in pairs]
+        graphs = [g for g, _ in pairs]
         params, pooled = self.predict_encoded(encoded, spec.name)
-        if pooled_out is None:
-            quality = self.quality([g for g, _ in pairs], pooled, spec.name, params)
-        else:
-            pooled_out.extend(pooled)
-            quality = [None] * len(pairs)
         data = TaskData(spec, batch_size=64)
         batches = [data.train_batch(i) for i in range(max(bn_batches, 8 if readout else 0))]
         xs = [x for x, _ in batches[:bn_batches]]
-        seconds = (time.perf_counter() - t0) / max(1, len(pairs))
-        out = []
-        for (g, mod), p, q in zip(pairs, params, quality):
+        built, own = [], []  # (module, filled, total) and the seconds each build took
+        for (g, mod), p in zip(pairs, params):
             t1 = time.perf_counter()
-            module, filled, total = materialise(g, p, xs, mod, self.device)
+            built.append(materialise(g, p, xs, mod, self.device))
+            own.append(time.perf_counter() - t1)
+        if pooled_out is None:
+            reads = (self.calibrated(spec.name) or {}).get("predicted")
+            # the estimator's figure is measured on these modules (before any readout refit) where their batch-norm
+            # statistics come from as many batches as it asks for, else on modules of its own
+            metrics = (self.predicted_metrics(graphs, spec.name, modules=[m for m, _, _ in built], **reads)
+                       if reads and reads["bn_batches"] == bn_batches else None)
+            quality = self.quality(graphs, pooled, spec.name, params, metrics=metrics)
+        else:
+            pooled_out.extend(pooled)
+            quality = [None] * len(pairs)
+        seconds = (time.perf_counter() - t0 - sum(own)) / max(1, len(pairs))
+        out = []
+        for g, (module, filled, total), q, t_build in zip(graphs, built, quality, own):
+            t1 = time.perf_counter()
             fitted = refit_readout(g, module, batches, spec.num_outputs) if readout else None
             module.ghn_info = {"predicted_params": filled, "params": total, "readout": fitted,
                                "predicted_share": filled / total if total else 1.0, "quality": q,
-                               "seconds": seconds + time.perf_counter() - t1, "graph": g}
+                               "seconds": seconds + t_build + time.perf_counter() - t1, "graph": g}
             out.append(module)
         return out
 

@@ -1,7 +1,9 @@
 """A fixed-length description of a whole graph, for predictors of an architecture's quality.
 
-:func:`graph_features` gives its size (parameters, FLOPs, nodes, depth) and the share of its nodes in each op
-family of :data:`FEATURE_OPS`. The agent's surrogate and the GHN's tree estimator both read it.
+:func:`structure_features` gives its node count, depth and the share of its nodes in each op family of
+:data:`FEATURE_OPS` (the GHN's tree estimator reads it); :func:`graph_features` puts its parameters and FLOPs in
+front (the agent's surrogate reads that); :func:`activation_elements` counts the elements of all its outputs for
+one example (the search's ``max_activations`` limit).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 from .arch_graph import ArchGraph
 
-__all__ = ["FEATURE_OPS", "activation_elements", "graph_depth", "graph_features", "structure_features", "STRUCTURE_NAMES"]
+__all__ = ["FEATURE_OPS", "STRUCTURE_NAMES", "activation_elements", "graph_depth", "graph_features",
+           "structure_features"]
 
 # op families counted by graph_features (each: its share of the graph's nodes)
 FEATURE_OPS = {
