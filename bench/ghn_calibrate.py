@@ -333,7 +333,7 @@ def main() -> None:
     import torch
 
     from mad.ghn import load
-    from mad.ghn.quality import FITTED, feature_rows, fit_quality, pooled_and_predicted, tree_rows
+    from mad.ghn.quality import FITTED, cost_rows, feature_rows, fit_estimator, pooled_and_predicted, tree_rows
     from mad.graph import ArchGraph
 
     torch.set_num_threads(1)
@@ -343,7 +343,8 @@ def main() -> None:
     labels = label(task, pools, args.cache, args.jobs)
     pairs, families, per_pool = [], [], {}
     for name, rows in pools.items():
-        got = [(ArchGraph.from_json(t), labels[name][i]) for i, t in rows if i in labels[name]]
+        got = [(ArchGraph.from_json(t), labels[name][i]) for i, t in rows
+               if i in labels[name] and np.isfinite(labels[name][i])]  # as fit_quality keeps them
         per_pool[name] = {"graphs": len(rows), "labelled": len(got),
                           "mean_metric": round(float(np.mean([m for _, m in got])), 4) if got else None}
         pairs += got
@@ -362,11 +363,12 @@ def main() -> None:
 
     before = held_taus()
     graphs = [g for g, _ in pairs]
-    pooled, metrics = pooled_and_predicted(ghn.model, graphs, task)
-    full = feature_rows(graphs, pooled, task, metrics).numpy()
+    pooled, metrics = pooled_and_predicted(ghn.model, graphs, task)  # the GHN decodes and measures each graph once
+    costs = cost_rows(graphs, task)  # and FLOPs are counted once, for both kinds of rows
+    full = feature_rows(graphs, pooled, task, metrics, costs).numpy()
     use = not args.no_predicted
     X, other = (full, full[:, :-1]) if use else (full[:, :-1], full)  # the last column: the predicted metric
-    T = tree_rows(graphs, task, metrics if use else None).numpy()
+    T = tree_rows(graphs, task, metrics if use else None, costs).numpy()
     y = np.array([m for _, m in pairs])
     fams = sorted(set(families))
     fam_ids = np.array([fams.index(f) for f in families])
@@ -383,7 +385,7 @@ def main() -> None:
         estimator = "trees" if better else "ridge"
     cv["chosen"] = estimator
     old = (ghn.record.get("quality") or {}).get("tasks", {}).get(task)
-    fitted = fit_quality(ghn.model, {task: pairs}, predicted=use, estimator=estimator)["tasks"][task]
+    fitted = fit_estimator(T if estimator == "trees" else X, y, task, estimator, predicted=use)  # the rows above
     ghn.record.setdefault("quality", {}).setdefault("tasks", {})[task] = fitted
     after = held_taus()
     report: dict[str, Any] = {

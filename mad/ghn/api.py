@@ -230,6 +230,8 @@ class GHN:
         if self.calibrated(spec.name).get("predicted"):  # the parameters are needed: decode once, with the embedding
             params, pooled = self.predict_encoded([encode(g) for g in graphs], spec.name)
             return self.quality(graphs, pooled, spec.name, params)
+        if self.calibrated(spec.name).get("estimator") == "trees":  # reads the structure, not the embedding
+            return self.quality(graphs, [], spec.name)
         return self.quality(graphs, list(embeddings(self.model, graphs, spec.name, chunk)), spec.name)
 
     @torch.no_grad()

@@ -31,7 +31,7 @@ import torch
 from mad.graph import ArchGraph
 
 __all__ = ["collect_labels", "feature_rows", "features", "fit_quality", "graph_costs", "normal_scores", "target_values",
-           "to_metric", "predicted_column", "PREDICTED", "ESTIMATORS", "TREES", "tree_rows", "tree_columns",
+           "to_metric", "predicted_column", "fit_estimator", "cost_rows", "PREDICTED", "ESTIMATORS", "TREES", "tree_rows", "tree_columns",
            "tree_features", "pooled_and_predicted", "pack_forest", "forest_predict", "read_record", "write_record",
            "split_forests"]
 
@@ -113,11 +113,6 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
     instead, whose entry holds its ``forest`` (:func:`pack_forest`) and ``columns``. Returns what
     :meth:`GHN.quality` reads (``{"tasks": {task: {"coef", "intercept", "higher_is_better", "graphs", "alpha",
     "target", "table", "predicted"...}}}``), stored in the GHN's record (a forest: :func:`write_record`)."""
-    import numpy as np
-    from sklearn.linear_model import RidgeCV
-
-    from mad.train.objective import TaskSpec
-
     target_values([], target)  # an unknown target fails before any embedding is computed
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -127,36 +122,56 @@ def fit_quality(model, data: dict[str, list[tuple[ArchGraph, float]]], seed: int
         if len(pairs) < 4:
             log.warning("task %s: only %d labelled graphs; its quality estimate is not calibrated", task, len(pairs))
             continue
-        spec = TaskSpec.of(task)
         graphs = [g for g, _ in pairs]
-        y = np.array([m for _, m in pairs], dtype=np.float64)
-        z = target_values(y, target)
-        if estimator == "trees":
-            from sklearn.ensemble import ExtraTreesRegressor
-
-            X = tree_features(model, graphs, task, predicted).numpy()
-            forest = ExtraTreesRegressor(**TREES, random_state=seed).fit(X, z)
-            entry = {"estimator": "trees", "forest": pack_forest(forest), "columns": tree_columns(predicted),
-                     "settings": dict(TREES)}
-        else:
-            X = features(model, graphs, task, predicted).numpy()
-            mu, sd = X.mean(0), X.std(0) + 1e-6
-            ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((X - mu) / sd, z)
-            coef = ridge.coef_ / sd
-            entry = {"coef": [round(float(c), 8) for c in coef],
-                     "intercept": float(ridge.intercept_ - (ridge.coef_ * mu / sd).sum()), "alpha": float(ridge.alpha_)}
-        stats[task] = {**entry, "higher_is_better": not spec.is_lm, "graphs": len(pairs),
-                       "label_mean": float(y.mean()), "label_std": float(y.std()),
-                       "label_min": float(y.min()), "label_max": float(y.max()), "target": target}
-        if predicted:
-            stats[task]["predicted"] = dict(PREDICTED)
-        if target == "normal_scores":
-            qs = np.linspace(0.0, 1.0, QUANTILES)
-            stats[task]["table"] = {"score": [round(float(v), 6) for v in np.quantile(z, qs)],
-                                    "metric": [round(float(v), 6) for v in np.quantile(y, qs)]}
+        rows = (tree_features if estimator == "trees" else features)(model, graphs, task, predicted)
+        stats[task] = fit_estimator(rows, [m for _, m in pairs], task, estimator, predicted, seed, target)
     if not stats:
         raise ValueError("no task has at least 4 labelled graphs")
     return {"tasks": stats, "label": "validation metric after brief training", "seed": seed}
+
+
+def fit_estimator(rows, labels, task: str, estimator: str = "ridge", predicted: bool = True, seed: int = 0,
+                  target: str = "normal_scores") -> dict[str, Any]:
+    """One task's estimator entry (what :func:`fit_quality` stores per task) fitted on ``rows``, the estimator's
+    inputs as :func:`feature_rows` (``estimator="ridge"``) or :func:`tree_rows` (``"trees"``) give them, the last
+    column the predicted parameters' metric when ``predicted``, and the metric of each row's graph (``labels``)."""
+    import numpy as np
+
+    from mad.train.objective import TaskSpec
+
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    X = np.asarray(rows, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if X.ndim != 2 or len(X) != len(y):
+        raise ValueError(f"rows {X.shape} and labels {y.shape} do not match")
+    z = target_values(y, target)
+    if estimator == "trees":
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        if X.shape[1] != len(tree_columns(predicted)):
+            raise ValueError(f"tree rows have {X.shape[1]} columns, not {len(tree_columns(predicted))}")
+        forest = ExtraTreesRegressor(**TREES, random_state=seed).fit(X, z)
+        entry = {"estimator": "trees", "forest": pack_forest(forest), "columns": tree_columns(predicted),
+                 "settings": dict(TREES)}
+    else:
+        from sklearn.linear_model import RidgeCV
+
+        mu, sd = X.mean(0), X.std(0) + 1e-6
+        ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((X - mu) / sd, z)
+        coef = ridge.coef_ / sd
+        entry = {"coef": [round(float(c), 8) for c in coef],
+                 "intercept": float(ridge.intercept_ - (ridge.coef_ * mu / sd).sum()), "alpha": float(ridge.alpha_)}
+    entry.update({"higher_is_better": not TaskSpec.of(task).is_lm, "graphs": len(y), "label_mean": float(y.mean()),
+                  "label_std": float(y.std()), "label_min": float(y.min()), "label_max": float(y.max()),
+                  "target": target})
+    if predicted:
+        entry["predicted"] = dict(PREDICTED)
+    if target == "normal_scores":
+        qs = np.linspace(0.0, 1.0, QUANTILES)
+        entry["table"] = {"score": [round(float(v), 6) for v in np.quantile(z, qs)],
+                          "metric": [round(float(v), 6) for v in np.quantile(y, qs)]}
+    return entry
 
 
 def target_values(y, target: str) -> Any:
@@ -208,12 +223,18 @@ def to_metric(score: torch.Tensor, est: dict[str, Any]) -> torch.Tensor:
     return torch.where(above, hi + tail(x - float(zs[-1]), s_hi, room_hi), out)
 
 
+def cost_rows(graphs: list[ArchGraph], task: str) -> torch.Tensor:
+    """``(G, 2)`` float64: :func:`graph_costs` of each graph (counting FLOPs takes a shape pass per graph, so a
+    caller that builds both kinds of rows counts once and passes them as ``costs``)."""
+    return torch.tensor([graph_costs(g, task) for g in graphs], dtype=torch.float64).reshape(len(graphs), 2)
+
+
 def feature_rows(graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str,
-                 predicted: list[float] | None = None) -> torch.Tensor:
+                 predicted: list[float] | None = None, costs: torch.Tensor | None = None) -> torch.Tensor:
     """``(G, d + 2)`` float64 rows the estimator reads: each graph's pooled GHN embedding (``pooled``), then its
-    log #params and log FLOPs on ``task``; ``(G, d + 3)`` with the metric of its predicted parameters
-    (``predicted``, through :func:`predicted_column`) last."""
-    costs = torch.tensor([graph_costs(g, task) for g in graphs], dtype=torch.float64).reshape(len(graphs), 2)
+    log #params and log FLOPs on ``task`` (:func:`cost_rows`, or ``costs``); ``(G, d + 3)`` with the metric of its
+    predicted parameters (``predicted``, through :func:`predicted_column`) last."""
+    costs = cost_rows(graphs, task) if costs is None else costs
     cols = [torch.stack(list(pooled)).double().cpu(), costs]
     if predicted is not None:
         from mad.train.objective import TaskSpec
@@ -271,14 +292,16 @@ def tree_columns(predicted: bool) -> list[str]:
     return [*STRUCTURE_NAMES, "log_params", "log_flops", *(["predicted_metric"] if predicted else [])]
 
 
-def tree_rows(graphs: list[ArchGraph], task: str, predicted: list[float] | None = None) -> torch.Tensor:
+def tree_rows(graphs: list[ArchGraph], task: str, predicted: list[float] | None = None,
+              costs: torch.Tensor | None = None) -> torch.Tensor:
     """``(G, k)`` float64 rows the tree estimator reads (:func:`tree_columns`): each graph's structure
-    (:func:`mad.graph.descriptors.structure_features`), log #params and log FLOPs on ``task``, and with
-    ``predicted`` the metric of its predicted parameters (through :func:`predicted_column`)."""
+    (:func:`mad.graph.descriptors.structure_features`), log #params and log FLOPs on ``task`` (:func:`cost_rows`, or
+    ``costs``), and with ``predicted`` the metric of its predicted parameters (through :func:`predicted_column`)."""
     from mad.graph.descriptors import STRUCTURE_NAMES, structure_features
 
-    rows = torch.tensor([structure_features(g) + list(graph_costs(g, task)) for g in graphs], dtype=torch.float64)
-    rows = rows.reshape(len(graphs), len(STRUCTURE_NAMES) + 2)
+    structure = torch.tensor([structure_features(g) for g in graphs], dtype=torch.float64)
+    costs = cost_rows(graphs, task) if costs is None else costs
+    rows = torch.cat([structure.reshape(len(graphs), len(STRUCTURE_NAMES)), costs], 1)
     if predicted is None:
         return rows
     from mad.train.objective import TaskSpec

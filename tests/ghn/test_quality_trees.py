@@ -9,8 +9,8 @@ import torch
 from mad.ghn import GHN, GHNError, load
 from mad.ghn.model import GHNConfig, GHNModel
 from mad.ghn.quality import (
-    FOREST_FILE, fit_quality, forest_predict, pack_forest, read_record, split_forests, tree_columns, tree_rows,
-    write_record)
+    FOREST_FILE, cost_rows, feature_rows, fit_estimator, fit_quality, forest_predict, pack_forest,
+    pooled_and_predicted, read_record, split_forests, tree_columns, tree_rows, write_record)
 from mad.graph.descriptors import STRUCTURE_NAMES, structure_features
 
 from ghn_graphs import digits_graphs
@@ -128,3 +128,47 @@ def test_score_measures_the_predicted_metric_once_when_the_estimator_reads_that_
     assert not calls and [s["quality"] for s in same] == pytest.approx(expected, abs=1e-12)
     other = ghn.score(graphs, "digits", max_examples=100)
     assert calls and [s["quality"] for s in other] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("estimator", ["ridge", "trees"])
+def test_fit_estimator_on_rows_built_once_equals_fit_quality(graphs, estimator):
+    """``bench/ghn_calibrate.py`` decodes each graph and counts its FLOPs once and fits on those rows: the entry
+    equals the one ``fit_quality`` builds from the model; mismatched rows are a clear error."""
+    torch.manual_seed(0)
+    model = GHNModel(GHNConfig(**TINY))
+    labels = [0.1, 0.3, 0.5, 0.6, 0.8, 0.9]
+    direct = fit_quality(model, {"digits": list(zip(graphs, labels))}, estimator=estimator)["tasks"]["digits"]
+    pooled, metrics = pooled_and_predicted(model, graphs, "digits")
+    costs = cost_rows(graphs, "digits")
+    if estimator == "trees":
+        rows = tree_rows(graphs, "digits", metrics, costs)
+        assert torch.equal(rows, tree_rows(graphs, "digits", metrics))
+    else:
+        rows = feature_rows(graphs, pooled, "digits", metrics, costs)
+        assert torch.equal(rows, feature_rows(graphs, pooled, "digits", metrics))
+    once = fit_estimator(rows, labels, "digits", estimator)
+    assert set(once) == set(direct)
+    for k, v in direct.items():
+        if k == "forest":
+            assert all(torch.equal(v[a], once[k][a]) for a in v)
+        else:
+            assert once[k] == v, k
+    with pytest.raises(ValueError, match="match"):
+        fit_estimator(rows[:-1], labels, "digits", estimator)
+    if estimator == "trees":
+        with pytest.raises(ValueError, match="columns"):
+            fit_estimator(rows[:, :-1], labels, "digits", estimator)
+
+
+def test_structure_only_tree_estimate_does_not_run_the_encoder(graphs, monkeypatch):
+    """A tree estimator that does not read the predicted parameters' metric estimates from the graphs alone."""
+    torch.manual_seed(0)
+    ghn = GHN(GHNModel(GHNConfig(**TINY)), device="cpu")
+    ghn.record["quality"] = fit_quality(ghn.model, {"digits": list(zip(graphs, [0.1, 0.3, 0.5, 0.6, 0.8, 0.9]))},
+                                        estimator="trees", predicted=False)
+    expected = forest_predict(ghn.calibrated("digits")["forest"], tree_rows(graphs, "digits"))
+    monkeypatch.setattr(GHNModel, "embed", lambda *a, **k: pytest.fail("the encoder ran"))
+    got = ghn.estimate(graphs, "digits")
+    from mad.ghn.quality import to_metric
+
+    assert got == pytest.approx([float(v) for v in to_metric(expected, ghn.calibrated("digits"))], abs=1e-12)
