@@ -59,9 +59,13 @@ def train_cmd(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore a checkpoint in --out and start over.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    head_norm: Annotated[bool, typer.Option("--head-norm", help="Predict classification heads for their input "
+                                            "standardized over the batch (folded in at prediction from the "
+                                            "batch-norm batches; bench/ghn_head_norm.py).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training record as JSON.")] = False,
 ) -> None:
     """Train a GHN on dataset graphs retargeted to the tasks."""
+    from mad.ghn.model import GHNConfig
     from mad.ghn.train import TrainConfig, train
 
     names = [t.strip() for t in tasks_.split(",") if t.strip()]
@@ -75,8 +79,8 @@ def train_cmd(
     if graphs is not None:
         cfg.graphs, cfg.default_graphs = {}, graphs
     try:
-        record = train(cfg, out, resume=not fresh, minutes=minutes, device=device, workers=workers,
-                       progress=not as_json)
+        record = train(cfg, out, model_config=GHNConfig(tasks=names, head_norm=True) if head_norm else None,
+                       resume=not fresh, minutes=minutes, device=device, workers=workers, progress=not as_json)
     except ValueError as e:
         raise CliError(str(e)) from None
     if as_json:

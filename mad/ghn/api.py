@@ -80,16 +80,23 @@ def recalibrate_batch_norm(module: nn.Module, batches: list[torch.Tensor]) -> in
 
 
 def materialise(g: ArchGraph, params: dict[str, torch.Tensor], bn_inputs: list[torch.Tensor],
-                module: nn.Module | None = None, device: Any = None) -> tuple[nn.Module, int, int]:
+                module: nn.Module | None = None, device: Any = None,
+                norm_head: int | None = None) -> tuple[nn.Module, int, int]:
     """``module`` (or ``g``'s rebuilt module on ``device``) with ``params`` copied in, batch-norm statistics
-    recomputed on ``bn_inputs`` and in eval mode; also the numel filled and the numel of all its parameters."""
+    recomputed on ``bn_inputs`` and in eval mode; also the numel filled and the numel of all its parameters.
+    ``norm_head``: the class count of a GHN trained with ``head_norm``, whose logits layer then gets the statistics
+    of its input on ``bn_inputs`` folded in (:func:`mad.ghn.readout.fold_head_norm`)."""
     from mad.train.objective import module_device
+
+    from .readout import fold_head_norm
 
     module = module if module is not None else g.to_module(device)
     filled, total = fill_parameters(module, params)
     dev = module_device(module)
     recalibrate_batch_norm(module, [x.to(dev) for x in bn_inputs])
     module.eval()
+    if norm_head:
+        fold_head_norm(g, module, bn_inputs, norm_head)
     return module, filled, total
 
 
@@ -205,6 +212,11 @@ class GHN:
             pooled_all.extend(pooled.cpu())
         return params, pooled_all
 
+    def _norm_head(self, spec) -> int | None:
+        """The class count whose logits layer gets its input statistics folded in (a ``head_norm`` GHN on a
+        classification task), else ``None``."""
+        return spec.num_outputs if getattr(self.config, "head_norm", False) and not spec.is_lm else None
+
     def calibrated(self, task: str) -> dict[str, Any] | None:
         """The quality estimator fitted for ``task`` (its ``higher_is_better``, label range...), or ``None``."""
         return (self.record.get("quality") or {}).get("tasks", {}).get(task)
@@ -293,7 +305,8 @@ class GHN:
         out = []
         for k, g in enumerate(graphs):
             try:
-                module = modules[k] if modules is not None else materialise(g, params[k], xs, device=self.device)[0]
+                module = modules[k] if modules is not None else materialise(
+                    g, params[k], xs, device=self.device, norm_head=self._norm_head(spec))[0]
                 out.append(float(evaluate(module, spec.name, split, examples, data=data)[key]))
             except Exception as e:  # noqa: BLE001 - the estimate reads a failed prediction as the worst metric
                 log.info("predicted parameters of %s do not run on %s: %s", g.name, spec.name, str(e)[:200])
@@ -361,7 +374,7 @@ class GHN:
         built, own = [], []  # (module, filled, total) and the seconds each build took
         for (g, mod), p in zip(pairs, params):
             t1 = time.perf_counter()
-            built.append(materialise(g, p, xs, mod, self.device))
+            built.append(materialise(g, p, xs, mod, self.device, self._norm_head(spec)))
             own.append(time.perf_counter() - t1)
         if pooled_out is None:
             reads = (self.calibrated(spec.name) or {}).get("predicted")

@@ -74,6 +74,9 @@ class GHNConfig:
     max_index: int = 4096     # indices beyond it wrap around
     cp_gain: float = 1.0      # initial scale of the decoded part, in units of the fan-in scale
     noise_gain: float = 0.1   # initial scale of the fixed full-rank part
+    # classification heads are predicted for standardized inputs: training standardizes the logits layer's input
+    # over the batch, prediction folds statistics over the batch-norm batches into its weight and bias
+    head_norm: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,7 +16,8 @@ from torch.overrides import TorchFunctionMode
 
 from mad.graph import ArchGraph
 
-__all__ = ["readout_layer", "fit_readout", "refit_readout", "ridge", "apply_ridge"]
+__all__ = ["readout_layer", "readout_weight_name", "fit_readout", "refit_readout", "ridge", "apply_ridge",
+           "standardize", "fold_head_norm"]
 
 _PASS = {"reshape", "view", "flatten", "contiguous", "dropout", "identity", "clone", "to", "type_as", "getitem"}
 
@@ -45,20 +46,79 @@ def readout_layer(g: ArchGraph, module: nn.Module, num_outputs: int) -> tuple[nn
     return layer, ""
 
 
-class _Inputs(TorchFunctionMode):
-    """Records the input of every ``linear`` call with weight ``w`` (module or functional call alike)."""
+def readout_weight_name(g: ArchGraph, module: nn.Module, num_outputs: int) -> str | None:
+    """The state-dict name of the logits layer's weight (:func:`readout_layer`), or ``None`` when there is none."""
+    layer, _ = readout_layer(g, module, num_outputs)
+    if layer is None:
+        return None
+    return next((n for n, p in module.named_parameters() if p is layer.weight), None)
 
-    def __init__(self, w: torch.Tensor, detach: bool = True):
+
+class _Inputs(TorchFunctionMode):
+    """Records the input of every ``linear`` call with weight ``w`` (module or functional call alike); with
+    ``standardize``, that input is first standardized over the batch (:func:`standardize`), as the GHN's
+    ``head_norm`` trains its output layers."""
+
+    def __init__(self, w: torch.Tensor, detach: bool = True, standardize: bool = False):
         super().__init__()
-        self.w, self.detach, self.feats = w, detach, []
+        self.w, self.detach, self.standardize, self.feats = w, detach, standardize, []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         w = args[1] if len(args) > 1 else kwargs.get("weight")
         if w is self.w and isinstance(args[0], torch.Tensor):
-            x = args[0].detach() if self.detach else args[0]
+            x = args[0]
+            if self.standardize:
+                bias = args[2] if len(args) > 2 else kwargs.get("bias")
+                x = standardize(x, center=bias is not None)
+                args = (x, *args[1:])
+            x = x.detach() if self.detach else x
             self.feats.append(x.reshape(-1, x.shape[-1]))
         return func(*args, **kwargs)
+
+
+HEAD_EPS = 1e-5  # added to the variance, as batch norm does
+
+
+def standardize(x: torch.Tensor, center: bool = True) -> torch.Tensor:
+    """``x`` ``(..., d)`` with each feature divided by its standard deviation over all the leading dims (and its
+    mean subtracted first with ``center``; without a bias an output layer cannot undo a shift)."""
+    flat = x.reshape(-1, x.shape[-1])
+    mu = flat.mean(0)
+    sd = (flat.var(0, unbiased=False) + HEAD_EPS).sqrt()
+    return ((x - mu) if center else x) / sd
+
+
+@torch.no_grad()
+def fold_head_norm(g: ArchGraph, module: nn.Module, inputs: list[torch.Tensor], num_outputs: int) -> bool:
+    """Fold the standardization of the logits layer's input (:func:`standardize`, statistics over ``inputs``, with
+    ``module`` as it is: batch-norm statistics already recomputed) into that layer's weight and bias, so the module
+    computes what a GHN trained with ``head_norm`` predicted its output layer for. No labels are read. Returns
+    whether there was such a layer."""
+    from mad.train.objective import module_device
+
+    layer, _ = readout_layer(g, module, num_outputs)
+    if layer is None or not inputs:
+        return False
+    grab = _Inputs(layer.weight)
+    was = module.training
+    module.eval()
+    dev = module_device(module)
+    try:
+        with grab:
+            for x in inputs:
+                module(x.to(dev))
+    finally:
+        module.train(was)
+    if not grab.feats:
+        return False
+    X = torch.cat(grab.feats).double()
+    sd = (X.var(0, unbiased=False) + HEAD_EPS).sqrt()
+    W = layer.weight.double() / sd
+    if layer.bias is not None:
+        layer.bias.copy_((layer.bias.double() - W @ X.mean(0)).to(layer.bias))
+    layer.weight.copy_(W.to(layer.weight))
+    return True
 
 
 def ridge(X: torch.Tensor, y: torch.Tensor, num_outputs: int, bias: bool, strength: float = 1e-2) -> torch.Tensor:

@@ -15,6 +15,7 @@ reads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from .api import GHN, evaluate, materialise
 from .encode import collate, encode
 from .model import GHNConfig, GHNModel, task_features
 from .pool import describe, task_pool
-from .readout import refit_readout
+from .readout import _Inputs, readout_weight_name, refit_readout
 
 __all__ = ["TrainConfig", "train"]
 
@@ -98,6 +99,10 @@ class _TaskState:
             raise ValueError(f"task {task!r}: only {len(self.pool)} training graphs qualify; need >= {cfg.meta_batch}")
         self.enc = [encode(g) for _, g in self.pool]
         self.modules = [g.to_module(device) for _, g in self.pool]
+        # the logits layer's weight of each training graph, for a head_norm GHN (None: the logits come from
+        # elsewhere, or a language model)
+        self.heads = [None if self.spec.is_lm else readout_weight_name(g, m, self.spec.num_outputs)
+                      for (_, g), m in zip(self.pool, self.modules)]
         self.val_enc = [encode(g) for _, g in self.val]
         self.features = task_features(self.spec.input_shape, self.spec.num_outputs, self.spec.is_lm)
         self.broken: set[int] = set()
@@ -122,12 +127,17 @@ def _step(model: GHNModel, st: _TaskState, idx: list[int], step: int, cfg: Train
     ids = model.task_ids([st.spec.name] * len(idx)).to(device)
     out, _, penalty = model(batch, ids, st.features[None].repeat(len(idx), 1).to(device))
     x, y = st.data.train_batch(step, device=device)
+    head_norm = bool(getattr(getattr(model, "module", model).config, "head_norm", False))
     found: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
     for i, params in zip(idx, out):
         mod = st.modules[i]
         mod.train()
+        head = st.heads[i] if head_norm else None
+        # a head_norm GHN predicts the logits layer for its input standardized over the batch
+        grab = _Inputs(params[head], detach=False, standardize=True) if head in params else contextlib.nullcontext()
         try:
-            loss = st.spec.loss(logits_of(torch.func.functional_call(mod, params, (x,))), y)
+            with grab:
+                loss = st.spec.loss(logits_of(torch.func.functional_call(mod, params, (x,))), y)
         except Exception as e:  # noqa: BLE001 - one graph failing must not stop the run
             log.warning("task %s graph %s fails with predicted parameters (%s); dropped", st.spec.name,
                         st.pool[i][0], str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
@@ -169,7 +179,7 @@ def evaluate_tasks(ghn_model: GHNModel, states: dict[str, _TaskState], cfg: Trai
             figures, fitted = [], []
             max_ex = cfg.val_examples if not st.spec.is_lm else max(64, cfg.val_examples // 4)
             for (_, g), p in zip(st.val, params):
-                module, _, _ = materialise(g, p, xs, device=device)
+                module, _, _ = materialise(g, p, xs, device=device, norm_head=ghn._norm_head(st.spec))
                 figures.append(evaluate(module, task, "val", max_ex, data=st.data))
                 if "skipped" in refit_readout(g, module, batches, st.spec.num_outputs):
                     fitted.append(figures[-1])
@@ -243,7 +253,11 @@ def train(cfg: TrainConfig, out: str | Path, model_config: GHNConfig | None = No
         if diff:
             raise ValueError(f"{ckpt_dir} was trained with other {', '.join(diff)}; resume with the same settings "
                              f"or pass another --out")
-        model_config = GHNConfig.from_dict(prev.meta["model_config"])
+        saved = GHNConfig.from_dict(prev.meta["model_config"])
+        if model_config is not None and {**model_config.to_dict(), "tasks": saved.tasks} != saved.to_dict():
+            raise ValueError(f"{ckpt_dir} was trained with other model settings; resume without them or pass "
+                             f"another --out")
+        model_config = saved
     model_config = model_config or GHNConfig(tasks=list(cfg.tasks))
     model_config.tasks = list(cfg.tasks)
     torch.manual_seed(cfg.seed)

@@ -1,0 +1,125 @@
+"""Does a GHN learn image tasks when it predicts classification heads for standardized inputs (``head_norm``)?
+
+    python bench/ghn_head_norm.py                                  # the shipped recipe: four tasks, 6000 steps
+    python bench/ghn_head_norm.py --tasks mnist5k --graphs 300 --steps 1500 --val-graphs 24   # one task, quicker
+
+Two GHNs are trained with the shipped model and training settings (``mad ghn train``'s defaults, the same graphs,
+data, steps and seed) side by side in two processes (one thread each): one as shipped, one with
+``GHNConfig(head_norm=True)``. The graphs (the dataset's ``train`` split retargeted to each task, and
+``--val-graphs`` held-out ones from its ``validation`` split) are drawn once and copied to both runs. Reported per
+run and task: the median training loss (cross-entropy with predicted parameters; chance is ln 10 = 2.30 for the
+classification tasks) over fifths of the run, and the validation metric of predicted parameters on the held-out
+graphs at every quarter of the run (accuracy, also with a closed-form output layer; bits per character on chars).
+Results go to ``bench/results/ghn_head_norm.json``; the run folders (``--runs``) are kept, so a rerun resumes, and
+each holds a loadable GHN at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VARIANTS = {"shipped": {}, "head_norm": {"head_norm": True}}
+
+
+def _config(args):
+    from mad.ghn.train import TrainConfig
+
+    cfg = TrainConfig(tasks=args.tasks, steps=args.steps, val_graphs=args.val_graphs,
+                      eval_every=max(1, args.steps // 4), quality_tasks=[], quality_graphs={}, seed=args.seed)
+    if args.graphs is not None:
+        cfg.graphs, cfg.default_graphs = {}, args.graphs
+    return cfg
+
+
+def _run(job: tuple[str, dict, str, argparse.Namespace]) -> dict:
+    import torch
+
+    from mad.ghn.model import GHNConfig
+    from mad.ghn.train import train
+
+    name, options, folder, args = job
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    rec = train(_config(args), folder, model_config=GHNConfig(tasks=args.tasks, **options), progress=False,
+                device="cpu")
+    return {"name": name, "record": rec, "seconds": time.perf_counter() - t0}
+
+
+def _loss_windows(folder: Path, task: str, steps: int, windows: int = 5) -> list[float | None]:
+    """Median logged training loss of ``task`` in each of ``windows`` equal parts of the run."""
+    rows = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if f"loss/{task}" in r]
+    out, size = [], max(1, steps // windows)
+    for k in range(windows):
+        vals = [r[f"loss/{task}"] for r in rows if k * size < r["step"] <= (k + 1) * size]
+        out.append(round(statistics.median(vals), 4) if vals else None)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", default="mnist5k,digits,mnist1d,chars")
+    ap.add_argument("--graphs", type=int, default=None, help="training graphs per task (default: mad ghn train's, "
+                    "300 mnist5k, 250 chars, 150 others)")
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--val-graphs", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", type=Path, default=ROOT / "out" / "ghn_head_norm")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ghn_head_norm.json")
+    args = ap.parse_args()
+    args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    t0 = time.perf_counter()
+    from mad.ghn.pool import task_pool
+
+    # the graphs are drawn once and copied, so both runs train and validate on exactly the same graphs
+    pools = args.runs / "pools"
+    cfg = _config(args)
+    kw = dict(max_mflops=cfg.max_mflops, max_nodes=cfg.max_nodes, seed=args.seed, workers=2, progress=True)
+    for task in args.tasks:
+        task_pool(task, cfg.n_graphs(task), ("train",), pools / f"{task}.jsonl", **kw)
+        task_pool(task, args.val_graphs, ("validation",), pools / f"{task}.val.jsonl", **kw)
+    jobs = []
+    for name, options in VARIANTS.items():
+        folder = args.runs / name
+        if not (folder / "pools").exists():
+            shutil.copytree(pools, folder / "pools")
+        jobs.append((name, options, str(folder), args))
+    with mp.get_context("spawn").Pool(len(jobs)) as pool:
+        done = pool.map(_run, jobs)
+    report = {"tasks": args.tasks, "graphs": args.graphs or "default", "steps": args.steps,
+              "val_graphs": args.val_graphs, "seed": args.seed, "runs": {}}
+    for r in done:
+        rec, folder = r["record"], args.runs / r["name"]
+        report["runs"][r["name"]] = {
+            "model_options": VARIANTS[r["name"]], "train_seconds": rec["train_seconds"], "data": rec["data"],
+            "loss_by_fifth": {t: _loss_windows(folder, t, args.steps) for t in args.tasks},
+            "evals": rec["evals"]}
+    report["final"] = {}
+    for task in args.tasks:
+        row = {}
+        for name, run in report["runs"].items():
+            last = run["evals"][-1][task]
+            row[name] = {k: round(v, 4) for k, v in last.items() if k != "graphs"}
+            row[name]["last_fifth_loss"] = run["loss_by_fifth"][task][-1]
+        report["final"][task] = row
+    report["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    report["machine"] = {"python": platform.python_version(), "cpus": mp.cpu_count()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["final"], indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
