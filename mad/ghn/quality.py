@@ -31,9 +31,9 @@ import torch
 from mad.graph import ArchGraph
 
 __all__ = ["collect_labels", "feature_rows", "features", "fit_quality", "graph_costs", "normal_scores", "target_values",
-           "to_metric", "predicted_column", "fit_estimator", "cost_rows", "PREDICTED", "ESTIMATORS", "TREES", "tree_rows", "tree_columns",
-           "tree_features", "pooled_and_predicted", "pack_forest", "forest_predict", "read_record", "write_record",
-           "split_forests"]
+           "to_metric", "predicted_column", "fit_estimator", "cost_rows", "PREDICTED", "ESTIMATORS", "TREES",
+           "tree_rows", "tree_columns", "tree_features", "pooled_and_predicted", "pack_forest", "forest_predict",
+           "read_record", "write_record", "split_forests"]
 
 log = logging.getLogger("mad.ghn")
 

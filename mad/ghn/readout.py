@@ -5,6 +5,10 @@ replaced by the ridge-regression solution from the features the predicted networ
 training batches of the task (one-hot targets, then one temperature chosen to minimise the cross-entropy on
 those batches). No gradient step is taken; it costs one forward pass per batch and a ``d x d`` solve. Scores
 with it are reported separately from pure predictions.
+
+The logits layer's input is also what a GHN trained with ``head_norm`` standardizes (:func:`standardize` over the
+batch in training; :func:`fold_head_norm` folds its statistics on the batch-norm batches into the layer at
+prediction, reading no labels).
 """
 
 from __future__ import annotations
