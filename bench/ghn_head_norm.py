@@ -9,8 +9,9 @@ data, steps and seed) side by side in two processes (one thread each): one as sh
 ``--val-graphs`` held-out ones from its ``validation`` split) are drawn once and copied to both runs. Reported per
 run and task: the median training loss (cross-entropy with predicted parameters; chance is ln 10 = 2.30 for the
 classification tasks) over fifths of the run, and the validation metric of predicted parameters on the held-out
-graphs at every quarter of the run (accuracy, also with a closed-form output layer; bits per character on chars).
-Results go to ``bench/results/ghn_head_norm.json``; the run folders (``--runs``) are kept, so a rerun resumes, and
+graphs at every quarter of the run (accuracy, also with a closed-form output layer; bits per character on chars);
+at the end, the metric of each GHN's predicted parameters on the held-out graphs of ``bench/ghn_eval.py`` (50
+mnist5k, 50 chars), the shipped checkpoint scored alongside. Results go to ``bench/results/ghn_head_norm.json``; the run folders (``--runs``) are kept, so a rerun resumes, and
 each holds a loadable GHN at the end.
 """
 
@@ -67,6 +68,39 @@ def _loss_windows(folder: Path, task: str, steps: int, windows: int = 5) -> list
     return out
 
 
+def held_out(folders: dict[str, str], tasks: list[str]) -> dict[str, dict]:
+    """Mean metric of each GHN's predicted parameters (and with a closed-form output layer) on the held-out graphs
+    ``bench/train_baselines.py`` fixed for ``tasks`` (as ``bench/ghn_eval.py`` scores them), with those graphs'
+    default-init figure from its records."""
+    import torch
+
+    from mad.data import tasks as task_registry
+    from mad.ghn import load
+    from mad.graph import ArchGraph
+    from mad.train.objective import TaskSpec
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from train_baselines import held_out_texts
+
+    torch.set_num_threads(2)
+    base = json.loads((ROOT / "bench" / "results" / "train_baselines.json").read_text())
+    out = {}
+    for task in [t for t in tasks if t in base["selection"]["ids"]]:
+        ids = base["selection"]["ids"][task]
+        recs = {r["id"]: r for r in base["records"] if r["task"] == task and r.get("status") == "completed"}
+        ids = [i for i in ids if i in recs]
+        texts = held_out_texts(base, set(ids))
+        graphs = [task_registry.fit(ArchGraph.from_json(texts[i]), task) for i in ids]
+        key = "bpc" if TaskSpec.of(task).is_lm else "accuracy"
+        row = {"graphs": len(graphs), "default_init": statistics.fmean(recs[i]["at_step"]["0"] for i in ids)}
+        for name, folder in folders.items():
+            ghn = load(folder, device="cpu")
+            row[name] = statistics.fmean(ghn.score(g, task)[key] for g in graphs)
+            row[f"{name}_readout"] = statistics.fmean(ghn.score(g, task, readout=True)[key] for g in graphs)
+        out[task] = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default="mnist5k,digits,mnist1d,chars")
@@ -113,11 +147,13 @@ def main() -> None:
             row[name] = {k: round(v, 4) for k, v in last.items() if k != "graphs"}
             row[name]["last_fifth_loss"] = run["loss_by_fifth"][task][-1]
         report["final"][task] = row
+    # the held-out graphs of bench/ghn_eval.py, the shipped checkpoint alongside
+    report["held_out"] = held_out({"checkpoint": "default", **{n: str(args.runs / n) for n in VARIANTS}}, args.tasks)
     report["wall_seconds"] = round(time.perf_counter() - t0, 1)
     report["machine"] = {"python": platform.python_version(), "cpus": mp.cpu_count()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report["final"], indent=1))
+    print(json.dumps({"final": report["final"], "held_out": report["held_out"]}, indent=1))
     print(f"wrote {args.out}")
 
 

@@ -108,6 +108,11 @@ class _TaskState:
         self.broken: set[int] = set()
 
 
+def _as_json(d: dict) -> Any:
+    """``d`` as it reads back from JSON (tuples become lists), to compare saved settings with given ones."""
+    return json.loads(json.dumps(d))
+
+
 def _schedule(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
@@ -254,7 +259,8 @@ def train(cfg: TrainConfig, out: str | Path, model_config: GHNConfig | None = No
             raise ValueError(f"{ckpt_dir} was trained with other {', '.join(diff)}; resume with the same settings "
                              f"or pass another --out")
         saved = GHNConfig.from_dict(prev.meta["model_config"])
-        if model_config is not None and {**model_config.to_dict(), "tasks": saved.tasks} != saved.to_dict():
+        if model_config is not None and _as_json({**model_config.to_dict(), "tasks": saved.tasks}) != _as_json(
+                saved.to_dict()):
             raise ValueError(f"{ckpt_dir} was trained with other model settings; resume without them or pass "
                              f"another --out")
         model_config = saved

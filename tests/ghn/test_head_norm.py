@@ -159,6 +159,9 @@ def test_resume_keeps_the_model_settings_and_refuses_others(tmp_path):
     assert part["status"] == "time_limit"
     with pytest.raises(ValueError, match="model settings"):
         train(TrainConfig(**kw), tmp_path / "r", model_config=GHNConfig(**TINY), progress=False)
+    same = train(TrainConfig(**kw), tmp_path / "r", model_config=GHNConfig(**TINY, head_norm=True), progress=False,
+                 run_steps=0)  # the same settings again (tuples saved as JSON lists) resume
+    assert same["status"] == "time_limit" and same["steps"] == 1
     done = train(TrainConfig(**kw), tmp_path / "r", progress=False)
     assert done["status"] == "completed" and done["model_config"]["head_norm"] is True
     assert load(tmp_path / "r", device="cpu").config.head_norm is True
