@@ -11,7 +11,8 @@ run and task: the median training loss (cross-entropy with predicted parameters;
 classification tasks) over fifths of the run, and the validation metric of predicted parameters on the held-out
 graphs at every quarter of the run (accuracy, also with a closed-form output layer; bits per character on chars);
 at the end, the metric of each GHN's predicted parameters on the held-out graphs of ``bench/ghn_eval.py`` (50
-mnist5k, 50 chars), the shipped checkpoint scored alongside. Results go to ``bench/results/ghn_head_norm.json``; the run folders (``--runs``) are kept, so a rerun resumes, and
+mnist5k, 50 chars), the shipped checkpoint scored alongside, and how that figure ranks the graphs' 1000-step one
+(Kendall tau). Results go to ``bench/results/ghn_head_norm.json``; the run folders (``--runs``) are kept, so a rerun resumes, and
 each holds a loadable GHN at the end.
 """
 
@@ -71,7 +72,7 @@ def _loss_windows(folder: Path, task: str, steps: int, windows: int = 5) -> list
 def held_out(folders: dict[str, str], tasks: list[str]) -> dict[str, dict]:
     """Mean metric of each GHN's predicted parameters (and with a closed-form output layer) on the held-out graphs
     ``bench/train_baselines.py`` fixed for ``tasks`` (as ``bench/ghn_eval.py`` scores them), with those graphs'
-    default-init figure from its records."""
+    default-init figure from its records, and the Kendall tau of each GHN's figure against their 1000-step one."""
     import torch
 
     from mad.data import tasks as task_registry
@@ -80,7 +81,7 @@ def held_out(folders: dict[str, str], tasks: list[str]) -> dict[str, dict]:
     from mad.train.objective import TaskSpec
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from train_baselines import held_out_texts
+    from train_baselines import held_out_texts, kendall_tau
 
     torch.set_num_threads(2)
     base = json.loads((ROOT / "bench" / "results" / "train_baselines.json").read_text())
@@ -93,10 +94,14 @@ def held_out(folders: dict[str, str], tasks: list[str]) -> dict[str, dict]:
         graphs = [task_registry.fit(ArchGraph.from_json(texts[i]), task) for i in ids]
         key = "bpc" if TaskSpec.of(task).is_lm else "accuracy"
         row = {"graphs": len(graphs), "default_init": statistics.fmean(recs[i]["at_step"]["0"] for i in ids)}
+        trained = [recs[i]["at_step"]["1000"] for i in ids]
         for name, folder in folders.items():
             ghn = load(folder, device="cpu")
-            row[name] = statistics.fmean(ghn.score(g, task)[key] for g in graphs)
+            values = [ghn.score(g, task)[key] for g in graphs]
+            row[name] = statistics.fmean(values)
             row[f"{name}_readout"] = statistics.fmean(ghn.score(g, task, readout=True)[key] for g in graphs)
+            # how the predicted parameters' metric alone ranks the graphs' 1000-step figure
+            row[f"{name}_tau_vs_1000_steps"] = kendall_tau(values, trained)
         out[task] = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
     return out
 
