@@ -5,8 +5,9 @@
 
 Two GHNs are trained with the shipped model and training settings (``mad ghn train``'s defaults, the same graphs,
 data, steps and seed) side by side in two processes (one thread each): run ``shipped`` with the shipped recipe as
-it is, run ``head_norm`` with ``GHNConfig(head_norm=True)``; ``checkpoint`` in the report is the shipped checkpoint. The graphs (the dataset's ``train`` split retargeted to each task, and
-``--val-graphs`` held-out ones from its ``validation`` split) are drawn once and copied to both runs. Reported per
+it is, run ``head_norm`` with ``GHNConfig(head_norm=True)``; ``checkpoint`` in the report is the shipped
+checkpoint. The graphs (the dataset's ``train`` split retargeted to each task, and ``--val-graphs`` held-out ones
+from its ``validation`` split) are drawn once and copied to both runs. Reported per
 run and task: the median training loss (cross-entropy with predicted parameters; chance is ln 10 = 2.30 for the
 classification tasks) over fifths of the run, and the validation metric of predicted parameters on the held-out
 graphs at every quarter of the run (accuracy, also with a closed-form output layer; bits per character on chars);
