@@ -68,7 +68,7 @@ def activation_elements(g: ArchGraph, dims: dict[str, int] | None = None) -> int
     """Elements in all nodes' outputs for one example: the batch dim at 1, other symbols at ``dims`` or the graph's
     example sizes (a symbol without a size counts 1). A proxy for activation memory and memory traffic, which
     FLOPs leave out: a graph that concatenates its way to 40,000 channels has few FLOPs and is slow to train."""
-    from .feature_codec import example_dim
+    from .feature_codec import example_numel
 
     sizes = {**g.dims, "B": 1, **(dims or {})}
     total = 0
@@ -77,9 +77,5 @@ def activation_elements(g: ArchGraph, dims: dict[str, int] | None = None) -> int
         if not isinstance(shape, (list, tuple)):
             continue
         parts = shape if shape and all(isinstance(s, (list, tuple)) for s in shape) else [shape]  # tuple outputs
-        for part in parts:
-            n = 1
-            for d in part:
-                n *= example_dim(d, sizes)
-            total += n
+        total += sum(example_numel(part, sizes) for part in parts)
     return total

@@ -44,6 +44,7 @@ __all__ = [
     "value_decode",
     "slog",
     "example_dim",
+    "example_numel",
 ]
 
 KINDS: tuple[str, ...] = (
@@ -170,3 +171,11 @@ def example_dim(d: Any, sizes: dict[str, int]) -> int:
         return evaluate(d, sizes) if isinstance(d, str) else 1
     except SymbolError:
         return 1
+
+
+def example_numel(shape: Any, sizes: dict[str, int]) -> int:
+    """Elements of a shape at the example sizes (:func:`example_dim` of each dim)."""
+    out = 1
+    for d in shape:
+        out *= example_dim(d, sizes)
+    return out

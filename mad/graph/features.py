@@ -83,7 +83,7 @@ import torch
 
 from .arch_graph import ArchGraph, GraphError, Node, TensorSpec
 from .feature_codec import BOOL, FLOAT, INT, LIST, PORTS, SIDE, SYM, SideBand, dim_code, dim_decode, example_dim
-from .feature_codec import slog, value_code, value_decode
+from .feature_codec import example_numel, slog, value_code, value_decode
 from .ops import get_op, op_from_id, op_id
 from .ops.vocab import SPECIAL_TOKENS, enum_from_id, enum_id, op_slots, op_type
 
@@ -309,17 +309,17 @@ def _edge_order(original: list, ordered: list) -> list[int]:
 def _learning_row(n: Node, ints: np.ndarray, sizes: dict[str, int]) -> list[float]:
     shape = n.shape or []
     if shape and isinstance(shape[0], list):  # multi-output: the largest element
-        shape = max(shape, key=lambda s: _numel(s, sizes))
+        shape = max(shape, key=lambda s: example_numel(s, sizes))
     dims = [0.0] * 6
     for k, d in enumerate(list(shape)[-6:][::-1]):
         dims[5 - k] = slog(example_dim(d, sizes))
     symbols = set(_SYMBOL.findall(" ".join(d for d in shape if isinstance(d, str))))
     w = n.params.get("weight") or n.params.get("data")
     w = w if w and all(isinstance(d, int) for d in w) else None
-    n_params = sum(_numel(s, {}) for s in n.params.values())
+    n_params = sum(example_numel(s, {}) for s in n.params.values())
     return [
-        slog(_numel(shape, sizes)), float(len(shape)), *dims, float("B" in symbols), float("T" in symbols),
-        slog(n_params), slog(w[0]) if w else 0.0, slog(_numel(w[1:], {})) if w and len(w) > 1 else 0.0,
+        slog(example_numel(shape, sizes)), float(len(shape)), *dims, float("B" in symbols), float("T" in symbols),
+        slog(n_params), slog(w[0]) if w else 0.0, slog(example_numel(w[1:], {})) if w and len(w) > 1 else 0.0,
         float(ints[2]), float(ints[4]), float(ints[5]), float(ints[7] >= 0), float(ints[6]),
     ]
 
@@ -334,13 +334,6 @@ def _cell_features(code: np.ndarray, real: np.ndarray, sizes: dict[str, int]) ->
     v = np.where(kind == SYM, c[..., 0] + c[..., 1] * b + c[..., 2] * t + c[..., 3] * b * t, v)
     v = np.where(np.isfinite(v), v, 0.0)
     return (np.sign(v) * np.log1p(np.abs(v))).astype(np.float32)
-
-
-def _numel(shape: Any, sizes: dict[str, int]) -> int:
-    out = 1
-    for d in shape:
-        out *= example_dim(d, sizes)
-    return out
 
 
 def _decode_attrs(op: str, cells: dict[int, tuple], side: dict[str, Any]) -> dict[str, Any]:
