@@ -87,10 +87,14 @@ HEAD_EPS = 1e-5  # added to the variance, as batch norm does
 def standardize(x: torch.Tensor, center: bool = True) -> torch.Tensor:
     """``x`` ``(..., d)`` with each feature divided by its standard deviation over all the leading dims (and its
     mean subtracted first with ``center``; without a bias an output layer cannot undo a shift)."""
-    flat = x.reshape(-1, x.shape[-1])
-    mu = flat.mean(0)
-    sd = (flat.var(0, unbiased=False) + HEAD_EPS).sqrt()
+    mu, sd = _moments(x.reshape(-1, x.shape[-1]))
     return ((x - mu) if center else x) / sd
+
+
+def _moments(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and deviation of ``(n, d)`` rows, as :func:`standardize` and :func:`fold_head_norm` use them
+    (the population variance plus :data:`HEAD_EPS`)."""
+    return flat.mean(0), (flat.var(0, unbiased=False) + HEAD_EPS).sqrt()
 
 
 @torch.no_grad()
@@ -104,25 +108,31 @@ def fold_head_norm(g: ArchGraph, module: nn.Module, inputs: list[torch.Tensor], 
     layer, _ = readout_layer(g, module, num_outputs)
     if layer is None or not inputs:
         return False
+    dev = module_device(module)
+    feats = _head_inputs(module, layer, [x.to(dev) for x in inputs])
+    if not feats:
+        return False
+    mu, sd = _moments(torch.cat(feats).double())
+    W = layer.weight.double() / sd
+    if layer.bias is not None:
+        layer.bias.copy_((layer.bias.double() - W @ mu).to(layer.bias))
+    layer.weight.copy_(W.to(layer.weight))
+    return True
+
+
+@torch.no_grad()
+def _head_inputs(module: nn.Module, layer: nn.Linear, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The inputs ``layer`` receives, ``(n, d)`` per call, while ``module`` (in eval mode) runs on ``inputs``."""
     grab = _Inputs(layer.weight)
     was = module.training
     module.eval()
-    dev = module_device(module)
     try:
         with grab:
             for x in inputs:
-                module(x.to(dev))
+                module(x)
     finally:
         module.train(was)
-    if not grab.feats:
-        return False
-    X = torch.cat(grab.feats).double()
-    sd = (X.var(0, unbiased=False) + HEAD_EPS).sqrt()
-    W = layer.weight.double() / sd
-    if layer.bias is not None:
-        layer.bias.copy_((layer.bias.double() - W @ X.mean(0)).to(layer.bias))
-    layer.weight.copy_(W.to(layer.weight))
-    return True
+    return grab.feats
 
 
 def ridge(X: torch.Tensor, y: torch.Tensor, num_outputs: int, bias: bool, strength: float = 1e-2) -> torch.Tensor:
@@ -145,18 +155,10 @@ def apply_ridge(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 def fit_readout(module: nn.Module, layer: nn.Linear, batches: list[tuple[torch.Tensor, torch.Tensor]],
                 num_outputs: int, strength: float = 1e-2) -> dict[str, float]:
     """Refit ``layer`` (inside ``module``) on ``batches`` of (inputs, labels); returns the fit's figures."""
-    grab = _Inputs(layer.weight)
-    was = module.training
-    module.eval()
-    try:
-        with grab:
-            for x, _ in batches:
-                module(x)
-    finally:
-        module.train(was)
-    if len(grab.feats) != len(batches):
-        raise RuntimeError(f"the output layer ran {len(grab.feats)} times on {len(batches)} batches")
-    X = torch.cat(grab.feats).double()
+    feats = _head_inputs(module, layer, [x for x, _ in batches])
+    if len(feats) != len(batches):
+        raise RuntimeError(f"the output layer ran {len(feats)} times on {len(batches)} batches")
+    X = torch.cat(feats).double()
     y = torch.cat([t.reshape(-1) for _, t in batches]).to(X.device)
     W = ridge(X, y, num_outputs, layer.bias is not None, strength)
     scores = apply_ridge(X, W)
