@@ -241,7 +241,6 @@ def _replace(path: Path, key: str, value: Any) -> None:
 def _requality(path: Path, ghn_path: str, ids: dict[str, list[str]], texts: dict[str, str], baselines: dict) -> None:
     """Replace every record's quality estimate in ``path`` with the GHN's current one, and the summary."""
     from mad.ghn import load
-    from mad.ghn.quality import FITTED
     from mad.graph import ArchGraph
 
     prev = json.loads(path.read_text())
@@ -251,11 +250,27 @@ def _requality(path: Path, ghn_path: str, ids: dict[str, list[str]], texts: dict
         for r, q in zip(recs, ghn.estimate([ArchGraph.from_json(texts[r["id"]]) for r in recs], task)):
             r["ghn"]["quality"] = q
     prev["summary"] = summarise(prev["records"], baselines, prev["setup"]["finetune_steps"])
-    prev["quality_estimator"] = {t: {k: v for k, v in est.items() if k not in FITTED}
-                                 for t, est in (ghn.record.get("quality") or {}).get("tasks", {}).items()}
+    prev["quality_estimator"] = _estimators(ghn.record)
     path.write_text(json.dumps(prev, indent=1) + "\n")
     print(json.dumps({t: {k: s.get(k) for k in ("kendall_tau_vs_1000_steps", "kendall_tau_vs_100_steps")}
                       for t, s in prev["summary"].items()}, indent=1))
+
+
+def _estimators(record: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a GHN record's quality estimators, per task, without their fitted numbers."""
+    from mad.ghn.quality import FITTED
+
+    return {t: {k: v for k, v in est.items() if k not in FITTED}
+            for t, est in (record.get("quality") or {}).get("tasks", {}).items()}
+
+
+def _kept_gpu_speed(prev: dict[str, Any], ghn: dict[str, Any]) -> dict[str, Any]:
+    """``prev``'s GPU timings (only ``--speed-only --device cuda`` measures them), marked ``earlier_checkpoint``
+    when ``prev`` was written for another GHN than ``ghn`` (a GPU may not be at hand to time the new one)."""
+    gpu = dict(prev.get("speed_gpu") or {})
+    if gpu and prev.get("ghn") != ghn:
+        gpu["earlier_checkpoint"] = gpu.get("earlier_checkpoint") or prev.get("ghn")
+    return {"speed_gpu": gpu} if gpu else {}
 
 
 def coverage() -> dict[str, Any]:
@@ -380,14 +395,16 @@ def main() -> None:
     else:
         speed_rows = speed(str(args.ghn), _speed_graphs(ids, texts))
         cov = None if args.skip_coverage else coverage()
+    ghn_doc = {"path": str(args.ghn), "train_seconds": record_ghn.get("train_seconds"),
+               "steps": record_ghn.get("steps"), "hardware": record_ghn.get("hardware"),
+               "params": record_ghn.get("ghn_params")}
     out = {
-        **{k: v for k, v in prev.items() if k in ("speed_gpu", "quality_estimator")},
+        **_kept_gpu_speed(json.loads(args.out.read_text()) if args.out.exists() else {}, ghn_doc),
+        "quality_estimator": _estimators(record_ghn),
         "summary": summary,
         "speed_cpu": speed_rows,
         "coverage": cov,
-        "ghn": {"path": str(args.ghn), "train_seconds": record_ghn.get("train_seconds"),
-                "steps": record_ghn.get("steps"), "hardware": record_ghn.get("hardware"),
-                "params": record_ghn.get("ghn_params")},
+        "ghn": ghn_doc,
         "setup": {"finetune_steps": args.finetune_steps, "finetune_evals": list(FT_EVALS),
                   "baselines": str(args.baselines.relative_to(ROOT)) if args.baselines.is_relative_to(ROOT)
                   else str(args.baselines), "optimizer": "adamw", "lr": 1e-3, "batch_size": 64, "seed": 0},

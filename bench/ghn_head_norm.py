@@ -3,18 +3,19 @@
     python bench/ghn_head_norm.py                                  # the shipped recipe: four tasks, 6000 steps
     python bench/ghn_head_norm.py --tasks mnist5k --graphs 300 --steps 1500 --val-graphs 24   # one task, quicker
 
-Two GHNs are trained with the shipped model and training settings (``mad ghn train``'s defaults, the same graphs,
-data, steps and seed) side by side in two processes (one thread each): run ``shipped`` with the shipped recipe as
-it is, run ``head_norm`` with ``GHNConfig(head_norm=True)``; ``checkpoint`` in the report is the shipped
-checkpoint. The graphs (the dataset's ``train`` split retargeted to each task, and ``--val-graphs`` held-out ones
-from its ``validation`` split) are drawn once and copied to both runs. Reported per
-run and task: the median training loss (cross-entropy with predicted parameters; chance is ln 10 = 2.30 for the
-classification tasks) over fifths of the run, and the validation metric of predicted parameters on the held-out
-graphs at every quarter of the run (accuracy, also with a closed-form output layer; bits per character on chars);
-at the end, the metric of each GHN's predicted parameters on the held-out graphs of ``bench/ghn_eval.py`` (50
-mnist5k, 50 chars), the shipped checkpoint scored alongside, and how that figure ranks the graphs' 1000-step one
-(Kendall tau). Results go to ``bench/results/ghn_head_norm.json``; the run folders (``--runs``) are kept, so a
-rerun resumes, and each holds a loadable GHN at the end.
+Two GHNs are trained with the same model and training settings (``mad ghn train``'s, the same graphs, data, steps
+and seed) side by side in two processes (one thread each): run ``shipped`` without ``head_norm`` (the recipe of the
+checkpoint shipped before), run ``head_norm`` with ``GHNConfig(head_norm=True)`` (the GHN shipped since);
+``checkpoint`` in the report is the shipped checkpoint (in the results file, the one shipped before). The graphs
+(the dataset's ``train`` split retargeted to each task, and ``--val-graphs`` held-out ones from its ``validation``
+split) are drawn once and copied to both runs. Reported per run and task: the median training loss (cross-entropy
+with predicted parameters; chance is ln 10 = 2.30 for the classification tasks) over fifths of the run, and the
+validation metric of predicted parameters on the held-out graphs at every quarter of the run (accuracy, also with a
+closed-form output layer; bits per character on chars); at the end, the metric of each GHN's predicted parameters
+on the held-out graphs of ``bench/ghn_eval.py`` (50 mnist5k, 50 chars), the shipped checkpoint scored alongside,
+and how that figure ranks the graphs' 1000-step one (Kendall tau). Results go to
+``bench/results/ghn_head_norm.json``; the run folders (``--runs``) are kept, so a rerun resumes, and each holds a
+loadable GHN at the end.
 """
 
 from __future__ import annotations

@@ -214,7 +214,8 @@ def _ghn_eval(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                                for r in sorted(speed, key=lambda r: r["params"])), "<= 1 s up to 10M"))
     gpu = d.get("speed_gpu") or {}
     if gpu.get("rows"):
-        rows.append((f"the same on a GPU ({gpu.get('device')}, torch {gpu.get('torch')})",
+        when = ", the GHN shipped before this one" if gpu.get("earlier_checkpoint") else ""
+        rows.append((f"the same on a GPU ({gpu.get('device')}, torch {gpu.get('torch')}{when})",
                      "; ".join(f"{r['params']:,}: {_num(r['params_s'])} / {_num(r['predict_s'])}"
                                for r in sorted(gpu["rows"], key=lambda r: r["params"])), ""))
     cov = d.get("coverage") or {}

@@ -59,9 +59,10 @@ def train_cmd(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore a checkpoint in --out and start over.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    head_norm: Annotated[bool, typer.Option("--head-norm", help="Predict classification heads for their input "
-                                            "standardized over the batch (folded in at prediction from the "
-                                            "batch-norm batches; bench/ghn_head_norm.py).")] = False,
+    head_norm: Annotated[bool, typer.Option("--head-norm/--no-head-norm", help="Predict classification heads for "
+                                            "their input standardized over the batch (folded in at prediction from "
+                                            "the batch-norm batches; bench/ghn_head_norm.py), as the shipped GHN "
+                                            "does.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training record as JSON.")] = False,
 ) -> None:
     """Train a GHN on dataset graphs retargeted to the tasks."""
@@ -79,7 +80,7 @@ def train_cmd(
     if graphs is not None:
         cfg.graphs, cfg.default_graphs = {}, graphs
     try:
-        record = train(cfg, out, model_config=GHNConfig(tasks=names, head_norm=True) if head_norm else None,
+        record = train(cfg, out, model_config=GHNConfig(tasks=names, head_norm=head_norm),
                        resume=not fresh, minutes=minutes, device=device, workers=workers, progress=not as_json)
     except ValueError as e:
         raise CliError(str(e)) from None

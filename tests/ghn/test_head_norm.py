@@ -167,15 +167,23 @@ def test_resume_keeps_the_model_settings_and_refuses_others(tmp_path):
     assert load(tmp_path / "r", device="cpu").config.head_norm is True
 
 
-def test_cli_trains_a_head_norm_ghn(tmp_path):
+def test_cli_trains_a_head_norm_ghn_by_default(tmp_path):
     from typer.testing import CliRunner
 
     from mad.cli import app
 
-    out = tmp_path / "cli"
-    args = ["ghn", "train", "--tasks", "digits", "--steps", "2", "--graphs", "4", "--quality-graphs", "0",
-            "--eval-every", "2", "--out", str(out), "--json"]
-    r = CliRunner().invoke(app, [*args, "--head-norm"])
+    def run(folder, steps, *extra):
+        return CliRunner().invoke(app, ["ghn", "train", "--tasks", "digits", "--steps", str(steps), "--graphs", "4",
+                                        "--quality-graphs", "0", "--eval-every", "2", "--out", str(tmp_path / folder),
+                                        "--json", *extra])
+
+    r = run("cli", 2)  # the default, as the shipped GHN was trained
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["model_config"]["head_norm"] is True
-    assert json.loads((out / "config.json").read_text())["head_norm"] is True
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["head_norm"] is True
+    # resuming that folder without it is refused: the model settings differ from the checkpoint's
+    r = run("cli", 3, "--no-head-norm")
+    assert r.exit_code != 0 and "head_norm" in r.output
+    r = run("plain", 2, "--no-head-norm")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "plain" / "config.json").read_text())["head_norm"] is False
