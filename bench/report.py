@@ -467,8 +467,9 @@ SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "agent_eval_mnist1d_12": "bench/agent_eval.py --tasks mnist1d --strategies loop,random,evolution "
                                     "--seeds 12 --no-tabular --runs out/agent_m1_12 "
                                     "--out bench/results/agent_eval_mnist1d_12.json",
-           "agent_eval_mnist1d_12_before": "the same with the GHN record of commit e1534b3 (the mnist1d quality "
-                                           "estimate without the predicted parameters' metric)",
+           "agent_eval_mnist1d_12_before": "the same with the GHN checkpoint of commit e1534b3 (before head_norm; "
+                                           "the mnist1d quality estimate without the predicted parameters' "
+                                           "metric)",
            "agent_eval_pool4": "bench/agent_eval.py --seeds 6 --no-tabular --loop-options "
                                "'{\"pool\": 4, \"two_stage\": false}' --runs out/agent_pool4 "
                                "--out bench/results/agent_eval_pool4.json",
