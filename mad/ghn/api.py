@@ -215,7 +215,7 @@ class GHN:
     def _norm_head(self, spec) -> int | None:
         """The class count whose logits layer gets its input statistics folded in (a ``head_norm`` GHN on a
         classification task), else ``None``."""
-        return spec.num_outputs if getattr(self.config, "head_norm", False) and not spec.is_lm else None
+        return spec.num_outputs if self.config.head_norm and not spec.is_lm else None
 
     def calibrated(self, task: str) -> dict[str, Any] | None:
         """The quality estimator fitted for ``task`` (its ``higher_is_better``, label range...), or ``None``."""

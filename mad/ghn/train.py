@@ -132,7 +132,7 @@ def _step(model: GHNModel, st: _TaskState, idx: list[int], step: int, cfg: Train
     ids = model.task_ids([st.spec.name] * len(idx)).to(device)
     out, _, penalty = model(batch, ids, st.features[None].repeat(len(idx), 1).to(device))
     x, y = st.data.train_batch(step, device=device)
-    head_norm = bool(getattr(getattr(model, "module", model).config, "head_norm", False))
+    head_norm = getattr(model, "module", model).config.head_norm
     found: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
     for i, params in zip(idx, out):
         mod = st.modules[i]
@@ -259,10 +259,12 @@ def train(cfg: TrainConfig, out: str | Path, model_config: GHNConfig | None = No
             raise ValueError(f"{ckpt_dir} was trained with other {', '.join(diff)}; resume with the same settings "
                              f"or pass another --out")
         saved = GHNConfig.from_dict(prev.meta["model_config"])
-        if model_config is not None and _as_json({**model_config.to_dict(), "tasks": saved.tasks}) != _as_json(
-                saved.to_dict()):
-            raise ValueError(f"{ckpt_dir} was trained with other model settings; resume without them or pass "
-                             f"another --out")
+        if model_config is not None:  # the tasks come from cfg, compared above
+            had, given = _as_json(saved.to_dict()), _as_json(model_config.to_dict())
+            diff = [k for k in had if k != "tasks" and given.get(k) != had[k]]
+            if diff:
+                raise ValueError(f"{ckpt_dir} was trained with other model settings ({', '.join(diff)}); resume with "
+                                 f"the same ones (or none) or pass another --out")
         model_config = saved
     model_config = model_config or GHNConfig(tasks=list(cfg.tasks))
     model_config.tasks = list(cfg.tasks)

@@ -157,7 +157,7 @@ def test_resume_keeps_the_model_settings_and_refuses_others(tmp_path):
     part = train(TrainConfig(**kw), tmp_path / "r", model_config=GHNConfig(**TINY, head_norm=True), progress=False,
                  run_steps=1)
     assert part["status"] == "time_limit"
-    with pytest.raises(ValueError, match="model settings"):
+    with pytest.raises(ValueError, match=r"model settings \(head_norm\)"):
         train(TrainConfig(**kw), tmp_path / "r", model_config=GHNConfig(**TINY), progress=False)
     same = train(TrainConfig(**kw), tmp_path / "r", model_config=GHNConfig(**TINY, head_norm=True), progress=False,
                  run_steps=0)  # the same settings again (tuples saved as JSON lists) resume
@@ -183,7 +183,7 @@ def test_cli_trains_a_head_norm_ghn_by_default(tmp_path):
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["head_norm"] is True
     # resuming that folder without it is refused: the model settings differ from the checkpoint's
     r = run("cli", 3, "--no-head-norm")
-    assert r.exit_code != 0 and "head_norm" in r.output
+    assert r.exit_code != 0 and "model settings (head_norm)" in r.output
     r = run("plain", 2, "--no-head-norm")
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["head_norm"] is False
