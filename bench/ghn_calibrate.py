@@ -4,6 +4,7 @@ graph, a refit and how well it ranks.
     python bench/ghn_calibrate.py --cache ~/.cache/mad/ghn_calibrate --jobs 2     # label (resumable), report
     python bench/ghn_calibrate.py --cache ~/.cache/mad/ghn_calibrate --write      # also store the refit
     python bench/ghn_calibrate.py --task mnist1d --cache ~/.cache/mad/cal_mnist1d --write   # another task
+    python bench/ghn_calibrate.py --task chars --cache ~/.cache/mad/cal_chars --long-steps 1000 --write
 
 The estimate (:mod:`mad.ghn.quality`) is a ridge regression from the GHN's pooled graph embedding plus log
 #params and log FLOPs and the metric of the GHN's predicted parameters on 250 validation examples (not with
@@ -36,6 +37,13 @@ own); the shipped pools came from the generator before it was fine-tuned on them
 Two estimators are compared on the same labels: the ridge above and extra-trees on the graph's structure, costs
 and the predicted parameters' metric (:func:`mad.ghn.quality.tree_rows`). ``--estimator auto`` (the default)
 fits the trees where both their 5-fold and their leave-family-out tau are higher than the ridge's, else the ridge.
+
+``--long-steps 1000`` also trains a seeded uniform sample of the labelled graphs (``--long-graphs``, in
+:func:`long_order`, so however many are done they stay a uniform sample; resumable) for 1000 steps with the
+held-out graphs' recipe, and fits the estimator's long-horizon stage (:func:`mad.ghn.quality.fit_long`): a ridge
+from the estimator's out-of-fold output, with each set of inputs of :data:`LONG_CANDIDATES` beside it, to the
+long labels' normal scores; the set whose 20 x 5-fold out-of-fold Kendall tau against the long labels is highest
+is fitted, and its held-out tau reported (not used to choose).
 
 Labels: :func:`mad.ghn.quality.collect_labels` (100 AdamW steps, lr 1e-3, cosine, batch 64, seed 0), one
 JSONL file per pool shard under ``--cache``, so an interrupted run continues where it stopped (with any
@@ -280,24 +288,137 @@ def label(task: str, pools: dict[str, list[tuple[str, str]]], cache: Path, jobs:
             for name in pools}
 
 
+def _long_shard(job: tuple[str, list[tuple[str, str]], str, int]) -> int:
+    import torch
+
+    from mad.ghn.quality import collect_labels
+    from mad.graph import ArchGraph
+
+    torch.set_num_threads(1)
+    task, rows, out, steps = job
+    collect_labels(task, [(i, ArchGraph.from_json(t)) for i, t in rows], out, steps, progress=False)
+    return len(rows)
+
+
+def long_order(pools: dict[str, list[tuple[str, str]]], labels: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
+    """Every graph with a finite label (as the fit keeps them) as ``("pool:id", graph JSON)``, in one seeded random
+    order: the long-horizon labels are taken in this order, so however many there are, they are a uniform sample
+    of the labelled graphs."""
+    import math
+    import random
+
+    rows = [(f"{name}:{i}", t) for name, pool in pools.items() for i, t in pool
+            if i in labels[name] and math.isfinite(labels[name][i])]
+    random.Random(0).shuffle(rows)
+    return rows
+
+
+def label_long(task: str, pools: dict[str, list[tuple[str, str]]], labels: dict[str, dict[str, float]],
+               cache: Path, steps: int, n: int, jobs: int) -> dict[str, float]:
+    """``{"pool:id": metric}`` after ``steps`` AdamW steps (``bench/train_baselines.py``'s recipe: the held-out
+    graphs' figure) for the first ``n`` graphs of :func:`long_order`, labelled in ``jobs`` interleaved shards
+    (``cache/long{steps}-{j}.jsonl``, resumable: a rerun with the same ``jobs`` trains nothing twice)."""
+    rows = long_order(pools, labels)[:n]
+    k = max(1, jobs)
+    files = [cache / f"long{steps}-{j}.jsonl" for j in range(k)]
+    work = [(task, rows[j::k], str(files[j]), steps) for j in range(k)]
+    if k == 1:
+        _long_shard(work[0])
+    else:
+        with mp.get_context("spawn").Pool(k) as pool:
+            pool.map(_long_shard, work)
+    out = {}
+    for path in sorted(cache.glob(f"long{steps}-*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                if r.get("metric") is not None:
+                    out[r["id"]] = r["metric"]
+    return out
+
+
+# the long-horizon stage's candidate inputs (beside "base", the estimator's out-of-fold output), in the order tried
+LONG_CANDIDATES = {"base": [], "params": ["log_params"], "costs": ["log_params", "log_flops"],
+                   "costs+predicted": ["log_params", "log_flops", "predicted_metric"],
+                   "costs+predicted+shape": ["log_params", "log_flops", "predicted_metric", "log2_depth", "log2_nodes"],
+                   "all": None}  # None: every tree-row column
+
+
+def _out_of_fold(R, y, estimator: str) -> Any:
+    """5-fold out-of-fold outputs of the estimator kind ``estimator`` fitted, as the shipped one is, to the normal
+    scores of ``y`` on rows ``R``: what it says of a graph it was not fitted on."""
+    import numpy as np
+    from sklearn.model_selection import KFold
+
+    from mad.ghn.quality import normal_scores
+
+    out = np.zeros(len(y))
+    for tr, te in KFold(5, shuffle=True, random_state=0).split(R):
+        out[te] = _model(estimator).fit(R[tr], normal_scores(y[tr])).predict(R[te])
+    return out
+
+
+def _model(estimator: str) -> Any:
+    """An unfitted estimator of kind ``estimator`` with the shipped settings."""
+    import numpy as np
+    from sklearn.ensemble import ExtraTreesRegressor
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mad.ghn.quality import TREES
+
+    if estimator == "trees":
+        return ExtraTreesRegressor(**TREES, random_state=0)
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 25)))
+
+
+def long_stage(R, T, y, keys: list[str], long: dict[str, float], task: str, estimator: str, predicted: bool,
+               steps: int, repeats: int = 20) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The long-horizon stage (:func:`mad.ghn.quality.fit_long`) and its report: the estimator's out-of-fold
+    output for every labelled graph (rows ``R``, brief labels ``y``), and for the graphs with a long label, each of
+    :data:`LONG_CANDIDATES` scored by the Kendall tau of its ``repeats`` x 5-fold out-of-fold predictions against
+    the long labels; the best is fitted on all of them."""
+    import numpy as np
+    from sklearn.model_selection import KFold
+
+    from mad.ghn.quality import fit_long, long_rows, normal_scores, tree_columns
+
+    base = _out_of_fold(R, y, estimator)
+    idx = [k for k, key in enumerate(keys) if key in long]
+    if len(idx) < 20:
+        raise SystemExit(f"only {len(idx)} graphs have a {steps}-step label: too few for a long-horizon stage")
+    yl = np.array([long[keys[k]] for k in idx])
+    names = tree_columns(predicted)
+    taus = {}
+    for label, cols in LONG_CANDIDATES.items():
+        cols = ["base", *(names if cols is None else cols)]
+        rows = long_rows(base[idx], T[idx], cols, names).numpy()
+        got = []
+        for rep in range(repeats):
+            pred = np.zeros(len(idx))
+            for tr, te in KFold(5, shuffle=True, random_state=rep).split(rows):
+                pred[te] = _model("ridge").fit(rows[tr], normal_scores(yl[tr])).predict(rows[te])
+            got.append(kendall_tau(list(pred), list(yl)))
+        taus[label] = round(float(np.mean(got)), 4)
+    best = max(taus, key=lambda k: taus[k])  # the first of equals: the fewest inputs
+    cols = ["base", *(names if LONG_CANDIDATES[best] is None else LONG_CANDIDATES[best])]
+    entry = fit_long(base[idx], T[idx], yl, task, steps, cols, predicted)
+    report = {"steps": steps, "graphs": len(idx), "columns": cols,  # each figure's order is the metric's
+              "kendall_tau_brief_label_vs_long": round(kendall_tau(list(y[idx]), list(yl)), 4),
+              "kendall_tau_estimate_vs_long": round(kendall_tau(list(base[idx]), list(yl)), 4),
+              "cross_validated_kendall_tau": taus, "chosen": best}
+    return entry, report
+
+
 def _cv_tau(X, y, groups=None, repeats: int = 3, target: str = "normal_scores", estimator: str = "ridge") -> float:
     """Kendall tau of out-of-fold predictions (5-fold, or one fold per group) of a ridge (or with
     ``estimator="trees"``, the extra-trees of :data:`mad.ghn.quality.TREES`), fitted to the training folds' normal
     scores (``target="normal_scores"``, as :func:`mad.ghn.quality.fit_quality` does) or to their metric."""
     import numpy as np
-    from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import GroupKFold, KFold
 
-    from mad.ghn.quality import TREES, target_values
-
-    def model():
-        from sklearn.ensemble import ExtraTreesRegressor
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        if estimator == "trees":
-            return ExtraTreesRegressor(**TREES, random_state=0)
-        return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 25)))
+    from mad.ghn.quality import target_values
 
     taus = []
     for rep in range(1 if groups is not None else repeats):
@@ -305,7 +426,7 @@ def _cv_tau(X, y, groups=None, repeats: int = 3, target: str = "normal_scores", 
         splits = (GroupKFold(len(set(groups))).split(X, y, groups) if groups is not None
                   else KFold(5, shuffle=True, random_state=rep).split(X))
         for tr, te in splits:
-            pred[te] = model().fit(X[tr], target_values(y[tr], target)).predict(X[te])
+            pred[te] = _model(estimator).fit(X[tr], target_values(y[tr], target)).predict(X[te])
         taus.append(kendall_tau(list(pred), list(y)))
     return round(float(np.mean(taus)), 4)
 
@@ -322,6 +443,10 @@ def main() -> None:
                     help="the estimator to fit; auto: the trees where both their 5-fold and their leave-family-out "
                     "tau beat the ridge's, else the ridge")
     ap.add_argument("--task", default=TASK, help="mnist5k (its own pools) or another task (search_space_pools)")
+    ap.add_argument("--long-steps", type=int, default=0, help="also fit a long-horizon stage on graphs trained "
+                    "this many steps (1000: the held-out graphs' figure); 0: none")
+    ap.add_argument("--long-graphs", type=int, default=300, help="graphs trained --long-steps steps (a seeded "
+                    "uniform sample of the labelled ones; resumable)")
     ap.add_argument("--out", type=Path, help="report (default: bench/results/ghn_calibrate.json for mnist5k, "
                     "ghn_calibrate_TASK.json for another task)")
     args = ap.parse_args()
@@ -341,10 +466,11 @@ def main() -> None:
     ids, texts, recs = _held_out(task)
     pools = build_pools(args.cache, texts, task)
     labels = label(task, pools, args.cache, args.jobs)
-    pairs, families, per_pool = [], [], {}
+    pairs, families, keys, per_pool = [], [], [], {}
     for name, rows in pools.items():
-        got = [(ArchGraph.from_json(t), labels[name][i]) for i, t in rows
-               if i in labels[name] and np.isfinite(labels[name][i])]  # as fit_quality keeps them
+        kept = [(i, t) for i, t in rows if i in labels[name] and np.isfinite(labels[name][i])]  # as fit_quality
+        got = [(ArchGraph.from_json(t), labels[name][i]) for i, t in kept]
+        keys += [f"{name}:{i}" for i, _ in kept]  # as long_order names them
         per_pool[name] = {"graphs": len(rows), "labelled": len(got),
                           "mean_metric": round(float(np.mean([m for _, m in got])), 4) if got else None}
         pairs += got
@@ -359,7 +485,12 @@ def main() -> None:
         if not held_graphs:  # no held-out graphs for this task
             return None
         est = ghn.estimate(held_graphs, task)
-        return {"vs_1000_steps": round(kendall_tau(est, y1000), 4), "vs_100_steps": round(kendall_tau(est, y100), 4)}
+        out = {"vs_1000_steps": round(kendall_tau(est, y1000), 4), "vs_100_steps": round(kendall_tau(est, y100), 4)}
+        if (ghn.calibrated(task) or {}).get("long"):  # the long-horizon stage's estimate
+            est = ghn.estimate(held_graphs, task, long=True)
+            out["long"] = {"vs_1000_steps": round(kendall_tau(est, y1000), 4),
+                           "vs_100_steps": round(kendall_tau(est, y100), 4)}
+        return out
 
     before = held_taus()
     graphs = [g for g, _ in pairs]
@@ -386,12 +517,18 @@ def main() -> None:
     cv["chosen"] = estimator
     old = (ghn.record.get("quality") or {}).get("tasks", {}).get(task)
     fitted = fit_estimator(T if estimator == "trees" else X, y, task, estimator, predicted=use)  # the rows above
+    long_report = None
+    if args.long_steps:
+        long = label_long(task, pools, labels, args.cache, args.long_steps, args.long_graphs, args.jobs)
+        fitted["long"], long_report = long_stage(T if estimator == "trees" else X, T, y, keys, long, task,
+                                                 estimator, use, args.long_steps)
     ghn.record.setdefault("quality", {}).setdefault("tasks", {})[task] = fitted
     after = held_taus()
     report: dict[str, Any] = {
         "task": task, "pools": per_pool, "labels": len(pairs), "cross_validated_kendall_tau": cv,
         "held_out": {"graphs": len(held), "kendall_tau_before": before, "kendall_tau_after": after},
-        "refit": {k: v for k, v in fitted.items() if k not in FITTED},
+        "refit": {k: v for k, v in fitted.items() if k not in FITTED and k != "long"},
+        "long_horizon": long_report,
         "previous_graphs": old and old.get("graphs"), "written": bool(args.write),
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "machine": {"python": platform.python_version(), "cpus": mp.cpu_count(), "torch": torch.__version__}}
@@ -421,7 +558,10 @@ def _write(ghn_path: str, task: str, fitted: dict[str, Any], report: dict[str, A
         "cross_validated_kendall_tau": report["cross_validated_kendall_tau"],
         "held_out_kendall_tau_vs_1000_steps": None if held["kendall_tau_after"] is None else {
             "before": (held["kendall_tau_before"] or {}).get("vs_1000_steps"),
-            "after": held["kendall_tau_after"]["vs_1000_steps"]}})
+            "after": held["kendall_tau_after"]["vs_1000_steps"],
+            **({"long_after": held["kendall_tau_after"]["long"]["vs_1000_steps"]}
+               if "long" in held["kendall_tau_after"] else {})},
+        **({"long_horizon": report["long_horizon"]} if report.get("long_horizon") else {})})
     write_record(folder, record)
     print(f"stored the refit in {path}")
 

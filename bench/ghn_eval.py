@@ -9,7 +9,8 @@ vision models; 50 causal chars graphs, random-space and zoo text models), none o
 GHN trains on the dataset's ``train`` split; these come from ``test`` and ``ood``). For each graph, in one run:
 
 * ``ghn``: the metric of the predicted parameters (``ghn.score``: validation accuracy, or bits per character),
-  and the GHN's learned quality estimate;
+  and the GHN's learned quality estimates (``quality``: of the metric after 100 steps, and ``quality_long``, where
+  the estimator has a long-horizon stage: after its longer run, 1000 steps);
 * ``default``: ``mad.train.fit`` from PyTorch default init for 100 steps (AdamW, lr 1e-3, cosine over the
   run, batch 64, seed 0), validated at steps 0, 10 and 100;
 * ``finetune``: the same recipe from the predicted parameters for ``--finetune-steps`` (200 = 1/5 of 1000),
@@ -80,7 +81,7 @@ def _graph_job(job: tuple[str, str, str, int]) -> dict[str, Any]:
         rec["proxies"] = proxies.compute(g, task, list(PROXY_NAMES), batch_size=64, seed=0)
         s = _GHN.score(g, task)
         key = "bpc" if "bpc" in s else "accuracy"
-        rec["ghn"] = {"metric": s[key], "loss": s["loss"], "quality": s["quality"],
+        rec["ghn"] = {"metric": s[key], "loss": s["loss"], "quality": s["quality"], "quality_long": s["quality_long"],
                       "predicted_share": s["predicted_share"], "seconds": s["seconds_predict"]}
         s = _GHN.score(g, task, readout=True)
         rec["ghn_readout"] = {"metric": s[key], "loss": s["loss"], "readout": s["readout"]}
@@ -153,6 +154,9 @@ def summarise(records: list[dict], baselines: dict[tuple[str, str], dict], ft_st
         sig = {
             "ghn_score": [sign * r["ghn"]["metric"] for r in ok],
             "ghn_quality": [None if r["ghn"]["quality"] is None else sign * r["ghn"]["quality"] for r in ok],
+            **({"ghn_quality_long": [None if r["ghn"].get("quality_long") is None else sign * r["ghn"]["quality_long"]
+                                     for r in ok]} if any(r["ghn"].get("quality_long") is not None for r in ok)
+               else {}),
             "ghn_readout_score": [sign * r["ghn_readout"]["metric"] for r in ok],
             **{p: [r["proxies"].get(p) for r in ok] for p in PROXY_NAMES},
             "val_at_step_10": [sign * r["default"]["10"] for r in ok],
@@ -247,8 +251,9 @@ def _requality(path: Path, ghn_path: str, ids: dict[str, list[str]], texts: dict
     ghn = load(ghn_path, device="cpu")
     for task in ids:
         recs = [r for r in prev["records"] if r["task"] == task and "ghn" in r]
-        for r, q in zip(recs, ghn.estimate([ArchGraph.from_json(texts[r["id"]]) for r in recs], task)):
-            r["ghn"]["quality"] = q
+        graphs = [ArchGraph.from_json(texts[r["id"]]) for r in recs]
+        for r, q, q_long in zip(recs, ghn.estimate(graphs, task), ghn.estimate(graphs, task, long=True)):
+            r["ghn"]["quality"], r["ghn"]["quality_long"] = q, q_long
     prev["summary"] = summarise(prev["records"], baselines, prev["setup"]["finetune_steps"])
     prev["quality_estimator"] = _estimators(ghn.record)
     path.write_text(json.dumps(prev, indent=1) + "\n")
@@ -260,8 +265,10 @@ def _estimators(record: dict[str, Any]) -> dict[str, Any]:
     """The settings of a GHN record's quality estimators, per task, without their fitted numbers."""
     from mad.ghn.quality import FITTED
 
-    return {t: {k: v for k, v in est.items() if k not in FITTED}
-            for t, est in (record.get("quality") or {}).get("tasks", {}).items()}
+    def settings(est: dict[str, Any]) -> dict[str, Any]:
+        return {k: settings(v) if k == "long" else v for k, v in est.items() if k not in FITTED}
+
+    return {t: settings(est) for t, est in (record.get("quality") or {}).get("tasks", {}).items()}
 
 
 def _kept_gpu_speed(prev: dict[str, Any], ghn: dict[str, Any]) -> dict[str, Any]:

@@ -261,6 +261,21 @@ def _ghn_calibrate(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                      "this one", f"{_num(before.get('vs_1000_steps'))} / {_num(before.get('vs_100_steps'))} -> "
                      f"{_num(after.get('vs_1000_steps'))} / {_num(after.get('vs_100_steps'))}",
                      ">= 0.6 vs 1000 steps" if d.get("task") == "mnist5k" else ""))
+    long = d.get("long_horizon")
+    if long:  # the stage fitted on graphs trained longer
+        cvl = long.get("cross_validated_kendall_tau") or {}
+        rows.append((f"long-horizon stage: {long.get('graphs')} of those graphs trained {long.get('steps')} steps; "
+                     "Kendall tau vs their long figure of their 100-step figure / of the estimate (out of fold)",
+                     f"{_num(long.get('kendall_tau_brief_label_vs_long'))} / "
+                     f"{_num(long.get('kendall_tau_estimate_vs_long'))}", ""))
+        rows.append(("the stage's inputs beside the estimate: 20 x 5-fold Kendall tau vs the long figure, by "
+                     f"inputs (fitted: {long.get('chosen')})", ", ".join(f"{k} {_num(v)}" for k, v in cvl.items()),
+                     ""))
+        la = after.get("long") or {}
+        if la:
+            rows.append((f"Kendall tau of the long-horizon estimate on the {held.get('graphs')} held-out graphs vs "
+                         "1000 / 100 steps", f"{_num(la.get('vs_1000_steps'))} / {_num(la.get('vs_100_steps'))}",
+                         ">= 0.6 vs 1000 steps"))
     return rows
 
 

@@ -159,16 +159,20 @@ def score_cmd(
         _emit_json(scores)
         return
     lm = TaskSpec.of(task).is_lm
+    est = h.calibrated(task) or {}
+    steps = (h.record.get("quality") or {}).get("steps")
+    long = (est.get("long") or {}).get("steps")  # the long-horizon stage's run, where the estimator has one
     t = Table(title=f"GHN scores on {task} ({split}, no training)", title_justify="left")
-    for col in ("model", "params", "bits/char" if lm else "accuracy", "loss", "expected after training",
-                "seconds"):
+    for col in ("model", "params", "bits/char" if lm else "accuracy", "loss",
+                f"expected after {steps} steps" if steps else "expected after training",
+                *([f"after {long} steps"] if long else []), "seconds"):
         t.add_column(col, justify="left" if col == "model" else "right")
+    fmt = (lambda v: f"{v:.3f}") if lm else (lambda v: f"{v:.1%}")
     for s in scores:
         if "error" in s:
-            t.add_row(s["source"], "", "error", "", s["error"][:80], "")
+            t.add_row(s["source"], "", "error", "", s["error"][:80], *([""] if long else []), "")
             continue
-        fmt = (lambda v: f"{v:.3f}") if lm else (lambda v: f"{v:.1%}")
-        q = "n/a" if s["quality"] is None else fmt(s["quality"])
-        t.add_row(s["source"], _human(s["params"]), fmt(s["bpc"] if lm else s["accuracy"]), f"{s['loss']:.3f}", q,
-                  f"{s['seconds_predict'] + s['seconds_eval']:.2f}")
+        qs = [s["quality"], *([s["quality_long"]] if long else [])]
+        t.add_row(s["source"], _human(s["params"]), fmt(s["bpc"] if lm else s["accuracy"]), f"{s['loss']:.3f}",
+                  *["n/a" if q is None else fmt(q) for q in qs], f"{s['seconds_predict'] + s['seconds_eval']:.2f}")
     _stdout().print(t)

@@ -222,13 +222,16 @@ class GHN:
         return (self.record.get("quality") or {}).get("tasks", {}).get(task)
 
     @torch.no_grad()
-    def estimate(self, models: list[ArchGraph | nn.Module], task: str, chunk: int = 16) -> list[float | None]:
+    def estimate(self, models: list[ArchGraph | nn.Module], task: str, chunk: int = 16,
+                 long: bool = False) -> list[float | None]:
         """The learned quality estimate alone: the metric each model is expected to reach on ``task`` after brief
         training (the record's ``quality.steps`` AdamW steps), from the encoder's pooled embedding (a tree
         estimator: the graph's structure instead, :func:`mad.ghn.quality.tree_rows`) and the model's size, and
         where the task's estimator reads it, the metric of the predicted parameters on a few validation examples
         (:meth:`predicted_metrics`). Tens of milliseconds per graph without that figure, about
         a tenth of a second with it. ``None`` for every model when the estimator was not calibrated on ``task``.
+        ``long``: the metric expected after the longer run of the estimator's long-horizon stage instead
+        (:meth:`quality`; ``None`` for every model where it has none).
 
         Raises:
             GHNError: a model that cannot take the task.
@@ -241,25 +244,33 @@ class GHN:
         graphs = [self._graph_for(m, spec)[0] for m in models]
         if self.calibrated(spec.name).get("predicted"):  # the parameters are needed: decode once, with the embedding
             params, pooled = self.predict_encoded([encode(g) for g in graphs], spec.name)
-            return self.quality(graphs, pooled, spec.name, params)
+            return self.quality(graphs, pooled, spec.name, params, long=long)
         if self.calibrated(spec.name).get("estimator") == "trees":  # reads the structure, not the embedding
-            return self.quality(graphs, [], spec.name)
-        return self.quality(graphs, list(embeddings(self.model, graphs, spec.name, chunk)), spec.name)
+            return self.quality(graphs, [], spec.name, long=long)
+        return self.quality(graphs, list(embeddings(self.model, graphs, spec.name, chunk)), spec.name, long=long)
 
     @torch.no_grad()
     def quality(self, graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str,
                 params: list[dict[str, torch.Tensor]] | None = None,
-                metrics: list[float] | None = None) -> list[float | None]:
+                metrics: list[float] | None = None, long: bool = False) -> list[float | None]:
         """The learned estimate of each graph's metric after brief training (``None`` when the estimator was not
         calibrated on ``task``); ``pooled`` are the graphs' pooled embeddings from :meth:`predict_encoded`. An
         estimator that reads the metric of the predicted parameters has it measured here
         (:meth:`predicted_metrics`, as its record says, on ``params`` when the caller has them), unless the caller
-        measured it that way already (``metrics``)."""
-        from .quality import feature_rows, forest_predict, tree_rows
+        measured it that way already (``metrics``). ``long``: the estimate of the metric after the longer run of
+        the estimator's long-horizon stage instead (its ``long.steps`` steps; ``None`` where it has none)."""
+        return self._qualities(graphs, pooled, task, params, metrics)[1 if long else 0]
+
+    def _qualities(self, graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str,
+                   params: list[dict[str, torch.Tensor]] | None = None,
+                   metrics: list[float] | None = None) -> tuple[list[float | None], list[float | None]]:
+        """:meth:`quality` after brief training and after the long-horizon stage's run, computed together."""
+        from .quality import clip_long, feature_rows, forest_predict, long_rows, to_metric, tree_columns, tree_rows
 
         est = self.calibrated(task)
+        none: list[float | None] = [None] * len(graphs)
         if not est or not graphs:
-            return [None] * len(graphs)
+            return none, none
         reads = est.get("predicted")
         if not reads:
             metrics = None
@@ -276,12 +287,17 @@ class GHN:
         else:
             z = X @ torch.tensor(est["coef"], dtype=torch.float64) + est["intercept"]
         if est.get("target") == "normal_scores":  # back to the metric, the order kept (see mad.ghn.quality)
-            from .quality import to_metric
-
-            return [float(v) for v in to_metric(z, est)]
-        # a linear estimate can leave the range it was fitted on for graphs unlike its calibration set: clip it
-        z = z.clamp(est.get("label_min", 0.0), est.get("label_max", 1.0 if est["higher_is_better"] else float("inf")))
-        return [float(v) for v in z]
+            brief = [float(v) for v in to_metric(z, est)]
+        else:  # a linear estimate can leave the range it was fitted on for graphs unlike its calibration set: clip it
+            hi = est.get("label_max", 1.0 if est["higher_is_better"] else float("inf"))
+            brief = [float(v) for v in z.clamp(est.get("label_min", 0.0), hi)]
+        stage = est.get("long")
+        if not stage:
+            return brief, none
+        rows = clip_long(long_rows(z, X if trees else tree_rows(graphs, task, metrics), stage["columns"],
+                                   tree_columns(metrics is not None)), stage)
+        z_long = rows @ torch.tensor(stage["coef"], dtype=torch.float64) + stage["intercept"]
+        return brief, [float(v) for v in to_metric(z_long, stage)]
 
     @torch.no_grad()
     def predicted_metrics(self, graphs: list[ArchGraph], task: str, examples: int = 250, bn_batches: int = 8,
@@ -382,17 +398,18 @@ class GHN:
             # statistics come from as many batches as it asks for, else on modules of its own
             metrics = (self.predicted_metrics(graphs, spec.name, modules=[m for m, _, _ in built], **reads)
                        if reads and reads["bn_batches"] == bn_batches else None)
-            quality = self.quality(graphs, pooled, spec.name, params, metrics=metrics)
+            quality, quality_long = self._qualities(graphs, pooled, spec.name, params, metrics=metrics)
         else:
             pooled_out.extend(pooled)
-            quality = [None] * len(pairs)
+            quality = quality_long = [None] * len(pairs)
         seconds = (time.perf_counter() - t0 - sum(own)) / max(1, len(pairs))
         out = []
-        for g, (module, filled, total), q, t_build in zip(graphs, built, quality, own):
+        for g, (module, filled, total), q, q_long, t_build in zip(graphs, built, quality, quality_long, own):
             t1 = time.perf_counter()
             fitted = refit_readout(g, module, batches, spec.num_outputs) if readout else None
             module.ghn_info = {"predicted_params": filled, "params": total, "readout": fitted,
                                "predicted_share": filled / total if total else 1.0, "quality": q,
+                               "quality_long": q_long,
                                "seconds": seconds + t_build + time.perf_counter() - t1, "graph": g}
             out.append(module)
         return out
@@ -402,8 +419,9 @@ class GHN:
               max_examples: int | None = 500, readout: bool = False) -> dict[str, Any] | list[dict[str, Any]]:
         """How good each architecture is on ``task`` without training it: the metric of its predicted parameters
         on ``split`` (accuracy, or bits per character for language modelling), the loss, the GHN's learned quality
-        estimate (the metric it expects after brief training; ``None`` for tasks it was not calibrated on) and
-        the seconds taken. One dict per model (a dict for a single model); in a list, a model that cannot take
+        estimate (``quality``: the metric it expects after brief training; ``None`` for tasks it was not calibrated
+        on), the estimate after a longer run where the estimator has a long-horizon stage (``quality_long``, else
+        ``None``: :meth:`quality`) and the seconds taken. One dict per model (a dict for a single model); in a list, a model that cannot take
         the task gets ``{"name", "task", "error"}`` instead of stopping the others.
         ``readout`` refits the output layer in closed form first (see :meth:`predict`)."""
         single = not isinstance(models, (list, tuple))
@@ -441,15 +459,15 @@ class GHN:
             figures = evaluate(module, task, split, max_examples, data=data)
             info = module.ghn_info
             out.append({"name": info["graph"].name, "task": task, **figures,
-                        "quality": info["quality"], "params": info["params"],
+                        "quality": info["quality"], "quality_long": info["quality_long"], "params": info["params"],
                         "predicted_share": info["predicted_share"], "readout": info["readout"],
                         "seconds_predict": info["seconds"], "seconds_eval": time.perf_counter() - t0})
         if same:
             t0 = time.perf_counter()
             key = "bpc" if spec.is_lm else "accuracy"
-            quality = self.quality([g for g, _ in pairs], pooled, task, metrics=[s[key] for s in out])
-            for s, q in zip(out, quality):
-                s["quality"] = q
+            quality, quality_long = self._qualities([g for g, _ in pairs], pooled, task, metrics=[s[key] for s in out])
+            for s, q, q_long in zip(out, quality, quality_long):
+                s["quality"], s["quality_long"] = q, q_long
                 s["seconds_eval"] += (time.perf_counter() - t0) / len(out)
         return out
 

@@ -67,6 +67,36 @@ def test_score_table_and_json(ghn_dir, graph_file):
     assert r.exit_code == 0 and "accuracy" in r.stdout
 
 
+def test_score_table_shows_the_long_horizon_estimate_where_there_is_one(graph_file, tmp_path):
+    """With a long-horizon stage the table has a column for its run and ``--json`` its ``quality_long``; without
+    one, no such column and ``quality_long`` is null."""
+    from ghn_graphs import digits_graphs
+
+    from mad.ghn.quality import fit_long, fit_quality, normal_scores, tree_rows
+
+    torch.manual_seed(0)
+    ghn = GHN(GHNModel(GHNConfig(**TINY)), device="cpu")
+    graphs = digits_graphs(6)
+    brief = [0.1, 0.3, 0.5, 0.6, 0.8, 0.9]
+    ghn.record["quality"] = {**fit_quality(ghn.model, {"digits": list(zip(graphs, brief))}, estimator="trees"),
+                             "steps": 100}
+    plain = ghn.save(tmp_path / "plain")
+    est = ghn.calibrated("digits")
+    trees = tree_rows(graphs, "digits", ghn.predicted_metrics(graphs, "digits", **est["predicted"]))
+    est["long"] = fit_long(torch.tensor(normal_scores(brief)), trees, [0.9, 0.2, 0.95, 0.7, 0.4, 0.97], "digits",
+                           1000, ["base", "log_params"])
+    staged = ghn.save(tmp_path / "staged")
+    for folder, long in ((plain, False), (staged, True)):
+        r = mad("ghn", "score", graph_file, "--task", "digits", "--ghn", folder, "--json")
+        assert r.exit_code == 0, r.output
+        (s,) = json.loads(r.stdout)
+        assert isinstance(s["quality"], float) and (isinstance(s["quality_long"], float) if long
+                                                    else s["quality_long"] is None)
+        r = runner.invoke(app, ["ghn", "score", str(graph_file), "--task", "digits", "--ghn", str(folder)],
+                          env={"COLUMNS": "200"})  # headers unwrapped
+        assert r.exit_code == 0 and "after 100 steps" in r.stdout and ("after 1000 steps" in r.stdout) == long
+
+
 def test_user_errors(ghn_dir, graph_file, tmp_path):
     r = mad("ghn", "score", graph_file, "--task", "nope", "--ghn", ghn_dir)
     assert r.exit_code == 2 and "unknown task" in r.stderr

@@ -172,3 +172,71 @@ def test_structure_only_tree_estimate_does_not_run_the_encoder(graphs, monkeypat
     from mad.ghn.quality import to_metric
 
     assert got == pytest.approx([float(v) for v in to_metric(expected, ghn.calibrated("digits"))], abs=1e-12)
+
+
+@pytest.mark.parametrize("estimator", ["ridge", "trees"])
+def test_long_horizon_stage_maps_the_estimate_and_named_columns(graphs, estimator, tmp_path):
+    """A long-horizon stage is a ridge over the estimator's own output (``base``) and named tree-row columns:
+    ``estimate(long=True)``, ``quality_long`` in ``predict_many`` and ``score`` all give that ridge's output in the
+    long labels' units; without a stage they are ``None`` and the brief estimate is unchanged; it survives a save
+    and load; a column it cannot read is a clear error."""
+    from mad.ghn.quality import fit_long, long_rows, normal_scores, to_metric
+
+    torch.manual_seed(0)
+    ghn = GHN(GHNModel(GHNConfig(**TINY)), device="cpu")
+    brief = [0.1, 0.3, 0.5, 0.6, 0.8, 0.9]
+    ghn.record["quality"] = fit_quality(ghn.model, {"digits": list(zip(graphs, brief))}, estimator=estimator)
+    est = ghn.calibrated("digits")
+    before = ghn.estimate(graphs, "digits")
+    assert ghn.estimate(graphs, "digits", long=True) == [None] * len(graphs)
+    assert all(s["quality_long"] is None for s in ghn.score(graphs, "digits", max_examples=100))
+
+    metrics = ghn.predicted_metrics(graphs, "digits", **est["predicted"])
+    trees = tree_rows(graphs, "digits", metrics)
+    base = torch.tensor(normal_scores(brief))  # stands for the estimator's out-of-fold output
+    long = [0.9, 0.2, 0.95, 0.7, 0.4, 0.97]  # another order than the brief labels
+    cols = ["base", "log_params", "predicted_metric"]
+    stage = fit_long(base, trees, long, "digits", 1000, cols)
+    assert stage["steps"] == 1000 and stage["columns"] == cols and stage["graphs"] == len(graphs)
+    assert len(stage["coef"]) == len(cols) and stage["label_max"] == 0.97
+    est["long"] = stage
+    assert ghn.estimate(graphs, "digits") == pytest.approx(before, abs=1e-12)  # the brief estimate is untouched
+
+    # what the stage must give: its ridge on the estimator's actual output for these graphs
+    if estimator == "trees":
+        z = forest_predict(est["forest"], trees)
+    else:
+        pooled, _ = pooled_and_predicted(ghn.model, graphs, "digits")
+        z = feature_rows(graphs, pooled, "digits", metrics) @ torch.tensor(est["coef"], dtype=torch.float64) \
+            + est["intercept"]
+    rows = long_rows(z, trees, cols, tree_columns(True))
+    assert torch.equal(rows[:, 0], z) and torch.equal(rows[:, 2], trees[:, -1])
+    want = to_metric(rows @ torch.tensor(stage["coef"], dtype=torch.float64) + stage["intercept"], stage)
+    got = ghn.estimate(graphs, "digits", long=True)
+    assert got == pytest.approx([float(v) for v in want], abs=1e-9)
+    assert all(0.0 <= v <= 1.0 for v in got)
+    assert [m.ghn_info["quality_long"] for m in ghn.predict_many(graphs, "digits")] == pytest.approx(got, abs=1e-9)
+    from mad.ghn.quality import PREDICTED
+
+    scored = ghn.score(graphs, "digits", split=PREDICTED["split"], max_examples=PREDICTED["examples"])
+    assert [s["quality_long"] for s in scored] == pytest.approx(got, abs=1e-9)
+
+    ghn.save(tmp_path / "g")
+    again = load(tmp_path / "g", device="cpu")
+    assert again.calibrated("digits")["long"]["coef"] == stage["coef"]
+    assert again.estimate(graphs, "digits", long=True) == pytest.approx(got, abs=1e-12)
+
+    # a graph beyond the fitting graphs' range in a column reads that column at the range's end; base is not held
+    from mad.ghn.quality import clip_long
+
+    assert set(stage["clip"]) == {"log_params", "predicted_metric"}
+    far = rows.clone()
+    far[:, 0] += 100.0
+    far[:, 1] = 1e6
+    held = clip_long(far, stage)
+    assert torch.equal(held[:, 0], far[:, 0]) and torch.equal(held[:, 2], far[:, 2])
+    assert held[:, 1].tolist() == [stage["clip"]["log_params"][1]] * len(graphs)
+    assert stage["clip"]["log_params"] == [float(trees[:, -3].min()), float(trees[:, -3].max())]
+
+    with pytest.raises(ValueError, match="cannot read 'depth'"):
+        fit_long(base, trees, long, "digits", 1000, ["base", "depth"])
