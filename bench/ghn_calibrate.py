@@ -243,22 +243,28 @@ def search_space_pools(cache: Path, texts: dict[str, str], task: str,
     return pools
 
 
-def _label_shard(job: tuple[str, str, list[tuple[str, str]], str]) -> int:
+def _label_shard(job: tuple[str, list[tuple[str, str]], str, int]) -> int:
+    """Train each ``(id, graph JSON)`` of a shard ``steps`` steps on ``task``, appending label lines to ``out``."""
     import torch
 
     from mad.ghn.quality import collect_labels
     from mad.graph import ArchGraph
 
     torch.set_num_threads(1)
-    task, name, rows, out = job
-    collect_labels(task, [(i, ArchGraph.from_json(t)) for i, t in rows], out, 100, progress=False)
+    task, rows, out, steps = job
+    collect_labels(task, [(i, ArchGraph.from_json(t)) for i, t in rows], out, steps, progress=False)
     return len(rows)
 
 
 def _labelled(cache: Path, name: str) -> dict[str, dict[str, Any]]:
     """Every label line of pool ``name`` in ``cache``, whatever shard file it is in, by graph id."""
+    return _label_lines(cache, f"labels-{name}-*.jsonl")
+
+
+def _label_lines(cache: Path, pattern: str) -> dict[str, dict[str, Any]]:
+    """Every label line of the shard files in ``cache`` matching ``pattern``, by graph id."""
     out = {}
-    for path in sorted(cache.glob(f"labels-{name}-*.jsonl")):
+    for path in sorted(cache.glob(pattern)):
         for line in path.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
@@ -277,27 +283,15 @@ def label(task: str, pools: dict[str, list[tuple[str, str]]], cache: Path, jobs:
         done = _labelled(cache, name)
         todo = [row for row in rows if row[0] not in done]
         size = -(-len(todo) // k)
-        work += [(task, name, todo[j * size:(j + 1) * size], str(cache / f"labels-{name}-{j}.jsonl"))
+        work += [(task, todo[j * size:(j + 1) * size], str(cache / f"labels-{name}-{j}.jsonl"), 100)
                  for j in range(k)]
-    work = [w for w in work if w[2]]
+    work = [w for w in work if w[1]]
     if work:
         with mp.get_context("spawn").Pool(k) as pool:
             for _ in tqdm(pool.imap_unordered(_label_shard, work), total=len(work), desc="label shards"):
                 pass
     return {name: {i: r["metric"] for i, r in _labelled(cache, name).items() if r.get("metric") is not None}
             for name in pools}
-
-
-def _long_shard(job: tuple[str, list[tuple[str, str]], str, int]) -> int:
-    import torch
-
-    from mad.ghn.quality import collect_labels
-    from mad.graph import ArchGraph
-
-    torch.set_num_threads(1)
-    task, rows, out, steps = job
-    collect_labels(task, [(i, ArchGraph.from_json(t)) for i, t in rows], out, steps, progress=False)
-    return len(rows)
 
 
 def long_order(pools: dict[str, list[tuple[str, str]]], labels: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
@@ -320,21 +314,11 @@ def label_long(task: str, pools: dict[str, list[tuple[str, str]]], labels: dict[
     (``cache/long{steps}-{j}.jsonl``, resumable: a rerun with the same ``jobs`` trains nothing twice)."""
     rows = long_order(pools, labels)[:n]
     k = max(1, jobs)
-    files = [cache / f"long{steps}-{j}.jsonl" for j in range(k)]
-    work = [(task, rows[j::k], str(files[j]), steps) for j in range(k)]
-    if k == 1:
-        _long_shard(work[0])
-    else:
-        with mp.get_context("spawn").Pool(k) as pool:
-            pool.map(_long_shard, work)
-    out = {}
-    for path in sorted(cache.glob(f"long{steps}-*.jsonl")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                if r.get("metric") is not None:
-                    out[r["id"]] = r["metric"]
-    return out
+    work = [(task, rows[j::k], str(cache / f"long{steps}-{j}.jsonl"), steps) for j in range(k)]
+    with mp.get_context("spawn").Pool(k) as pool:
+        pool.map(_label_shard, work)
+    return {i: r["metric"] for i, r in _label_lines(cache, f"long{steps}-*.jsonl").items()
+            if r.get("metric") is not None}
 
 
 # the long-horizon stage's candidate inputs (beside "base", the estimator's out-of-fold output), in the order tried
@@ -484,12 +468,11 @@ def main() -> None:
     def held_taus() -> dict[str, float] | None:
         if not held_graphs:  # no held-out graphs for this task
             return None
-        est = ghn.estimate(held_graphs, task)
+        est, est_long = ghn.estimates(held_graphs, task)
         out = {"vs_1000_steps": round(kendall_tau(est, y1000), 4), "vs_100_steps": round(kendall_tau(est, y100), 4)}
         if (ghn.calibrated(task) or {}).get("long"):  # the long-horizon stage's estimate
-            est = ghn.estimate(held_graphs, task, long=True)
-            out["long"] = {"vs_1000_steps": round(kendall_tau(est, y1000), 4),
-                           "vs_100_steps": round(kendall_tau(est, y100), 4)}
+            out["long"] = {"vs_1000_steps": round(kendall_tau(est_long, y1000), 4),
+                           "vs_100_steps": round(kendall_tau(est_long, y100), 4)}
         return out
 
     before = held_taus()

@@ -252,7 +252,7 @@ def _requality(path: Path, ghn_path: str, ids: dict[str, list[str]], texts: dict
     for task in ids:
         recs = [r for r in prev["records"] if r["task"] == task and "ghn" in r]
         graphs = [ArchGraph.from_json(texts[r["id"]]) for r in recs]
-        for r, q, q_long in zip(recs, ghn.estimate(graphs, task), ghn.estimate(graphs, task, long=True)):
+        for r, q, q_long in zip(recs, *ghn.estimates(graphs, task)):
             r["ghn"]["quality"], r["ghn"]["quality_long"] = q, q_long
     prev["summary"] = summarise(prev["records"], baselines, prev["setup"]["finetune_steps"])
     prev["quality_estimator"] = _estimators(ghn.record)

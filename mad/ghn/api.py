@@ -236,18 +236,24 @@ class GHN:
         Raises:
             GHNError: a model that cannot take the task.
         """
+        return self.estimates(models, task, chunk)[1 if long else 0]
+
+    @torch.no_grad()
+    def estimates(self, models: list[ArchGraph | nn.Module], task: str,
+                  chunk: int = 16) -> tuple[list[float | None], list[float | None]]:
+        """:meth:`estimate` and :meth:`estimate` with ``long=True`` together, each model decoded and measured once."""
         spec = self._task(task)
         if self.calibrated(spec.name) is None:
-            return [None] * len(models)
+            return [None] * len(models), [None] * len(models)
         from .quality import embeddings
 
         graphs = [self._graph_for(m, spec)[0] for m in models]
         if self.calibrated(spec.name).get("predicted"):  # the parameters are needed: decode once, with the embedding
             params, pooled = self.predict_encoded([encode(g) for g in graphs], spec.name)
-            return self.quality(graphs, pooled, spec.name, params, long=long)
+            return self._qualities(graphs, pooled, spec.name, params)
         if self.calibrated(spec.name).get("estimator") == "trees":  # reads the structure, not the embedding
-            return self.quality(graphs, [], spec.name, long=long)
-        return self.quality(graphs, list(embeddings(self.model, graphs, spec.name, chunk)), spec.name, long=long)
+            return self._qualities(graphs, [], spec.name)
+        return self._qualities(graphs, list(embeddings(self.model, graphs, spec.name, chunk)), spec.name)
 
     @torch.no_grad()
     def quality(self, graphs: list[ArchGraph], pooled: list[torch.Tensor], task: str,
@@ -421,8 +427,8 @@ class GHN:
         on ``split`` (accuracy, or bits per character for language modelling), the loss, the GHN's learned quality
         estimate (``quality``: the metric it expects after brief training; ``None`` for tasks it was not calibrated
         on), the estimate after a longer run where the estimator has a long-horizon stage (``quality_long``, else
-        ``None``: :meth:`quality`) and the seconds taken. One dict per model (a dict for a single model); in a list, a model that cannot take
-        the task gets ``{"name", "task", "error"}`` instead of stopping the others.
+        ``None``: :meth:`quality`) and the seconds taken. One dict per model (a dict for a single model); in a
+        list, a model that cannot take the task gets ``{"name", "task", "error"}`` instead of stopping the others.
         ``readout`` refits the output layer in closed form first (see :meth:`predict`)."""
         single = not isinstance(models, (list, tuple))
         items = [models] if single else list(models)

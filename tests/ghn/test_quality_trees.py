@@ -214,6 +214,7 @@ def test_long_horizon_stage_maps_the_estimate_and_named_columns(graphs, estimato
     want = to_metric(rows @ torch.tensor(stage["coef"], dtype=torch.float64) + stage["intercept"], stage)
     got = ghn.estimate(graphs, "digits", long=True)
     assert got == pytest.approx([float(v) for v in want], abs=1e-9)
+    assert ghn.estimates(graphs, "digits") == (ghn.estimate(graphs, "digits"), got)  # both from one decode
     assert all(0.0 <= v <= 1.0 for v in got)
     assert [m.ghn_info["quality_long"] for m in ghn.predict_many(graphs, "digits")] == pytest.approx(got, abs=1e-9)
     from mad.ghn.quality import PREDICTED
