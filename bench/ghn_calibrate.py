@@ -310,15 +310,18 @@ def long_order(pools: dict[str, list[tuple[str, str]]], labels: dict[str, dict[s
 def label_long(task: str, pools: dict[str, list[tuple[str, str]]], labels: dict[str, dict[str, float]],
                cache: Path, steps: int, n: int, jobs: int) -> dict[str, float]:
     """``{"pool:id": metric}`` after ``steps`` AdamW steps (``bench/train_baselines.py``'s recipe: the held-out
-    graphs' figure) for the first ``n`` graphs of :func:`long_order`, labelled in ``jobs`` interleaved shards
-    (``cache/long{steps}-{j}.jsonl``, resumable: a rerun with the same ``jobs`` trains nothing twice)."""
-    rows = long_order(pools, labels)[:n]
+    graphs' figure) for the first ``n`` graphs of :func:`long_order`, those no shard file holds yet labelled in
+    ``jobs`` interleaved shards (``cache/long{steps}-{j}.jsonl``; a rerun with another ``jobs`` trains nothing
+    twice)."""
+    pattern = f"long{steps}-*.jsonl"
+    done = _label_lines(cache, pattern)
+    rows = [row for row in long_order(pools, labels)[:n] if row[0] not in done]
     k = max(1, jobs)
-    work = [(task, rows[j::k], str(cache / f"long{steps}-{j}.jsonl"), steps) for j in range(k)]
-    with mp.get_context("spawn").Pool(k) as pool:
-        pool.map(_label_shard, work)
-    return {i: r["metric"] for i, r in _label_lines(cache, f"long{steps}-*.jsonl").items()
-            if r.get("metric") is not None}
+    work = [(task, rows[j::k], str(cache / f"long{steps}-{j}.jsonl"), steps) for j in range(k) if rows[j::k]]
+    if work:
+        with mp.get_context("spawn").Pool(len(work)) as pool:
+            pool.map(_label_shard, work)
+    return {i: r["metric"] for i, r in _label_lines(cache, pattern).items() if r.get("metric") is not None}
 
 
 # the long-horizon stage's candidate inputs (beside "base", the estimator's out-of-fold output), in the order tried
@@ -484,6 +487,11 @@ def main() -> None:
     X, other = (full, full[:, :-1]) if use else (full[:, :-1], full)  # the last column: the predicted metric
     T = tree_rows(graphs, task, metrics if use else None, costs).numpy()
     y = np.array([m for _, m in pairs])
+    for name, row in per_pool.items():  # the GHN's own predicted parameters on each pool, and how they rank its labels
+        idx = [j for j, key in enumerate(keys) if key.split(":", 1)[0] == name and metrics[j] is not None]
+        if idx:
+            row["predicted_metric_mean"] = round(float(np.mean([metrics[j] for j in idx])), 4)
+            row["predicted_metric_tau_vs_label"] = kendall_tau([metrics[j] for j in idx], list(y[idx]))
     fams = sorted(set(families))
     fam_ids = np.array([fams.index(f) for f in families])
     cv = {"kfold5": _cv_tau(X, y), "leave_family_out": _cv_tau(X, y, fam_ids),

@@ -455,6 +455,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "agent_eval_one_stage": _agent,
     "agent_eval_mnist1d_12": _agent,
     "agent_eval_mnist1d_12_before": _agent,
+    "agent_eval_mnist1d_12_zoo_pool": _agent,
     "ghn_eval": _ghn_eval,
     "ghn_calibrate": _ghn_calibrate,
     "ghn_calibrate_chars": _ghn_calibrate,
@@ -485,6 +486,9 @@ SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "agent_eval_mnist1d_12_before": "the same with the GHN checkpoint of commit e1534b3 (before head_norm; "
                                            "the mnist1d quality estimate without the predicted parameters' "
                                            "metric)",
+           "agent_eval_mnist1d_12_zoo_pool": "the same with the GHN checkpoint of commit 566fa26 (head_norm; its "
+                                             "mnist1d pool held 20 zoo graphs and none of the random space's "
+                                             "CNNs)",
            "agent_eval_pool4": "bench/agent_eval.py --seeds 6 --no-tabular --loop-options "
                                "'{\"pool\": 4, \"two_stage\": false}' --runs out/agent_pool4 "
                                "--out bench/results/agent_eval_pool4.json",

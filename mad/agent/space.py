@@ -187,15 +187,10 @@ class GraphSpace(SearchSpace):
         space drew for it."""
         if self.signal is None:
             return g
-        from mad.graph.passes import insert_after
+        from mad.graph.passes import image_as_signal
 
-        inp = g.input_node(g.inputs[0].name)
-        shape = ["B", *self.signal]
-        g.inputs[0].shape, g.nodes[inp].shape = list(shape), list(shape)
-        g.inputs[0].dims = ["batch", "channels", "length"]
-        insert_after(g, inp, "unsqueeze", dim=2)
         g.meta["num_nodes"] = len(g.nodes)
-        return g.validate()
+        return image_as_signal(g)
 
     def sample(self, rng: random.Random) -> Candidate:
         from mad.data.random_space import RandomSpaceError, sample

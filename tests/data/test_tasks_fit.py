@@ -34,8 +34,41 @@ def test_language_model_fits_chars():
     torch.nn.functional.cross_entropy(logits.flatten(0, 1), y).backward()
 
 
-def test_fit_names_what_does_not_fit():
+def test_image_classifier_reads_signals():
+    """An image network on a (C, L) signal task reads the signal as a one-pixel-high image: the same module as the
+    network retargeted to (C, 1, L) images, behind an unsqueeze."""
+    from mad.graph.passes import retarget
+
+    from mad.graph import GraphBuilder
+
+    b = GraphBuilder("cnn32")  # built for 32x32 colour images; its layers can also take a height of 1
+    h = b.op("conv2d", b.input("pixel_values", ("B", 3, 32, 32)), out_channels=8, kernel_size=3, padding=1)
+    h = b.op("max_pool2d", b.op("relu", b.op("batch_norm", h)), kernel_size=3, stride=2, padding=1)
+    b.output(b.op("linear", b.op("flatten", b.op("adaptive_avg_pool2d", h, output_size=[1, 1]), start_dim=1),
+                  out_features=4))
+    g = b.build()
+    info = tasks.info("mnist1d")
+    g2 = tasks.fit(g, "mnist1d")
+    assert g2.inputs[0].shape == ["B", *info.input_shape] and g2.meta["retarget"]["as_image"] == [1, 1, 40]
+    image = retarget(g, (1, 1, 40), num_classes=info.num_classes)
+    assert len(g2.nodes) == len(image.nodes) + 1 and g2.num_params == image.num_params
+    m2, m = g2.to_module().eval(), image.to_module().eval()
+    m2.load_state_dict(m.state_dict())
+    x = torch.rand(3, *info.input_shape)
+    torch.testing.assert_close(m2(x), m(x[:, :, None, :]), rtol=0, atol=0)
+    torch.nn.functional.cross_entropy(m2.train()(x), torch.zeros(3, dtype=torch.long)).backward()
+
+
+def test_image_as_signal_needs_height_one():
+    from mad.graph.passes import image_as_signal
+
     g = sample(1, RandomSpaceConfig(modality="image", **SMALL))
+    with pytest.raises(GraphError, match=r"\(B, C, 1, L\)"):
+        image_as_signal(g)
+
+
+def test_fit_names_what_does_not_fit():
+    g = sample(2, RandomSpaceConfig(modality="sequence", **SMALL))
     with pytest.raises(GraphError, match="rank 3"):
         tasks.fit(g, "mnist1d")
     with pytest.raises(tasks.TaskError, match="unknown task"):

@@ -241,3 +241,25 @@ def test_long_horizon_stage_maps_the_estimate_and_named_columns(graphs, estimato
 
     with pytest.raises(ValueError, match="cannot read 'depth'"):
         fit_long(base, trees, long, "digits", 1000, ["base", "depth"])
+
+
+def test_long_labels_resume_with_another_job_count(tmp_path):
+    """``bench/ghn_calibrate.py``'s long-horizon labels already in any shard file are not trained again when the
+    rerun splits the work into another number of shards (the graph texts here cannot even be read)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from ghn_calibrate import label_long, long_order
+
+    pools = {"a": [(f"g{i}", "not a graph") for i in range(6)], "b": [("h0", "not a graph")]}
+    labels = {"a": {f"g{i}": 0.1 * i for i in range(6)}, "b": {"h0": float("nan")}}  # a NaN label is left out
+    order = long_order(pools, labels)
+    assert sorted(k for k, _ in order) == [f"a:g{i}" for i in range(6)]
+    with (tmp_path / "long1000-0.jsonl").open("w") as fh:  # labelled before in one shard
+        for k, (key, _) in enumerate(order[:4]):
+            fh.write(json.dumps({"id": key, "metric": 0.5 + k}) + "\n")
+    got = label_long("mnist5k", pools, labels, tmp_path, 1000, 4, jobs=2)
+    assert got == {key: 0.5 + k for k, (key, _) in enumerate(order[:4])}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long1000-0.jsonl"]

@@ -15,7 +15,7 @@ from .lora import add_lora, lora_targets
 from .reinfer import reinfer, transaction
 from .downsample import add_downsampling
 from .residual import add_residual
-from .retarget import attend_output, attendable, project_output, projectable, query_input, retarget
+from .retarget import attend_output, attendable, image_as_signal, project_output, projectable, query_input, retarget
 from .rotary import add_rotary
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "self_attention",
     "set_depth",
     "eliminate_dead_code",
+    "image_as_signal",
     "insert_after",
     "lora_targets",
     "mutates",

@@ -16,7 +16,12 @@ What changes, in a re-inference walk over a copy of the graph:
   ``vocab_size`` rows (tied weights stay tied). A backbone without a head
   (outputs named ``last_hidden_state``/``pooler_output``...) gets one: a
   mean over positions and a linear ``classifier``, or a linear ``lm_head``;
-- the result returns one tensor: the logits.
+- the result returns one tensor: the logits;
+- a 2-D image network put on a 1-D signal task (``(C, L)`` inputs) reads
+  the signal as a one-pixel-high image: it is retargeted to ``(C, 1, L)``
+  and an ``unsqueeze`` after its input takes the ``(B, C, L)`` signal
+  there (:func:`image_as_signal`; ``meta["retarget"]["as_image"]``); one
+  whose layers cannot take a height of 1 is refused, not resized.
 
 Symbolic dims (``B``, ``T``) need no rewriting: a new sequence length is a
 new example size in ``graph.dims`` (where a capture left a copy of its old
@@ -41,11 +46,11 @@ from ..arch_graph import ArchGraph, GraphError
 from ..builder import GraphBuilder
 from ..symbolic import concrete
 from .adapt import check_shared_params, shared_names
-from .edit import eliminate_dead_code, rewire
+from .edit import eliminate_dead_code, insert_after, rewire
 from .reinfer import ReinferError, reinfer
 from .resize import Resize
 
-__all__ = ["retarget", "project_output", "projectable"]
+__all__ = ["retarget", "project_output", "projectable", "image_as_signal"]
 
 MAX_ATTEMPTS = 24
 
@@ -82,6 +87,38 @@ _FEATURE_KEYS = ("pooler_output", "last_hidden_state", "image_embeds", "text_emb
 
 def _fail(g: ArchGraph, why: str) -> GraphError:
     return GraphError(f"retarget {g.name!r}: {why}")
+
+
+def _float_inputs(g: ArchGraph, rank: int) -> list[str]:
+    return [s.name for s in g.inputs if s.dtype.startswith(("float", "bfloat")) and len(s.shape) == rank]
+
+
+def image_as_signal(g: ArchGraph, name: str | None = None) -> ArchGraph:
+    """``g``, changed in place, reading a ``(B, C, L)`` signal where it read a ``(B, C, 1, L)`` image: the input
+    drops its height-1 dim and an ``unsqueeze`` after it puts the dim back, so a 2-D image network runs on 1-D
+    signals (the random space draws signal classifiers this way; :func:`retarget` puts any image network on a
+    signal task so).
+
+    Args:
+        g: a graph whose input ``name`` (default: its only rank-4 float input) has height 1.
+
+    Raises:
+        GraphError: no such input, or its height is not 1.
+    """
+    names = [name] if name is not None else _float_inputs(g, 4)
+    spec = next((s for s in g.inputs if s.name in names), None) if len(names) == 1 else None
+    if spec is None or len(spec.shape) != 4 or spec.shape[2] != 1:
+        have = [(s.name, s.dtype, list(s.shape)) for s in g.inputs]
+        raise _fail(g, f"image_as_signal needs one float (B, C, 1, L) input{f' named {name!r}' if name else ''}, "
+                       f"got {have}")
+    inp = g.input_node(spec.name)
+    shape = [spec.shape[0], spec.shape[1], spec.shape[3]]
+    spec.shape, g.nodes[inp].shape = list(shape), list(shape)
+    spec.dims = ["batch", "channels", "length"]
+    insert_after(g, inp, "unsqueeze", dim=2)
+    if "num_nodes" in g.meta:
+        g.meta["num_nodes"] = len(g.nodes)
+    return g.validate()
 
 
 def _primary_input(g: ArchGraph, token: bool, rank: int) -> str:
@@ -418,6 +455,16 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
         raise _fail(graph, f"a token task's input_shape is (T,), got {tuple(shape)}")
     if any(d < 1 for d in shape):
         raise _fail(graph, f"input_shape dims must be >= 1, got {tuple(shape)}")
+    if not token and len(shape) == 2 and not _float_inputs(graph, 3) and len(_float_inputs(graph, 4)) == 1:
+        return _signal_from_image(graph, shape, num_classes, fill_inputs)
+    return _retarget(graph, shape, num_classes, vocab_size, fill_inputs)
+
+
+def _retarget(graph: ArchGraph, shape: list[int], num_classes: int | None, vocab_size: int | None,
+              fill_inputs: bool, may_resize: bool = True) -> ArchGraph:
+    """:func:`retarget` once the input's rank matches the task's (``may_resize=False``: an image network that
+    cannot take the new size is refused rather than given a resize of its input)."""
+    token = vocab_size is not None
     prim = _primary_input(graph, token, len(shape) + 1)
     old_shape = list(next(s for s in graph.inputs if s.name == prim).shape)
     first = 1 if token else 2  # channels follow through the layers, not by substitution
@@ -465,7 +512,7 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
                 disabled.add(blame)
                 tried.add(blame)
                 last = (e.error.node, blame)
-            elif not token and not resize_input and old_shape[2:] != shape[1:] and all(
+            elif may_resize and not token and not resize_input and old_shape[2:] != shape[1:] and all(
                     isinstance(d, int) for d in old_shape[2:]):
                 resize_input, sub, disabled = True, {}, set()  # cannot take the new size: resize the input
             elif not new_head and (num_classes is not None or token):
@@ -483,6 +530,23 @@ def retarget(graph: ArchGraph, input_shape: Sequence[int], num_classes: int | No
                        ("num_nodes", lambda: len(g.nodes))):
         if key in g.meta:
             g.meta[key] = value()
+    return g
+
+
+def _signal_from_image(graph: ArchGraph, shape: list[int], num_classes: int | None,
+                       fill_inputs: bool) -> ArchGraph:
+    """An image network on a ``(C, L)`` signal task: retargeted to ``(C, 1, L)`` images, then reading the signal
+    through an ``unsqueeze`` (:func:`image_as_signal`). One whose layers cannot take a height of 1 (a 16x16 patch
+    embedding, a 2x2 pool) is refused: resizing the signal into the image it was built for would stretch one row
+    into many."""
+    image = [shape[0], 1, shape[1]]
+    try:
+        g = _retarget(graph, image, num_classes, None, fill_inputs, may_resize=False)
+    except GraphError as e:
+        raise _fail(graph, f"an image network on a {tuple(shape)} signal reads it as a {tuple(image)} image, "
+                           f"which it cannot take: {str(e).split(': ', 1)[-1]}") from None
+    g = image_as_signal(g)
+    g.meta["retarget"] = {**g.meta["retarget"], "input_shape": shape, "as_image": image}
     return g
 
 

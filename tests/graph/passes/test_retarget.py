@@ -154,7 +154,9 @@ def test_what_cannot_be_retargeted_says_why():
     with pytest.raises(GraphError, match="needs int64 token ids"):
         retarget(_cnn(), (64,), vocab_size=10)
     with pytest.raises(GraphError, match="float input of rank 3"):
-        retarget(_cnn(), (1, 40), num_classes=10)
+        retarget(_lm(True), (1, 40), num_classes=10)
+    with pytest.raises(GraphError, match=r"reads it as a \(1, 1, 40\) image, which it cannot take: .*max_pool2d"):
+        retarget(_cnn(), (1, 40), num_classes=10)  # a 2x2 pool cannot take a height of 1
     with pytest.raises(GraphError, match="float input of rank 4"):
         retarget(_lm(True), (1, 28, 28), num_classes=10)
     with pytest.raises(GraphError, match=r"input_shape is \(T,\)"):
