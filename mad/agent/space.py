@@ -189,8 +189,9 @@ class GraphSpace(SearchSpace):
             return g
         from mad.graph.passes import image_as_signal
 
+        g = image_as_signal(g)
         g.meta["num_nodes"] = len(g.nodes)
-        return image_as_signal(g)
+        return g
 
     def sample(self, rng: random.Random) -> Candidate:
         from mad.data.random_space import RandomSpaceError, sample

@@ -89,8 +89,9 @@ def _fail(g: ArchGraph, why: str) -> GraphError:
     return GraphError(f"retarget {g.name!r}: {why}")
 
 
-def _float_inputs(g: ArchGraph, rank: int) -> list[str]:
-    return [s.name for s in g.inputs if s.dtype.startswith(("float", "bfloat")) and len(s.shape) == rank]
+def _float_inputs(g: ArchGraph, rank: int) -> list:
+    """The graph's float input specs of ``rank``."""
+    return [s for s in g.inputs if s.dtype.startswith(("float", "bfloat")) and len(s.shape) == rank]
 
 
 def image_as_signal(g: ArchGraph, name: str | None = None) -> ArchGraph:
@@ -105,7 +106,7 @@ def image_as_signal(g: ArchGraph, name: str | None = None) -> ArchGraph:
     Raises:
         GraphError: no such input, or its height is not 1.
     """
-    names = [name] if name is not None else _float_inputs(g, 4)
+    names = [name] if name is not None else [s.name for s in _float_inputs(g, 4)]
     spec = next((s for s in g.inputs if s.name in names), None) if len(names) == 1 else None
     if spec is None or len(spec.shape) != 4 or spec.shape[2] != 1:
         have = [(s.name, s.dtype, list(s.shape)) for s in g.inputs]
@@ -128,7 +129,7 @@ def _primary_input(g: ArchGraph, token: bool, rank: int) -> str:
         cands = [s for s in specs if s.dtype in ("int64", "int32") and len(s.shape) == 2]
         pref = [s for s in cands if s.name in ("input_ids", "ids", "tokens", "x")]
     else:
-        cands = [s for s in specs if s.dtype.startswith(("float", "bfloat")) and len(s.shape) == rank]
+        cands = _float_inputs(g, rank)
         pref = [s for s in cands if s.name in ("pixel_values", "x", "images", "input", "inputs", "input_values")]
     pick = (pref or cands or [None])[0]
     if pick is None:
