@@ -456,10 +456,12 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "agent_eval_mnist1d_12": _agent,
     "agent_eval_mnist1d_12_before": _agent,
     "agent_eval_mnist1d_12_zoo_pool": _agent,
+    "agent_eval_digits": _agent,
     "ghn_eval": _ghn_eval,
     "ghn_calibrate": _ghn_calibrate,
     "ghn_calibrate_chars": _ghn_calibrate,
     "ghn_calibrate_mnist1d": _ghn_calibrate,
+    "ghn_calibrate_digits": _ghn_calibrate,
     "ghn_decoders": _ghn_decoders,
     "ir_builder": _builder,
     "ir_retarget": _retarget,
@@ -475,6 +477,10 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
 # results files written by a script of another name
 SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
+           "ghn_calibrate_digits": "bench/ghn_calibrate.py --task digits",
+           "agent_eval_digits": "bench/agent_eval.py --tasks digits --seeds 12 --evals 8 --steps 40 --max-params 20000 "
+                                "--no-tabular --out bench/results/agent_eval_digits.json (the settings of "
+                                "examples/search.py)",
            "agent_eval": "bench/agent_eval.py --seeds 6 --timed-search 200 (the timed search with --max-activations "
                          "10000000)",
            "agent_eval_one_stage": "bench/agent_eval.py --seeds 6 --timed-search 200 --loop-options "

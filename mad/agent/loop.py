@@ -59,7 +59,8 @@ class MADLoop(Strategy):
             the journal either way).
         two_stage: draw and score half the pool first, then give the other half's slots to the proposers in
             proportion to their shares times how often their first-half candidates ranked in its top quarter
-            (from the second round on without the GHN, whose absence leaves the first round unranked).
+            (from the second round on without the GHN's quality estimate for the task, whose absence leaves the
+            first round unranked).
     """
 
     def __init__(self, pool: int = 8, shares: tuple[float, float, float] = (0.25, 0.5, 0.25), elites: int = 5,
@@ -166,7 +167,7 @@ class MADLoop(Strategy):
         first = max(1, size // 2) if self.two_stage else size
         pool = self._score(self._draw(first, shares, history, rng, []), history)
         if size > first:  # two stages: the first half's ranking steers the second half (when it ranks at all)
-            ranked = self.surrogate.fitted or self.ghn is not None
+            ranked = self.surrogate.fitted or self._prior([], pool)[1] is not None
             more = (self._second(size - first, k, pool, shares, history, rng) if pool and ranked
                     else self._draw(size - first, shares, history, rng, pool))
             pool += self._score(more, history, refit=not pool)  # the first half's fit serves this history
@@ -318,16 +319,15 @@ class MADLoop(Strategy):
                                                        acquisition=float(m + self.explore * s),
                                                        ghn_used=cal.get("optional_used"))
             return pool
-        # no trained results yet: the GHN's view; without it, the proposers take turns
+        # no trained results yet: the GHN's quality estimate ranks the pool. Without one (no GHN, or a task it has
+        # no estimate for) the proposers take turns: the raw metric of the predicted parameters is not trusted to
+        # rank on its own (on digits, before it had an estimate, it picked worse than taking turns), and the
+        # surrogate keeps it later only where the search's own results show that it ranks.
         turn: dict[str, int] = {}
-        for c, x in zip(pool, x_pool):
-            sc = c.info.setdefault("scores", {})
+        for c, p in zip(pool, prior_pool or [None] * len(pool)):
             kind = _KIND.get(c.proposer, "random")
             turn[kind] = turn.get(kind, 0) + 1
-            if self.ghn is not None and sc.get("ghn_value") is not None:
-                sc["acquisition"] = float(x[-3] if sc.get("ghn_quality") is None else x[-1])
-            else:
-                sc["acquisition"] = -float(turn[kind])
+            c.info.setdefault("scores", {})["acquisition"] = float(p) if p is not None else -float(turn[kind])
         return pool
 
     # ------------------------------------------------------------------ learning

@@ -259,3 +259,36 @@ def test_activation_limit_is_hard_and_recorded_only_when_set(tmp_path):
     assert json.loads((r.folder / "run.json").read_text())["constraints"]["max_activations"] == limit
     r2 = search("toy", "random", tmp_path / "b", evals=2, space=ToySpace(), progress=False)
     assert "max_activations" not in json.loads((r2.folder / "run.json").read_text())["constraints"]
+
+
+def test_loop_first_round_follows_the_quality_estimate_else_takes_turns(tmp_path):
+    """Before any result, the GHN's quality estimate ranks the pool; without one for the task, the raw metric of
+    the predicted parameters does not: the proposers take turns (each in its own draw order)."""
+    from mad.agent.loop import MADLoop
+    from mad.agent.records import History
+    from mad.agent.strategies import SearchContext
+    from mad.agent.surrogate import Surrogate
+
+    space = ToySpace()
+    loop = MADLoop()
+    loop.ctx = SearchContext(space=space, task="toy", higher_is_better=True, seed=0, folder=tmp_path,
+                             admit=lambda c: None)
+    loop.surrogate = Surrogate()
+    loop.ghn = object()  # scores come from the stub below
+
+    def pool(quality):
+        out = []
+        for i, (proposer, value) in enumerate([("random", 0.1), ("generator", 0.9), ("random", 0.8),
+                                               ("generator", 0.2), ("random", 0.5)]):
+            c = Candidate(proposer, [i] * space.length, key=str(i))
+            c.info["scores"] = {"ghn_value": value, "ghn_loss": 1.0, "ghn_quality": quality[i] if quality else None}
+            out.append(c)
+        return out
+
+    loop._ghn_scores = lambda cands: cands
+    acq = [c.info["scores"]["acquisition"] for c in loop._score(pool(None), History())]
+    assert acq == [-1.0, -1.0, -2.0, -2.0, -3.0]  # turns, not the predicted parameters' 0.9, 0.8, ...
+    quality = [0.3, 0.1, 0.7, 0.6, None]
+    acq = [c.info["scores"]["acquisition"] for c in loop._score(pool(quality), History())]
+    assert acq[:4] == pytest.approx([0.3, 0.1, 0.7, 0.6])
+    assert acq[4] == pytest.approx(sum(quality[:4]) / 4)  # a candidate without an estimate gets their mean

@@ -85,10 +85,12 @@ def test_a_candidate_off_the_task_ranks_after_those_on_it(gen):
 def test_ranking_by_quality_needs_a_task_the_estimate_knows(gen):
     with pytest.raises(GeneratorError, match="rank must be one of"):
         gen.suggest("a CNN", n=1, rank="best")
-    with pytest.raises(GeneratorError, match="fits none of the tasks"):  # 8x8 inputs: digits has no estimate
-        gen.suggest("a CNN for 8x8 digits", n=1, input_shape=(1, 8, 8), num_classes=10, rank="quality")
-    g = gen.suggest("a CNN for 8x8 digits", n=1, input_shape=(1, 8, 8), num_classes=10)[0]  # auto
+    with pytest.raises(GeneratorError, match="fits none of the tasks"):  # no task has 16x16 colour images
+        gen.suggest("a CNN for 16x16 colour images", n=1, input_shape=(3, 16, 16), num_classes=7, rank="quality")
+    g = gen.suggest("a CNN for 16x16 colour images", n=1, input_shape=(3, 16, 16), num_classes=7)[0]  # auto
     assert g.meta["generator"]["ranked_by"] == "likelihood"
+    g = gen.suggest("a CNN for 8x8 digits", n=1, input_shape=(1, 8, 8), num_classes=10)[0]  # digits has one
+    assert g.meta["generator"]["ranked_by"] == "quality"
 
 
 def test_a_ghn_that_cannot_load_leaves_the_likelihood_order_and_is_not_reloaded(gen, tmp_path, monkeypatch):
