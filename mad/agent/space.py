@@ -189,9 +189,7 @@ class GraphSpace(SearchSpace):
             return g
         from mad.graph.passes import image_as_signal
 
-        g = image_as_signal(g)
-        g.meta["num_nodes"] = len(g.nodes)
-        return g
+        return image_as_signal(g)  # it recounts meta["num_nodes"], which every drawn graph has
 
     def sample(self, rng: random.Random) -> Candidate:
         from mad.data.random_space import RandomSpaceError, sample
