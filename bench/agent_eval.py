@@ -6,6 +6,7 @@ same number of trained evaluations (each training the same steps), on real tasks
     python bench/agent_eval.py --tabular-only --tabular-seeds 20  # NAS-Bench-Graph only (pip install 'mad[nasbench]')
     python bench/agent_eval.py --tasks "" --no-tabular --timed-search 200   # time one 200-evaluation search
     python bench/agent_eval.py --loop-options '{"pool": 4}' --runs out/agent_pool4   # the loop with other options
+    python bench/agent_eval.py --tasks mnist1d --seeds 12 --seed-start 100 --out /tmp/dev.json   # other seeds
 
 * Every run is a ``mad.agent.search`` in ``--runs`` (kept, so an interrupted benchmark resumes; a finished run
   is reused). Trained results are cached by (graph, task, training settings) in ``--runs/cache``, so two
@@ -82,6 +83,7 @@ def _by_round_third(folder: Path) -> dict[str, float | None]:
 def run_task(task: str, args, runs: Path) -> dict:
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
     out: dict = {"strategies": {}, "train": settings.as_dict(), "evals": args.evals, "seeds": args.seeds,
+                 **({"seed_start": args.seed_start} if args.seed_start else {}),
                  "max_params": args.max_params, "max_flops": args.max_flops, "round_size": args.round_size,
                  **({"loop_options": args.loop_options} if args.loop_options else {})}
     hib = True
@@ -91,7 +93,7 @@ def run_task(task: str, args, runs: Path) -> dict:
         strat, opts = STRATEGIES[name]
         opts = {**opts, **args.loop_options} if strat == "loop" else opts
         curves, finals, tests, thirds = [], [], [], []
-        for seed in range(args.seeds):
+        for seed in range(args.seed_start, args.seed_start + args.seeds):
             folder = runs / task / f"{name}-s{seed}"
             r = search(task, strat, folder, evals=args.evals, max_params=args.max_params, max_flops=args.max_flops,
                        max_activations=args.max_activations, workers=args.workers,
@@ -190,6 +192,8 @@ def main() -> None:
     ap.add_argument("--tasks", default="mnist5k,mnist1d,chars")
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed-start", type=int, default=0, help="the first seed (seeds seed-start .. +seeds-1; other "
+                    "seeds than the benchmark's, to choose settings on before measuring them on the usual ones)")
     ap.add_argument("--evals", type=int, default=24)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--batch-size", type=int, default=64)

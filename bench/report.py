@@ -408,7 +408,9 @@ def _agent(d: dict[str, Any]) -> list[tuple[str, str, str]]:
         st = t.get("strategies", {})
         fmt = _pct if t.get("higher_is_better", True) else _num
         finals = " / ".join(f"{n} {fmt(v.get('final_mean'))}" for n, v in st.items())
-        rows.append((f"{task}: best {t.get('metric')} after {t.get('evals')} evals, mean of {t.get('seeds')} seeds "
+        seeds = (f"seeds {t['seed_start']}-{t['seed_start'] + t['seeds'] - 1}" if t.get("seed_start")
+                 else f"{t.get('seeds')} seeds")
+        rows.append((f"{task}: best {t.get('metric')} after {t.get('evals')} evals, mean of {seeds} "
                      f"({t.get('train', {}).get('steps')} steps each)", finals, "loop best"))
         for name in ("loop", "loop-noghn"):
             v = st.get(name, {})
@@ -421,6 +423,16 @@ def _agent(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                 at, frac = v["mean_curve_evals_to_evolution_mean_best"], v["mean_curve_fraction_of_evolution_budget"]
                 rows.append((f"{task}: {name}'s mean curve, evals to reach evolution's mean final best (share)",
                              "never" if at is None else f"{at} ({_pct(frac)})", target))
+        pooled = t.get("pooled_with_seeds_0_to_11")
+        if pooled:
+            at = pooled["loop_mean_curve_evals_to_evolution_mean_best"]
+            rows.append((f"{task}: pooled with seeds 0-11 ({pooled['seeds']} seeds): loop evals to reach evolution's "
+                         "final best, per seed (share); on the mean curves",
+                         f"{_num(pooled['loop_evals_to_evolution_best_mean'])} "
+                         f"({_pct(pooled['loop_fraction_of_evolution_budget'])}); "
+                         f"{'never' if at is None else at} "
+                         f"({_pct(pooled['loop_mean_curve_fraction_of_evolution_budget'])})",
+                         "<= 33.3%"))
         lp = st.get("loop", {})
         if lp.get("proposal_value_by_third"):
             rows.append((f"{task}: loop's trained proposals, mean value by thirds of the run",
@@ -456,6 +468,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "agent_eval_mnist1d_12": _agent,
     "agent_eval_mnist1d_12_before": _agent,
     "agent_eval_mnist1d_12_zoo_pool": _agent,
+    "agent_eval_mnist1d_seeds100": _agent,
     "agent_eval_digits": _agent,
     "ghn_eval": _ghn_eval,
     "ghn_calibrate": _ghn_calibrate,
@@ -495,6 +508,10 @@ SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "agent_eval_mnist1d_12_zoo_pool": "the same with the GHN checkpoint of commit 566fa26 (head_norm; its "
                                              "mnist1d pool held 20 zoo graphs and none of the random space's "
                                              "CNNs)",
+           "agent_eval_mnist1d_seeds100": "bench/agent_eval.py --tasks mnist1d --strategies random,evolution,loop "
+                                          "--seeds 12 --seed-start 100 --no-tabular "
+                                          "--out bench/results/agent_eval_mnist1d_seeds100.json (seeds for choosing "
+                                          "loop settings on; pooled figures joined by hand with agent_eval_mnist1d_12)",
            "agent_eval_pool4": "bench/agent_eval.py --seeds 6 --no-tabular --loop-options "
                                "'{\"pool\": 4, \"two_stage\": false}' --runs out/agent_pool4 "
                                "--out bench/results/agent_eval_pool4.json",
