@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ..arch_graph import ArchGraph, GraphError
+from ..arch_graph import ArchGraph, GraphError, TensorSpec
 from ..builder import GraphBuilder
 from ..symbolic import concrete
 from .adapt import check_shared_params, shared_names
@@ -89,7 +89,7 @@ def _fail(g: ArchGraph, why: str) -> GraphError:
     return GraphError(f"retarget {g.name!r}: {why}")
 
 
-def _float_inputs(g: ArchGraph, rank: int) -> list:
+def _float_inputs(g: ArchGraph, rank: int) -> list[TensorSpec]:
     """The graph's float input specs of ``rank``."""
     return [s for s in g.inputs if s.dtype.startswith(("float", "bfloat")) and len(s.shape) == rank]
 
