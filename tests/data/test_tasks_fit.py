@@ -59,6 +59,38 @@ def test_image_classifier_reads_signals():
     torch.nn.functional.cross_entropy(m2.train()(x), torch.zeros(3, dtype=torch.long)).backward()
 
 
+def test_signal_as_image_undoes_image_as_signal():
+    """An image network put on a signal task is, without its unsqueeze, the network retargeted to (C, 1, L) images:
+    the same nodes, edges and inputs, the same hash, the same outputs; and image_as_signal puts it back."""
+    from mad.graph.passes import image_as_signal, retarget, signal_as_image
+
+    g = sample(1, RandomSpaceConfig(modality="image", image_shape=(1, 1, 40), num_classes=10, **SMALL))
+    signal = tasks.fit(g, "mnist1d")
+    image = retarget(g, (1, 1, 40), num_classes=10)
+    back = signal_as_image(signal.copy())
+    assert back.inputs == image.inputs and back.inputs[0].dims == ["batch", "channels", "height", "width"]
+    for key in ("nodes", "edges", "outputs"):
+        assert back.to_dict()[key] == image.to_dict()[key]
+    assert back.wl_hash() == image.wl_hash() and image_as_signal(back.copy()).wl_hash() == signal.wl_hash()
+    m, m2 = back.to_module().eval(), signal.to_module().eval()
+    m.load_state_dict(m2.state_dict())
+    x = torch.rand(3, 1, 40)
+    torch.testing.assert_close(m(x[:, :, None, :]), m2(x), rtol=0, atol=0)
+
+
+def test_signal_as_image_refuses_other_graphs():
+    from mad.graph.passes import signal_as_image
+
+    image = sample(1, RandomSpaceConfig(modality="image", image_shape=(1, 1, 40), num_classes=10, **SMALL))
+    with pytest.raises(GraphError, match=r"\(B, C, L\) input"):
+        signal_as_image(image)
+    signal = tasks.fit(image, "mnist1d")
+    user = signal.successors(signal.input_node(signal.inputs[0].name))[0]
+    signal.nodes[user].attrs["dim"] = 1  # an unsqueeze elsewhere is not image_as_signal's
+    with pytest.raises(GraphError, match="unsqueeze at dim 2"):
+        signal_as_image(signal)
+
+
 def test_image_as_signal_needs_height_one():
     from mad.graph.passes import image_as_signal
 

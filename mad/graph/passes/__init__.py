@@ -15,7 +15,8 @@ from .lora import add_lora, lora_targets
 from .reinfer import reinfer, transaction
 from .downsample import add_downsampling
 from .residual import add_residual
-from .retarget import attend_output, attendable, image_as_signal, project_output, projectable, query_input, retarget
+from .retarget import (attend_output, attendable, image_as_signal, project_output, projectable, query_input, retarget,
+                       signal_as_image)
 from .rotary import add_rotary
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "set_depth",
     "eliminate_dead_code",
     "image_as_signal",
+    "signal_as_image",
     "insert_after",
     "lora_targets",
     "mutates",

@@ -50,7 +50,7 @@ from .edit import eliminate_dead_code, insert_after, rewire
 from .reinfer import ReinferError, reinfer
 from .resize import Resize
 
-__all__ = ["retarget", "project_output", "projectable", "image_as_signal"]
+__all__ = ["retarget", "project_output", "projectable", "image_as_signal", "signal_as_image"]
 
 MAX_ATTEMPTS = 24
 
@@ -117,6 +117,38 @@ def image_as_signal(g: ArchGraph, name: str | None = None) -> ArchGraph:
     spec.shape, g.nodes[inp].shape = list(shape), list(shape)
     spec.dims = ["batch", "channels", "length"]
     insert_after(g, inp, "unsqueeze", dim=2)
+    if "num_nodes" in g.meta:
+        g.meta["num_nodes"] = len(g.nodes)
+    return g.validate()
+
+
+def signal_as_image(g: ArchGraph, name: str | None = None) -> ArchGraph:
+    """The inverse of :func:`image_as_signal`: ``g``, changed in place, reading the ``(B, C, 1, L)`` image that
+    its ``(B, C, L)`` signal input was unsqueezed into (the ``unsqueeze`` goes), so an image network that was put
+    on a signal task is the image network again (what a generator asked for a ``C x 1 x L`` image learns from).
+
+    Args:
+        g: a graph whose input ``name`` (default: its only rank-3 float input) feeds exactly one node, an
+            ``unsqueeze`` at dim 2.
+
+    Raises:
+        GraphError: no such input, or it feeds anything else.
+    """
+    names = [name] if name is not None else [s.name for s in _float_inputs(g, 3)]
+    spec = next((s for s in g.inputs if s.name in names), None) if len(names) == 1 else None
+    inp = g.input_node(spec.name) if spec is not None and len(spec.shape) == 3 else None
+    users = g.successors(inp) if inp is not None else []
+    unsq = g.nodes[users[0]] if len(users) == 1 else None
+    if unsq is None or unsq.op != "unsqueeze" or unsq.attrs.get("dim") not in (2, -2) or inp in g.outputs:
+        have = [(s.name, s.dtype, list(s.shape)) for s in g.inputs]
+        readers = [g.nodes[u].op for u in users]
+        raise _fail(g, f"signal_as_image needs one float (B, C, L) input{f' named {name!r}' if name else ''} read "
+                       f"only by an unsqueeze at dim 2, got inputs {have}, read by {readers}")
+    shape = [spec.shape[0], spec.shape[1], 1, spec.shape[2]]
+    spec.shape, g.nodes[inp].shape = list(shape), list(shape)
+    spec.dims = ["batch", "channels", "height", "width"]
+    rewire(g, {unsq.id: inp})
+    g.remove_nodes([unsq.id])
     if "num_nodes" in g.meta:
         g.meta["num_nodes"] = len(g.nodes)
     return g.validate()
