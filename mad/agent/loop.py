@@ -340,8 +340,8 @@ class MADLoop(Strategy):
             return info
         from mad.graph import ArchGraph
 
-        graphs = [ArchGraph.from_json(t.candidate["graph"]) for t in best]
-        text, _ = self._prompt()
+        text, kw = self._prompt()
+        graphs = [_as_asked(ArchGraph.from_json(t.candidate["graph"]), kw.get("input_shape")) for t in best]
         try:
             r = self.gen.finetune(graphs, texts=[text] * len(graphs), steps=self.finetune_steps,
                                   seed=self.ctx.seed * 1000 + round)
@@ -362,19 +362,22 @@ def task_prompt(task: str, task_options: dict[str, Any] | None = None, max_param
                 prompt: str | None = None, max_flops: int | None = None) -> tuple[str, dict[str, Any]]:
     """The generator's prompt for ``task`` (``prompt`` when given, else a sentence naming the task's inputs and
     classes) and the ``suggest()`` constraints that make its graphs fit the task and the search's limits (the
-    sampler keeps both budgets node by node)."""
+    sampler keeps both budgets node by node).
+
+    A ``(C, L)`` signal task is asked for as ``C x 1 x L`` images, which :meth:`GraphSpace.adopt` reads the
+    signal into through an ``unsqueeze``, as the random space draws its signal classifiers: on mnist1d the
+    generator's own 1-D networks (small transformers, audio-style feature extractors) trained far worse at the
+    search's 50 steps than its image networks put on the signal."""
     from mad.data import tasks
 
     info = tasks.info(task, **(task_options or {}))
     limits = {"max_params": max_params, "max_flops": max_flops}
     if info.task_type == "classification":
         shape = tuple(info.input_shape)
-        if len(shape) == 3:
-            kind = "grayscale" if shape[0] == 1 else "color"
-            what = f"an image classifier for {shape[1]}x{shape[2]} {kind} images"
-        else:
-            what = f"a classifier for 1-D signals of length {shape[-1]}"
-        text = prompt or f"{what} with {info.num_classes} classes"
+        if len(shape) == 2:  # a (C, L) signal is asked for as a (C, 1, L) image, as the random space draws it
+            shape = (shape[0], 1, shape[1])
+        kind = "grayscale" if shape[0] == 1 else "color" if shape[0] == 3 else f"{shape[0]}-channel"
+        text = prompt or f"an image classifier for {shape[1]}x{shape[2]} {kind} images with {info.num_classes} classes"
         return text, {"input_shape": shape, "num_classes": info.num_classes, **limits}
     text = prompt or "a small causal character-level language model"
     return text, {"input_shape": tuple(info.input_shape), "vocab_size": info.vocab_size, **limits}
@@ -382,6 +385,21 @@ def task_prompt(task: str, task_options: dict[str, Any] | None = None, max_param
 
 _KINDS = ("generator", "mutation", "random")
 _KIND = {"generator": "generator", "mutation": "mutation", "edit": "mutation", "random": "random", "seed": "random"}
+
+
+def _as_asked(g, shape: tuple[int, ...] | None):
+    """``g`` as the generator is asked for it (:func:`task_prompt`): on a signal task, asked for as ``C x 1 x L``
+    images, an image network that reads the signal through an ``unsqueeze`` is that image network again (the
+    graph is kept as it is when it is not one)."""
+    if shape is None or len(shape) != 3 or shape[1] != 1 or len(g.inputs[0].shape) != 3:
+        return g
+    from mad.graph import GraphError
+    from mad.graph.passes import signal_as_image
+
+    try:
+        return signal_as_image(g)
+    except GraphError:
+        return g
 
 
 def _as_candidate(t) -> Candidate:

@@ -47,15 +47,56 @@ def test_the_loops_prompt_asks_for_the_tasks_inputs_and_outputs(task):
 
     info = tasks.info(task)
     text, kw = task_prompt(task, max_params=10_000, max_flops=3_000_000)
-    assert kw["input_shape"] == tuple(info.input_shape) and kw["max_params"] == 10_000
+    shape = tuple(info.input_shape)
+    asked = (shape[0], 1, shape[1]) if len(shape) == 2 else shape  # a (C, L) signal: a one-pixel-high image
+    assert kw["input_shape"] == asked and kw["max_params"] == 10_000
     assert kw["max_flops"] == 3_000_000  # the search's limits go to the sampler
     said = parse_prompt(text)
     if info.task_type == "classification":
         assert kw["num_classes"] == said.num_classes == info.num_classes
-        assert said.input_shape in (None, tuple(info.input_shape))
+        assert said.input_shape in (None, asked)
     else:
         assert kw["vocab_size"] == info.vocab_size and said.family == "decoder-only"
     assert task_prompt(task, prompt="my words")[0] == "my words"
+
+
+def test_the_generator_is_fine_tuned_on_signal_graphs_as_the_images_it_is_asked_for():
+    """On a signal task the loop asks the generator for C x 1 x L images; the graphs it fine-tunes on are read back
+    into that form (without the unsqueeze the space reads the signal through); other graphs are left as they are."""
+    from mad.agent.loop import _as_asked, task_prompt
+
+    _, kw = task_prompt("mnist1d")
+    signal = GraphSpace("mnist1d").sample(random.Random(1)).graph
+    image = _as_asked(signal.copy(), kw["input_shape"])
+    assert image.inputs[0].shape == ["B", *kw["input_shape"]] and len(image.nodes) == len(signal.nodes) - 1
+    assert "unsqueeze" not in {n.op for n in image.nodes.values()}
+    x = torch.rand(2, 1, 40)
+    m, m2 = image.to_module().eval(), signal.to_module().eval()
+    m.load_state_dict(m2.state_dict())
+    torch.testing.assert_close(m(x[:, :, None]), m2(x), rtol=0, atol=0)
+    digits = GraphSpace("digits").sample(random.Random(1)).graph
+    assert _as_asked(digits, task_prompt("digits")[1]["input_shape"]) is digits
+    one_d = GraphSpace("mnist1d").sample(random.Random(1)).graph
+    one_d.nodes[one_d.successors(one_d.input_node(one_d.inputs[0].name))[0]].attrs["dim"] = 1
+    assert _as_asked(one_d, kw["input_shape"]) is one_d  # not an image network behind an unsqueeze: kept
+
+
+@pytest.mark.slow
+def test_generated_signal_candidates_are_image_networks_on_the_signal():
+    """What the loop's generator proposes for mnist1d: image networks asked for at 1 x 40, read through an
+    unsqueeze once the space adopts them, within the search's limits, running on (B, 1, 40) signals."""
+    import mad.generator
+    from mad.agent.loop import task_prompt
+
+    text, kw = task_prompt("mnist1d", max_params=30_000, max_flops=5_000_000)
+    space = GraphSpace("mnist1d", max_params=30_000, max_flops=5_000_000)
+    graphs = mad.generator.load("default", device="cpu").suggest(text, n=2, seed=0, oversample=1,
+                                                                   rank="likelihood", **kw)
+    assert graphs and all(g.inputs[0].shape == ["B", 1, 1, 40] for g in graphs)
+    for g in graphs:
+        c = space.adopt(g, "generator")
+        assert c.graph.meta["retarget"]["as_image"] == [1, 1, 40] and space.within(c.graph)
+        assert c.graph.to_module()(torch.rand(3, 1, 40)).shape == (3, 10)
 
 
 def test_space_errors_are_clear():
