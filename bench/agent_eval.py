@@ -7,6 +7,7 @@ same number of trained evaluations (each training the same steps), on real tasks
     python bench/agent_eval.py --tasks "" --no-tabular --timed-search 200   # time one 200-evaluation search
     python bench/agent_eval.py --loop-options '{"pool": 4}' --runs out/agent_pool4   # the loop with other options
     python bench/agent_eval.py --tasks mnist1d --seeds 12 --seed-start 100 --out /tmp/dev.json   # other seeds
+    python bench/agent_eval.py --tasks mnist1d --seeds 12 --seed-start 100 --pool-with a.json   # and a's seeds too
 
 * Every run is a ``mad.agent.search`` in ``--runs`` (kept, so an interrupted benchmark resumes; a finished run
   is reused). Trained results are cached by (graph, task, training settings) in ``--runs/cache``, so two
@@ -16,7 +17,8 @@ same number of trained evaluations (each training the same steps), on real tasks
   the loop needs to reach it, two ways: per seed, then averaged (a seed where it never does counts as twice the
   budget), and on the seed-averaged curves (the loop's mean best-so-far against evolution's mean final best); the
   loop's proposals' mean trained value by round third (does it learn?); seconds per evaluation, and the
-  minutes a 200-evaluation mnist5k search would take at that rate.
+  minutes a 200-evaluation mnist5k search would take at that rate. With ``--pool-with FILE`` (the same task and
+  settings on other seeds), the loop-against-evolution figures also over both files' seeds (``pooled``).
 * Tabular: NAS-Bench-Graph (cora) validation accuracy, test accuracy at the best validation, over
   ``--tabular-seeds`` seeds, the loop (surrogate on the space's features; no GHN, no generator) vs random vs
   evolution.
@@ -80,6 +82,59 @@ def _by_round_third(folder: Path) -> dict[str, float | None]:
     return {"all": [_mean(x) for x in thirds], "generator": [_mean(x) for x in gen]}
 
 
+def _mean_curve(curves: list[list[float | None]], evals: int) -> list[float | None]:
+    return [_mean(c[i] for c in curves) if all(c[i] is not None for c in curves) else None for i in range(evals)]
+
+
+def _against_evolution(s: dict[str, dict], evals: int, hib: bool) -> None:
+    """Adds to each loop strategy of ``s`` (name -> ``curves``, ``curve_mean``, ``finals``, ``final_mean``) the
+    evaluations it needs to reach evolution's final best, per seed and on the seed-averaged curves."""
+    if "evolution" not in s:
+        return
+    evo = s["evolution"]
+    for name in [n for n in s if n.startswith("loop")]:
+        reach = [_reach(lc, ef, hib) for lc, ef in zip(s[name]["curves"], evo["finals"]) if ef is not None]
+        # a seed where the loop never reaches evolution's best counts as twice the budget (censored)
+        counted = [evals * 2 if r is None else r for r in reach]
+        s[name]["evals_to_evolution_best"] = reach
+        s[name]["seeds_reaching_evolution_best"] = sum(r is not None for r in reach)
+        s[name]["evals_to_evolution_best_mean"] = _mean(counted)
+        s[name]["fraction_of_evolution_budget"] = _mean(counted) / evals if counted else None
+        # the same on the seed-averaged curves: the loop's mean best-so-far against evolution's mean final
+        # best (seed i of one strategy shares nothing with seed i of another but the number)
+        if evo["final_mean"] is not None and all(v is not None for v in s[name]["curve_mean"]):
+            at = _reach(s[name]["curve_mean"], evo["final_mean"], hib)
+            s[name]["mean_curve_evals_to_evolution_mean_best"] = at
+            s[name]["mean_curve_fraction_of_evolution_budget"] = None if at is None else at / evals
+
+
+POOL_SAME = ("train", "evals", "max_params", "max_flops", "round_size", "loop_options", "higher_is_better")
+
+
+def pooled(task: str, mine: dict, path: Path) -> dict:
+    """The loop-against-evolution figures over this run's seeds and those of ``path``'s entry for ``task`` (a
+    results file of the same settings on other seeds), as :func:`run_task` computes them for one run."""
+    other = json.loads(path.read_text()).get("tasks", {}).get(task)
+    if other is None:
+        raise SystemExit(f"--pool-with {path}: no results for {task}")
+    differ = [k for k in POOL_SAME if mine.get(k) != other.get(k)]
+    seeds = [range(t.get("seed_start", 0), t.get("seed_start", 0) + t["seeds"]) for t in (mine, other)]
+    if differ or set(seeds[0]) & set(seeds[1]):
+        raise SystemExit(f"--pool-with {path}: {task} was run with other settings ({', '.join(differ)})" if differ
+                         else f"--pool-with {path}: {task}'s seeds overlap this run's")
+    s = {}
+    for name in [n for n in mine["strategies"] if n in other["strategies"]]:
+        curves = mine["strategies"][name]["curves"] + other["strategies"][name]["curves"]
+        finals = mine["strategies"][name]["finals"] + other["strategies"][name]["finals"]
+        s[name] = {"final_mean": _mean(finals), "finals": finals, "curves": curves,
+                   "curve_mean": _mean_curve(curves, mine["evals"])}
+    _against_evolution(s, mine["evals"], mine["higher_is_better"])
+    for v in s.values():
+        del v["curves"], v["finals"]
+    return {"with": path.name, "seeds": [f"{r.start}-{r.stop - 1}" for r in seeds],
+            "strategies": s}
+
+
 def run_task(task: str, args, runs: Path) -> dict:
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
     out: dict = {"strategies": {}, "train": settings.as_dict(), "evals": args.evals, "seeds": args.seeds,
@@ -111,8 +166,7 @@ def run_task(task: str, args, runs: Path) -> dict:
             thirds.append(_by_round_third(folder))
             print(f"{task} {name} seed {seed}: best {finals[-1]} after {r.evals} evals ({r.seconds:.0f} s)",
                   flush=True)
-        mean_curve = [_mean(c[i] for c in curves) if all(c[i] is not None for c in curves) else None
-                      for i in range(args.evals)]
+        mean_curve = _mean_curve(curves, args.evals)
         out["strategies"][name] = {
             "final_mean": _mean(finals), "final_std": statistics.pstdev([f for f in finals if f is not None])
             if len([f for f in finals if f is not None]) > 1 else 0.0, "finals": finals, "test_at_best": tests,
@@ -122,23 +176,7 @@ def run_task(task: str, args, runs: Path) -> dict:
         }
     out["metric"] = "val_accuracy" if hib else "val_bpc"
     out["higher_is_better"] = hib
-    s = out["strategies"]
-    if "evolution" in s:
-        evo = s["evolution"]
-        for name in [n for n in s if n.startswith("loop")]:
-            reach = [_reach(lc, ef, hib) for lc, ef in zip(s[name]["curves"], evo["finals"]) if ef is not None]
-            # a seed where the loop never reaches evolution's best counts as twice the budget (censored)
-            counted = [args.evals * 2 if r is None else r for r in reach]
-            s[name]["evals_to_evolution_best"] = reach
-            s[name]["seeds_reaching_evolution_best"] = sum(r is not None for r in reach)
-            s[name]["evals_to_evolution_best_mean"] = _mean(counted)
-            s[name]["fraction_of_evolution_budget"] = _mean(counted) / args.evals if counted else None
-            # the same on the seed-averaged curves: the loop's mean best-so-far against evolution's mean final
-            # best (seed i of one strategy shares nothing with seed i of another but the number)
-            if evo["final_mean"] is not None and all(v is not None for v in s[name]["curve_mean"]):
-                at = _reach(s[name]["curve_mean"], evo["final_mean"], hib)
-                s[name]["mean_curve_evals_to_evolution_mean_best"] = at
-                s[name]["mean_curve_fraction_of_evolution_budget"] = None if at is None else at / args.evals
+    _against_evolution(out["strategies"], args.evals, hib)
     out["seconds_per_eval"] = seconds / max(evals_done, 1)
     out["seconds_per_eval_by_strategy"] = {k: _mean(v) for k, v in per_strategy_seconds.items()}
     out["cached_results"] = cached
@@ -214,6 +252,8 @@ def main() -> None:
     ap.add_argument("--timed-search", type=int, default=0, help="also time one loop search of N evals on mnist5k")
     ap.add_argument("--loop-options", type=json.loads, default={}, help='JSON options of the loop strategies '
                     '(e.g. \'{"pool": 4}\'); use another --runs folder, since a run resumes only with its own')
+    ap.add_argument("--pool-with", default=None, help="a results file of the same tasks and settings on other "
+                    "seeds: each task also gets the loop-against-evolution figures over both files' seeds (pooled)")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     args.strategies = [s for s in args.strategies.split(",") if s]
@@ -226,6 +266,8 @@ def main() -> None:
     if not args.tabular_only:
         for task in [t for t in args.tasks.split(",") if t]:
             res["tasks"][task] = {**run_task(task, args, runs), "date": time.strftime("%Y-%m-%d")}  # tasks rerun apart
+            if args.pool_with:
+                res["tasks"][task]["pooled"] = pooled(task, res["tasks"][task], Path(args.pool_with))
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(res, indent=1))
         if "mnist5k" in res["tasks"]:  # the loop's own rate (its trainings are the first of a task: few cache hits)

@@ -423,15 +423,15 @@ def _agent(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                 at, frac = v["mean_curve_evals_to_evolution_mean_best"], v["mean_curve_fraction_of_evolution_budget"]
                 rows.append((f"{task}: {name}'s mean curve, evals to reach evolution's mean final best (share)",
                              "never" if at is None else f"{at} ({_pct(frac)})", target))
-        pooled = t.get("pooled_with_seeds_0_to_11")
-        if pooled:
-            at = pooled["loop_mean_curve_evals_to_evolution_mean_best"]
-            rows.append((f"{task}: pooled with seeds 0-11 ({pooled['seeds']} seeds): loop evals to reach evolution's "
-                         "final best, per seed (share); on the mean curves",
-                         f"{_num(pooled['loop_evals_to_evolution_best_mean'])} "
-                         f"({_pct(pooled['loop_fraction_of_evolution_budget'])}); "
-                         f"{'never' if at is None else at} "
-                         f"({_pct(pooled['loop_mean_curve_fraction_of_evolution_budget'])})",
+        pooled = t.get("pooled", {})
+        lp = pooled.get("strategies", {}).get("loop", {})
+        if lp.get("fraction_of_evolution_budget") is not None:
+            at = lp.get("mean_curve_evals_to_evolution_mean_best")
+            rows.append((f"{task}: seeds {' and '.join(pooled['seeds'])} pooled: final best "
+                         + " / ".join(f"{n} {fmt(v.get('final_mean'))}" for n, v in pooled["strategies"].items())
+                         + "; loop evals to reach evolution's final best, per seed (share); on the mean curves",
+                         f"{_num(lp['evals_to_evolution_best_mean'])} ({_pct(lp['fraction_of_evolution_budget'])}); "
+                         f"{'never' if at is None else at} ({_pct(lp.get('mean_curve_fraction_of_evolution_budget'))})",
                          "<= 33.3%"))
         lp = st.get("loop", {})
         if lp.get("proposal_value_by_third"):
@@ -459,6 +459,18 @@ def _agent(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _signal_prompt(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for way, w in d.get("ways", {}).items():
+        ask = d.get("requests", {}).get(way)
+        what = f"asked for \"{ask['text']}\", {tuple(ask['input_shape'])}" if ask else "the random space's draws"
+        rows.append((f"{d.get('task')}: {w.get('graphs')} candidates {what}: validation accuracy after "
+                     f"{d.get('train', {}).get('steps')} steps, mean / median / best (share above 50%)",
+                     f"{_pct(w.get('mean'))} / {_pct(w.get('median'))} / {_pct(w.get('best'))} "
+                     f"({_pct(w.get('share_above_half'))})", "image above signal" if way == "image" else ""))
+    return rows
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
     "tokenizer_eval": _tokenizer,
     "generator_eval": _generator,
@@ -470,6 +482,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "agent_eval_mnist1d_12_zoo_pool": _agent,
     "agent_eval_mnist1d_seeds100": _agent,
     "agent_eval_digits": _agent,
+    "signal_prompt": _signal_prompt,
     "ghn_eval": _ghn_eval,
     "ghn_calibrate": _ghn_calibrate,
     "ghn_calibrate_chars": _ghn_calibrate,
@@ -510,8 +523,9 @@ SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
                                              "CNNs)",
            "agent_eval_mnist1d_seeds100": "bench/agent_eval.py --tasks mnist1d --strategies random,evolution,loop "
                                           "--seeds 12 --seed-start 100 --no-tabular "
+                                          "--pool-with bench/results/agent_eval_mnist1d_12.json "
                                           "--out bench/results/agent_eval_mnist1d_seeds100.json (seeds for choosing "
-                                          "loop settings on; pooled figures joined by hand with agent_eval_mnist1d_12)",
+                                          "loop settings on)",
            "agent_eval_pool4": "bench/agent_eval.py --seeds 6 --no-tabular --loop-options "
                                "'{\"pool\": 4, \"two_stage\": false}' --runs out/agent_pool4 "
                                "--out bench/results/agent_eval_pool4.json",
