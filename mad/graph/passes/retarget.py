@@ -106,20 +106,13 @@ def image_as_signal(g: ArchGraph, name: str | None = None) -> ArchGraph:
     Raises:
         GraphError: no such input, or its height is not 1.
     """
-    names = [name] if name is not None else [s.name for s in _float_inputs(g, 4)]
-    spec = next((s for s in g.inputs if s.name in names), None) if len(names) == 1 else None
-    if spec is None or len(spec.shape) != 4 or spec.shape[2] != 1:
-        have = [(s.name, s.dtype, list(s.shape)) for s in g.inputs]
+    spec = _one_input(g, name, 4)
+    if spec is None or spec.shape[2] != 1:
         raise _fail(g, f"image_as_signal needs one float (B, C, 1, L) input{f' named {name!r}' if name else ''}, "
-                       f"got {have}")
-    inp = g.input_node(spec.name)
-    shape = [spec.shape[0], spec.shape[1], spec.shape[3]]
-    spec.shape, g.nodes[inp].shape = list(shape), list(shape)
-    spec.dims = ["batch", "channels", "length"]
+                       f"got {_input_list(g)}")
+    inp = _set_input(g, spec, [spec.shape[0], spec.shape[1], spec.shape[3]], ["batch", "channels", "length"])
     insert_after(g, inp, "unsqueeze", dim=2)
-    if "num_nodes" in g.meta:
-        g.meta["num_nodes"] = len(g.nodes)
-    return g.validate()
+    return _recount(g)
 
 
 def signal_as_image(g: ArchGraph, name: str | None = None) -> ArchGraph:
@@ -134,21 +127,41 @@ def signal_as_image(g: ArchGraph, name: str | None = None) -> ArchGraph:
     Raises:
         GraphError: no such input, or it feeds anything else.
     """
-    names = [name] if name is not None else [s.name for s in _float_inputs(g, 3)]
-    spec = next((s for s in g.inputs if s.name in names), None) if len(names) == 1 else None
-    inp = g.input_node(spec.name) if spec is not None and len(spec.shape) == 3 else None
+    spec = _one_input(g, name, 3)
+    inp = g.input_node(spec.name) if spec is not None else None
     users = g.successors(inp) if inp is not None else []
     unsq = g.nodes[users[0]] if len(users) == 1 else None
     if unsq is None or unsq.op != "unsqueeze" or unsq.attrs.get("dim") not in (2, -2) or inp in g.outputs:
-        have = [(s.name, s.dtype, list(s.shape)) for s in g.inputs]
         readers = [g.nodes[u].op for u in users]
         raise _fail(g, f"signal_as_image needs one float (B, C, L) input{f' named {name!r}' if name else ''} read "
-                       f"only by an unsqueeze at dim 2, got inputs {have}, read by {readers}")
-    shape = [spec.shape[0], spec.shape[1], 1, spec.shape[2]]
-    spec.shape, g.nodes[inp].shape = list(shape), list(shape)
-    spec.dims = ["batch", "channels", "height", "width"]
+                       f"only by an unsqueeze at dim 2, got inputs {_input_list(g)}, read by {readers}")
+    _set_input(g, spec, [spec.shape[0], spec.shape[1], 1, spec.shape[2]], ["batch", "channels", "height", "width"])
     rewire(g, {unsq.id: inp})
     g.remove_nodes([unsq.id])
+    return _recount(g)
+
+
+def _one_input(g: ArchGraph, name: str | None, rank: int) -> TensorSpec | None:
+    """The input ``name`` (default: the graph's only float input of ``rank``) when it has ``rank``, else ``None``
+    (no such input, or several candidates)."""
+    names = [name] if name is not None else [s.name for s in _float_inputs(g, rank)]
+    spec = next((s for s in g.inputs if s.name in names), None) if len(names) == 1 else None
+    return spec if spec is not None and len(spec.shape) == rank else None
+
+
+def _input_list(g: ArchGraph) -> list[tuple]:
+    return [(s.name, s.dtype, list(s.shape)) for s in g.inputs]
+
+
+def _set_input(g: ArchGraph, spec: TensorSpec, shape: list, dims: list[str]) -> str:
+    """Give input ``spec`` (and its node) ``shape`` and ``dims``; returns the input node's id."""
+    inp = g.input_node(spec.name)
+    spec.shape, g.nodes[inp].shape, spec.dims = list(shape), list(shape), dims
+    return inp
+
+
+def _recount(g: ArchGraph) -> ArchGraph:
+    """``g`` validated, its ``meta["num_nodes"]`` (where it has one) refreshed after an input pass."""
     if "num_nodes" in g.meta:
         g.meta["num_nodes"] = len(g.nodes)
     return g.validate()
