@@ -78,8 +78,9 @@ def draw(way: str, task: str, n: int, seed: int, gen, ask: dict) -> tuple[list, 
                     pass
             graphs = [g for g in adopted if space.within(g)]
         for g in graphs:
-            if g.wl_hash() not in keys and len(out) < n:
-                keys.add(g.wl_hash())
+            h = g.wl_hash()
+            if h not in keys and len(out) < n:
+                keys.add(h)
                 out.append(g)
     return out, seconds
 
