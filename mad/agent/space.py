@@ -115,7 +115,8 @@ class SearchSpace(ABC):
 class GraphSpace(SearchSpace):
     """The default space: the random architecture space drawn at a task's shapes, with regularized-evolution
     mutations on its genotype (one gene per mutation, :func:`mad.data.random_space.mutate`) and graph edits
-    (activation swaps) on candidates that have no genotype (generated or user graphs).
+    (activation swaps, one block more or fewer, a residual block) on candidates that have no genotype (generated or
+    user graphs).
 
     Args:
         task: a task name (``mad.data.tasks.names()``); the modality, input shape and classes or vocabulary
@@ -228,22 +229,38 @@ class GraphSpace(SearchSpace):
         return self._edit(candidate, rng)
 
     def _edit(self, candidate: Candidate, rng: random.Random) -> Candidate:
-        """A neighbour of a graph without a genotype: one activation swapped for another."""
-        from mad.graph.passes import replace_activation
+        """A neighbour of a graph without a genotype: one edit, drawn among the graph's possible ones.
+
+        The edits: one activation swapped for another, one block more or fewer in its repeated block families
+        (:func:`~mad.graph.passes.set_depth`), a residual block after its last feature map
+        (:func:`~mad.graph.passes.add_residual`). They are tried in a random order; the first that the graph
+        takes and that fits the limits wins. A graph that takes none gets a fresh draw instead.
+        """
+        from mad.graph.passes import add_residual, block_families, replace_activation, set_depth
 
         g = self.to_graph(candidate)
         if g is not None:
             acts = sorted({n.op for n in g.nodes.values() if n.op in _SWAPPABLE})
-            rng.shuffle(acts)
+            edits = []
             for old in acts:
                 new = rng.choice([a for a in _SWAPPABLE if a != old])
+                edits.append((f"{old}->{new}", lambda h, o=old, n=new: replace_activation(h, o, n)))
+            fam = block_families(g)
+            depth = sum(len(v) for v in fam.values())
+            if fam:
+                edits.append((f"depth {depth}->{depth + 1}", lambda h: set_depth(h, depth + 1)))
+                if depth > len(fam):
+                    edits.append((f"depth {depth}->{depth - 1}", lambda h: set_depth(h, depth - 1)))
+            edits.append(("residual", lambda h: add_residual(h)))
+            rng.shuffle(edits)
+            for name, edit in edits:
                 try:
-                    child = replace_activation(g, old, new)
-                except Exception:  # noqa: BLE001 - a swap the graph cannot take: try another
+                    child = edit(g)
+                except Exception:  # noqa: BLE001 - an edit the graph cannot take: try another
                     continue
                 child.meta["num_params"], child.meta["flops"] = child.num_params, child.infer().flops
                 if self.within(child):
-                    return Candidate("edit", {"edit": f"{old}->{new}"}, child, parent=candidate.key)
+                    return Candidate("edit", {"edit": name}, child, parent=candidate.key)
         fresh = self.sample(rng)  # nothing to edit: a fresh draw stands in
         fresh.parent = candidate.key
         return fresh

@@ -31,6 +31,26 @@ def test_space_draws_and_mutates_within_limits(task):
         assert all(s.sample(random.Random(i)).genotype["hparams"]["causal"] for i in range(10))
 
 
+def test_graphs_without_a_genotype_get_structural_neighbours_within_limits():
+    from mad.agent.space import Candidate
+
+    s = GraphSpace("mnist5k", max_params=60_000)
+    kinds, seen = set(), 0
+    for i in range(12):
+        drawn = s.sample(random.Random(i))
+        c = Candidate("generator", None, drawn.graph)  # a generated graph: no genotype to mutate
+        c.key = s.key(c)
+        m = s.mutate(c, random.Random(100 + i))
+        assert m.parent == c.key and s.key(m) != c.key
+        assert s.costs(m)["num_params"] <= 60_000
+        assert m.graph.to_module()(*m.graph.example_inputs(seed=0)).shape == (2, 10)
+        if m.proposer == "edit":
+            seen += 1
+            name = m.genotype["edit"]
+            kinds.add("depth" if name.startswith("depth") else "residual" if name == "residual" else "swap")
+    assert seen >= 10 and {"depth", "swap"} <= kinds
+
+
 def test_signal_task_gets_its_own_input_shape():
     g = GraphSpace("mnist1d").sample(random.Random(1)).graph
     assert g.inputs[0].shape == ["B", 1, 40]
