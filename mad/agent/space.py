@@ -251,7 +251,7 @@ class GraphSpace(SearchSpace):
                 edits.append((f"depth {depth}->{depth + 1}", lambda h: set_depth(h, depth + 1)))
                 if depth > len(fam):
                     edits.append((f"depth {depth}->{depth - 1}", lambda h: set_depth(h, depth - 1)))
-            edits.append(("residual", lambda h: add_residual(h)))
+            edits.append(("residual", add_residual))
             rng.shuffle(edits)
             for name, edit in edits:
                 try:
