@@ -471,6 +471,21 @@ def _signal_prompt(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _ghn_features(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    names = {"default": "PyTorch default init", "ghn": "GHN-predicted parameters",
+             "flat": "predicted, singular values flattened"}
+    rows = []
+    for way, a in d.get("accuracy", {}).items():
+        name = names.get(way) or f"predicted + {way.partition('_')[2]} x default init (hidden weights)"
+        rows.append((f"{d.get('task')} ({d.get('graphs')} held-out graphs): {name}, val accuracy direct / with the "
+                     f"output layer refitted (readout)", f"{_pct(a.get('direct'))} / {_pct(a.get('readout'))}", ""))
+    r = d.get("effective_rank", {})
+    if r:
+        rows.append(("hidden weights' effective rank over their smaller dimension, median: default init / GHN",
+                     f"{r['default']['median']:.2f} / {r['ghn']['median']:.2f}", ""))
+    return rows
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
     "tokenizer_eval": _tokenizer,
     "generator_eval": _generator,
@@ -489,6 +504,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "ghn_calibrate_mnist1d": _ghn_calibrate,
     "ghn_calibrate_digits": _ghn_calibrate,
     "ghn_decoders": _ghn_decoders,
+    "ghn_features": _ghn_features,
     "ir_builder": _builder,
     "ir_retarget": _retarget,
     "ir_learning": _ir_learning,
