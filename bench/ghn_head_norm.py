@@ -60,13 +60,14 @@ def _run(job: tuple[str, dict, str, argparse.Namespace]) -> dict:
     return {"name": name, "record": rec, "seconds": time.perf_counter() - t0}
 
 
-def _loss_windows(folder: Path, task: str, steps: int, windows: int = 5) -> list[float | None]:
-    """Median logged training loss of ``task`` in each of ``windows`` equal parts of the run."""
+def _loss_windows(folder: Path, task: str, steps: int, windows: int = 5, key: str = "loss") -> list[float | None]:
+    """Median logged training loss (or another logged figure, ``key``) of ``task`` in each of ``windows`` equal parts
+    of the run."""
     rows = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if f"loss/{task}" in r]
+    rows = [r for r in rows if f"{key}/{task}" in r]
     out, size = [], max(1, steps // windows)
     for k in range(windows):
-        vals = [r[f"loss/{task}"] for r in rows if k * size < r["step"] <= (k + 1) * size]
+        vals = [r[f"{key}/{task}"] for r in rows if k * size < r["step"] <= (k + 1) * size]
         out.append(round(statistics.median(vals), 4) if vals else None)
     return out
 

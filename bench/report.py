@@ -486,6 +486,22 @@ def _ghn_features(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _ghn_recipes(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for task, h in d.get("held_out", {}).items():
+        names = ["checkpoint", *d.get("runs", {})]
+        for name in names:
+            if name not in h:
+                continue
+            run = d.get("runs", {}).get(name)
+            what = "shipped checkpoint" if run is None else (
+                f"recipe {name} ({run.get('steps')} steps on {'+'.join(d.get('tasks', []))})")
+            loss = "" if run is None else f"; training loss, last fifth {_num(run['loss_by_fifth'][task][-1])}"
+            rows.append((f"{task} ({h.get('graphs')} held-out graphs): {what}, accuracy direct / with the output layer "
+                         f"refitted{loss}", f"{_pct(h[name])} / {_pct(h.get(f'{name}_readout'))}", ""))
+    return rows
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
     "tokenizer_eval": _tokenizer,
     "generator_eval": _generator,
@@ -505,6 +521,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "ghn_calibrate_digits": _ghn_calibrate,
     "ghn_decoders": _ghn_decoders,
     "ghn_features": _ghn_features,
+    "ghn_recipes": _ghn_recipes,
     "ir_builder": _builder,
     "ir_retarget": _retarget,
     "ir_learning": _ir_learning,

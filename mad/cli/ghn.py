@@ -63,6 +63,13 @@ def train_cmd(
                                             "their input standardized over the batch (folded in at prediction from "
                                             "the batch-norm batches; bench/ghn_head_norm.py), as the shipped GHN "
                                             "does.")] = True,
+    readout_loss: Annotated[float, typer.Option("--readout-loss", min=0.0, help="Weight of the leave-one-out error "
+                                                "of a closed-form output layer on each classification net's "
+                                                "head input, added to its loss (bench/ghn_recipes.py; 0: off, as "
+                                                "the shipped GHN).")] = 0.0,
+    space_graphs: Annotated[int, typer.Option("--space-graphs", min=0, help="Fresh random-space graphs added to each "
+                                              "task's training graphs (mad.ghn.pool.space_pool; 0: none, as the "
+                                              "shipped GHN).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training record as JSON.")] = False,
 ) -> None:
     """Train a GHN on dataset graphs retargeted to the tasks."""
@@ -74,7 +81,8 @@ def train_cmd(
         _check_task(t)
     if archs != "default":
         raise CliError(f"--archs {archs!r}: only 'default' (the shipped dataset) is supported")
-    cfg = TrainConfig(tasks=names, steps=steps, meta_batch=meta_batch, lr=lr, eval_every=eval_every, seed=seed)
+    cfg = TrainConfig(tasks=names, steps=steps, meta_batch=meta_batch, lr=lr, eval_every=eval_every, seed=seed,
+                      readout_loss=readout_loss, space_graphs={t: space_graphs for t in names} if space_graphs else {})
     if quality_graphs is not None:
         cfg.quality_graphs = {t: quality_graphs for t in cfg.quality_tasks}
     if graphs is not None:

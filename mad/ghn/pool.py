@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from mad.graph import ArchGraph
 
-__all__ = ["MODALITIES", "screen", "task_pool", "ordered_rows"]
+__all__ = ["MODALITIES", "screen", "task_pool", "space_pool", "ordered_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -85,33 +85,51 @@ def task_pool(task: str, n: int, splits: tuple[str, ...] = ("train",), cache: st
     With ``cache`` (a JSONL file), qualifying graphs are appended as they are found and read back next time, so
     an interrupted pool build continues where it stopped.
     """
+    done, fh = _open_cache(cache)
+    rows = ordered_rows(splits, MODALITIES.get(task, ("image", "vision")), seed)
+    out = [(i, ArchGraph.from_json(done[i])) for i, _ in rows if done.get(i)]
+    todo = [(i, t) for i, t in rows if i not in done]
+    size = 8 * max(1, workers)
+    chunks = (list(_jobs(todo[k:k + size], task, max_mflops, max_nodes)) for k in range(0, len(todo), size))
+    return _collect(out, n, chunks, _screen_job, fh, workers, f"pool {task}" if progress else None)
+
+
+def _open_cache(cache: str | Path | None) -> tuple[dict[str, str | None], Any]:
+    """The screening results already in the JSONL file ``cache`` (id -> graph JSON, or None for a graph that did not
+    qualify) and the file opened for appending (None without a cache)."""
     done: dict[str, str | None] = {}
-    cache = Path(cache) if cache else None
-    if cache and cache.exists():
+    if not cache:
+        return done, None
+    cache = Path(cache)
+    if cache.exists():
         for line in cache.read_text().splitlines():
             if line.strip():
                 rec = json.loads(line)
                 done[rec["id"]] = rec.get("graph")
-    rows = ordered_rows(splits, MODALITIES.get(task, ("image", "vision")), seed)
-    out = [(i, ArchGraph.from_json(done[i])) for i, _ in rows if done.get(i)]
-    todo = [(i, t) for i, t in rows if i not in done]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    return done, cache.open("a")
+
+
+def _collect(out: list[tuple[str, ArchGraph]], n: int, chunks: Iterator[list[tuple]], fn, fh, workers: int,
+             desc: str | None) -> list[tuple[str, ArchGraph]]:
+    """Run the screening ``fn`` over job ``chunks`` (in ``workers`` processes) until ``out`` holds ``n`` graphs;
+    every result is appended to ``fh`` as it comes, so an interrupted build continues where it stopped."""
+    if len(out) >= n:
+        if fh:
+            fh.close()
+        return out[:n]
     bar = None
-    if progress and len(out) < n:
+    if desc:
         from tqdm import tqdm
 
-        bar = tqdm(total=n, initial=min(len(out), n), desc=f"pool {task}", unit="graph")
-    if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-    fh = cache.open("a") if cache else None
+        bar = tqdm(total=n, initial=len(out), desc=desc, unit="graph")
     try:
-        chunk = 8 * max(1, workers)
         pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init) if workers > 1 else None
         try:
-            while len(out) < n and todo:
-                batch, todo = todo[:chunk], todo[chunk:]
-                jobs = list(_jobs(batch, task, max_mflops, max_nodes))
-                results = pool.imap(_screen_job, jobs) if pool else map(_screen_job, jobs)
-                for row_id, text, reason in results:
+            for jobs in chunks:
+                if len(out) >= n:
+                    break
+                for row_id, text, reason in (pool.imap(fn, jobs) if pool else map(fn, jobs)):
                     if fh:
                         fh.write(json.dumps({"id": row_id, "graph": text, "reason": reason}) + "\n")
                         fh.flush()
@@ -130,6 +148,59 @@ def task_pool(task: str, n: int, splits: tuple[str, ...] = ("train",), cache: st
     return out[:n]
 
 
+SPACE_SEED = 10_000_000  # first random-space seed of space_pool, far from the dataset's own random/ seeds
+
+
+def _space_config(task: str, max_mflops: float):
+    """The random space :func:`space_pool` draws ``task``'s graphs from: image networks at the task's input shape (an
+    image task) under its FLOPs cap, sequence models for a language-modelling task."""
+    from mad.data.random_space import RandomSpaceConfig
+    from mad.train.objective import TaskSpec
+
+    spec = TaskSpec.of(task)
+    if spec.is_lm:
+        return RandomSpaceConfig(modality="sequence")
+    kw = {}
+    if len(spec.input_shape) == 3:
+        kw = dict(image_shape=tuple(spec.input_shape), num_classes=spec.num_outputs)
+    return RandomSpaceConfig(modality="image", max_flops=int(max_mflops * 1e6 * RandomSpaceConfig.batch_size), **kw)
+
+
+def _space_job(job: tuple[int, str, float, int, frozenset]) -> tuple[str, str | None, str]:
+    from mad.data.random_space import RandomSpaceError, sample
+
+    seed, task, max_mflops, max_nodes, held = job
+    try:
+        raw = sample(seed, _space_config(task, max_mflops))
+    except RandomSpaceError as e:
+        return f"space/{seed}", None, str(e)[:200]
+    if raw.wl_hash() in held:
+        return f"space/{seed}", None, "one of the dataset's held-out graphs"
+    g, reason = screen(raw, task, max_mflops, max_nodes)
+    return f"space/{seed}", None if g is None else g.to_json(), reason
+
+
+def space_pool(task: str, n: int, cache: str | Path | None = None, max_mflops: float = 15.0, max_nodes: int = 400,
+               seed: int = 0, workers: int = 1, progress: bool = False) -> list[tuple[str, ArchGraph]]:
+    """Up to ``n`` ``(id, retargeted graph)`` pairs for ``task`` drawn fresh from the random architecture space
+    (:func:`_space_config`: image networks, sequence models for a language-modelling task), seeds
+    ``SPACE_SEED + 1_000_000 * seed + k``, screened as :func:`task_pool` screens dataset graphs. A sample that is one
+    of the dataset's ``validation`` or ``test`` graphs (same WL hash) is skipped, so held-out graphs stay unseen.
+    ``cache`` (JSONL) makes the build resumable and the pool reproducible, as in :func:`task_pool`."""
+    done, fh = _open_cache(cache)
+    out = [(i, ArchGraph.from_json(t)) for i, t in done.items() if t][:n]
+    if len(out) >= n:
+        return _collect(out, n, iter(()), _space_job, fh, workers, None)
+    held = frozenset(ArchGraph.from_json(t).wl_hash() for _, t in ordered_rows(
+        ("validation", "test"), MODALITIES.get(task, ("image", "vision")), seed))
+    first, size = SPACE_SEED + 1_000_000 * seed + len(done), 8 * max(1, workers)
+    limit = 50 * n + 1000  # tries before giving up on a task the space hardly fits
+    chunks = ([(first + j, task, max_mflops, max_nodes, held) for j in range(k, k + size)]
+              for k in range(0, limit, size))
+    return _collect(out, n, chunks, _space_job, fh, workers, f"space pool {task}" if progress else None)
+
+
 def describe(pool: list[tuple[str, ArchGraph]]) -> dict[str, Any]:
     return {"graphs": len(pool), "zoo": sum(i.startswith("zoo/") for i, _ in pool),
-            "random": sum(i.startswith("random/") for i, _ in pool)}
+            "random": sum(i.startswith("random/") for i, _ in pool),
+            "space": sum(i.startswith("space/") for i, _ in pool)}

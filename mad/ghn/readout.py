@@ -21,7 +21,7 @@ from torch.overrides import TorchFunctionMode
 from mad.graph import ArchGraph
 
 __all__ = ["readout_layer", "readout_weight_name", "fit_readout", "refit_readout", "ridge", "apply_ridge",
-           "standardize", "fold_head_norm"]
+           "loo_ridge_error", "standardize", "fold_head_norm"]
 
 _PASS = {"reshape", "view", "flatten", "contiguous", "dropout", "identity", "clone", "to", "type_as", "getitem"}
 
@@ -144,6 +144,23 @@ def ridge(X: torch.Tensor, y: torch.Tensor, num_outputs: int, bias: bool, streng
     A = X.T @ X
     lam = strength * A.diagonal().mean().detach().clamp(min=1e-12)
     return torch.linalg.solve(A + lam * torch.eye(A.shape[0], dtype=A.dtype, device=A.device), X.T @ Y)
+
+
+def loo_ridge_error(X: torch.Tensor, y: torch.Tensor, num_outputs: int, strength: float = 1.0) -> torch.Tensor:
+    """Mean squared leave-one-out error of ridge regression of one-hot ``y`` on features ``X`` (``(n, d)``, with a
+    free intercept), differentiable in ``X``: how well a linear output layer fitted in closed form to the other
+    ``n - 1`` examples predicts each one. Computed in the dual (an ``n x n`` solve, cheap for a training batch), with
+    the penalty ``strength`` times the mean squared norm of the centered rows; chance is about ``1 - 1/classes``."""
+    X = X.reshape(-1, X.shape[-1]).double()
+    n = X.shape[0]
+    X = X - X.mean(0, keepdim=True)
+    Y = F.one_hot(y.reshape(-1), num_outputs).to(X.dtype)
+    Y = Y - Y.mean(0, keepdim=True)
+    K = X @ X.T
+    lam = strength * K.diagonal().mean().detach().clamp(min=1e-12)
+    H = torch.linalg.solve(K + lam * torch.eye(n, dtype=X.dtype, device=X.device), K)  # hat matrix (symmetric)
+    resid = (Y - H @ Y) / (1 - H.diagonal()).clamp(min=1e-3)[:, None]
+    return resid.pow(2).sum(1).mean().float()
 
 
 def apply_ridge(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

@@ -32,8 +32,8 @@ import torch
 from .api import GHN, evaluate, materialise
 from .encode import collate, encode
 from .model import GHNConfig, GHNModel, task_features
-from .pool import describe, task_pool
-from .readout import _Inputs, readout_weight_name, refit_readout
+from .pool import describe, space_pool, task_pool
+from .readout import _Inputs, loo_ridge_error, readout_weight_name, refit_readout
 
 __all__ = ["TrainConfig", "train"]
 
@@ -54,8 +54,13 @@ class TrainConfig:
     norm_penalty: float = 1e-3
     clip: float = 1.0
     param_clip: float = 1.0   # per predicted tensor, on its share of the meta-batch loss gradient (0: off)
+    # weight of the leave-one-out error of a closed-form (ridge) output layer on the logits layer's input, added to
+    # each classification net's loss: predicted hidden layers are trained to be good features on their own (0: off)
+    readout_loss: float = 0.0
     graphs: dict[str, int] = field(default_factory=lambda: {"mnist5k": 300, "chars": 250})
     default_graphs: int = 150
+    # fresh random-space graphs added to each task's training graphs (mad.ghn.pool.space_pool; none by default)
+    space_graphs: dict[str, int] = field(default_factory=dict)
     task_weights: dict[str, float] = field(default_factory=lambda: {"mnist5k": 0.35, "chars": 0.35})
     val_graphs: int = 8
     val_examples: int = 500
@@ -80,7 +85,8 @@ class TrainConfig:
         return [self.task_weights.get(t, rest / max(1, len(free))) for t in self.tasks]
 
 
-_MUST_MATCH = ("tasks", "meta_batch", "batch_size", "graphs", "default_graphs", "seed", "archs")
+_MUST_MATCH = ("tasks", "meta_batch", "batch_size", "graphs", "default_graphs", "seed", "archs", "space_graphs")
+_SAVED_BEFORE = {"space_graphs": {}}  # what a checkpoint saved before a setting existed ran with
 
 
 class _TaskState:
@@ -94,6 +100,8 @@ class _TaskState:
         self.data = TaskData(self.spec, seed=cfg.seed, batch_size=cfg.batch_size)
         kw = dict(max_mflops=cfg.max_mflops, max_nodes=cfg.max_nodes, seed=cfg.seed, workers=workers, progress=True)
         self.pool = task_pool(task, cfg.n_graphs(task), ("train",), folder / "pools" / f"{task}.jsonl", **kw)
+        if cfg.space_graphs.get(task):
+            self.pool += space_pool(task, int(cfg.space_graphs[task]), folder / "pools" / f"{task}.space.jsonl", **kw)
         self.val = task_pool(task, cfg.val_graphs, ("validation",), folder / "pools" / f"{task}.val.jsonl", **kw)
         if len(self.pool) < cfg.meta_batch:
             raise ValueError(f"task {task!r}: only {len(self.pool)} training graphs qualify; need >= {cfg.meta_batch}")
@@ -133,27 +141,34 @@ def _step(model: GHNModel, st: _TaskState, idx: list[int], step: int, cfg: Train
     out, _, penalty = model(batch, ids, st.features[None].repeat(len(idx), 1).to(device))
     x, y = st.data.train_batch(step, device=device)
     head_norm = getattr(model, "module", model).config.head_norm
-    found: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
+    # (task loss, predicted tensors, leave-one-out error of a closed-form output layer or None) per working net
+    found: list[tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]] = []
     for i, params in zip(idx, out):
+        err = None
         mod = st.modules[i]
         mod.train()
-        head = st.heads[i] if head_norm else None
+        head = st.heads[i] if (head_norm or cfg.readout_loss) else None
         # a head_norm GHN predicts the logits layer for its input standardized over the batch
-        grab = _Inputs(params[head], detach=False, standardize=True) if head in params else contextlib.nullcontext()
+        grab = (_Inputs(params[head], detach=False, standardize=head_norm) if head in params
+                else contextlib.nullcontext())
         try:
             with grab:
                 loss = st.spec.loss(logits_of(torch.func.functional_call(mod, params, (x,))), y)
+            if cfg.readout_loss and head in params and len(grab.feats) == 1:
+                err = loo_ridge_error(grab.feats[0], y, st.spec.num_outputs)
         except Exception as e:  # noqa: BLE001 - one graph failing must not stop the run
             log.warning("task %s graph %s fails with predicted parameters (%s); dropped", st.spec.name,
                         st.pool[i][0], str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
             st.broken.add(i)
             continue
-        if torch.isfinite(loss):
-            found.append((loss, params))
+        if torch.isfinite(loss) and (err is None or torch.isfinite(err)):
+            found.append((loss, params, err))
     if not found:
         return None
     surrogate, clipped = cfg.norm_penalty * penalty, 0
-    for loss, params in found:
+    for loss, params, err in found:
+        if err is not None:
+            loss = loss + cfg.readout_loss * err
         names = [k for k, t in params.items() if t.requires_grad]
         grads = torch.autograd.grad(loss / len(found), [params[k] for k in names], allow_unused=True)
         for k, gr in zip(names, grads):
@@ -165,8 +180,12 @@ def _step(model: GHNModel, st: _TaskState, idx: list[int], step: int, cfg: Train
                 gr, clipped = gr * (cfg.param_clip / norm), clipped + 1
             surrogate = surrogate + (params[k] * gr).sum()
     accelerator.backward(surrogate)
-    task_loss = torch.stack([loss.detach() for loss, _ in found])
-    return {"loss": task_loss.mean().item(), "penalty": penalty.item(), "clipped": clipped}
+    task_loss = torch.stack([loss.detach() for loss, _, _ in found])
+    figures = {"loss": task_loss.mean().item(), "penalty": penalty.item(), "clipped": clipped}
+    errors = [err.detach() for _, _, err in found if err is not None]
+    if errors:  # the leave-one-out error of a closed-form output layer, trained with weight readout_loss
+        figures["ridge"] = torch.stack(errors).mean().item()
+    return figures
 
 
 @torch.no_grad()
@@ -254,7 +273,7 @@ def train(cfg: TrainConfig, out: str | Path, model_config: GHNConfig | None = No
     if resume and (ckpt_dir / "trainer.json").exists():
         prev = load_checkpoint(ckpt_dir)
         old = prev.meta.get("train_config", {})
-        diff = [k for k in _MUST_MATCH if old.get(k) != asdict(cfg).get(k)]
+        diff = [k for k in _MUST_MATCH if old.get(k, _SAVED_BEFORE.get(k)) != _as_json(asdict(cfg)).get(k)]
         if diff:
             raise ValueError(f"{ckpt_dir} was trained with other {', '.join(diff)}; resume with the same settings "
                              f"or pass another --out")
@@ -338,6 +357,9 @@ def train(cfg: TrainConfig, out: str | Path, model_config: GHNConfig | None = No
                         ls = [w["loss"] for w in window if w["task"] == t]
                         if ls:
                             rec[f"loss/{t}"] = sum(ls) / len(ls)
+                        rs = [w["ridge"] for w in window if w["task"] == t and "ridge" in w]
+                        if rs:
+                            rec[f"ridge/{t}"] = sum(rs) / len(rs)
                     logf.write(json.dumps(rec) + "\n")
                     logf.flush()
                     window = []

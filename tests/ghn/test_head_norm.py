@@ -77,25 +77,34 @@ def test_fold_equals_the_head_on_standardized_inputs(graphs):
                                       + "bias"])
 
 
-def test_step_of_a_head_norm_ghn_trains_the_head_on_standardized_inputs(graphs):
-    """The loss a ``head_norm`` GHN's training step reports is the cross-entropy of the predicted head applied to its
-    input standardized over the batch (batch statistics, as batch norm in training)."""
+class _Backward:
+    """What ``_step`` calls on its accelerator: a plain backward pass."""
+
+    @staticmethod
+    def backward(t):
+        t.backward()
+
+
+def _digits_state(graphs):
+    """A training step's view of ``graphs`` on digits (what ``mad.ghn.train._TaskState`` holds)."""
     from types import SimpleNamespace
 
     from mad.ghn.model import task_features
-    from mad.ghn.train import TrainConfig, _step
 
     spec = TaskSpec.of("digits")
     mods = [g.to_module() for g in graphs]
-    st = SimpleNamespace(spec=spec, data=TaskData(spec, batch_size=64), enc=[encode(g) for g in graphs],
-                         modules=mods, pool=[(str(i), g) for i, g in enumerate(graphs)],
-                         features=task_features(spec.input_shape, spec.num_outputs, False), broken=set(),
-                         heads=[readout_weight_name(g, m, 10) for g, m in zip(graphs, mods)])
+    return SimpleNamespace(spec=spec, data=TaskData(spec, batch_size=64), enc=[encode(g) for g in graphs],
+                           modules=mods, pool=[(str(i), g) for i, g in enumerate(graphs)],
+                           features=task_features(spec.input_shape, spec.num_outputs, False), broken=set(),
+                           heads=[readout_weight_name(g, m, 10) for g, m in zip(graphs, mods)])
 
-    class _Backward:
-        @staticmethod
-        def backward(t):
-            t.backward()
+
+def test_step_of_a_head_norm_ghn_trains_the_head_on_standardized_inputs(graphs):
+    """The loss a ``head_norm`` GHN's training step reports is the cross-entropy of the predicted head applied to its
+    input standardized over the batch (batch statistics, as batch norm in training)."""
+    from mad.ghn.train import TrainConfig, _step
+
+    st = _digits_state(graphs)
 
     torch.manual_seed(0)
     model = GHNModel(GHNConfig(**TINY, head_norm=True))
@@ -167,7 +176,7 @@ def test_resume_keeps_the_model_settings_and_refuses_others(tmp_path):
     assert load(tmp_path / "r", device="cpu").config.head_norm is True
 
 
-def test_cli_trains_a_head_norm_ghn_by_default(tmp_path):
+def test_cli_trains_a_head_norm_ghn_by_default_and_passes_the_recipe_options(tmp_path):
     from typer.testing import CliRunner
 
     from mad.cli import app
@@ -187,3 +196,70 @@ def test_cli_trains_a_head_norm_ghn_by_default(tmp_path):
     r = run("plain", 2, "--no-head-norm")
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["head_norm"] is False
+    assert json.loads(r.stdout)["train_config"]["readout_loss"] == 0.0
+    r = run("ridge", 2, "--readout-loss", "0.5", "--space-graphs", "1")
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["train_config"]["readout_loss"] == 0.5 and rec["train_config"]["space_graphs"] == {"digits": 1}
+    assert rec["data"]["digits"]["graphs"] == 5 and rec["data"]["digits"]["space"] == 1
+    r = run("bad", 2, "--readout-loss", "-1")
+    assert r.exit_code == 2 and not (tmp_path / "bad").exists()
+
+
+def test_loo_ridge_error_matches_refitting_without_each_example():
+    """The closed form equals ridge regression on the centered data refitted n times, each time without one example
+    and scored on it; it is differentiable, near zero on separable features and near chance on noise."""
+    from mad.ghn.readout import loo_ridge_error
+
+    torch.manual_seed(0)
+    n, d, k, strength = 24, 7, 4, 0.5
+    X = torch.randn(n, d, dtype=torch.float64)
+    y = torch.randint(0, k, (n,))
+    Xc = X - X.mean(0)
+    Yc = F.one_hot(y, k).double() - F.one_hot(y, k).double().mean(0)
+    lam = strength * Xc.pow(2).sum(1).mean()
+    errs = []
+    for i in range(n):
+        keep = torch.arange(n) != i
+        W = torch.linalg.solve(Xc[keep].T @ Xc[keep] + lam * torch.eye(d, dtype=X.dtype), Xc[keep].T @ Yc[keep])
+        errs.append((Yc[i] - Xc[i] @ W).pow(2).sum())
+    brute = torch.stack(errs).mean()
+    got = loo_ridge_error(X, y, k, strength)
+    assert got.item() == pytest.approx(brute.item(), rel=1e-4)
+
+    Xg = X.float().requires_grad_()
+    loo_ridge_error(Xg, y, k).backward()
+    assert Xg.grad is not None and torch.isfinite(Xg.grad).all() and Xg.grad.abs().sum() > 0
+    separable = F.one_hot(y, k).float() * 5 + 0.01 * torch.randn(n, k)
+    assert loo_ridge_error(separable, y, k).item() < 0.05
+    assert loo_ridge_error(torch.randn(200, 16), torch.randint(0, k, (200,)), k).item() > 0.6  # chance: 1 - 1/k
+
+
+def test_step_with_readout_loss_trains_on_the_closed_form_error_and_reports_it(graphs):
+    """With ``readout_loss`` the step reports the nets' leave-one-out ridge error on the head's input beside the
+    unchanged task loss, and the GHN's gradient changes; without it there is no such figure."""
+    from mad.ghn.readout import loo_ridge_error
+    from mad.ghn.train import TrainConfig, _step
+
+    st = _digits_state(graphs)
+
+    idx = list(range(len(graphs)))
+    runs = {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = GHNModel(GHNConfig(**TINY, head_norm=True))
+        figures = _step(model, st, idx, 0, TrainConfig(tasks=["digits"], readout_loss=weight), None, _Backward())
+        runs[weight] = (figures, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    plain, with_loss = runs[0.0][0], runs[1.0][0]
+    assert "ridge" not in plain and plain["loss"] == pytest.approx(with_loss["loss"], rel=1e-6)
+    assert not torch.allclose(runs[0.0][1], runs[1.0][1])
+    with torch.no_grad():
+        out, _, _ = model(collate(st.enc), model.task_ids(["digits"] * len(idx)), st.features[None].repeat(3, 1))
+    x, y = st.data.train_batch(0)
+    errs = []
+    for i, p in zip(idx, out):
+        grab = _Inputs(p[st.heads[i]], standardize=True)
+        with torch.no_grad(), grab:
+            torch.func.functional_call(st.modules[i].train(), p, (x,))
+        errs.append(loo_ridge_error(grab.feats[0], y, 10))
+    assert with_loss["ridge"] == pytest.approx(torch.stack(errs).mean().item(), rel=1e-4)

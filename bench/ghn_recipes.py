@@ -1,0 +1,158 @@
+"""Which GHN training recipe gives predicted hidden layers that work as features? Named recipes side by side.
+
+    python bench/ghn_recipes.py                                   # every recipe: mnist5k, 300 graphs, 1500 steps
+    python bench/ghn_recipes.py --recipes shipped,readout_loss    # two of them
+
+Each recipe is a set of model options (:class:`mad.ghn.model.GHNConfig`) and training options
+(:class:`mad.ghn.train.TrainConfig`) over the shipped recipe (``shipped``: ``head_norm``, the settings of
+``mad ghn train``): a closed-form readout's leave-one-out error in the loss (``readout_loss``), a larger full-rank
+noise part (``noise``), a higher learning rate, a looser per-tensor gradient clip, a 64 x 64 x 9 tiled block,
+2,000 fresh random-space graphs beside the dataset's 300 (``space_2000``), and twice the steps with and without
+them. The runs share the graphs (drawn once and copied), data and seed and train ``--jobs`` at a time, one process
+and one thread each (about 13 minutes a pair of 1,500 steps on 2 cores; the 64-wide block takes twice that).
+Reported per run: the median training loss (and, where trained, the leave-one-out error of a closed-form output
+layer) over fifths of the run, the validation figures during the run, and at the end the metric of each GHN's
+predicted parameters on the held-out graphs of ``bench/ghn_eval.py`` (direct, and with the output layer refitted in
+closed form), the shipped checkpoint scored alongside. Results go to
+``bench/results/ghn_recipes.json``; run folders (``--runs``) are kept, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ghn_head_norm import _loss_windows, held_out  # noqa: E402
+
+# name -> (GHNConfig options, TrainConfig options), over head_norm and mad ghn train's defaults
+RECIPES: dict[str, tuple[dict, dict]] = {
+    "shipped": ({}, {}),
+    "readout_loss": ({}, {"readout_loss": 1.0}),
+    "readout_loss_noise": ({"noise_gain": 1.0}, {"readout_loss": 1.0}),
+    "noise": ({"noise_gain": 1.0}, {}),
+    "lr_1e-3": ({}, {"lr": 1e-3}),
+    "param_clip_10": ({}, {"param_clip": 10.0}),
+    "block_64": ({"block": (64, 64, 9)}, {}),
+    "block_64_readout_loss": ({"block": (64, 64, 9)}, {"readout_loss": 1.0}),
+    "space_2000": ({}, {"space_graphs": {"mnist5k": 2000}}),
+    "space_2000_lr_1e-3": ({}, {"space_graphs": {"mnist5k": 2000}, "lr": 1e-3}),
+    # twice the steps (the cosine schedule stretched to them), with and without the random-space graphs
+    "shipped_3000": ({}, {"steps": 3000}),
+    "space_2000_3000": ({}, {"space_graphs": {"mnist5k": 2000}, "steps": 3000}),
+}
+
+
+def _config(args, train_options: dict):
+    from mad.ghn.train import TrainConfig
+
+    steps = int(train_options.get("steps", args.steps))
+    cfg = TrainConfig(tasks=args.tasks, val_graphs=args.val_graphs, eval_every=max(1, steps // 4), quality_tasks=[],
+                      quality_graphs={}, seed=args.seed, **{"steps": steps, **train_options})
+    if args.graphs is not None:
+        cfg.graphs, cfg.default_graphs = {}, args.graphs
+    return cfg
+
+
+def _run(job: tuple[str, str, argparse.Namespace]) -> dict:
+    import torch
+
+    from mad.ghn.model import GHNConfig
+    from mad.ghn.train import train
+
+    name, folder, args = job
+    model_options, train_options = RECIPES[name]
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    rec = train(_config(args, train_options), folder,
+                model_config=GHNConfig(tasks=args.tasks, head_norm=True, **model_options), progress=False,
+                device="cpu")
+    return {"name": name, "record": rec, "seconds": time.perf_counter() - t0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", default="mnist5k")
+    ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma-separated, of {', '.join(RECIPES)} (default: "
+                    "all)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs trained at once (one thread each)")
+    ap.add_argument("--graphs", type=int, default=300, help="training graphs per task")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--val-graphs", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", type=Path, default=ROOT / "out" / "ghn_recipes")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ghn_recipes.json")
+    args = ap.parse_args()
+    args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    names = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    unknown = [r for r in names if r not in RECIPES]
+    if unknown:
+        ap.error(f"unknown recipes {unknown}; known: {', '.join(RECIPES)}")
+    t0 = time.perf_counter()
+    from mad.ghn.pool import space_pool, task_pool
+
+    pools = args.runs / "pools"
+    cfg = _config(args, {})
+    kw = dict(max_mflops=cfg.max_mflops, max_nodes=cfg.max_nodes, seed=args.seed, workers=2, progress=True)
+    for task in args.tasks:
+        task_pool(task, cfg.n_graphs(task), ("train",), pools / f"{task}.jsonl", **kw)
+        task_pool(task, args.val_graphs, ("validation",), pools / f"{task}.val.jsonl", **kw)
+        space = max(RECIPES[n][1].get("space_graphs", {}).get(task, 0) for n in names)
+        if space:  # fresh random-space graphs, drawn once for every recipe that adds them
+            space_pool(task, space, pools / f"{task}.space.jsonl", **kw)
+    jobs = []
+    for name in names:
+        folder = args.runs / name
+        if not (folder / "pools").exists():
+            shutil.copytree(pools, folder / "pools")
+        jobs.append((name, str(folder), args))
+    with mp.get_context("spawn").Pool(max(1, min(args.jobs, len(jobs)))) as pool:
+        done = pool.map(_run, jobs)
+    report = {"tasks": args.tasks, "graphs": args.graphs, "steps": args.steps, "val_graphs": args.val_graphs,
+              "seed": args.seed, "runs": {}}
+    for r in done:
+        rec, folder = r["record"], args.runs / r["name"]
+        model_options, train_options = RECIPES[r["name"]]
+        report["runs"][r["name"]] = {
+            "model_options": model_options, "train_options": train_options, "steps": rec["steps"],
+            "train_seconds": rec["train_seconds"], "data": rec["data"],
+            "loss_by_fifth": {t: _loss_windows(folder, t, rec["steps"]) for t in args.tasks},
+            "ridge_by_fifth": {t: _loss_windows(folder, t, rec["steps"], key="ridge") for t in args.tasks},
+            "evals": rec["evals"]}
+    from mad.ghn import DEFAULT_DIR
+
+    shipped = hashlib.sha1((Path(DEFAULT_DIR) / "model.safetensors").read_bytes()).hexdigest()[:16]
+    report["held_out"] = {}
+    for name, folder in {"checkpoint": "default", **{n: str(args.runs / n) for n in names}}.items():
+        # each GHN's held-out figures are kept beside its run (the checkpoint's in the runs folder), keyed by the
+        # steps it trained (the checkpoint's weights), so a rerun that adds recipes scores only the new ones
+        cache = (args.runs / "checkpoint_held_out.json") if name == "checkpoint" else Path(folder) / "held_out.json"
+        steps = shipped if name == "checkpoint" else report["runs"][name]["steps"]
+        got = json.loads(cache.read_text()) if cache.exists() else {}
+        if got.get("steps") != steps or got.get("tasks") != args.tasks:
+            got = {"steps": steps, "tasks": args.tasks, "rows": held_out({name: folder}, args.tasks)}
+            cache.write_text(json.dumps(got, indent=1) + "\n")
+        for task, row in got["rows"].items():
+            report["held_out"].setdefault(task, {}).update(row)
+    report["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    report["machine"] = {"python": platform.python_version(), "cpus": mp.cpu_count()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({n: {"loss": r["loss_by_fifth"], "ridge": r["ridge_by_fifth"]} for n, r in report["runs"].items()},
+                     indent=1))
+    print(json.dumps(report["held_out"], indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
