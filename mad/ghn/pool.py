@@ -1,4 +1,5 @@
-"""Architectures put on a task for GHN training and evaluation: dataset graphs retargeted with ``tasks.fit``.
+"""Architectures put on a task for GHN training and evaluation: dataset graphs retargeted with ``tasks.fit``
+(:func:`task_pool`) and, for training, fresh graphs drawn from the random architecture space (:func:`space_pool`).
 
 A graph qualifies for a task when it retargets, runs, costs at most ``max_mflops`` per example, has at most
 ``max_nodes`` nodes, and (language modelling) its logits at a position do not depend on later tokens (a
