@@ -36,28 +36,58 @@ sys.path.insert(0, str(ROOT))
 VARIANTS = {"shipped": {}, "head_norm": {"head_norm": True}}
 
 
-def _config(args):
+def _config(args, train_options: dict | None = None):
+    """The training settings of a run: ``mad ghn train``'s, at the bench's tasks, steps (unless ``train_options``
+    names its own), validation graphs and seed, with ``train_options`` over them."""
     from mad.ghn.train import TrainConfig
 
-    cfg = TrainConfig(tasks=args.tasks, steps=args.steps, val_graphs=args.val_graphs,
-                      eval_every=max(1, args.steps // 4), quality_tasks=[], quality_graphs={}, seed=args.seed)
+    options = dict(train_options or {})
+    steps = int(options.pop("steps", args.steps))
+    cfg = TrainConfig(tasks=args.tasks, steps=steps, val_graphs=args.val_graphs, eval_every=max(1, steps // 4),
+                      quality_tasks=[], quality_graphs={}, seed=args.seed, **options)
     if args.graphs is not None:
         cfg.graphs, cfg.default_graphs = {}, args.graphs
     return cfg
 
 
-def _run(job: tuple[str, dict, str, argparse.Namespace]) -> dict:
+def _run(job: tuple[str, dict, dict, str, argparse.Namespace]) -> dict:
     import torch
 
     from mad.ghn.model import GHNConfig
     from mad.ghn.train import train
 
-    name, options, folder, args = job
+    name, model_options, train_options, folder, args = job
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    rec = train(_config(args), folder, model_config=GHNConfig(tasks=args.tasks, **options), progress=False,
-                device="cpu")
+    rec = train(_config(args, train_options), folder, model_config=GHNConfig(tasks=args.tasks, **model_options),
+                progress=False, device="cpu")
     return {"name": name, "record": rec, "seconds": time.perf_counter() - t0}
+
+
+def train_side_by_side(args: argparse.Namespace, runs: dict[str, tuple[dict, dict]], jobs: int) -> list[dict]:
+    """Train ``runs`` (name -> (GHNConfig options, TrainConfig options)) into ``args.runs / name``, ``jobs`` at a
+    time, one process and one thread each. The graphs (each task's training and validation graphs, and the fresh
+    random-space graphs any run adds) are drawn once and copied into every run's folder, so the runs train and
+    validate on exactly the same graphs; a run already in its folder resumes."""
+    from mad.ghn.pool import space_pool, task_pool
+
+    pools = args.runs / "pools"
+    cfg = _config(args)
+    kw = dict(max_mflops=cfg.max_mflops, max_nodes=cfg.max_nodes, seed=args.seed, workers=2, progress=True)
+    for task in args.tasks:
+        task_pool(task, cfg.n_graphs(task), ("train",), pools / f"{task}.jsonl", **kw)
+        task_pool(task, args.val_graphs, ("validation",), pools / f"{task}.val.jsonl", **kw)
+        space = max((t.get("space_graphs", {}).get(task, 0) for _, t in runs.values()), default=0)
+        if space:
+            space_pool(task, space, pools / f"{task}.space.jsonl", **kw)
+    work = []
+    for name, (model_options, train_options) in runs.items():
+        folder = args.runs / name
+        if not (folder / "pools").exists():
+            shutil.copytree(pools, folder / "pools")
+        work.append((name, model_options, train_options, str(folder), args))
+    with mp.get_context("spawn").Pool(max(1, min(jobs, len(work)))) as pool:
+        return pool.map(_run, work)
 
 
 def _loss_windows(folder: Path, task: str, steps: int, windows: int = 5, key: str = "loss") -> list[float | None]:
@@ -122,23 +152,7 @@ def main() -> None:
     args = ap.parse_args()
     args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     t0 = time.perf_counter()
-    from mad.ghn.pool import task_pool
-
-    # the graphs are drawn once and copied, so both runs train and validate on exactly the same graphs
-    pools = args.runs / "pools"
-    cfg = _config(args)
-    kw = dict(max_mflops=cfg.max_mflops, max_nodes=cfg.max_nodes, seed=args.seed, workers=2, progress=True)
-    for task in args.tasks:
-        task_pool(task, cfg.n_graphs(task), ("train",), pools / f"{task}.jsonl", **kw)
-        task_pool(task, args.val_graphs, ("validation",), pools / f"{task}.val.jsonl", **kw)
-    jobs = []
-    for name, options in VARIANTS.items():
-        folder = args.runs / name
-        if not (folder / "pools").exists():
-            shutil.copytree(pools, folder / "pools")
-        jobs.append((name, options, str(folder), args))
-    with mp.get_context("spawn").Pool(len(jobs)) as pool:
-        done = pool.map(_run, jobs)
+    done = train_side_by_side(args, {name: (options, {}) for name, options in VARIANTS.items()}, len(VARIANTS))
     report = {"tasks": args.tasks, "graphs": args.graphs or "default", "steps": args.steps,
               "val_graphs": args.val_graphs, "seed": args.seed, "runs": {}}
     for r in done:

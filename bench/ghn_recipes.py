@@ -24,7 +24,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ghn_head_norm import _loss_windows, held_out  # noqa: E402
+from ghn_head_norm import _loss_windows, held_out, train_side_by_side  # noqa: E402
 
 # name -> (GHNConfig options, TrainConfig options), over head_norm and mad ghn train's defaults
 RECIPES: dict[str, tuple[dict, dict]] = {
@@ -51,33 +50,6 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "shipped_3000": ({}, {"steps": 3000}),
     "space_2000_3000": ({}, {"space_graphs": {"mnist5k": 2000}, "steps": 3000}),
 }
-
-
-def _config(args, train_options: dict):
-    from mad.ghn.train import TrainConfig
-
-    steps = int(train_options.get("steps", args.steps))
-    cfg = TrainConfig(tasks=args.tasks, val_graphs=args.val_graphs, eval_every=max(1, steps // 4), quality_tasks=[],
-                      quality_graphs={}, seed=args.seed, **{"steps": steps, **train_options})
-    if args.graphs is not None:
-        cfg.graphs, cfg.default_graphs = {}, args.graphs
-    return cfg
-
-
-def _run(job: tuple[str, str, argparse.Namespace]) -> dict:
-    import torch
-
-    from mad.ghn.model import GHNConfig
-    from mad.ghn.train import train
-
-    name, folder, args = job
-    model_options, train_options = RECIPES[name]
-    torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    rec = train(_config(args, train_options), folder,
-                model_config=GHNConfig(tasks=args.tasks, head_norm=True, **model_options), progress=False,
-                device="cpu")
-    return {"name": name, "record": rec, "seconds": time.perf_counter() - t0}
 
 
 def main() -> None:
@@ -99,25 +71,8 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown recipes {unknown}; known: {', '.join(RECIPES)}")
     t0 = time.perf_counter()
-    from mad.ghn.pool import space_pool, task_pool
-
-    pools = args.runs / "pools"
-    cfg = _config(args, {})
-    kw = dict(max_mflops=cfg.max_mflops, max_nodes=cfg.max_nodes, seed=args.seed, workers=2, progress=True)
-    for task in args.tasks:
-        task_pool(task, cfg.n_graphs(task), ("train",), pools / f"{task}.jsonl", **kw)
-        task_pool(task, args.val_graphs, ("validation",), pools / f"{task}.val.jsonl", **kw)
-        space = max(RECIPES[n][1].get("space_graphs", {}).get(task, 0) for n in names)
-        if space:  # fresh random-space graphs, drawn once for every recipe that adds them
-            space_pool(task, space, pools / f"{task}.space.jsonl", **kw)
-    jobs = []
-    for name in names:
-        folder = args.runs / name
-        if not (folder / "pools").exists():
-            shutil.copytree(pools, folder / "pools")
-        jobs.append((name, str(folder), args))
-    with mp.get_context("spawn").Pool(max(1, min(args.jobs, len(jobs)))) as pool:
-        done = pool.map(_run, jobs)
+    runs = {n: ({"head_norm": True, **RECIPES[n][0]}, RECIPES[n][1]) for n in names}
+    done = train_side_by_side(args, runs, args.jobs)
     report = {"tasks": args.tasks, "graphs": args.graphs, "steps": args.steps, "val_graphs": args.val_graphs,
               "seed": args.seed, "runs": {}}
     for r in done:

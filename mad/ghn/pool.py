@@ -190,15 +190,16 @@ def space_pool(task: str, n: int, cache: str | Path | None = None, max_mflops: f
     ``cache`` (JSONL) makes the build resumable and the pool reproducible, as in :func:`task_pool`."""
     done, fh = _open_cache(cache)
     out = [(i, ArchGraph.from_json(t)) for i, t in done.items() if t][:n]
-    if len(out) >= n:
-        return _collect(out, n, iter(()), _space_job, fh, workers, None)
-    held = frozenset(ArchGraph.from_json(t).wl_hash() for _, t in ordered_rows(
-        ("validation", "test"), MODALITIES.get(task, ("image", "vision")), seed))
     first, size = SPACE_SEED + 1_000_000 * seed + len(done), 8 * max(1, workers)
     limit = 50 * n + 1000  # tries before giving up on a task the space hardly fits
-    chunks = ([(first + j, task, max_mflops, max_nodes, held) for j in range(k, k + size)]
-              for k in range(0, limit, size))
-    return _collect(out, n, chunks, _space_job, fh, workers, f"space pool {task}" if progress else None)
+
+    def chunks() -> Iterator[list[tuple]]:  # the held-out hashes are read only when a graph is to be drawn
+        held = frozenset(ArchGraph.from_json(t).wl_hash() for _, t in ordered_rows(
+            ("validation", "test"), MODALITIES.get(task, ("image", "vision")), seed))
+        for k in range(0, limit, size):
+            yield [(first + j, task, max_mflops, max_nodes, held) for j in range(k, k + size)]
+
+    return _collect(out, n, chunks(), _space_job, fh, workers, f"space pool {task}" if progress else None)
 
 
 def describe(pool: list[tuple[str, ArchGraph]]) -> dict[str, Any]:
