@@ -7,13 +7,16 @@ Each recipe is a set of model options (:class:`mad.ghn.model.GHNConfig`) and tra
 (:class:`mad.ghn.train.TrainConfig`) over the shipped recipe (``shipped``: ``head_norm``, the settings of
 ``mad ghn train``): a closed-form readout's leave-one-out error in the loss (``readout_loss``), a larger full-rank
 noise part (``noise``), a higher learning rate, a looser per-tensor gradient clip, a 64 x 64 x 9 tiled block,
-2,000 fresh random-space graphs beside the dataset's 300 (``space_2000``), and twice the steps with and without
-them. The runs share the graphs (drawn once and copied), data and seed and train ``--jobs`` at a time, one process
-and one thread each (about 13 minutes a pair of 1,500 steps on 2 cores; the 64-wide block takes twice that).
+2,000 fresh random-space graphs beside the dataset's 300 (``space_2000``), and twice the steps and 10,000 steps
+(about five times the mnist5k steps of the shipped GHN) with and without them. The runs share the graphs (drawn
+once and copied), data and seed and train ``--jobs`` at a time, one process and one thread each (about 13 minutes
+a pair of 1,500 steps on 2 cores; the 64-wide block takes twice that, a pair of 10,000-step runs about 80 minutes).
 Reported per run: the median training loss (and, where trained, the leave-one-out error of a closed-form output
 layer) over fifths of the run, the validation figures during the run, and at the end the metric of each GHN's
 predicted parameters on the held-out graphs of ``bench/ghn_eval.py`` (direct, and with the output layer refitted in
-closed form), the shipped checkpoint scored alongside. Results go to
+closed form), the shipped checkpoint scored alongside, and the same direct figure on 40 of the run's own training
+graphs (and 40 of its random-space ones): the gap between the two says how much of the shortfall is fitting the
+training graphs and how much is generalising to unseen ones. Results go to
 ``bench/results/ghn_recipes.json``; run folders (``--runs``) are kept, so a rerun resumes.
 """
 
@@ -49,7 +52,44 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     # twice the steps (the cosine schedule stretched to them), with and without the random-space graphs
     "shipped_3000": ({}, {"steps": 3000}),
     "space_2000_3000": ({}, {"space_graphs": {"mnist5k": 2000}, "steps": 3000}),
+    # 10,000 steps (about five times the shipped GHN's mnist5k steps): how far do more steps carry, with and without?
+    "shipped_10000": ({}, {"steps": 10000}),
+    "space_2000_10000": ({}, {"space_graphs": {"mnist5k": 2000}, "steps": 10000}),
 }
+
+
+FIT_GRAPHS = 40  # training graphs of each pool (dataset, random-space) scored by training_fit
+
+
+def _cached(path: Path, steps: int | str, tasks: list[str], compute) -> dict:
+    """The rows kept in ``path`` for a GHN at ``steps`` (its steps, or its weights' hash) scored on ``tasks``, or
+    ``compute()``'s, then kept there."""
+    got = json.loads(path.read_text()) if path.exists() else {}
+    if got.get("steps") != steps or got.get("tasks") != tasks:
+        got = {"steps": steps, "tasks": tasks, "rows": compute()}
+        path.write_text(json.dumps(got, indent=1) + "\n")
+    return got["rows"]
+
+
+def training_fit(folder: Path, task: str, graphs: int, space: int, n: int = FIT_GRAPHS) -> dict[str, float]:
+    """Mean metric of the GHN in ``folder`` on ``n`` of its own training graphs, scored as the held-out ones are:
+    the first ``n`` of the dataset graphs it trained on and, if it trained on random-space graphs too, the first
+    ``n`` of those. Against the held-out figure it splits the shortfall into fitting and generalising."""
+    import statistics
+
+    import torch
+
+    from mad.ghn import load
+    from mad.ghn.pool import space_pool, task_pool
+    from mad.train.objective import TaskSpec
+
+    torch.set_num_threads(2)
+    ghn = load(str(folder), device="cpu")
+    key = "bpc" if TaskSpec.of(task).is_lm else "accuracy"
+    pools = {"dataset": task_pool(task, graphs, ("train",), folder / "pools" / f"{task}.jsonl")[:n]}
+    if space:
+        pools["space"] = space_pool(task, space, folder / "pools" / f"{task}.space.jsonl")[:n]
+    return {name: round(statistics.fmean(ghn.score(g, task)[key] for _, g in pool), 4) for name, pool in pools.items()}
 
 
 def main() -> None:
@@ -93,12 +133,17 @@ def main() -> None:
         # steps it trained (the checkpoint's weights), so a rerun that adds recipes scores only the new ones
         cache = (args.runs / "checkpoint_held_out.json") if name == "checkpoint" else Path(folder) / "held_out.json"
         steps = shipped if name == "checkpoint" else report["runs"][name]["steps"]
-        got = json.loads(cache.read_text()) if cache.exists() else {}
-        if got.get("steps") != steps or got.get("tasks") != args.tasks:
-            got = {"steps": steps, "tasks": args.tasks, "rows": held_out({name: folder}, args.tasks)}
-            cache.write_text(json.dumps(got, indent=1) + "\n")
-        for task, row in got["rows"].items():
+        rows = _cached(cache, steps, args.tasks, lambda: held_out({name: folder}, args.tasks))
+        for task, row in rows.items():
             report["held_out"].setdefault(task, {}).update(row)
+    report["training_fit"], report["training_fit_graphs"] = {}, FIT_GRAPHS
+    for name in names:  # the same figure on graphs each GHN trained on (kept beside its run, as above)
+        folder, run = args.runs / name, report["runs"][name]
+        space = run["train_options"].get("space_graphs", {})
+        rows = _cached(folder / "training_fit.json", run["steps"], args.tasks, lambda: {
+            t: training_fit(folder, t, args.graphs, int(space.get(t, 0))) for t in args.tasks})
+        for task, row in rows.items():
+            report["training_fit"].setdefault(task, {})[name] = row
     report["wall_seconds"] = round(time.perf_counter() - t0, 1)
     report["machine"] = {"python": platform.python_version(), "cpus": mp.cpu_count()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +151,7 @@ def main() -> None:
     print(json.dumps({n: {"loss": r["loss_by_fifth"], "ridge": r["ridge_by_fifth"]} for n, r in report["runs"].items()},
                      indent=1))
     print(json.dumps(report["held_out"], indent=1))
+    print(json.dumps(report["training_fit"], indent=1))
     print(f"wrote {args.out}")
 
 

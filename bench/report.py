@@ -499,6 +499,11 @@ def _ghn_recipes(d: dict[str, Any]) -> list[tuple[str, str, str]]:
             loss = "" if run is None else f"; training loss, last fifth {_num(run['loss_by_fifth'][task][-1])}"
             rows.append((f"{task} ({h.get('graphs')} held-out graphs): {what}, accuracy direct / with the output layer "
                          f"refitted{loss}", f"{_pct(h[name])} / {_pct(h.get(f'{name}_readout'))}", ""))
+            fit = d.get("training_fit", {}).get(task, {}).get(name)
+            if fit:  # the same figure on graphs it trained on: what it fits, against what it generalises to
+                rows.append((f"{task}: recipe {name}, accuracy on {d.get('training_fit_graphs', 40)} of its own "
+                             "training graphs "
+                             f"({' / '.join(fit)})", " / ".join(_pct(v) for v in fit.values()), ""))
     return rows
 
 
@@ -515,6 +520,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "agent_eval_digits": _agent,
     "signal_prompt": _signal_prompt,
     "ghn_eval": _ghn_eval,
+    "ghn_eval_space_2000_10000": _ghn_eval,
     "ghn_calibrate": _ghn_calibrate,
     "ghn_calibrate_chars": _ghn_calibrate,
     "ghn_calibrate_mnist1d": _ghn_calibrate,
@@ -534,7 +540,11 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "features_roundtrip": _features,
 }
 # results files written by a script of another name
-SCRIPTS = {"ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
+SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes/space_2000_10000 --seq 0 --skip-coverage "
+                                        "--workers 1 --out bench/results/ghn_eval_space_2000_10000.json (the mnist5k "
+                                        "GHN of bench/ghn_recipes.py's space_2000_10000 recipe; timed beside two other "
+                                        "jobs, so its speed rows are not a speed measurement)",
+           "ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
            "ghn_calibrate_digits": "bench/ghn_calibrate.py --task digits",
            "agent_eval_digits": "bench/agent_eval.py --tasks digits --seeds 12 --evals 8 --steps 40 --max-params 20000 "
