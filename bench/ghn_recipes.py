@@ -52,7 +52,7 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     # twice the steps (the cosine schedule stretched to them), with and without the random-space graphs
     "shipped_3000": ({}, {"steps": 3000}),
     "space_2000_3000": ({}, {"space_graphs": {"mnist5k": 2000}, "steps": 3000}),
-    # 10,000 steps (about five times the shipped GHN's mnist5k steps): how far do more steps carry, with and without?
+    # 10,000 steps (about five times the shipped GHN's mnist5k steps), with and without the random-space graphs
     "shipped_10000": ({}, {"steps": 10000}),
     "space_2000_10000": ({}, {"space_graphs": {"mnist5k": 2000}, "steps": 10000}),
 }

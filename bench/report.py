@@ -501,9 +501,9 @@ def _ghn_recipes(d: dict[str, Any]) -> list[tuple[str, str, str]]:
                          f"refitted{loss}", f"{_pct(h[name])} / {_pct(h.get(f'{name}_readout'))}", ""))
             fit = d.get("training_fit", {}).get(task, {}).get(name)
             if fit:  # the same figure on graphs it trained on: what it fits, against what it generalises to
-                rows.append((f"{task}: recipe {name}, accuracy on {d.get('training_fit_graphs', 40)} of its own "
-                             "training graphs "
-                             f"({' / '.join(fit)})", " / ".join(_pct(v) for v in fit.values()), ""))
+                n = d.get("training_fit_graphs", 40)
+                rows.append((f"{task}: recipe {name}, accuracy on {n} of its own training graphs ({' / '.join(fit)})",
+                             " / ".join(_pct(v) for v in fit.values()), ""))
     return rows
 
 
