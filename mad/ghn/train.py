@@ -7,7 +7,8 @@ takes one AdamW step on the mean task loss plus a penalty on the predicted weigh
 fan-in scale), every predicted tensor's share of the loss gradient clipped to ``param_clip`` first. Two options,
 off by default and measured by ``bench/ghn_recipes.py``: ``readout_loss`` adds, per classification net, the
 leave-one-out error of a closed-form output layer on its head input; ``space_graphs`` adds fresh random-space
-graphs to each task's training graphs. Everything a step draws is a function of the seed and the step number, so a resumed run continues exactly.
+graphs to each task's training graphs. Everything a step draws is a function of the seed and the step number,
+so a resumed run continues exactly.
 
 The run folder holds ``pools/`` (the retargeted graphs, found once), ``checkpoint/`` (written every
 ``save_every`` steps, on Ctrl-C and at the end), ``log.jsonl`` (one line per logged step and evaluation) and,
