@@ -48,6 +48,10 @@ is fitted, and its held-out tau reported (not used to choose).
 Labels: :func:`mad.ghn.quality.collect_labels` (100 AdamW steps, lr 1e-3, cosine, batch 64, seed 0), one
 JSONL file per pool shard under ``--cache``, so an interrupted run continues where it stopped (with any
 ``--jobs``: the graphs still unlabelled are split into that many shards, labelled in parallel processes).
+The labels do not depend on the GHN. ``--export`` writes the cache's pools and labels (brief and long) to
+``bench/data/ghn_labels/TASK.jsonl.xz`` (or ``--labels``), and a run with an empty ``--cache`` starts from that
+file (:func:`seed_cache`; ``--no-labels`` starts from scratch), so refitting a retrained GHN takes minutes:
+``python bench/ghn_calibrate.py --ghn runs/ghn --cache /tmp/cal --write``.
 Report (``bench/results/ghn_calibrate.json``): labels per pool, 5-fold cross-validated Kendall tau on the
 labels (3 repeats), leave-one-family-out tau, and the Kendall tau of the shipped and of the refitted estimate
 against the held-out graphs' 100- and 1000-step accuracy. ``--write`` stores the refit's coefficients, with
@@ -243,6 +247,85 @@ def search_space_pools(cache: Path, texts: dict[str, str], task: str,
     return pools
 
 
+LABELS_DIR = ROOT / "bench" / "data" / "ghn_labels"
+LABELS_FORMAT = "mad.ghn_labels"
+
+
+def export_labels(cache: Path, task: str, path: Path) -> dict[str, int]:
+    """Write ``cache``'s pools and every label of them (the brief ones, and each ``--long-steps`` run's) to ``path``,
+    one xz-compressed JSON line per graph after a header line, in pool order; returns the counts written. The
+    labels do not depend on any GHN, so a retrained GHN is refitted from this file in minutes instead of the hours
+    of training the labels took (:func:`seed_cache`)."""
+    import lzma
+
+    pools = json.loads((cache / "pools.json").read_text())
+    runs = {p.name[len("long"):].split("-", 1)[0] for p in cache.glob("long*-*.jsonl")}
+    longs = {s: _label_lines(cache, f"long{s}-*.jsonl") for s in sorted((s for s in runs if s.isdigit()), key=int)}
+    counts = {"graphs": 0, "labelled": 0, **{f"long{s}": 0 for s in longs}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with lzma.open(tmp, "wt", preset=9) as fh:
+        fh.write(json.dumps({"format": LABELS_FORMAT, "version": 1, "task": task, "pools": list(pools),
+                             "long_steps": [int(s) for s in longs]}) + "\n")
+        for name, rows in pools.items():
+            done = _labelled(cache, name)
+            for i, text in rows:
+                row: dict[str, Any] = {"pool": name, "id": i, "graph": text}
+                if i in done:
+                    row["label"] = _without_keys(done[i])
+                    counts["labelled"] += 1
+                for steps, lines in longs.items():
+                    if f"{name}:{i}" in lines:
+                        row[f"long{steps}"] = _without_keys(lines[f"{name}:{i}"])
+                        counts[f"long{steps}"] += 1
+                fh.write(json.dumps(row) + "\n")
+                counts["graphs"] += 1
+    tmp.replace(path)  # a crash mid-write leaves the previous file
+    return counts
+
+
+def _without_keys(line: dict[str, Any]) -> dict[str, Any]:
+    """A label line without what the file holds elsewhere (the graph's id, the task): metric, steps, seconds or
+    the error that stopped its training."""
+    return {k: v for k, v in line.items() if k not in ("id", "task")}
+
+
+def seed_cache(path: Path, cache: Path, task: str) -> dict[str, int]:
+    """Fill an empty ``cache`` from a file :func:`export_labels` wrote for ``task``: its pools become the cache's
+    ``pools.json`` and its labels shard files (``labels-POOL-shipped.jsonl``, ``longSTEPS-shipped.jsonl``), so a
+    run labels only what the file lacks. Refuses a cache that already has pools, and a file of another task."""
+    import lzma
+
+    if (cache / "pools.json").exists():
+        raise SystemExit(f"{cache} already has pools.json: pass an empty --cache to read {path}")
+    with lzma.open(path, "rt") as fh:
+        head = json.loads(fh.readline())
+        if head.get("format") != LABELS_FORMAT or head.get("task") != task:
+            raise SystemExit(f"{path} holds {head.get('format')!r} labels for {head.get('task')!r}, not "
+                             f"{LABELS_FORMAT!r} for {task!r}: pass another --labels")
+        rows = [json.loads(line) for line in fh if line.strip()]
+    pools: dict[str, list[tuple[str, str]]] = {name: [] for name in head["pools"]}
+    brief: dict[str, list[str]] = {name: [] for name in head["pools"]}
+    long: dict[int, list[str]] = {s: [] for s in head["long_steps"]}
+    for r in rows:
+        pools[r["pool"]].append((r["id"], r["graph"]))
+        if "label" in r:
+            brief[r["pool"]].append(json.dumps({"id": r["id"], "task": task, **r["label"]}))
+        for s in long:
+            if f"long{s}" in r:
+                long[s].append(json.dumps({"id": f"{r['pool']}:{r['id']}", "task": task, **r[f"long{s}"]}))
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, lines in brief.items():
+        if lines:
+            (cache / f"labels-{name}-shipped.jsonl").write_text("\n".join(lines) + "\n")
+    for s, lines in long.items():
+        if lines:
+            (cache / f"long{s}-shipped.jsonl").write_text("\n".join(lines) + "\n")
+    (cache / "pools.json").write_text(json.dumps(pools))  # last: a cache with pools is a seeded one
+    return {"graphs": len(rows), "labelled": sum(map(len, brief.values())),
+            **{f"long{s}": len(lines) for s, lines in long.items()}}
+
+
 def _label_shard(job: tuple[str, list[tuple[str, str]], str, int]) -> int:
     """Train each ``(id, graph JSON)`` of a shard ``steps`` steps on ``task``, appending label lines to ``out``."""
     import torch
@@ -434,6 +517,12 @@ def main() -> None:
                     "this many steps (1000: the held-out graphs' figure); 0: none")
     ap.add_argument("--long-graphs", type=int, default=300, help="graphs trained --long-steps steps (a seeded "
                     "uniform sample of the labelled ones; resumable)")
+    ap.add_argument("--labels", type=Path, help="pools and labels an earlier run exported (default: "
+                    "bench/data/ghn_labels/TASK.jsonl.xz): an empty --cache is filled from it, so only what it lacks "
+                    "is labelled")
+    ap.add_argument("--no-labels", action="store_true", help="build the pools and labels from scratch, not from "
+                    "--labels")
+    ap.add_argument("--export", action="store_true", help="write the cache's pools and labels to --labels at the end")
     ap.add_argument("--out", type=Path, help="report (default: bench/results/ghn_calibrate.json for mnist5k, "
                     "ghn_calibrate_TASK.json for another task)")
     args = ap.parse_args()
@@ -449,6 +538,11 @@ def main() -> None:
     from mad.graph import ArchGraph
 
     torch.set_num_threads(1)
+    args.labels = args.labels or LABELS_DIR / f"{task}.jsonl.xz"
+    seeded = None
+    if not args.no_labels and args.labels.exists() and not (args.cache / "pools.json").exists():
+        seeded = seed_cache(args.labels, args.cache, task)
+        print(f"filled {args.cache} from {args.labels}: {seeded}")
     args.cache.mkdir(parents=True, exist_ok=True)
     ids, texts, recs = _held_out(task)
     pools = build_pools(args.cache, texts, task)
@@ -513,6 +607,7 @@ def main() -> None:
         long = label_long(task, pools, labels, args.cache, args.long_steps, args.long_graphs, args.jobs)
         fitted["long"], long_report = long_stage(T if estimator == "trees" else X, T, y, keys, long, task,
                                                  estimator, use, args.long_steps)
+    exported = export_labels(args.cache, task, args.labels) if args.export else None
     ghn.record.setdefault("quality", {}).setdefault("tasks", {})[task] = fitted
     after = held_taus()
     report: dict[str, Any] = {
@@ -520,6 +615,7 @@ def main() -> None:
         "held_out": {"graphs": len(held), "kendall_tau_before": before, "kendall_tau_after": after},
         "refit": {k: v for k, v in fitted.items() if k not in FITTED and k != "long"},
         "long_horizon": long_report,
+        "labels_file": {"path": _shown(args.labels), "seeded_from": seeded, "exported": exported},
         "previous_graphs": old and old.get("graphs"), "written": bool(args.write),
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "machine": {"python": platform.python_version(), "cpus": mp.cpu_count(), "torch": torch.__version__}}
@@ -530,6 +626,14 @@ def main() -> None:
     print(json.dumps({k: report[k] for k in ("pools", "labels", "cross_validated_kendall_tau", "held_out")},
                      indent=1))
     print(f"wrote {args.out}")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository where it lies inside it (as reports name files)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _write(ghn_path: str, task: str, fitted: dict[str, Any], report: dict[str, Any]) -> None:

@@ -263,3 +263,45 @@ def test_long_labels_resume_with_another_job_count(tmp_path):
     got = label_long("mnist5k", pools, labels, tmp_path, 1000, 4, jobs=2)
     assert got == {key: 0.5 + k for k, (key, _) in enumerate(order[:4])}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long1000-0.jsonl"]
+
+
+def test_exported_labels_fill_an_empty_cache_that_then_trains_nothing(tmp_path):
+    """``bench/ghn_calibrate.py --export`` writes pools and labels (brief, long and failed ones) that fill an empty
+    cache exactly; labelling that cache trains nothing (the graph texts here cannot even be read), and a file
+    of another task or a cache that already has pools is refused."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from ghn_calibrate import _labelled, export_labels, label, label_long, seed_cache
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    pools = {"a": [(f"g{i}", f"text {i}") for i in range(3)], "b": [("h0", "text h")]}
+    (src / "pools.json").write_text(json.dumps(pools))
+    lines = {"a": [{"id": "g0", "task": "digits", "steps": 100, "metric": 0.5, "seconds": 1.0},
+                   {"id": "g1", "task": "digits", "steps": 100, "metric": 0.125, "seconds": 1.5},
+                   {"id": "g2", "task": "digits", "steps": 100, "error": "RuntimeError: boom", "seconds": 0.1}],
+             "b": [{"id": "h0", "task": "digits", "steps": 100, "metric": 0.25, "seconds": 2.0}]}
+    for name, rows in lines.items():  # shard files as two jobs left them
+        for j, r in enumerate(rows):
+            (src / f"labels-{name}-{j}.jsonl").write_text(json.dumps(r) + "\n")
+    (src / "long1000-0.jsonl").write_text(json.dumps({"id": "a:g0", "task": "digits", "steps": 1000,
+                                                      "metric": 0.75, "seconds": 9.0}) + "\n")
+    path = tmp_path / "digits.jsonl.xz"
+    counts = export_labels(src, "digits", path)
+    assert counts == {"graphs": 4, "labelled": 4, "long1000": 1}
+    assert seed_cache(path, dst, "digits") == counts
+    assert json.loads((dst / "pools.json").read_text()) == json.loads((src / "pools.json").read_text())
+    for name in pools:
+        assert _labelled(dst, name) == _labelled(src, name)
+    got = label("digits", pools, dst, jobs=1)
+    assert got == {"a": {"g0": 0.5, "g1": 0.125}, "b": {"h0": 0.25}}  # the failed g2 is not trained again
+    assert sorted(p.name for p in dst.iterdir()) == ["labels-a-shipped.jsonl", "labels-b-shipped.jsonl",
+                                                     "long1000-shipped.jsonl", "pools.json"]
+    assert label_long("digits", pools, {"a": {"g0": 0.5}, "b": {}}, dst, 1000, 1, jobs=1) == {"a:g0": 0.75}
+    with pytest.raises(SystemExit, match="already has pools.json"):
+        seed_cache(path, dst, "digits")
+    with pytest.raises(SystemExit, match="not 'mad.ghn_labels' for 'chars'"):
+        seed_cache(path, tmp_path / "other", "chars")
