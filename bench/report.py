@@ -521,6 +521,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "signal_prompt": _signal_prompt,
     "ghn_eval": _ghn_eval,
     "ghn_eval_space_2000_10000": _ghn_eval,
+    "ghn_eval_four_task_20000": _ghn_eval,
     "ghn_calibrate": _ghn_calibrate,
     "ghn_calibrate_chars": _ghn_calibrate,
     "ghn_calibrate_mnist1d": _ghn_calibrate,
@@ -544,6 +545,12 @@ SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes
                                         "--workers 1 --out bench/results/ghn_eval_space_2000_10000.json (the mnist5k "
                                         "GHN of bench/ghn_recipes.py's space_2000_10000 recipe; timed beside two other "
                                         "jobs, so its speed rows are not a speed measurement)",
+           "ghn_eval_four_task_20000": "bench/ghn_eval.py --ghn RUN/checkpoint --skip-coverage --workers 1 --out "
+                                       "bench/results/ghn_eval_four_task_20000.json, RUN from `mad ghn train --tasks "
+                                       "mnist5k,digits,mnist1d,chars --space-graphs 3000 --steps 20000` (a four-task "
+                                       "GHN with 3,000 random-space graphs per task, not shipped: its quality "
+                                       "estimates are not refitted yet, so it has none; timed beside two other jobs, "
+                                       "so its speed rows are not a speed measurement)",
            "ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
            "ghn_calibrate_digits": "bench/ghn_calibrate.py --task digits",
