@@ -546,8 +546,8 @@ SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes
                                         "GHN of bench/ghn_recipes.py's space_2000_10000 recipe; timed beside two other "
                                         "jobs, so its speed rows are not a speed measurement)",
            "ghn_eval_four_task_20000": "bench/ghn_eval.py --ghn RUN/checkpoint --skip-coverage --workers 1 --out "
-                                       "bench/results/ghn_eval_four_task_20000.json, RUN from `mad ghn train --tasks "
-                                       "mnist5k,digits,mnist1d,chars --space-graphs 3000 --steps 20000` (a four-task "
+                                       "bench/results/ghn_eval_four_task_20000.json, RUN from mad ghn train --tasks "
+                                       "mnist5k,digits,mnist1d,chars --space-graphs 3000 --steps 20000 (a four-task "
                                        "GHN with 3,000 random-space graphs per task, not shipped: its quality "
                                        "estimates are not refitted yet, so it has none; timed beside two other jobs, "
                                        "so its speed rows are not a speed measurement)",
