@@ -541,10 +541,11 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "features_roundtrip": _features,
 }
 # results files written by a script of another name
-SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes/space_2000_10000 --seq 0 --skip-coverage "
-                                        "--workers 1 --out bench/results/ghn_eval_space_2000_10000.json (the mnist5k "
-                                        "GHN of bench/ghn_recipes.py's space_2000_10000 recipe; timed beside two other "
-                                        "jobs, so its speed rows are not a speed measurement)",
+SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes/space_2000_10000 --seq 0 "
+                                        "--skip-coverage --workers 1 --out "
+                                        "bench/results/ghn_eval_space_2000_10000.json (the mnist5k GHN of "
+                                        "bench/ghn_recipes.py's space_2000_10000 recipe; timed beside two other jobs, "
+                                        "so its speed rows are not a speed measurement)",
            "ghn_eval_four_task_20000": "bench/ghn_eval.py --ghn RUN/checkpoint --skip-coverage --workers 1 --out "
                                        "bench/results/ghn_eval_four_task_20000.json, RUN from mad ghn train --tasks "
                                        "mnist5k,digits,mnist1d,chars --space-graphs 3000 --steps 20000 (a four-task "
