@@ -256,6 +256,10 @@ def _ghn_calibrate(d: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(("the same, extra-trees on structure, costs and the predicted parameters' metric (fitted: "
                      f"{cv.get('chosen')})",
                      f"{_num(cv['trees'].get('kfold5'))} / {_num(cv['trees'].get('leave_family_out'))}", ""))
+    if any("predicted_metric_mean" in v for v in pools.values()):  # what 100 steps reach, and what prediction does
+        rows.append(("mean metric after 100 AdamW steps / of the GHN's predicted parameters, by pool",
+                     ", ".join(f"{k} {_num(v.get('mean_metric'))} / {_num(v.get('predicted_metric_mean'))}"
+                               for k, v in pools.items()), ""))
     if held.get("graphs"):  # only tasks with held-out graphs (bench/train_baselines.py's selection)
         rows.append((f"Kendall tau on the {held.get('graphs')} held-out graphs vs 1000 / 100 steps, previous fit -> "
                      "this one", f"{_num(before.get('vs_1000_steps'))} / {_num(before.get('vs_100_steps'))} -> "
@@ -526,6 +530,11 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "ghn_calibrate_chars": _ghn_calibrate,
     "ghn_calibrate_mnist1d": _ghn_calibrate,
     "ghn_calibrate_digits": _ghn_calibrate,
+    "ghn_calibrate_mnist1d_new_pools": _ghn_calibrate,
+    "ghn_calibrate_four_task_20000_mnist5k": _ghn_calibrate,
+    "ghn_calibrate_four_task_20000_digits": _ghn_calibrate,
+    "ghn_calibrate_four_task_20000_mnist1d": _ghn_calibrate,
+    "ghn_calibrate_four_task_20000_chars": _ghn_calibrate,
     "ghn_decoders": _ghn_decoders,
     "ghn_features": _ghn_features,
     "ghn_recipes": _ghn_recipes,
@@ -555,6 +564,21 @@ SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes
            "ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
            "ghn_calibrate_digits": "bench/ghn_calibrate.py --task digits",
+           "ghn_calibrate_mnist1d_new_pools": "bench/ghn_calibrate.py --task mnist1d --out "
+                                              "bench/results/ghn_calibrate_mnist1d_new_pools.json (the shipped GHN "
+                                              "on mnist1d's pools as drawn now that image networks take 1-D signals, "
+                                              "600 graphs; not written: the shipped estimator stays the fit on the "
+                                              "550 of ghn_calibrate_mnist1d)",
+           "ghn_calibrate_four_task_20000_mnist5k": "bench/ghn_calibrate.py --ghn RUN --long-steps 1000 "
+                                                    "--long-graphs 140 --write --export, RUN the four-task GHN of "
+                                                    "ghn_eval_four_task_20000 (not shipped)",
+           "ghn_calibrate_four_task_20000_digits": "bench/ghn_calibrate.py --task digits --ghn RUN --write --export "
+                                                   "(the four-task GHN, not shipped)",
+           "ghn_calibrate_four_task_20000_mnist1d": "bench/ghn_calibrate.py --task mnist1d --ghn RUN --write "
+                                                    "--export (the four-task GHN, not shipped)",
+           "ghn_calibrate_four_task_20000_chars": "bench/ghn_calibrate.py --task chars --ghn RUN (the four-task GHN, "
+                                                  "not shipped; without --long-steps 1000, whose labels are not "
+                                                  "all trained yet)",
            "agent_eval_digits": "bench/agent_eval.py --tasks digits --seeds 12 --evals 8 --steps 40 --max-params 20000 "
                                 "--no-tabular --out bench/results/agent_eval_digits.json (the settings of "
                                 "examples/search.py)",
