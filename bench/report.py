@@ -511,30 +511,15 @@ def _ghn_recipes(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+# by results file stem; a stem without its own entry takes the entry of its longest prefix that has one, cut at
+# an underscore (ghn_calibrate_chars -> ghn_calibrate), else _generic
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
     "tokenizer_eval": _tokenizer,
     "generator_eval": _generator,
     "agent_eval": _agent,
-    "agent_eval_pool4": _agent,
-    "agent_eval_one_stage": _agent,
-    "agent_eval_mnist1d_12": _agent,
-    "agent_eval_mnist1d_12_before": _agent,
-    "agent_eval_mnist1d_12_zoo_pool": _agent,
-    "agent_eval_mnist1d_seeds100": _agent,
-    "agent_eval_digits": _agent,
     "signal_prompt": _signal_prompt,
     "ghn_eval": _ghn_eval,
-    "ghn_eval_space_2000_10000": _ghn_eval,
-    "ghn_eval_four_task_20000": _ghn_eval,
     "ghn_calibrate": _ghn_calibrate,
-    "ghn_calibrate_chars": _ghn_calibrate,
-    "ghn_calibrate_mnist1d": _ghn_calibrate,
-    "ghn_calibrate_digits": _ghn_calibrate,
-    "ghn_calibrate_mnist1d_new_pools": _ghn_calibrate,
-    "ghn_calibrate_four_task_20000_mnist5k": _ghn_calibrate,
-    "ghn_calibrate_four_task_20000_digits": _ghn_calibrate,
-    "ghn_calibrate_four_task_20000_mnist1d": _ghn_calibrate,
-    "ghn_calibrate_four_task_20000_chars": _ghn_calibrate,
     "ghn_decoders": _ghn_decoders,
     "ghn_features": _ghn_features,
     "ghn_recipes": _ghn_recipes,
@@ -545,7 +530,6 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "train_baselines": _train_baselines,
     "code2graph_zoo": _zoo,
     "code2graph_meta7b": _meta7b,
-    "code2graph_zoo_onnx_sample": _zoo,
     "dataset_build": _dataset,
     "features_roundtrip": _features,
 }
@@ -558,9 +542,9 @@ SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes
            "ghn_eval_four_task_20000": "bench/ghn_eval.py --ghn RUN/checkpoint --skip-coverage --workers 1 --out "
                                        "bench/results/ghn_eval_four_task_20000.json, RUN from mad ghn train --tasks "
                                        "mnist5k,digits,mnist1d,chars --space-graphs 3000 --steps 20000 (a four-task "
-                                       "GHN with 3,000 random-space graphs per task, not shipped: its quality "
-                                       "estimates are not refitted yet, so it has none; timed beside two other jobs, "
-                                       "so its speed rows are not a speed measurement)",
+                                       "GHN with 3,000 random-space graphs per task, not shipped; evaluated before "
+                                       "its quality estimates were refitted, so it has none here; timed beside two "
+                                       "other jobs, so its speed rows are not a speed measurement)",
            "ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
            "ghn_calibrate_digits": "bench/ghn_calibrate.py --task digits",
@@ -613,11 +597,20 @@ def _generic(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(k, _num(v), "") for k, v in s.items() if isinstance(v, (int, float, str))][:12]
 
 
+def _formatter(stem: str) -> Callable[[dict[str, Any]], list[tuple[str, str, str]]]:
+    """The FORMATTERS entry of ``stem`` or of its longest underscore-cut prefix that has one, else _generic."""
+    parts = stem.split("_")
+    for n in range(len(parts), 0, -1):
+        if "_".join(parts[:n]) in FORMATTERS:
+            return FORMATTERS["_".join(parts[:n])]
+    return _generic
+
+
 def table() -> str:
     lines = []
     for f in sorted(RESULTS.glob("*.json")):
         d = json.loads(f.read_text())
-        rows = FORMATTERS.get(f.stem, _generic)(d)
+        rows = _formatter(f.stem)(d)
         if not rows:
             continue
         script = SCRIPTS.get(f.stem, f"bench/{f.stem}.py")
