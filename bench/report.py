@@ -539,12 +539,12 @@ SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes
                                         "bench/results/ghn_eval_space_2000_10000.json (the mnist5k GHN of "
                                         "bench/ghn_recipes.py's space_2000_10000 recipe; timed beside two other jobs, "
                                         "so its speed rows are not a speed measurement)",
-           "ghn_eval_four_task_20000": "bench/ghn_eval.py --ghn RUN/checkpoint --skip-coverage --workers 1 --out "
-                                       "bench/results/ghn_eval_four_task_20000.json, RUN from mad ghn train --tasks "
-                                       "mnist5k,digits,mnist1d,chars --space-graphs 3000 --steps 20000 (a four-task "
-                                       "GHN with 3,000 random-space graphs per task, not shipped; evaluated before "
-                                       "its quality estimates were refitted, so it has none here; timed beside two "
-                                       "other jobs, so its speed rows are not a speed measurement)",
+           "ghn_eval_four_task_20000": "bench/ghn_eval.py --ghn RUN --skip-coverage --workers 1 --out "
+                                       "bench/results/ghn_eval_four_task_20000.json, then --quality-only, --speed-only "
+                                       "and --coverage-only once its estimates were refitted (speed on an idle "
+                                       "machine); RUN from mad ghn train --tasks mnist5k,digits,mnist1d,chars "
+                                       "--space-graphs 3000 --steps 20000 (a four-task GHN with 3,000 random-space "
+                                       "graphs per task, not shipped)",
            "ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
            "ghn_calibrate_digits": "bench/ghn_calibrate.py --task digits",
@@ -573,6 +573,10 @@ SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes
            "agent_eval_mnist1d_12": "bench/agent_eval.py --tasks mnist1d --strategies loop,random,evolution "
                                     "--seeds 12 --no-tabular --runs out/agent_m1_12 "
                                     "--out bench/results/agent_eval_mnist1d_12.json",
+           "agent_eval_four_task_ghn": "bench/agent_eval.py --tasks TASK --strategies loop,evolution --seeds 6 "
+                                       "--no-tabular, TASK each of mnist5k, mnist1d and chars (the loop with the "
+                                       "four-task GHN, not shipped; the seeds and settings of agent_eval, whose "
+                                       "random, evolution and GHN-free figures do not depend on the GHN)",
            "agent_eval_mnist1d_12_before": "the same with the GHN checkpoint of commit e1534b3 (before head_norm; "
                                            "the mnist1d quality estimate without the predicted parameters' "
                                            "metric)",
