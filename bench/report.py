@@ -561,7 +561,7 @@ SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes
            "ghn_calibrate_four_task_20000_mnist1d": "bench/ghn_calibrate.py --task mnist1d --ghn RUN --write "
                                                     "--export (the four-task GHN, not shipped)",
            "ghn_calibrate_four_task_20000_chars": "bench/ghn_calibrate.py --task chars --ghn RUN --long-steps 1000 "
-                                                  "--long-graphs 150 --write --export (the four-task GHN)",
+                                                  "--long-graphs 150 --write --export (the four-task GHN, not shipped)",
            "agent_eval_digits": "bench/agent_eval.py --tasks digits --seeds 12 --evals 8 --steps 40 --max-params 20000 "
                                 "--no-tabular --out bench/results/agent_eval_digits.json (the settings of "
                                 "examples/search.py)",
