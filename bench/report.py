@@ -555,7 +555,8 @@ SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes
                                               "550 of ghn_calibrate_mnist1d)",
            "ghn_calibrate_four_task_20000_mnist5k": "bench/ghn_calibrate.py --ghn RUN --long-steps 1000 --long-graphs "
                                                     "140 --write --export, RUN the four-task GHN of "
-                                                    "ghn_eval_four_task_20000 (beside a chars labelling job)",
+                                                    "ghn_eval_four_task_20000 (not shipped; beside a chars "
+                                                    "labelling job)",
            "ghn_calibrate_four_task_20000_digits": "bench/ghn_calibrate.py --task digits --ghn RUN --write --export "
                                                    "(the four-task GHN, not shipped)",
            "ghn_calibrate_four_task_20000_mnist1d": "bench/ghn_calibrate.py --task mnist1d --ghn RUN --write "
