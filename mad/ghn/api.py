@@ -207,7 +207,7 @@ class GHN:
             part = encoded[i:i + chunk]
             batch = collate(part).to(self.device)
             ids = self.model.task_ids([spec.name] * len(part)).to(self.device)
-            out, pooled, _ = self.model(batch, ids, tf[None].repeat(len(part), 1).to(self.device))
+            out, pooled, _ = self.model(batch, ids, tf[None].repeat(len(part), 1).to(self.device), penalty=False)
             params.extend(out)
             pooled_all.extend(pooled.cpu())
         return params, pooled_all

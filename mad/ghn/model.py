@@ -112,6 +112,16 @@ def _pe(n: int, p: int) -> torch.Tensor:
     return enc * math.sqrt(2.0)
 
 
+def _repeat_to(x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+    """``x`` repeated periodically along ``dim`` to length ``n``: index ``i`` holds ``x``'s index ``i mod size``."""
+    m = x.shape[dim]
+    if n > m:
+        reps = [1] * x.dim()
+        reps[dim] = -(-n // m)
+        x = x.repeat(reps)
+    return x.narrow(dim, 0, n)
+
+
 def slot_noise(slot: ParamSlot) -> torch.Tensor:
     """The fixed full-rank part of a slot: standard normal, seeded by the parameter's name and shape."""
     seed = zlib.crc32(f"{slot.fqn}|{slot.shape}".encode())
@@ -138,7 +148,8 @@ class _Layer(nn.Module):
 
 class GHNModel(nn.Module):
     """Graph hypernetwork. ``forward(batch, task_ids, task_feats)`` returns, per graph, a dict
-    ``state-dict name -> predicted tensor``, the pooled graph embeddings ``(G, d)`` and the weight-norm penalty."""
+    ``state-dict name -> predicted tensor``, the pooled graph embeddings ``(G, d)`` and the weight-norm penalty
+    (zero with ``penalty=False``, which skips computing it)."""
 
     def __init__(self, config: GHNConfig | None = None):
         super().__init__()
@@ -202,7 +213,7 @@ class GHNModel(nn.Module):
         return h.sum(1) / batch.mask.sum(1, keepdim=True).clamp(min=1)
 
     # ------------------------------------------------------------------ decoder
-    def forward(self, batch: Batch, task_ids: torch.Tensor, task_feats: torch.Tensor):
+    def forward(self, batch: Batch, task_ids: torch.Tensor, task_feats: torch.Tensor, penalty: bool = True):
         c = self.config
         h = self.embed(batch, task_ids, task_feats)
         pooled = self.pool(h, batch)
@@ -212,9 +223,9 @@ class GHNModel(nn.Module):
                 rows.append((g, s.node, s.role_id, s.kind))
                 index.append((g, k))
         out: list[dict[str, torch.Tensor]] = [{} for _ in batch.graphs]
-        penalty = h.new_zeros(())
+        norm = h.new_zeros(())  # the weight-norm penalty
         if not rows:
-            return out, pooled, penalty
+            return out, pooled, norm
         r = torch.tensor(rows, device=h.device)
         u = h[r[:, 0], r[:, 1]] + self.role_emb(r[:, 2]) + self.kind_emb(r[:, 3])
         u = self.slot_mlp(u)
@@ -233,18 +244,21 @@ class GHNModel(nn.Module):
                 s_ref = 1.0 if KINDS[kind] == "embedding" else 1.0 / math.sqrt(max(1, math.prod(shape[1:])))
                 g1 = F.softplus(gk[:, 0] + _inv_softplus(c.cp_gain)).view(view)
                 g2 = F.softplus(gk[:, 1] + _inv_softplus(c.noise_gain)).view(view)
-                noise = torch.stack([self._noise(batch.graphs[index[j][0]], index[j][1]) for j in js]).to(W)
+                noises = [self._noise(batch.graphs[index[j][0]], index[j][1]) for j in js]
+                noise = (noises[0][None] if len(js) == 1 else torch.stack(noises)).to(W)
                 T = (g1 * W + g2 * noise) * s_ref
-                penalty = penalty + ((T / s_ref) ** 2).mean(dim=tuple(range(1, T.dim()))).sum()
+                if penalty:
+                    norm = norm + ((T / s_ref) ** 2).mean(dim=tuple(range(1, T.dim()))).sum()
             else:
                 base = 1.0 if KINDS[kind] == "scale" else 0.0
                 T = base + gk[:, 2].view(view) * W
-                penalty = penalty + (gk[:, 2] ** 2).sum()
+                if penalty:
+                    norm = norm + (gk[:, 2] ** 2).sum()
             total += len(js)
             for t, j in zip(T.unbind(0), js):
                 g, k = index[j]
                 out[g][batch.graphs[g].slots[k].fqn] = t
-        return out, pooled, penalty / max(total, 1)
+        return out, pooled, norm / max(total, 1)
 
     def _tensor(self, shape: tuple[int, ...], u: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -259,16 +273,13 @@ class GHNModel(nn.Module):
         return (W / rms).reshape((W.shape[0],) + tuple(shape))
 
     def _tiled(self, dims: tuple[int, ...], u: torch.Tensor) -> torch.Tensor:
-        """``W[a, b, s] = T[a mod Bo, b mod Bi, s mod Bk]`` (``s`` the flattened trailing dims)."""
+        """``W[a, b, s] = T[a mod Bo, b mod Bi, s mod Bk]`` (``s`` the flattened trailing dims), built by repeating
+        the block along each dim (the trailing one first, so a block wider than the tensor is cut before it grows)."""
         bo, bi, bk = self.config.block
-        dev = u.device
         if len(dims) == 1:
-            v = self.tile_vec(u)
-            return v[:, torch.arange(dims[0], device=dev) % v.shape[1]]
-        T = self.tile(u).view(-1, bo, bi, bk)
-        rest = math.prod(dims[2:])
-        W = T[:, torch.arange(dims[0], device=dev) % bo][:, :, torch.arange(dims[1], device=dev) % bi]
-        return W[..., torch.arange(rest, device=dev) % bk]
+            return _repeat_to(self.tile_vec(u), 1, dims[0])
+        W = _repeat_to(self.tile(u).view(-1, bo, bi, bk), 3, math.prod(dims[2:]))
+        return _repeat_to(_repeat_to(W, 2, dims[1]), 1, dims[0])
 
     def _cp(self, dims: tuple[int, ...], u: torch.Tensor) -> torch.Tensor:
         c = self.config

@@ -84,6 +84,31 @@ def test_predictions_fit_the_module_and_are_scaled(decoder, graphs):
         assert module(x).shape == (3, 10)
 
 
+def test_tiled_decoder_repeats_the_block_periodically_and_the_penalty_flag_changes_nothing_else(graphs):
+    torch.manual_seed(0)
+    model = GHNModel(GHNConfig(**TINY, decoder="tiled")).eval()
+    bo, bi, bk = model.config.block
+    u = torch.randn(2, model.config.d)
+    T = model.tile(u).view(-1, bo, bi, bk)
+    for dims in [(2 * bo + 3, bi - 1), (bo, 3 * bi + 1, 2, 3), (5, 7, 2 * bk + 1), (bo + 1, bi)]:
+        rest = math.prod(dims[2:])
+        a, b, s = torch.meshgrid(torch.arange(dims[0]), torch.arange(dims[1]), torch.arange(rest), indexing="ij")
+        expected = T[:, a % bo, b % bi, s % bk]
+        torch.testing.assert_close(model._tiled(dims, u), expected, rtol=0, atol=0)
+    v = model.tile_vec(u)
+    n = 3 * v.shape[1] + 2
+    torch.testing.assert_close(model._tiled((n,), u), v[:, torch.arange(n) % v.shape[1]], rtol=0, atol=0)
+    spec = tasks.info("digits")
+    tf = task_features(spec.input_shape, spec.num_classes, False)
+    batch, ids = collate([encode(g) for g in graphs]), model.task_ids(["digits"] * len(graphs))
+    with torch.no_grad():
+        with_norm, _, norm = model(batch, ids, tf[None].repeat(len(graphs), 1))
+        without, _, zero = model(batch, ids, tf[None].repeat(len(graphs), 1), penalty=False)
+    assert norm.item() > 0 and zero.item() == 0
+    for a, b in zip(with_norm, without):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _permuted(g: ArchGraph, seed: int) -> ArchGraph:
     d = g.to_dict()
     random.Random(seed).shuffle(d["nodes"])
