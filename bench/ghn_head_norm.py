@@ -45,8 +45,8 @@ def _config(args, train_options: dict | None = None):
     steps = int(options.pop("steps", args.steps))
     cfg = TrainConfig(tasks=args.tasks, steps=steps, val_graphs=args.val_graphs, eval_every=max(1, steps // 4),
                       quality_tasks=[], quality_graphs={}, seed=args.seed, **options)
-    if args.graphs is not None:
-        cfg.graphs, cfg.default_graphs = {}, args.graphs
+    if args.graphs is not None:  # the bench's count, unless a run names its own per task
+        cfg.graphs, cfg.default_graphs = dict(options.get("graphs", {})), args.graphs
     return cfg
 
 
@@ -75,7 +75,8 @@ def train_side_by_side(args: argparse.Namespace, runs: dict[str, tuple[dict, dic
     cfg = _config(args)
     kw = dict(max_mflops=cfg.max_mflops, max_nodes=cfg.max_nodes, seed=args.seed, workers=2, progress=True)
     for task in args.tasks:
-        task_pool(task, cfg.n_graphs(task), ("train",), pools / f"{task}.jsonl", **kw)
+        n = max([cfg.n_graphs(task)] + [int(t["graphs"][task]) for _, t in runs.values() if task in t.get("graphs", {})])
+        task_pool(task, n, ("train",), pools / f"{task}.jsonl", **kw)
         task_pool(task, args.val_graphs, ("validation",), pools / f"{task}.val.jsonl", **kw)
         space = max((t.get("space_graphs", {}).get(task, 0) for _, t in runs.values()), default=0)
         if space:

@@ -8,9 +8,11 @@ Each recipe is a set of model options (:class:`mad.ghn.model.GHNConfig`) and tra
 ``mad ghn train``): a closed-form readout's leave-one-out error in the loss (``readout_loss``), a larger full-rank
 noise part (``noise``), a higher learning rate, a looser per-tensor gradient clip, a 64 x 64 x 9 tiled block,
 2,000 fresh random-space graphs beside the dataset's 300 (``space_2000``), and twice the steps and 10,000 steps
-(about five times the mnist5k steps of the shipped GHN) with and without them. The runs share the graphs (drawn
-once and copied), data and seed and train ``--jobs`` at a time, one process and one thread each (about 13 minutes
-a pair of 1,500 steps on 2 cores; the 64-wide block takes twice that, a pair of 10,000-step runs about 80 minutes).
+(about five times the mnist5k steps of the shipped GHN) with and without them, and those 10,000 steps on every
+dataset training graph that qualifies (``dataset_all``: 692, 2.3 times the 300), alone and beside the random-space
+graphs. The runs share the graphs (drawn once and copied), data and seed and train ``--jobs`` at a time, one process
+and one thread each (about 13 minutes a pair of 1,500 steps on 2 cores; the 64-wide block takes twice that, a pair
+of 10,000-step runs about 80 minutes).
 Reported per run: the median training loss (and, where trained, the leave-one-out error of a closed-form output
 layer) over fifths of the run, the validation figures during the run, and at the end the metric of each GHN's
 predicted parameters on the held-out graphs of ``bench/ghn_eval.py`` (direct, and with the output layer refitted in
@@ -37,6 +39,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ghn_head_norm import _loss_windows, held_out, train_side_by_side  # noqa: E402
 
+ALL = 10_000  # a graph count above the dataset's: every training graph that qualifies
+
 # name -> (GHNConfig options, TrainConfig options), over head_norm and mad ghn train's defaults
 RECIPES: dict[str, tuple[dict, dict]] = {
     "shipped": ({}, {}),
@@ -55,6 +59,11 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     # 10,000 steps (about five times the shipped GHN's mnist5k steps), with and without the random-space graphs
     "shipped_10000": ({}, {"steps": 10000}),
     "space_2000_10000": ({}, {"space_graphs": {"mnist5k": 2000}, "steps": 10000}),
+    # every dataset training graph that qualifies for mnist5k (692, 2.3 times the 300), with and without the
+    # random-space graphs: more graphs from the distribution the held-out ones come from
+    "dataset_all_10000": ({}, {"graphs": {"mnist5k": ALL}, "steps": 10000}),
+    "dataset_all_space_2000_10000": ({}, {"graphs": {"mnist5k": ALL}, "space_graphs": {"mnist5k": 2000},
+                                          "steps": 10000}),
 }
 
 
