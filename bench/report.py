@@ -539,6 +539,10 @@ SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes
                                         "bench/results/ghn_eval_space_2000_10000.json (the mnist5k GHN of "
                                         "bench/ghn_recipes.py's space_2000_10000 recipe; timed beside two other jobs, "
                                         "so its speed rows are not a speed measurement)",
+           "ghn_eval_dataset_all_10000": "bench/ghn_eval.py --ghn out/ghn_recipes/dataset_all_10000 --seq 0 "
+                                         "--skip-coverage --workers 2 --out "
+                                         "bench/results/ghn_eval_dataset_all_10000.json (the mnist5k GHN of "
+                                         "bench/ghn_recipes.py's dataset_all_10000 recipe; not shipped)",
            "ghn_eval_four_task_20000": "bench/ghn_eval.py --ghn RUN --skip-coverage --workers 1 --out "
                                        "bench/results/ghn_eval_four_task_20000.json, then --quality-only, --speed-only "
                                        "and --coverage-only once its estimates were refitted (speed on an idle "
