@@ -75,7 +75,8 @@ def train_side_by_side(args: argparse.Namespace, runs: dict[str, tuple[dict, dic
     cfg = _config(args)
     kw = dict(max_mflops=cfg.max_mflops, max_nodes=cfg.max_nodes, seed=args.seed, workers=2, progress=True)
     for task in args.tasks:
-        n = max([cfg.n_graphs(task)] + [int(t["graphs"][task]) for _, t in runs.values() if task in t.get("graphs", {})])
+        own = [int(t["graphs"][task]) for _, t in runs.values() if task in t.get("graphs", {})]  # runs' own counts
+        n = max([cfg.n_graphs(task), *own])
         task_pool(task, n, ("train",), pools / f"{task}.jsonl", **kw)
         task_pool(task, args.val_graphs, ("validation",), pools / f"{task}.val.jsonl", **kw)
         space = max((t.get("space_graphs", {}).get(task, 0) for _, t in runs.values()), default=0)
