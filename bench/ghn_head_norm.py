@@ -73,13 +73,12 @@ def train_side_by_side(args: argparse.Namespace, runs: dict[str, tuple[dict, dic
 
     pools = args.runs / "pools"
     cfg = _config(args)
+    configs = [_config(args, t) for _, t in runs.values()] or [cfg]  # each run's settings: the most any asks for
     kw = dict(max_mflops=cfg.max_mflops, max_nodes=cfg.max_nodes, seed=args.seed, workers=2, progress=True)
     for task in args.tasks:
-        own = [int(t["graphs"][task]) for _, t in runs.values() if task in t.get("graphs", {})]  # runs' own counts
-        n = max([cfg.n_graphs(task), *own])
-        task_pool(task, n, ("train",), pools / f"{task}.jsonl", **kw)
+        task_pool(task, max(c.n_graphs(task) for c in configs), ("train",), pools / f"{task}.jsonl", **kw)
         task_pool(task, args.val_graphs, ("validation",), pools / f"{task}.val.jsonl", **kw)
-        space = max((t.get("space_graphs", {}).get(task, 0) for _, t in runs.values()), default=0)
+        space = max(int(c.space_graphs.get(task, 0)) for c in configs)
         if space:
             space_pool(task, space, pools / f"{task}.space.jsonl", **kw)
     work = []
