@@ -513,6 +513,28 @@ def _ghn_recipes(d: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 # by results file stem; a stem without its own entry takes the entry of its longest prefix that has one, cut at
 # an underscore (ghn_calibrate_chars -> ghn_calibrate), else _generic
+def _ghn_finetune(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    s, steps = d.get("summary", {}), d.get("setup", {}).get("steps")
+    names = {"default": "PyTorch default init", "ghn": "GHN prediction (GHN.predict)",
+             "ghn_default_head": "GHN prediction, output layer at default init",
+             "ghn_plus_default": "GHN prediction + default init (weights)",
+             "noise_plus_default": "control: default init + noise of the prediction's norm"}
+    rows = []
+    for name, curve in s.get("mean", {}).items():
+        at = " / ".join(_pct(v) for v in curve.values())
+        n = s.get("graphs", 0) - s.get("missing", {}).get(name, 0)  # a start some graphs cannot take
+        rows.append((f"{d.get('task')} ({n} held-out graphs), trained from {names.get(name, name)}: "
+                     f"val accuracy at steps {' / '.join(curve)}; graphs > 5 points below default init; graphs "
+                     f"reaching their 1000-step figure", f"{at}; {s['below_default'].get(name)}; "
+                     f"{s['reached_1000_step_figure'].get(name)}", ""))
+    for key, c in s.get("paired_at_end", {}).items():
+        pair = key.replace("_vs_", " vs ")
+        rows.append((f"after {steps} steps, {pair}: wins / losses, mean difference, sign-test p",
+                     f"{c['wins']} / {c['losses']}, {100 * c['mean_difference']:+.1f} points, "
+                     f"p {_num(c['sign_test_p'])}", ""))
+    return rows
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
     "tokenizer_eval": _tokenizer,
     "generator_eval": _generator,
@@ -522,6 +544,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = 
     "ghn_calibrate": _ghn_calibrate,
     "ghn_decoders": _ghn_decoders,
     "ghn_features": _ghn_features,
+    "ghn_finetune": _ghn_finetune,
     "ghn_recipes": _ghn_recipes,
     "ir_builder": _builder,
     "ir_retarget": _retarget,
