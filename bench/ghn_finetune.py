@@ -1,7 +1,7 @@
 """What the GHN's prediction is worth as a starting point for training, against PyTorch's default init and a
 control of the same scale, on unseen architectures.
 
-    python bench/ghn_finetune.py                   # mnist5k's 50 held-out graphs, 200 steps (~30 min on 2 cores)
+    python bench/ghn_finetune.py                   # mnist5k's 50 held-out graphs, 200 steps (~26 min on 2 cores)
     python bench/ghn_finetune.py --graphs 4 --steps 20 --out /tmp/ft.json     # a smoke run
 
 On the held-out mnist5k graphs of ``bench/ghn_eval.py`` (fixed by ``bench/train_baselines.py``), each network is
@@ -18,6 +18,9 @@ batch 64, seed 0; validation accuracy on 500 examples at a few steps) from five 
 * ``noise_plus_default``: the control of the previous one: default init plus a second, independent default init
   (seed 1) rescaled, tensor by tensor, to the norm of the predicted tensor it stands in for. The two differ only in
   what is added, the GHN's content or noise of its size.
+
+Every start has its batch-norm statistics recomputed on the same 8 training batches (they matter only for the
+step-0 figure: training runs on batch statistics).
 
 Reported: the mean accuracy of each start at each validation step, how many graphs end more than 5 points below
 default init, how many reach (at a validation step) their accuracy after 1000 steps from default init (read from
@@ -49,6 +52,8 @@ OUT = ROOT / "bench" / "results" / "ghn_finetune.json"
 STARTS = ("default", "ghn", "ghn_default_head", "ghn_plus_default", "noise_plus_default")
 PAIRS = (("ghn", "default"), ("ghn_plus_default", "noise_plus_default"), ("ghn_plus_default", "default"))
 WORSE = 0.05  # "ends below default init" means by more than this
+
+
 def starts(ghn, g, bn_inputs: list) -> dict[str, Any]:
     """The modules of graph ``g`` (fitted to mnist5k) at each start of :data:`STARTS`."""
     import torch
