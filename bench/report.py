@@ -511,8 +511,6 @@ def _ghn_recipes(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-# by results file stem; a stem without its own entry takes the entry of its longest prefix that has one, cut at
-# an underscore (ghn_calibrate_chars -> ghn_calibrate), else _generic
 def _ghn_finetune(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     s, steps = d.get("summary", {}), d.get("setup", {}).get("steps")
     names = {"default": "PyTorch default init", "ghn": "GHN prediction (GHN.predict)",
@@ -535,6 +533,8 @@ def _ghn_finetune(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+# by results file stem; a stem without its own entry takes the entry of its longest prefix that has one, cut at
+# an underscore (ghn_calibrate_chars -> ghn_calibrate), else _generic
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
     "tokenizer_eval": _tokenizer,
     "generator_eval": _generator,
