@@ -3,6 +3,7 @@ control of the same scale, on unseen architectures.
 
     python bench/ghn_finetune.py                   # mnist5k's 50 held-out graphs, 200 steps (~26 min on 2 cores)
     python bench/ghn_finetune.py --graphs 4 --steps 20 --out /tmp/ft.json     # a smoke run
+    python bench/ghn_finetune.py --lr 3e-4 --starts default,ghn --out bench/results/ghn_finetune_lr_3e-4.json
 
 On the held-out mnist5k graphs of ``bench/ghn_eval.py`` (fixed by ``bench/train_baselines.py``), each network is
 trained for ``--steps`` steps with the recipe of ``bench/ghn_eval.py`` (AdamW, lr 1e-3, cosine over the run,
@@ -27,7 +28,8 @@ default init, how many reach (at a validation step) their accuracy after 1000 st
 ``bench/results/train_baselines.json``, the figure ``bench/ghn_eval.py`` asks the GHN's start to reach in a fifth of
 the steps), and paired comparisons over the graphs (wins, losses, mean difference, two-sided sign-test p) of
 ``ghn`` against ``default`` and of ``ghn_plus_default`` against its control. Writes
-``bench/results/ghn_finetune.json``.
+``bench/results/ghn_finetune.json``; ``--lr`` and ``--starts`` run the comparison at another learning rate (the
+lead of any start shrinks as training gets faster), for ``bench/results/ghn_finetune_lr_*.json``.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def starts(ghn, g, bn_inputs: list) -> dict[str, Any]:
 
 
 def _graph_job(job: tuple[str, str, int, list[int]]) -> dict[str, Any]:
-    row_id, text, steps, evals = job
+    row_id, text, steps, evals, lr, names = job
     from mad.data import tasks
     from mad.graph import ArchGraph
     from mad.train import fit
@@ -103,7 +105,9 @@ def _graph_job(job: tuple[str, str, int, list[int]]) -> dict[str, Any]:
         data = TaskData(TaskSpec.of("mnist5k"), batch_size=64)
         modules = starts(ghn_eval._GHN, g, [data.train_batch(k)[0] for k in range(8)])
         for name, module in modules.items():
-            r = fit(module, "mnist5k", steps=steps, batch_size=64, lr=1e-3, optimizer="adamw", schedule="cosine",
+            if name not in names:
+                continue
+            r = fit(module, "mnist5k", steps=steps, batch_size=64, lr=lr, optimizer="adamw", schedule="cosine",
                     seed=0, eval_every=evals, device="cpu", progress=False)
             rec[name] = {str(e["step"]): e["accuracy"] for e in r.eval_curve}
         rec["status"] = "completed"
@@ -124,22 +128,25 @@ def paired(a: list[float], b: list[float]) -> dict[str, Any]:
             "sign_test_p": None if p is None else round(float(p), 4)}
 
 
-def summarise(records: list[dict[str, Any]], steps: int, long: dict[str, float]) -> dict[str, Any]:
-    """Means by start and validation step, graphs ending below default init, graphs reaching their figure after
-    1000 steps from default init (``long``, by id) within the run, and the paired comparisons of :data:`PAIRS`."""
+def summarise(records: list[dict[str, Any]], steps: int, long: dict[str, float],
+              names: tuple[str, ...] = STARTS) -> dict[str, Any]:
+    """Means by start (of ``names``, ``default`` among them) and validation step, graphs ending below default init,
+    graphs reaching their figure after 1000 steps from default init (``long``, by id) within the run, and the paired
+    comparisons of :data:`PAIRS` between starts that ran."""
     ok = [r for r in records if r.get("status") == "completed"]
     last = str(steps)
     out: dict[str, Any] = {"graphs": len(ok), "failed": len(records) - len(ok), "mean": {}, "below_default": {},
                            "reached_1000_step_figure": {}}
-    for name in STARTS:
+    for name in names:
         rs = [r for r in ok if name in r]
         out["mean"][name] = {k: round(statistics.fmean(r[name][k] for r in rs), 4) for k in rs[0][name]} if rs else {}
         out["below_default"][name] = sum(r[name][last] < r["default"][last] - WORSE for r in rs)
         out["reached_1000_step_figure"][name] = sum(r["id"] in long and max(r[name].values()) >= long[r["id"]]
                                                     for r in rs)
-    out["missing"] = {name: sum(name not in r for r in ok) for name in STARTS if any(name not in r for r in ok)}
+    out["missing"] = {name: sum(name not in r for r in ok) for name in names if any(name not in r for r in ok)}
     out["paired_at_end"] = {f"{a}_vs_{b}": paired([r[a][last] for r in ok if a in r and b in r],
-                                                  [r[b][last] for r in ok if a in r and b in r]) for a, b in PAIRS}
+                                                  [r[b][last] for r in ok if a in r and b in r])
+                            for a, b in PAIRS if a in names and b in names}
     return out
 
 
@@ -148,6 +155,9 @@ def main() -> None:
     ap.add_argument("--ghn", default="default", help="GHN checkpoint folder or 'default'")
     ap.add_argument("--graphs", type=int, default=None, help="only the first N held-out graphs")
     ap.add_argument("--steps", type=int, default=200, help="training steps from each start (200: a fifth of 1000)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (1e-3: bench/ghn_eval.py's)")
+    ap.add_argument("--starts", default=",".join(STARTS),
+                    help=f"comma-separated, default among them ({','.join(STARTS)})")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--baselines", type=Path, default=ROOT / "bench" / "results" / "train_baselines.json")
     ap.add_argument("--texts", type=Path, default=None, help="read the held-out graphs from this JSON file (id -> "
@@ -156,6 +166,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.steps < 1:
         ap.error("--steps must be >= 1")
+    names = tuple(n for n in STARTS if n in args.starts.split(","))
+    unknown = set(args.starts.split(",")) - set(STARTS)
+    if unknown or "default" not in names:
+        ap.error(f"--starts: {', '.join(sorted(unknown)) or 'default is missing'}; choose from {', '.join(STARTS)} "
+                 "with default among them")
 
     import torch
     from tqdm.auto import tqdm
@@ -171,16 +186,17 @@ def main() -> None:
         if args.texts is not None:
             args.texts.write_text(json.dumps(texts))
     evals = sorted({0, args.steps // 4, args.steps // 2, args.steps})
-    jobs = [(i, texts[i], args.steps, evals) for i in ids]
+    jobs = [(i, texts[i], args.steps, evals, args.lr, names) for i in ids]
     with mp.get_context("spawn").Pool(args.workers, initializer=ghn_eval._init, initargs=(str(args.ghn),)) as pool:
         records = list(tqdm(pool.imap_unordered(_graph_job, jobs), total=len(jobs), desc="graphs", unit="graph"))
     order = {i: k for k, i in enumerate(ids)}
     records.sort(key=lambda r: order[r["id"]])
     long = {r["id"]: r["at_step"]["1000"] for r in base["records"]
             if r.get("task") == "mnist5k" and r.get("status") == "completed"}
-    out = {"task": "mnist5k", "ghn": args.ghn, "summary": summarise(records, args.steps, long),
-           "setup": {"steps": args.steps, "evals": evals, "optimizer": "adamw", "lr": 1e-3, "schedule": "cosine",
-                     "batch_size": 64, "seed": 0, "val_examples": 500, "bn_batches": 8, "worse_by": WORSE},
+    out = {"task": "mnist5k", "ghn": args.ghn, "summary": summarise(records, args.steps, long, names),
+           "setup": {"steps": args.steps, "evals": evals, "optimizer": "adamw", "lr": args.lr, "schedule": "cosine",
+                     "batch_size": 64, "seed": 0, "val_examples": 500, "bn_batches": 8, "worse_by": WORSE,
+                     "starts": list(names)},
            "records": records, "wall_seconds": round(time.perf_counter() - t0, 1),
            "machine": {"cpu": platform.processor() or platform.machine(), "cores": mp.cpu_count(),
                        "python": platform.python_version(), "torch": torch.__version__},

@@ -512,7 +512,7 @@ def _ghn_recipes(d: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _ghn_finetune(d: dict[str, Any]) -> list[tuple[str, str, str]]:
-    s, steps = d.get("summary", {}), d.get("setup", {}).get("steps")
+    s, steps, lr = d.get("summary", {}), d.get("setup", {}).get("steps"), d.get("setup", {}).get("lr", 1e-3)
     names = {"default": "PyTorch default init", "ghn": "GHN prediction (GHN.predict)",
              "ghn_default_head": "GHN prediction, output layer at default init",
              "ghn_plus_default": "GHN prediction + default init (weights)",
@@ -521,13 +521,13 @@ def _ghn_finetune(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     for name, curve in s.get("mean", {}).items():
         at = " / ".join(_pct(v) for v in curve.values())
         n = s.get("graphs", 0) - s.get("missing", {}).get(name, 0)  # a start some graphs cannot take
-        rows.append((f"{d.get('task')} ({n} held-out graphs), trained from {names.get(name, name)}: "
+        rows.append((f"{d.get('task')} ({n} held-out graphs), trained at lr {lr:g} from {names.get(name, name)}: "
                      f"val accuracy at steps {' / '.join(curve)}; graphs > 5 points below default init; graphs "
                      f"reaching their 1000-step figure", f"{at}; {s['below_default'].get(name)}; "
                      f"{s['reached_1000_step_figure'].get(name)}", ""))
     for key, c in s.get("paired_at_end", {}).items():
         pair = key.replace("_vs_", " vs ")
-        rows.append((f"after {steps} steps, {pair}: wins / losses, mean difference, sign-test p",
+        rows.append((f"after {steps} steps at lr {lr:g}, {pair}: wins / losses, mean difference, sign-test p",
                      f"{c['wins']} / {c['losses']}, {100 * c['mean_difference']:+.1f} points, "
                      f"p {_num(c['sign_test_p'])}", ""))
     return rows
@@ -575,6 +575,10 @@ SCRIPTS = {"ghn_eval_space_2000_10000": "bench/ghn_eval.py --ghn out/ghn_recipes
            "ghn_calibrate_chars": "bench/ghn_calibrate.py --task chars",
            "ghn_calibrate_mnist1d": "bench/ghn_calibrate.py --task mnist1d",
            "ghn_calibrate_digits": "bench/ghn_calibrate.py --task digits",
+           "ghn_finetune_lr_3e-4": "bench/ghn_finetune.py --lr 3e-4 --starts default,ghn --out "
+                                   "bench/results/ghn_finetune_lr_3e-4.json",
+           "ghn_finetune_lr_3e-3": "bench/ghn_finetune.py --lr 3e-3 --starts default,ghn --out "
+                                   "bench/results/ghn_finetune_lr_3e-3.json",
            "ghn_calibrate_mnist1d_new_pools": "bench/ghn_calibrate.py --task mnist1d --out "
                                               "bench/results/ghn_calibrate_mnist1d_new_pools.json (the shipped GHN "
                                               "on mnist1d's pools as drawn now that image networks take 1-D signals, "

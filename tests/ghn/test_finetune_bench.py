@@ -71,3 +71,18 @@ def test_paired_counts_and_sign_test():
     assert c["mean_difference"] == pytest.approx(0.05)
     assert c["sign_test_p"] == pytest.approx(1.0)
     assert paired([1.0] * 8, [0.0] * 8)["sign_test_p"] == pytest.approx(2 / 2 ** 8, abs=1e-4)
+
+
+def test_summary_of_a_subset_of_starts_compares_only_those_that_ran():
+    from ghn_finetune import summarise
+
+    recs = [{"id": "a", "status": "completed", "default": {"0": 0.1, "4": 0.5}, "ghn": {"0": 0.2, "4": 0.4}},
+            {"id": "b", "status": "completed", "default": {"0": 0.1, "4": 0.5}, "ghn": {"0": 0.3, "4": 0.9}},
+            {"id": "c", "status": "error", "error": "x"}]
+    s = summarise(recs, 4, {"a": 0.45, "b": 0.95}, ("default", "ghn"))
+    assert (s["graphs"], s["failed"]) == (2, 1)
+    assert s["mean"] == {"default": {"0": 0.1, "4": 0.5}, "ghn": {"0": 0.25, "4": 0.65}}
+    assert s["below_default"] == {"default": 0, "ghn": 1}  # a: 0.4 < 0.5 - 0.05
+    assert s["reached_1000_step_figure"] == {"default": 1, "ghn": 0}  # a by default only; b by neither
+    assert list(s["paired_at_end"]) == ["ghn_vs_default"]
+    assert (s["paired_at_end"]["ghn_vs_default"]["wins"], s["paired_at_end"]["ghn_vs_default"]["losses"]) == (1, 1)
