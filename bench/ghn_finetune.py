@@ -6,8 +6,8 @@ control of the same scale, on unseen architectures.
     python bench/ghn_finetune.py --lr 3e-4 --starts default,ghn --out bench/results/ghn_finetune_lr_3e-4.json
 
 On the held-out mnist5k graphs of ``bench/ghn_eval.py`` (fixed by ``bench/train_baselines.py``), each network is
-trained for ``--steps`` steps with the recipe of ``bench/ghn_eval.py`` (AdamW, lr 1e-3, cosine over the run,
-batch 64, seed 0; validation accuracy on 500 examples at a few steps) from five starting points:
+trained for ``--steps`` steps with the recipe of ``bench/ghn_eval.py`` (AdamW, lr 1e-3 unless ``--lr``, cosine over
+the run, batch 64, seed 0; validation accuracy on 500 examples at a few steps) from five starting points:
 
 * ``default``: PyTorch's default init (seed 0);
 * ``ghn``: the GHN's prediction as ``GHN.predict`` gives it (batch-norm statistics recomputed on 8 training batches,
@@ -90,7 +90,7 @@ def starts(ghn, g, bn_inputs: list) -> dict[str, Any]:
     return out
 
 
-def _graph_job(job: tuple[str, str, int, list[int]]) -> dict[str, Any]:
+def _graph_job(job: tuple[str, str, int, list[int], float, tuple[str, ...]]) -> dict[str, Any]:
     row_id, text, steps, evals, lr, names = job
     from mad.data import tasks
     from mad.graph import ArchGraph
