@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from train_baselines import PROXY_NAMES, held_out_texts, kendall_tau  # noqa: E402
+from train_baselines import PROXY_NAMES, held_out_texts_cached, kendall_tau  # noqa: E402
 
 FT_EVALS = (0, 10, 25, 50, 100, 150, 200)
 _GHN = None
@@ -362,12 +362,7 @@ def main() -> None:
         ids["chars"] = ids["chars"][:args.seq]
     baselines = {(r["task"], r["id"]): r for r in base["records"] if r.get("status") == "completed"}
     wanted = {i for v in ids.values() for i in v}
-    if args.texts is not None and args.texts.exists():
-        texts = json.loads(args.texts.read_text())
-    else:
-        texts = held_out_texts(base, wanted)
-        if args.texts is not None:
-            args.texts.write_text(json.dumps(texts))
+    texts = held_out_texts_cached(base, wanted, args.texts)
     if args.speed_only:
         if args.device == "cpu":
             _replace(args.out, "speed_cpu", speed(str(args.ghn), _speed_graphs(ids, texts)))

@@ -174,17 +174,12 @@ def main() -> None:
 
     import torch
     from tqdm.auto import tqdm
-    from train_baselines import held_out_texts
+    from train_baselines import held_out_texts_cached
 
     t0 = time.perf_counter()
     base = json.loads(args.baselines.read_text())
     ids = base["selection"]["ids"]["mnist5k"][:args.graphs]
-    if args.texts is not None and args.texts.exists():
-        texts = json.loads(args.texts.read_text())
-    else:
-        texts = held_out_texts(base, set(ids))
-        if args.texts is not None:
-            args.texts.write_text(json.dumps(texts))
+    texts = held_out_texts_cached(base, set(ids), args.texts)
     evals = sorted({0, args.steps // 4, args.steps // 2, args.steps})
     jobs = [(i, texts[i], args.steps, evals, args.lr, names) for i in ids]
     with mp.get_context("spawn").Pool(args.workers, initializer=ghn_eval._init, initargs=(str(args.ghn),)) as pool:

@@ -163,6 +163,17 @@ def held_out_texts(base: dict[str, Any], wanted: set[str]) -> dict[str, str]:
     return texts
 
 
+def held_out_texts_cached(base: dict[str, Any], wanted: set[str], cache: Path | None) -> dict[str, str]:
+    """:func:`held_out_texts`, read from the JSON file ``cache`` (id -> graph JSON) when it exists and written there
+    first when it does not (``None``: no cache), to carry the held-out graphs to a machine without the dataset."""
+    if cache is not None and cache.exists():
+        return json.loads(cache.read_text())
+    texts = held_out_texts(base, wanted)
+    if cache is not None:
+        cache.write_text(json.dumps(texts))
+    return texts
+
+
 def kendall_tau(x: list[float], y: list[float]) -> float | None:
     """Kendall's tau-b of two equally long lists (pairs with a missing or non-finite value are dropped)."""
     from scipy.stats import kendalltau
