@@ -56,8 +56,8 @@ PAIRS = (("ghn", "default"), ("ghn_plus_default", "noise_plus_default"), ("ghn_p
 WORSE = 0.05  # "ends below default init" means by more than this
 
 
-def starts(ghn, g, bn_inputs: list) -> dict[str, Any]:
-    """The modules of graph ``g`` (fitted to mnist5k) at each start of :data:`STARTS`."""
+def starts(ghn, g, bn_inputs: list, names: tuple[str, ...] = STARTS) -> dict[str, Any]:
+    """The modules of graph ``g`` (fitted to mnist5k) at each start of ``names`` (of :data:`STARTS`)."""
     import torch
 
     from mad.ghn.api import materialise
@@ -76,17 +76,22 @@ def starts(ghn, g, bn_inputs: list) -> dict[str, Any]:
         return materialise(g, params, bn_inputs, g.to_module("cpu"), "cpu", norm_head if fold else None)[0]
 
     pred = ghn.predict_encoded([encode(g)], spec.name)[0][0]
-    d0, d1 = default_state(0), default_state(1)
+    d0 = default_state(0)
     weights = [k for k, v in pred.items() if v.dim() >= 2 and k in d0]
-    out = {"default": build(d0, fold=False), "ghn": build(pred, fold=True)}
-    head = readout_weight_name(g, out["ghn"], spec.num_outputs)
-    if head is not None:
+    out = {"default": build(d0, fold=False)}
+    if "ghn" in names:
+        out["ghn"] = build(pred, fold=True)
+    head = readout_weight_name(g, out["default"], spec.num_outputs)
+    if "ghn_default_head" in names and head is not None:
         bias = head[:-len("weight")] + "bias"
         out["ghn_default_head"] = build({**pred, head: d0[head], **({bias: d0[bias]} if bias in d0 else {})},
                                         fold=False)
-    out["ghn_plus_default"] = build({**pred, **{k: pred[k] + d0[k] for k in weights}}, fold=True)
-    noise = {k: d0[k] + d1[k] * (pred[k].norm() / d1[k].norm().clamp(min=1e-12)) for k in weights}
-    out["noise_plus_default"] = build({**d0, **noise}, fold=False)
+    if "ghn_plus_default" in names:
+        out["ghn_plus_default"] = build({**pred, **{k: pred[k] + d0[k] for k in weights}}, fold=True)
+    if "noise_plus_default" in names:
+        d1 = default_state(1)
+        noise = {k: d0[k] + d1[k] * (pred[k].norm() / d1[k].norm().clamp(min=1e-12)) for k in weights}
+        out["noise_plus_default"] = build({**d0, **noise}, fold=False)
     return out
 
 
@@ -103,10 +108,8 @@ def _graph_job(job: tuple[str, str, int, list[int], float, tuple[str, ...]]) -> 
     try:
         g = tasks.fit(ArchGraph.from_json(text), "mnist5k")
         data = TaskData(TaskSpec.of("mnist5k"), batch_size=64)
-        modules = starts(ghn_eval._GHN, g, [data.train_batch(k)[0] for k in range(8)])
+        modules = starts(ghn_eval._GHN, g, [data.train_batch(k)[0] for k in range(8)], names)
         for name, module in modules.items():
-            if name not in names:
-                continue
             r = fit(module, "mnist5k", steps=steps, batch_size=64, lr=lr, optimizer="adamw", schedule="cosine",
                     seed=0, eval_every=evals, device="cpu", progress=False)
             rec[name] = {str(e["step"]): e["accuracy"] for e in r.eval_curve}

@@ -86,3 +86,12 @@ def test_summary_of_a_subset_of_starts_compares_only_those_that_ran():
     assert s["reached_1000_step_figure"] == {"default": 1, "ghn": 0}  # a by default only; b by neither
     assert list(s["paired_at_end"]) == ["ghn_vs_default"]
     assert (s["paired_at_end"]["ghn_vs_default"]["wins"], s["paired_at_end"]["ghn_vs_default"]["losses"]) == (1, 1)
+
+
+def test_only_the_starts_asked_for_are_built_and_they_match_the_full_set(setup):
+    ghn, g, xs, mods = setup
+    few = starts(ghn, g, xs, ("default", "noise_plus_default"))
+    assert list(few) == ["default", "noise_plus_default"]
+    for name, m in few.items():
+        full = mods[name].state_dict()
+        assert all(torch.equal(v, full[k]) for k, v in m.state_dict().items()), name
