@@ -35,8 +35,8 @@ print(f"module: {net.ghn_info['predicted_share']:.0%} of {net.ghn_info['params']
 
 # 3. fine-tune from the prediction, beside the same run from PyTorch's default init: on unseen mnist5k
 #    architectures the prediction's lead is gone within ~50 steps (bench/ghn_finetune.py)
-module = ghn.predict(graphs[0], "mnist5k")
-r = fit(module, "mnist5k", steps=100, lr=1e-3, eval_every=[0, 100], progress=False)
+#    (init="ghn" is ghn.predict(graph, task) as the start; `mad train net.json --init ghn` on the command line)
+r = fit(graphs[0], "mnist5k", steps=100, lr=1e-3, eval_every=[0, 100], init="ghn", progress=False)
 print("fine-tuned from the GHN:   ", {e["step"]: round(e["accuracy"], 3) for e in r.eval_curve})
 r = fit(graphs[0], "mnist5k", steps=100, lr=1e-3, eval_every=[0, 100], seed=0, progress=False)
 print("trained from default init: ", {e["step"]: round(e["accuracy"], 3) for e in r.eval_curve})

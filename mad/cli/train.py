@@ -2,12 +2,15 @@
 
     mad train GRAPH_OR_MODEL --task mnist5k --steps 500 [--batch-size 64] [--lr 1e-3] [-o run/] [--json]
     mad train graph.json --task chars --option seq_len=32 --resume run/
+    mad train graph.json --task mnist5k --init ghn        # start from parameters the GHN predicts
 
 GRAPH_OR_MODEL is a graph JSON file (from ``mad convert``) or anything ``mad convert`` accepts: a HuggingFace
 model type (converted to a graph), ``path/file.py:ClassName[:args]`` (the module is instantiated and trained
 as it is) or an ``.onnx`` file. The run folder (``-o``, default ``runs/NAME-TASK-TIME``) receives
 ``checkpoint/``, ``result.json`` and ``loss_curve.png``. Ctrl-C saves a checkpoint there and prints how to
-resume (exit code 130).
+resume (exit code 130). ``--init`` starts from other weights than the seeded init: ``ghn`` (predicted by the
+shipped graph hypernetwork for the task), ``ghn:DIR`` (another GHN checkpoint) or a safetensors file
+(``mad ghn predict -o FILE``).
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ def _table(r) -> Table:
     t.add_row("steps", f"{r.steps:,} at batch {r.config.get('batch_size')}, lr {r.config.get('lr')}, "
                        f"{r.config.get('optimizer')} / {r.config.get('schedule')}")
     t.add_row("params", f"{r.params:,}")
+    if r.config.get("init"):
+        t.add_row("init", str(r.config["init"]))
     t.add_row("time", f"{r.seconds:.1f} s  ({r.steps_per_s:.1f} steps/s on {r.device})")
     if r.final_loss is not None:
         t.add_row("train loss", f"{r.final_loss:.4f}  (last step)")
@@ -107,6 +112,9 @@ def train_command(
                                                 "(default runs/NAME-TASK-TIME).")] = None,
     resume: Annotated[Path | None, typer.Option(metavar="DIR", help="Continue from this checkpoint or run "
                                                 "folder.")] = None,
+    init: Annotated[str | None, typer.Option(metavar="ghn|ghn:DIR|FILE", help="Start from parameters predicted "
+                                             "by the shipped GHN ('ghn'), by a GHN checkpoint ('ghn:DIR'), or "
+                                             "from a safetensors state dict (mad ghn predict -o FILE).")] = None,
     options: Annotated[list[str] | None, typer.Option("--option", metavar="KEY=VALUE", help="Task option, e.g. "
                                                       "seq_len=32 (repeatable).")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", metavar="DIR", help="User data (cifar10).")] = None,
@@ -136,8 +144,8 @@ def train_command(
             run_dir = Path("runs") / f"{name}-{task}-{time.strftime('%Y%m%d-%H%M%S')}"
         result = fit(obj, task, steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
                      warmup=warmup, weight_decay=weight_decay, device=device, mixed_precision=mixed_precision,
-                     seed=seed, eval_every=eval_every, resume=resume, out_dir=run_dir, progress=not as_json,
-                     task_options=task_options)
+                     seed=seed, eval_every=eval_every, resume=resume, init=init, out_dir=run_dir,
+                     progress=not as_json, task_options=task_options)
     except TrainInterrupted as e:
         _stderr().print(_table(e.result))
         _stderr().print(f"interrupted at step {e.result.steps}/{steps}: continue with the same command and "

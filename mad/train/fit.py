@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -35,7 +35,7 @@ from .objective import (Prepared, TaskSpec, TrainError, count_params, logits_of,
 from .optim import default_warmup, make_optimizer, make_scheduler
 from .result import FitResult, TrainInterrupted, json_value
 
-__all__ = ["fit", "make_accelerator", "EVAL_BATCH"]
+__all__ = ["fit", "initialise", "make_accelerator", "EVAL_BATCH"]
 
 log = logging.getLogger("mad.train")
 
@@ -124,6 +124,62 @@ def _evaluate(model: nn.Module, data: TaskData, spec: TaskSpec, accelerator, spl
     return spec.figures(sums)
 
 
+def initialise(prepared: Prepared, spec: TaskSpec, init: str | Path | Mapping[str, torch.Tensor]) -> str:
+    """Load ``init`` (see :func:`fit`) into ``prepared.module``; returns the label :func:`fit` records for it.
+
+    Raises:
+        TrainError: the file, the GHN or the weights do not fit the model (the message says which).
+    """
+    module = prepared.module
+    if isinstance(init, str) and (init == "ghn" or init.startswith("ghn:")):
+        from mad.ghn import GHNError, load
+
+        where = init.partition(":")[2] or "default"
+        try:
+            ghn = load(where, device=module_device(module))
+            # a graph's module is predicted from the (retargeted) graph it was built from, a module in place
+            predicted = ghn.predict(prepared.graph if prepared.graph is not None else module, spec.name)
+        except GHNError as e:
+            raise TrainError(f"init={init!r}: {e}") from None
+        info = predicted.ghn_info
+        log.info("init: %s predicted %d of %d parameters for %s in %.2f s", init, info["predicted_params"],
+                 info["params"], spec.name, info["seconds"])
+        label = f"ghn:{where}"
+        if predicted is module:  # filled in place
+            return label
+        state = predicted.state_dict()
+    elif isinstance(init, (str, Path)):
+        path = Path(init)
+        if not path.is_file():
+            raise TrainError(f"init={str(init)!r}: no such file (a safetensors state dict, e.g. from "
+                             "`mad ghn predict MODEL -o FILE`, or 'ghn' / 'ghn:DIR' for predicted parameters)")
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
+            raise TrainError(f"init={str(init)!r} is not a safetensors file: {str(e).splitlines()[0][:200]}") from e
+        label = str(path)
+    elif isinstance(init, Mapping):
+        state, label = init, "state_dict"
+    else:
+        raise TrainError(f"init must be 'ghn', 'ghn:DIR', a safetensors file or a state dict, got "
+                         f"{type(init).__name__}")
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} (model {tuple(v.shape)})" for k, v in own.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or extra or shapes:
+        what = [f"{len(missing)} missing ({', '.join(missing[:3])})" if missing else "",
+                f"{len(extra)} not in the model ({', '.join(extra[:3])})" if extra else "",
+                f"{len(shapes)} of another shape ({', '.join(shapes[:3])})" if shapes else ""]
+        raise TrainError(f"init={label!r} does not match {prepared.name} on {spec.name}: tensors "
+                         f"{'; '.join(w for w in what if w)}")
+    module.load_state_dict({k: state[k] for k in own})
+    return label
+
+
 def _check_resume(meta: dict[str, Any], config: dict[str, Any], path) -> None:
     old = meta.get("config", {})
     for key in _MUST_MATCH:
@@ -141,7 +197,7 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
         optimizer: str = "adamw", schedule: str = "cosine", warmup: int | None = None, weight_decay: float = 0.01,
         grad_clip: float | None = 1.0, device: str | None = None, mixed_precision: str | None = None, seed: int = 0,
         eval_every: int | Sequence[int] | None = None, eval_batches: int | None = None,
-        resume: str | Path | None = None,
+        resume: str | Path | None = None, init: str | Path | Mapping[str, torch.Tensor] | None = None,
         out_dir: str | Path | None = None, progress: bool = True, task_options: dict[str, Any] | None = None,
         callback: Callable[[int, float], Any] | None = None) -> FitResult:
     """Train a graph or module on a task and report validation and test figures.
@@ -166,6 +222,12 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
             step). The final evaluation always covers the whole validation and test splits.
         eval_batches: batches of 256 examples per periodic evaluation (``None``: the whole split).
         resume: a checkpoint folder (or a run folder holding ``checkpoint/``) to continue from.
+        init: the weights to start from instead of the seeded init: ``"ghn"`` (parameters predicted for the task
+            by the shipped graph hypernetwork, :meth:`mad.ghn.GHN.predict`) or ``"ghn:DIR"`` (a GHN checkpoint
+            folder), a safetensors file of a state dict (as ``mad ghn predict -o FILE`` writes) or a state dict.
+            Every parameter and persistent buffer of the model must be in it with its shape. Recorded as
+            ``config["init"]``; a resumed run starts from its checkpoint's weights and keeps the label of the run
+            it continues.
         out_dir: folder for ``checkpoint/`` and ``result.json`` at the end (and on Ctrl-C).
         progress: show a progress bar (tqdm, on stderr) with the loss and the latest validation figure.
         task_options: options of the task (``{"seq_len": 32}`` for ``chars``; ``data_dir`` for ``cifar10``).
@@ -215,6 +277,10 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
     if prepared.graph is None:
         torch.manual_seed(seed)
     module = prepared.module
+    if init is not None and resume is None:
+        config["init"] = initialise(prepared, spec, init)
+    elif init is not None:
+        log.info("resuming from %s: its weights are used, init=%r is not", resume, init)
     leaks = None
     if spec.is_lm:
         leaks = sees_future(module, data.sample(2)[0].to(module_device(module)), spec.num_outputs)
@@ -229,6 +295,8 @@ def fit(model: ArchGraph | nn.Module, task: str, steps: int = 500, batch_size: i
     if resume is not None:
         ckpt = load_checkpoint(resume)
         _check_resume(ckpt.meta, config, ckpt.path)
+        if "init" in ckpt.meta.get("config", {}):
+            config["init"] = ckpt.meta["config"]["init"]
         ckpt.load_model(module)
         step = int(ckpt.meta["step"])
         loss_curve = [(int(s), float(v)) for s, v in ckpt.meta.get("loss_curve", [])]

@@ -97,6 +97,45 @@ def test_score_table_shows_the_long_horizon_estimate_where_there_is_one(graph_fi
         assert r.exit_code == 0 and "after 100 steps" in r.stdout and ("after 1000 steps" in r.stdout) == long
 
 
+def test_train_from_predicted_parameters(ghn_dir, graph_file, tmp_path):
+    """``mad train --init ghn:DIR`` starts from the GHN's prediction: after 0 steps the run's validation figures
+    are the GHN's score of the graph on the whole split, and a weights file from ``mad ghn predict`` is the same
+    start; a module from a file is filled in place."""
+    r = mad("ghn", "score", graph_file, "--task", "digits", "--ghn", ghn_dir, "--max-examples", 10**6, "--json")
+    assert r.exit_code == 0, r.output
+    score = json.loads(r.stdout)[0]
+    runs = {}
+    for init in (f"ghn:{ghn_dir}", tmp_path / "w.safetensors"):
+        if not isinstance(init, str):
+            assert mad("ghn", "predict", graph_file, "--task", "digits", "--ghn", ghn_dir, "-o", init).exit_code == 0
+        r = mad("train", graph_file, "--task", "digits", "--steps", 0, "--init", init, "--json",
+                "-o", tmp_path / f"run{len(runs)}")
+        assert r.exit_code == 0, r.output
+        runs[str(init)] = json.loads(r.stdout)
+    a, b = runs.values()
+    assert a["config"]["init"] == f"ghn:{ghn_dir}" and b["config"]["init"] == str(tmp_path / "w.safetensors")
+    assert a["val_accuracy"] == b["val_accuracy"] == pytest.approx(score["accuracy"], abs=1e-9)
+    assert a["val_loss"] == pytest.approx(score["loss"], rel=1e-5) and b["val_loss"] == a["val_loss"]
+    (tmp_path / "net.py").write_text(
+        "from torch import nn\n"
+        "class MLP(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))\n"
+        "    def forward(self, x):\n"
+        "        return self.net(x)\n")
+    src = f"{tmp_path / 'net.py'}:MLP"
+    seeded = mad("train", src, "--task", "digits", "--steps", 0, "--json", "-o", tmp_path / "m0")
+    predicted = mad("train", src, "--task", "digits", "--steps", 0, "--init", f"ghn:{ghn_dir}", "--json",
+                    "-o", tmp_path / "m1")
+    assert seeded.exit_code == predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.stdout)["config"]["init"] == f"ghn:{ghn_dir}"
+    assert json.loads(predicted.stdout)["val_loss"] != json.loads(seeded.stdout)["val_loss"]
+    r = mad("train", graph_file, "--task", "digits", "--steps", 0, "--init", tmp_path / "none.safetensors",
+            "-o", tmp_path / "m2")
+    assert r.exit_code == 2 and "no such file" in r.stderr
+
+
 def test_user_errors(ghn_dir, graph_file, tmp_path):
     r = mad("ghn", "score", graph_file, "--task", "nope", "--ghn", ghn_dir)
     assert r.exit_code == 2 and "unknown task" in r.stderr

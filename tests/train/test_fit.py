@@ -254,3 +254,58 @@ def test_fit_runs_on_every_task(task, cnn_graph, lm_graph, tmp_path):
     assert r.status == "completed" and r.steps == 3 and math.isfinite(r.val_loss)
     assert (r.val_bpc if task == "chars" else r.val_accuracy) is not None
     assert r.retargeted == (task in ("mnist5k", "cifar10"))
+
+
+def test_init_from_a_state_dict_or_file_is_where_training_starts(cnn_graph, tmp_path):
+    """``init`` replaces the seeded init exactly: 0 steps leave the given weights (and buffers) in the model, and
+    a run from them differs from a run from the seed's init; the label is recorded in the config."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(123)
+    state = {k: torch.randn_like(v.float()).to(v.dtype) if v.is_floating_point() else v.clone()
+             for k, v in cnn_graph.to_module().state_dict().items()}
+    r = fit(cnn_graph, "digits", steps=0, init=state, **QUICK)
+    got = r.model.state_dict()
+    assert got.keys() == state.keys() and all(torch.equal(got[k], state[k]) for k in state)
+    assert r.config["init"] == "state_dict"
+    path = tmp_path / "w.safetensors"
+    save_file(state, str(path))
+    a = fit(cnn_graph, "digits", steps=5, init=path, **QUICK)
+    b = fit(cnn_graph, "digits", steps=5, init=state, **QUICK)
+    plain = fit(cnn_graph, "digits", steps=5, **QUICK)
+    assert a.config["init"] == str(path) and "init" not in plain.config
+    assert a.loss_curve == b.loss_curve != plain.loss_curve
+
+
+def test_init_that_does_not_fit_is_a_clear_error(cnn_graph, tmp_path):
+    state = cnn_graph.to_module().state_dict()
+    name = next(k for k in state if k.endswith("weight"))
+    with pytest.raises(TrainError, match=rf"1 missing \({name}\)"):
+        fit(cnn_graph, "digits", steps=1, init={k: v for k, v in state.items() if k != name}, **QUICK)
+    with pytest.raises(TrainError, match=r"1 not in the model \(extra\)"):
+        fit(cnn_graph, "digits", steps=1, init={**state, "extra": torch.zeros(1)}, **QUICK)
+    with pytest.raises(TrainError, match="of another shape"):
+        fit(cnn_graph, "digits", steps=1, init={**state, name: torch.zeros(3)}, **QUICK)
+    with pytest.raises(TrainError, match="no such file"):
+        fit(cnn_graph, "digits", steps=1, init=tmp_path / "nope.safetensors", **QUICK)
+    (tmp_path / "bad.safetensors").write_text("not weights")
+    with pytest.raises(TrainError, match="is not a safetensors file"):
+        fit(cnn_graph, "digits", steps=1, init=tmp_path / "bad.safetensors", **QUICK)
+    with pytest.raises(TrainError, match="is not a GHN checkpoint"):
+        fit(cnn_graph, "digits", steps=1, init=f"ghn:{tmp_path}", **QUICK)
+    with pytest.raises(TrainError, match="init must be"):
+        fit(cnn_graph, "digits", steps=1, init=3, **QUICK)
+
+
+def test_resume_keeps_the_checkpoint_weights_and_the_init_label(cnn_graph, tmp_path):
+    torch.manual_seed(5)
+    state = {k: v + 0.1 * torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in cnn_graph.to_module().state_dict().items()}
+    kw = dict(steps=8, eval_every=0, **QUICK)
+    straight = fit(cnn_graph, "digits", init=state, **kw)
+    with pytest.raises(TrainInterrupted):
+        fit(cnn_graph, "digits", init=state, out_dir=tmp_path, callback=_stop_at(4), **kw)
+    resumed = fit(cnn_graph, "digits", resume=tmp_path, **kw)  # no init: the checkpoint's weights and label
+    assert resumed.loss_curve == straight.loss_curve and resumed.config["init"] == "state_dict"
+    again = fit(cnn_graph, "digits", resume=tmp_path, init={}, **kw)  # an init is not applied on resume
+    assert again.loss_curve == straight.loss_curve
