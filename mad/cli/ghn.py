@@ -124,7 +124,9 @@ def predict_cmd(
     h = _load_ghn(ghn, device)
     with _busy("predicting parameters"):
         module = h.predict(obj, task)
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    # every name gets its own copy: tied weights (an embedding shared with the output layer) are written under
+    # each of their names, as safetensors refuses tensors that share memory
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     output.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(output))
     info = {k: v for k, v in module.ghn_info.items() if k != "graph"}

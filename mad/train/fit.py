@@ -166,7 +166,12 @@ def initialise(prepared: Prepared, spec: TaskSpec, init: str | Path | Mapping[st
         raise TrainError(f"init must be 'ghn', 'ghn:DIR', a safetensors file or a state dict, got "
                          f"{type(init).__name__}")
     own = module.state_dict()
-    missing = [k for k in own if k not in state]
+    tied: dict[tuple, list[str]] = {}  # names of one tensor (weights tied in the model): any one of them will do
+    for k, v in own.items():
+        if v.numel():
+            tied.setdefault((v.data_ptr(), tuple(v.shape), v.stride()), []).append(k)
+    alias = {k: next((n for n in names if n in state), k) for names in tied.values() for k in names}
+    missing = [k for k in own if alias.get(k, k) not in state]
     extra = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(state[k].shape)} (model {tuple(v.shape)})" for k, v in own.items()
               if k in state and tuple(state[k].shape) != tuple(v.shape)]
@@ -176,7 +181,7 @@ def initialise(prepared: Prepared, spec: TaskSpec, init: str | Path | Mapping[st
                 f"{len(shapes)} of another shape ({', '.join(shapes[:3])})" if shapes else ""]
         raise TrainError(f"init={label!r} does not match {prepared.name} on {spec.name}: tensors "
                          f"{'; '.join(w for w in what if w)}")
-    module.load_state_dict({k: state[k] for k in own})
+    module.load_state_dict({k: state[alias.get(k, k)] for k in own})
     return label
 
 

@@ -136,6 +136,38 @@ def test_train_from_predicted_parameters(ghn_dir, graph_file, tmp_path):
     assert r.exit_code == 2 and "no such file" in r.stderr
 
 
+def test_tied_weights_are_written_and_read_under_every_name(ghn_dir, tmp_path):
+    """A model whose output layer shares the embedding's weight: ``mad ghn predict`` writes the tensor under both
+    names (safetensors refuses shared memory), and ``--init`` takes that file or a training checkpoint's (which
+    keeps one name of the two) to the same start."""
+    from mad.train import TaskSpec
+
+    vocab = TaskSpec.of("chars").num_outputs
+    (tmp_path / "tied.py").write_text(
+        "import torch\n"
+        "from torch import nn\n"
+        "class Tied(nn.Module):\n"
+        f"    def __init__(self, vocab={vocab}, d=16):\n"
+        "        super().__init__()\n"
+        "        self.emb, self.mix = nn.Embedding(vocab, d), nn.Linear(d, d)\n"
+        "        self.head = nn.Linear(d, vocab, bias=False)\n"
+        "        self.head.weight = self.emb.weight\n"
+        "    def forward(self, x):\n"
+        "        return self.head(torch.relu(self.mix(self.emb(x))))\n")
+    src, out = f"{tmp_path / 'tied.py'}:Tied", tmp_path / "w.safetensors"
+    r = mad("ghn", "predict", src, "--task", "chars", "--ghn", ghn_dir, "-o", out)
+    assert r.exit_code == 0, r.output
+    state = load_file(str(out))
+    assert {"emb.weight", "head.weight"} <= set(state) and torch.equal(state["emb.weight"], state["head.weight"])
+    bpc = []
+    for k, init in enumerate([out, tmp_path / "r0" / "checkpoint" / "model.safetensors"]):
+        r = mad("train", src, "--task", "chars", "--steps", 0, "--init", init, "--json", "-o", tmp_path / f"r{k}")
+        assert r.exit_code == 0, r.output
+        bpc.append(json.loads(r.stdout)["val_bpc"])
+    assert "head.weight" not in load_file(str(tmp_path / "r0" / "checkpoint" / "model.safetensors"))
+    assert bpc[0] == bpc[1]
+
+
 def test_user_errors(ghn_dir, graph_file, tmp_path):
     r = mad("ghn", "score", graph_file, "--task", "nope", "--ghn", ghn_dir)
     assert r.exit_code == 2 and "unknown task" in r.stderr
