@@ -117,6 +117,7 @@ def predict_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print a summary as JSON.")] = False,
 ) -> None:
     """Predict every parameter of a model for a task and save its state dict (buffers included)."""
+    import torch
     from safetensors.torch import save_file
 
     _check_task(task)
@@ -124,9 +125,10 @@ def predict_cmd(
     h = _load_ghn(ghn, device)
     with _busy("predicting parameters"):
         module = h.predict(obj, task)
-    # every name gets its own copy: tied weights (an embedding shared with the output layer) are written under
-    # each of their names, as safetensors refuses tensors that share memory
-    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    # every name gets its own contiguous copy (one copy, also from a GPU): safetensors refuses tensors that share
+    # memory, so tied weights (an embedding shared with the output layer) are written under each of their names
+    state = {k: v.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
+             for k, v in module.state_dict().items()}
     output.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(output))
     info = {k: v for k, v in module.ghn_info.items() if k != "graph"}

@@ -139,7 +139,7 @@ def test_train_from_predicted_parameters(ghn_dir, graph_file, tmp_path):
 def test_tied_weights_are_written_and_read_under_every_name(ghn_dir, tmp_path):
     """A model whose output layer shares the embedding's weight: ``mad ghn predict`` writes the tensor under both
     names (safetensors refuses shared memory), and ``--init`` takes that file or a training checkpoint's (which
-    keeps one name of the two) to the same start."""
+    keeps one name of the two) to the same start. A parameter stored transposed (not contiguous) is written too."""
     from mad.train import TaskSpec
 
     vocab = TaskSpec.of("chars").num_outputs
@@ -152,6 +152,7 @@ def test_tied_weights_are_written_and_read_under_every_name(ghn_dir, tmp_path):
         "        self.emb, self.mix = nn.Embedding(vocab, d), nn.Linear(d, d)\n"
         "        self.head = nn.Linear(d, vocab, bias=False)\n"
         "        self.head.weight = self.emb.weight\n"
+        "        self.mix.weight = nn.Parameter(torch.randn(d, d).t())  # a transposed view\n"
         "    def forward(self, x):\n"
         "        return self.head(torch.relu(self.mix(self.emb(x))))\n")
     src, out = f"{tmp_path / 'tied.py'}:Tied", tmp_path / "w.safetensors"
